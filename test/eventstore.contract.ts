@@ -1,0 +1,467 @@
+import { randomUUID } from 'node:crypto';
+import { firstValueFrom, take, toArray, timeout } from 'rxjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConcurrencyConflictError, ValidationError } from '../core/errors.js';
+import { MAX_EVENT_BYTES } from '../core/eventstore/append-validation.js';
+import {
+  START,
+  type EventStore,
+  type ExpectedRevision,
+  type NewEvent,
+  type Position,
+  type RecordedEvent,
+} from '../core/eventstore/event-store.js';
+import { runGapTest } from './gap-test.js';
+
+/** What a contract run needs from an adapter. */
+export interface EventStoreHarness {
+  store: EventStore;
+  /** Another independent connection to the same log (a second process, in effect). */
+  connect(): Promise<EventStore>;
+  teardown(): Promise<void>;
+}
+
+const actor = 'contract-suite';
+const event = (type: string, data: NewEvent['data'] = {}, eventId?: string): NewEvent => ({
+  ...(eventId ? { eventId } : {}),
+  type,
+  data,
+  metadata: { actor, correlationId: 'c-1', schemaVersion: 1 },
+});
+/** Unique per test, so the suite also runs against a log shared with other runs (EventStoreDB). */
+const newStream = (category = 'contract'): string => `${category}-${randomUUID()}`;
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected the promise to reject');
+}
+
+export function eventStoreContract(adapter: string, setup: () => Promise<EventStoreHarness>): void {
+  describe(`event store contract: ${adapter}`, () => {
+    let harness: EventStoreHarness;
+    let store: EventStore;
+
+    beforeAll(async () => {
+      harness = await setup();
+      store = harness.store;
+    });
+    afterAll(async () => {
+      await harness.teardown();
+    });
+
+    describe('append', () => {
+      it('records the full envelope and answers with revision and position', async () => {
+        const streamId = newStream();
+        const eventId = randomUUID();
+        const before = await store.headPosition();
+        const result = await store.appendToStream(
+          streamId,
+          [event('StrategyCreated', { name: 'sma', n: 1.5 }, eventId)],
+          {
+            expectedRevision: 'no_stream',
+          },
+        );
+        expect(result.nextExpectedRevision).toBe(0n);
+        expect(result.position).toBeGreaterThan(before);
+        const [recorded] = await store.readStream(streamId);
+        expect(recorded).toEqual({
+          eventId,
+          type: 'StrategyCreated',
+          data: { name: 'sma', n: 1.5 },
+          metadata: { actor, correlationId: 'c-1', schemaVersion: 1 },
+          streamId,
+          revision: 0n,
+          position: result.position,
+          recordedAt: expect.any(Date) as Date,
+        });
+        expect(await store.headPosition()).toBeGreaterThanOrEqual(result.position);
+      });
+
+      it('numbers a multi-event append consecutively and reports its last event', async () => {
+        const streamId = newStream();
+        const result = await store.appendToStream(streamId, [event('A'), event('B'), event('C')]);
+        expect(result.nextExpectedRevision).toBe(2n);
+        const events = await store.readStream(streamId);
+        expect(events.map((e) => e.revision)).toEqual([0n, 1n, 2n]);
+        expect(events.map((e) => e.type)).toEqual(['A', 'B', 'C']);
+        expect(events.at(-1)?.position).toBe(result.position);
+        expect(
+          events[0]!.position < events[1]!.position && events[1]!.position < events[2]!.position,
+        ).toBe(true);
+      });
+
+      it('generates a uuid eventId when none is given', async () => {
+        const streamId = newStream();
+        await store.appendToStream(streamId, [event('A')]);
+        const [recorded] = await store.readStream(streamId);
+        expect(recorded?.eventId).toMatch(
+          /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+        );
+      });
+    });
+
+    describe('expected revision', () => {
+      const conflictCases: [string, ExpectedRevision, number][] = [
+        ['no_stream on an existing stream', 'no_stream', 2],
+        ['stream_exists on a missing stream', 'stream_exists', 0],
+        ['an exact revision that is behind', 0n, 2],
+        ['an exact revision that is ahead', 5n, 2],
+        ['an exact revision on a missing stream', 0n, 0],
+      ];
+      it.each(conflictCases)(
+        'refuses %s with a typed conflict and writes nothing',
+        async (_, expected, existing) => {
+          const streamId = newStream();
+          if (existing > 0)
+            await store.appendToStream(
+              streamId,
+              Array.from({ length: existing }, () => event('Seed')),
+            );
+          const head = await store.headPosition();
+          const error = await rejection(
+            store.appendToStream(streamId, [event('Late')], { expectedRevision: expected }),
+          );
+          expect(error).toBeInstanceOf(ConcurrencyConflictError);
+          expect(error).toMatchObject({
+            code: 'CONCURRENCY_CONFLICT',
+            streamId,
+            expected: String(expected),
+            actual: existing === 0 ? 'no_stream' : String(existing - 1),
+          });
+          expect(await store.readStream(streamId)).toHaveLength(existing);
+          expect(await store.headPosition()).toBe(head);
+        },
+      );
+
+      const acceptCases: [string, ExpectedRevision, number][] = [
+        ['no_stream on a missing stream', 'no_stream', 0],
+        ['stream_exists on an existing stream', 'stream_exists', 1],
+        ['the exact current revision', 1n, 2],
+        ['any on a missing stream', 'any', 0],
+        ['any on an existing stream', 'any', 3],
+      ];
+      it.each(acceptCases)('accepts %s', async (_, expected, existing) => {
+        const streamId = newStream();
+        if (existing > 0)
+          await store.appendToStream(
+            streamId,
+            Array.from({ length: existing }, () => event('Seed')),
+          );
+        const result = await store.appendToStream(streamId, [event('Next')], {
+          expectedRevision: expected,
+        });
+        expect(result.nextExpectedRevision).toBe(BigInt(existing));
+      });
+
+      it('lets exactly one of two racing writers with the same expected revision win', async () => {
+        const streamId = newStream();
+        await store.appendToStream(streamId, [event('Seed')]);
+        const other = await harness.connect();
+        try {
+          const outcomes = await Promise.allSettled([
+            store.appendToStream(streamId, [event('FromA')], { expectedRevision: 0n }),
+            other.appendToStream(streamId, [event('FromB')], { expectedRevision: 0n }),
+          ]);
+          expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+          const failed = outcomes.find((o) => o.status === 'rejected');
+          expect(failed?.reason).toBeInstanceOf(ConcurrencyConflictError);
+          expect(await store.readStream(streamId)).toHaveLength(2);
+        } finally {
+          if (other !== store) await other.close();
+        }
+      });
+    });
+
+    describe('idempotency', () => {
+      it('re-appending the same event ids returns the first result and writes nothing', async () => {
+        const streamId = newStream();
+        const events = [event('A', { i: 1 }, randomUUID()), event('B', { i: 2 }, randomUUID())];
+        const first = await store.appendToStream(streamId, events, {
+          expectedRevision: 'no_stream',
+        });
+        const head = await store.headPosition();
+        // A retry after a lost answer carries the same, now stale, expected revision.
+        const again = await store.appendToStream(streamId, events, {
+          expectedRevision: 'no_stream',
+        });
+        expect(again).toEqual(first);
+        expect(await store.readStream(streamId)).toHaveLength(2);
+        expect(await store.headPosition()).toBe(head);
+      });
+
+      it('refuses an append that repeats only some recorded ids, and writes nothing', async () => {
+        const streamId = newStream();
+        const a = event('A', {}, randomUUID());
+        await store.appendToStream(streamId, [a]);
+        const error = await rejection(
+          store.appendToStream(streamId, [a, event('B', {}, randomUUID())]),
+        );
+        expect(error).toBeInstanceOf(ValidationError);
+        expect(error).toMatchObject({ code: 'EVENT_ID_REUSED' });
+        expect(await store.readStream(streamId)).toHaveLength(1);
+      });
+
+      it('refuses an event id already recorded in another stream', async () => {
+        const a = event('A', {}, randomUUID());
+        await store.appendToStream(newStream(), [a]);
+        const other = newStream();
+        const error = await rejection(store.appendToStream(other, [a]));
+        expect(error).toMatchObject({ code: 'EVENT_ID_REUSED' });
+        expect(await store.readStream(other)).toHaveLength(0);
+      });
+
+      it('treats concurrent identical appends as one', async () => {
+        const streamId = newStream();
+        const events = [event('A', {}, randomUUID())];
+        const other = await harness.connect();
+        try {
+          const results = await Promise.allSettled([
+            store.appendToStream(streamId, events),
+            other.appendToStream(streamId, events),
+          ]);
+          expect(results.every((r) => r.status === 'fulfilled')).toBe(true);
+          expect(await store.readStream(streamId)).toHaveLength(1);
+        } finally {
+          if (other !== store) await other.close();
+        }
+      });
+    });
+
+    describe('bad input', () => {
+      const cyclic: Record<string, unknown> = {};
+      cyclic['self'] = cyclic;
+      const cases: [string, string, () => [string, NewEvent[]]][] = [
+        ['an empty event list', 'EMPTY_EVENT_LIST', () => [newStream(), []]],
+        ['a stream id without a category', 'INVALID_STREAM_ID', () => ['nocategory', [event('A')]]],
+        ['a stream id with a space', 'INVALID_STREAM_ID', () => ['bad stream-1', [event('A')]]],
+        ['a reserved $ stream id', 'INVALID_STREAM_ID', () => ['$all-1', [event('A')]]],
+        [
+          'a bigint in data',
+          'EVENT_NOT_SERIALIZABLE',
+          () => [newStream(), [event('A', { n: 1n } as never)]],
+        ],
+        [
+          'NaN in data',
+          'EVENT_NOT_SERIALIZABLE',
+          () => [newStream(), [event('A', { n: Number.NaN })]],
+        ],
+        [
+          'undefined in data',
+          'EVENT_NOT_SERIALIZABLE',
+          () => [newStream(), [event('A', { n: undefined } as never)]],
+        ],
+        [
+          'a Date in data',
+          'EVENT_NOT_SERIALIZABLE',
+          () => [newStream(), [event('A', { at: new Date() } as never)]],
+        ],
+        [
+          'a cycle in data',
+          'EVENT_NOT_SERIALIZABLE',
+          () => [newStream(), [event('A', cyclic as never)]],
+        ],
+        [
+          'an event over 1 MiB',
+          'EVENT_TOO_LARGE',
+          () => [newStream(), [event('A', { blob: 'x'.repeat(MAX_EVENT_BYTES) })]],
+        ],
+        [
+          'a missing actor',
+          'MISSING_ACTOR',
+          () => [newStream(), [{ type: 'A', data: {}, metadata: {} as never }]],
+        ],
+        [
+          'a blank actor',
+          'MISSING_ACTOR',
+          () => [newStream(), [{ type: 'A', data: {}, metadata: { actor: '  ' } }]],
+        ],
+        [
+          'an invalid event type',
+          'INVALID_EVENT_TYPE',
+          () => [newStream(), [event('no spaces allowed')]],
+        ],
+        [
+          'an eventId that is not a uuid',
+          'INVALID_EVENT_ID',
+          () => [newStream(), [event('A', {}, 'abc')]],
+        ],
+        [
+          'an eventId twice in one append',
+          'DUPLICATE_EVENT_ID',
+          () => {
+            const id = randomUUID();
+            return [newStream(), [event('A', {}, id), event('B', {}, id)]];
+          },
+        ],
+        [
+          'one bad event among good ones',
+          'EVENT_NOT_SERIALIZABLE',
+          () => [newStream(), [event('A'), event('B', { n: Number.POSITIVE_INFINITY })]],
+        ],
+      ];
+      it.each(cases)('refuses %s with %s and writes nothing', async (_, code, make) => {
+        const [streamId, events] = make();
+        const head = await store.headPosition();
+        const error = await rejection(store.appendToStream(streamId, events));
+        expect(error).toBeInstanceOf(ValidationError);
+        expect(error).toMatchObject({ code });
+        expect((error as Error).message.length).toBeGreaterThan(10);
+        expect(await store.headPosition()).toBe(head);
+      });
+
+      it('refuses a negative expected revision', async () => {
+        const error = await rejection(
+          store.appendToStream(newStream(), [event('A')], { expectedRevision: -1n }),
+        );
+        expect(error).toMatchObject({ code: 'INVALID_EXPECTED_REVISION' });
+      });
+    });
+
+    describe('reading a stream', () => {
+      let streamId: string;
+      let events: RecordedEvent[];
+      beforeAll(async () => {
+        streamId = newStream();
+        for (let i = 0; i < 5; i++) {
+          await store.appendToStream(streamId, [event(`E${i}`, { i })]);
+          await sleep(5); // distinct commit instants
+        }
+        events = await store.readStream(streamId);
+      });
+
+      it('reads forwards and backwards', async () => {
+        expect(events.map((e) => e.revision)).toEqual([0n, 1n, 2n, 3n, 4n]);
+        const backwards = await store.readStream(streamId, { direction: 'backwards' });
+        expect(backwards.map((e) => e.revision)).toEqual([4n, 3n, 2n, 1n, 0n]);
+      });
+
+      it('reads from and to a revision, and at most maxCount', async () => {
+        const range = await store.readStream(streamId, { fromRevision: 1n, toRevision: 3n });
+        expect(range.map((e) => e.revision)).toEqual([1n, 2n, 3n]);
+        const lastTwo = await store.readStream(streamId, { direction: 'backwards', maxCount: 2 });
+        expect(lastTwo.map((e) => e.revision)).toEqual([4n, 3n]);
+        const firstTwo = await store.readStream(streamId, { fromRevision: 2n, maxCount: 2 });
+        expect(firstTwo.map((e) => e.revision)).toEqual([2n, 3n]);
+      });
+
+      it('reads up to a global position', async () => {
+        const upTo = await store.readStream(streamId, { toPosition: events[2]!.position });
+        expect(upTo.map((e) => e.revision)).toEqual([0n, 1n, 2n]);
+      });
+
+      it('reads up to an instant (recordedAt <= T)', async () => {
+        const asOf = await store.readStream(streamId, { toInstant: events[1]!.recordedAt });
+        expect(asOf.map((e) => e.revision)).toEqual([0n, 1n]);
+        const before = await store.readStream(streamId, {
+          toInstant: new Date(events[0]!.recordedAt.getTime() - 1),
+        });
+        expect(before).toEqual([]);
+      });
+
+      it('reads an unknown stream as empty', async () => {
+        expect(await store.readStream(newStream())).toEqual([]);
+      });
+    });
+
+    describe('$all and time', () => {
+      it('reads $all in strictly increasing position order, in batches, from a position', async () => {
+        const start = await store.headPosition();
+        const streams = [newStream(), newStream(), newStream()];
+        for (let i = 0; i < 12; i++)
+          await store.appendToStream(streams[i % 3]!, [event('Tick', { i })]);
+        const seen: RecordedEvent[] = [];
+        let after: Position = start;
+        for (;;) {
+          const batch = await store.readAll({ after, maxCount: 5 });
+          expect(batch.length).toBeLessThanOrEqual(5);
+          if (batch.length === 0) break;
+          seen.push(...batch);
+          after = batch.at(-1)!.position;
+        }
+        const ours = seen.filter((e) => streams.includes(e.streamId));
+        expect(ours.map((e) => e.data)).toEqual(Array.from({ length: 12 }, (_, i) => ({ i })));
+        for (let i = 1; i < seen.length; i++)
+          expect(seen[i]!.position).toBeGreaterThan(seen[i - 1]!.position);
+        const capped = await store.readAll({
+          after: start,
+          toPosition: ours[3]!.position,
+          maxCount: 1000,
+        });
+        expect(capped.at(-1)?.position).toBe(ours[3]!.position);
+      });
+
+      it('records non-decreasing commit times along positions', async () => {
+        const start = await store.headPosition();
+        await Promise.all(
+          Array.from({ length: 20 }, () => store.appendToStream(newStream(), [event('T')])),
+        );
+        const all = await store.readAll({ after: start, maxCount: 1000 });
+        for (let i = 1; i < all.length; i++) {
+          expect(all[i]!.recordedAt.getTime()).toBeGreaterThanOrEqual(
+            all[i - 1]!.recordedAt.getTime(),
+          );
+        }
+      });
+
+      it('resolves an instant to the last position recorded at or before it', async () => {
+        const streamId = newStream();
+        await store.appendToStream(streamId, [event('A')]);
+        await sleep(5);
+        await store.appendToStream(streamId, [event('B')]);
+        const [a, b] = await store.readStream(streamId);
+        expect(await store.positionAt(a!.recordedAt)).toBeGreaterThanOrEqual(a!.position);
+        expect(await store.positionAt(a!.recordedAt)).toBeLessThan(b!.position);
+        expect(await store.positionAt(b!.recordedAt)).toBeGreaterThanOrEqual(b!.position);
+        expect(await store.positionAt(new Date(Date.now() + 60_000))).toBe(
+          await store.headPosition(),
+        );
+        expect(await store.positionAt(new Date('2000-01-01T00:00:00Z'))).toBe(START);
+      });
+    });
+
+    describe('subscription to $all', () => {
+      it('catches up, then delivers live events, in order', async () => {
+        const streamId = newStream();
+        const start = await store.headPosition();
+        await store.appendToStream(streamId, [event('Old', { i: 0 }), event('Old', { i: 1 })]);
+        const received = firstValueFrom(
+          store.subscribeToAll({ after: start }).pipe(take(4), toArray(), timeout(20_000)),
+        );
+        await sleep(50);
+        await store.appendToStream(streamId, [event('New', { i: 2 })]);
+        await store.appendToStream(streamId, [event('New', { i: 3 })]);
+        const events = (await received).filter((e) => e.streamId === streamId);
+        expect(events.map((e) => e.data)).toEqual([{ i: 0 }, { i: 1 }, { i: 2 }, { i: 3 }]);
+        expect(events.map((e) => e.type)).toEqual(['Old', 'Old', 'New', 'New']);
+      });
+
+      it('resumes after a checkpoint without repeating it', async () => {
+        const streamId = newStream();
+        await store.appendToStream(streamId, [event('A'), event('B'), event('C')]);
+        const [a] = await store.readStream(streamId);
+        const next = await firstValueFrom(
+          store.subscribeToAll({ after: a!.position }).pipe(take(2), toArray(), timeout(20_000)),
+        );
+        expect(next.map((e) => e.type)).toEqual(['B', 'C']);
+      });
+
+      it('delivers every committed event exactly once, in order, while 8 writers append 20,000 events (gap test)', async () => {
+        const report = await runGapTest({
+          store,
+          connect: () => harness.connect(),
+          writers: 8,
+          events: 20_000,
+        });
+        expect(report.missing).toEqual([]);
+        expect(report.duplicates).toEqual([]);
+        expect(report.outOfOrder).toEqual([]);
+        expect(report.received).toBe(20_000);
+      }, 300_000);
+    });
+  });
+}
