@@ -1,9 +1,11 @@
 // @ts-check
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import { builtinModules } from 'node:module';
 
 const infrastructure = [
   'node:*',
+  ...builtinModules,
   'pg',
   'pg-*',
   'ioredis',

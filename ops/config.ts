@@ -1,0 +1,77 @@
+import { z } from 'zod';
+
+/** Blank means unset, so `PORT=` in a .env file falls back to the default instead of failing. */
+const optional = <T extends z.ZodType>(schema: T) =>
+  z.preprocess(
+    (value) => (typeof value === 'string' && value.trim() === '' ? undefined : value),
+    schema.optional(),
+  );
+
+const postgresUrl = z
+  .string()
+  .trim()
+  .refine(
+    (value) => /^postgres(ql)?:\/\/.+/.test(value),
+    'expected a postgres:// or postgresql:// URL',
+  );
+
+/**
+ * Every environment variable QCAT reads, in one place. README.md's configuration table mirrors
+ * this schema; `configuration.unit.spec.ts` keeps them in step.
+ */
+export const configSchema = z
+  .object({
+    PORT: optional(z.coerce.number().int().min(0).max(65535)).default(8082),
+    HOST: optional(z.string().trim()).default('127.0.0.1'),
+    LOG_LEVEL: optional(
+      z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    ).default('info'),
+    DATABASE_URL: optional(postgresUrl),
+    QCAT_DATA_DIR: optional(z.string().trim()).default('.qcat-data'),
+    EVENT_STORE: optional(z.enum(['postgres', 'eventstoredb'])).default('postgres'),
+    EVENTSTORE_URL: optional(
+      z
+        .string()
+        .trim()
+        .refine(
+          (value) => value.startsWith('esdb://') || value.startsWith('esdb+discover://'),
+          'expected an esdb:// URL',
+        ),
+    ),
+    REDIS_URL: optional(
+      z
+        .string()
+        .trim()
+        .refine((value) => /^rediss?:\/\/.+/.test(value), 'expected a redis:// or rediss:// URL'),
+    ),
+  })
+  .superRefine((config, context) => {
+    if (config.EVENT_STORE === 'eventstoredb' && !config.EVENTSTORE_URL) {
+      context.addIssue({
+        code: 'custom',
+        path: ['EVENTSTORE_URL'],
+        message: 'required when EVENT_STORE=eventstoredb',
+      });
+    }
+  });
+
+export type Config = z.infer<typeof configSchema>;
+
+/** Thrown at start-up; its message names every bad variable and what it expects. */
+export class ConfigurationError extends Error {}
+
+/** Hides a password in a URL-shaped value, so errors and logs never carry one. */
+export const redact = (value: string): string =>
+  value.replace(/\/\/([^:/@]+):[^@/]*@/, '//$1:***@');
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = configSchema.safeParse(env);
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map((issue) => {
+    const name = issue.path.join('.');
+    const value = env[name];
+    const shown = value === undefined ? 'unset' : `'${redact(value)}'`;
+    return `  ${name} (${shown}): ${issue.message}`;
+  });
+  throw new ConfigurationError(`invalid configuration:\n${lines.join('\n')}`);
+}

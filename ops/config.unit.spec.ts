@@ -1,0 +1,80 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { ConfigurationError, configSchema, loadConfig, redact } from './config.js';
+
+const failure = (env: NodeJS.ProcessEnv): string => {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigurationError);
+    return (error as Error).message;
+  }
+  throw new Error('expected the configuration to be refused');
+};
+
+describe('configuration', () => {
+  it('has defaults for everything optional', () => {
+    expect(loadConfig({})).toEqual({
+      PORT: 8082,
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      QCAT_DATA_DIR: '.qcat-data',
+      EVENT_STORE: 'postgres',
+    });
+  });
+
+  it('treats a blank value as unset', () => {
+    expect(loadConfig({ PORT: '  ', DATABASE_URL: '' })).toMatchObject({ PORT: 8082 });
+    expect(loadConfig({ DATABASE_URL: '' }).DATABASE_URL).toBeUndefined();
+  });
+
+  it('reads given values', () => {
+    const config = loadConfig({
+      PORT: '9000',
+      DATABASE_URL: 'postgres://u:p@db:5432/qcat',
+      REDIS_URL: 'redis://cache:6379',
+      EVENT_STORE: 'eventstoredb',
+      EVENTSTORE_URL: 'esdb://esdb:2113?tls=false',
+    });
+    expect(config).toMatchObject({
+      PORT: 9000,
+      EVENT_STORE: 'eventstoredb',
+      REDIS_URL: 'redis://cache:6379',
+    });
+  });
+
+  it.each([
+    [{ PORT: 'eighty' }, 'PORT'],
+    [{ PORT: '70000' }, 'PORT'],
+    [{ PORT: '-1' }, 'PORT'],
+    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+    [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL'],
+    [{ REDIS_URL: 'localhost:6379' }, 'REDIS_URL'],
+    [{ EVENT_STORE: 'kafka' }, 'EVENT_STORE'],
+    [{ EVENT_STORE: 'eventstoredb' }, 'EVENTSTORE_URL'],
+  ])('refuses %o naming %s', (env, name) => {
+    expect(failure(env)).toMatch(new RegExp(`^  ${name} \\(`, 'm'));
+  });
+
+  it('names every bad variable at once, and never prints a password', () => {
+    const message = failure({ PORT: 'x', DATABASE_URL: 'mysql://admin:hunter2@db/qcat' });
+    expect(message).toContain('PORT');
+    expect(message).toContain('DATABASE_URL');
+    expect(message).not.toContain('hunter2');
+  });
+
+  it('redacts passwords in URLs', () => {
+    expect(redact('postgres://qcat:s3cret@db:5432/qcat')).toBe('postgres://qcat:***@db:5432/qcat');
+    expect(redact('redis://cache:6379')).toBe('redis://cache:6379');
+  });
+
+  it('is documented, variable by variable, in the README configuration table', () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const table = readme.slice(readme.indexOf('## Configuration'), readme.indexOf('## Commands'));
+    const documented = [...table.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((match) => match[1]);
+    const declared = Object.keys(configSchema.shape);
+    for (const name of declared) expect(documented).toContain(name);
+    const testOnly = ['TEST_DATABASE_URL', 'BENCH_DATABASE_URL'];
+    for (const name of documented) expect([...declared, ...testOnly]).toContain(name);
+  });
+});
