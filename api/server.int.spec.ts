@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventLogMigrations } from '../core/adapters/postgres/migrations.js';
 import { loadConfig } from '../ops/config.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/test-database.js';
 import { startServer, type RunningServer } from './server.js';
@@ -33,7 +34,7 @@ describe('QCAT server over real HTTP', () => {
       const { rows } = await client.query<{ version: number }>(
         'SELECT version FROM qcat_migrations ORDER BY version',
       );
-      expect(rows.map((row) => row.version)).toEqual([1]);
+      expect(rows.map((row) => row.version)).toEqual(eventLogMigrations.map((m) => m.version));
     } finally {
       await client.end();
     }

@@ -1,15 +1,16 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from '../ops/config.js';
-import { openRuntime } from '../ops/runtime.js';
+import { openRuntime, type Runtime } from '../ops/runtime.js';
 import { app } from './app.js';
 
 export interface RunningServer {
   fastify: FastifyInstance;
+  runtime: Runtime;
   url: string;
   stop(): Promise<void>;
 }
 
-/** Starts QCAT: infrastructure first, then HTTP; `stop()` undoes both in reverse. */
+/** Starts QCAT: infrastructure, projections, then HTTP; `stop()` undoes them in reverse. */
 export async function startServer(config: Config): Promise<RunningServer> {
   const fastify = Fastify({ logger: { level: config.LOG_LEVEL } });
   const log = {
@@ -22,6 +23,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   };
   const runtime = await openRuntime(config, log);
   try {
+    await runtime.projections.start();
     await fastify.register(app, {
       eventStore: runtime.eventStore,
       eventStoreKind: config.EVENT_STORE,
@@ -29,6 +31,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     const url = await fastify.listen({ port: config.PORT, host: config.HOST });
     return {
       fastify,
+      runtime,
       url,
       stop: async () => {
         await fastify.close();

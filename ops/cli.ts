@@ -5,6 +5,10 @@ import { migrate } from '../core/adapters/postgres/migrations.js';
 import { toError } from '../core/errors.js';
 import { startServer } from '../api/server.js';
 import { ConfigurationError, loadConfig, redact } from './config.js';
+import { openRuntime, type Runtime } from './runtime.js';
+
+/** A mistake in how the command was called: its message is the whole answer. */
+class UsageError extends Error {}
 
 const program = new Command()
   .name('qcat')
@@ -57,13 +61,96 @@ program
     }
   });
 
+/** The runtime without HTTP, for one-off commands; closed when the work is done. */
+async function withRuntime<T>(work: (runtime: Runtime) => Promise<T>): Promise<T> {
+  const quiet = {
+    info: () => undefined,
+    warn: (message: string) => {
+      console.error(message);
+    },
+  };
+  const runtime = await openRuntime(loadConfig(), quiet);
+  try {
+    return await work(runtime);
+  } finally {
+    await runtime.close();
+  }
+}
+
+const projections = program.command('projections').description('inspect and rebuild read models');
+
+projections
+  .command('status')
+  .description('every projection: state, checkpoint, head, lag, leader and last error')
+  .option('--json', 'print JSON instead of a table')
+  .action(async (options: { json?: boolean }) => {
+    const rows = await withRuntime(async (runtime) => {
+      await runtime.projections.register();
+      return runtime.projections.status();
+    });
+    if (options.json) {
+      console.log(
+        JSON.stringify(
+          rows,
+          (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value),
+          2,
+        ),
+      );
+      return;
+    }
+    console.table(
+      rows.map((row) => ({
+        name: row.name,
+        kind: row.kind,
+        state: row.state,
+        checkpoint: row.checkpoint.toString(),
+        head: row.head.toString(),
+        lag: row.lag.toString(),
+        leader: row.leader ?? '',
+        error: row.error ? `at ${row.error.position.toString()}: ${row.error.message}` : '',
+      })),
+    );
+  });
+
+projections
+  .command('rebuild')
+  .description(
+    'rebuild NAME from position 0 into a shadow copy while the live one serves, then switch',
+  )
+  .argument('<name>', 'projection name (see `qcat projections status`)')
+  .action(async (name: string) => {
+    await withRuntime(async (runtime) => {
+      await runtime.projections.register();
+      const target = runtime.projections.target(name);
+      if (!target) {
+        throw new UsageError(
+          `unknown projection '${name}'; known: ${runtime.projections.names().join(', ')}`,
+        );
+      }
+      const started = Date.now();
+      let reported = 0;
+      const result = await target.rebuild(runtime.eventStore, {
+        onProgress: (progress) => {
+          if (Date.now() - reported < 1000) return;
+          reported = Date.now();
+          console.error(
+            `${name}: ${progress.events} events, at position ${progress.checkpoint.toString()}`,
+          );
+        },
+      });
+      const seconds = (Date.now() - started) / 1000;
+      console.log(
+        `${name}: rebuilt generation ${result.generation} from ${result.events} events up to position ${result.checkpoint.toString()} in ${seconds.toFixed(1)} s; now live`,
+      );
+    });
+  });
+
 program.parseAsync().catch((error: unknown) => {
   const failure = toError(error);
   // Expected failures get their message; anything else also gets its stack for the operator.
+  const expected = failure instanceof ConfigurationError || failure instanceof UsageError;
   console.error(
-    failure instanceof ConfigurationError
-      ? failure.message
-      : `qcat: ${failure.stack ?? failure.message}`,
+    expected ? `qcat: ${failure.message}` : `qcat: ${failure.stack ?? failure.message}`,
   );
   process.exit(1);
 });

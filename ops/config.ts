@@ -44,6 +44,12 @@ export const configSchema = z
         .trim()
         .refine((value) => /^rediss?:\/\/.+/.test(value), 'expected a redis:// or rediss:// URL'),
     ),
+    QCAT_REDIS_PREFIX: optional(
+      z
+        .string()
+        .trim()
+        .regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'expected letters, digits and _.:- (at most 64)'),
+    ).default('qcat:'),
   })
   .superRefine((config, context) => {
     if (config.EVENT_STORE === 'eventstoredb' && !config.EVENTSTORE_URL) {

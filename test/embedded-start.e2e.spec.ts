@@ -1,76 +1,33 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-store.js';
+import { startQcat } from './support/qcat-process.js';
 
-const root = new URL('..', import.meta.url).pathname;
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => {
-        resolve(typeof address === 'object' && address ? address.port : 0);
-      });
-    });
-  });
-
-interface Started {
-  child: ChildProcess;
-  output: () => string;
-}
-
-/** `qcat serve` as `npm start` runs it, with no DATABASE_URL: the embedded default. */
-async function serve(dataDir: string, port: number): Promise<Started> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'ops/cli.ts', 'serve'], {
-    cwd: root,
-    env: {
-      ...process.env,
-      DATABASE_URL: '',
-      QCAT_DATA_DIR: dataDir,
-      PORT: String(port),
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const deadline = Date.now() + 90_000;
-  while (!output.includes('Server listening')) {
-    if (child.exitCode !== null)
-      throw new Error(`qcat serve exited with ${child.exitCode}:\n${output}`);
-    if (Date.now() > deadline) throw new Error(`qcat serve did not start in 90 s:\n${output}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return { child, output: () => output };
-}
-
-async function stop(started: Started): Promise<number | null> {
-  const exited = new Promise<number | null>((resolve) => started.child.once('exit', resolve));
-  started.child.kill('SIGTERM');
-  return exited;
-}
+const listeningUrl = (output: string): string => {
+  const url = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1];
+  if (!url) throw new Error(`no listening address in:\n${output}`);
+  return url;
+};
 
 describe('npm start without DATABASE_URL (embedded PostgreSQL)', () => {
   const parent = mkdtempSync(join(tmpdir(), 'qcat-e2e-'));
   chmodSync(parent, 0o711); // the embedded server's postgres user must pass through
   const dataDir = join(parent, 'data');
+  // `qcat serve` as `npm start` runs it, with no DATABASE_URL: the embedded default.
+  const env = { DATABASE_URL: '', REDIS_URL: '', QCAT_DATA_DIR: dataDir };
   afterAll(() => {
     rmSync(parent, { recursive: true, force: true });
   });
 
-  it('starts a real PostgreSQL, serves /health, keeps the log across a restart and stops cleanly', async () => {
-    const port = await freePort();
-    const first = await serve(dataDir, port);
+  it('starts a real PostgreSQL, serves /health, keeps the log across restarts and a kill -9, and stops cleanly', async () => {
+    const first = await startQcat(env);
     try {
       expect(first.output()).toContain('DATABASE_URL is not set; starting the embedded server');
       expect(first.output()).toContain('Redis: REDIS_URL is not set');
-      const health = await fetch(`http://127.0.0.1:${port}/health`);
+      const health = await fetch(`${listeningUrl(first.output())}/health`);
       expect(await health.json()).toMatchObject({ status: 'ok', headPosition: '0' });
 
       // Write one event straight into the embedded server (its port is in the log, its password beside it).
@@ -86,7 +43,7 @@ describe('npm start without DATABASE_URL (embedded PostgreSQL)', () => {
       await store.close();
       expect(first.output()).not.toContain(password);
     } finally {
-      expect(await stop(first)).toBe(0);
+      expect(await first.stop()).toBe(0);
     }
 
     if (process.getuid?.() === 0) {
@@ -94,12 +51,18 @@ describe('npm start without DATABASE_URL (embedded PostgreSQL)', () => {
       expect(statSync(join(dataDir, 'postgres')).uid).not.toBe(0);
     }
 
-    const second = await serve(dataDir, port);
+    const second = await startQcat(env);
+    const health = await fetch(`${listeningUrl(second.output())}/health`);
+    expect(await health.json()).toMatchObject({ status: 'ok', headPosition: '1' });
+    // kill -9 leaves the embedded server running without its parent; the next start must cope.
+    await second.crash();
+
+    const third = await startQcat(env);
     try {
-      const health = await fetch(`http://127.0.0.1:${port}/health`);
-      expect(await health.json()).toMatchObject({ status: 'ok', headPosition: '1' });
+      const after = await fetch(`${listeningUrl(third.output())}/health`);
+      expect(await after.json()).toMatchObject({ status: 'ok', headPosition: '1' });
     } finally {
-      expect(await stop(second)).toBe(0);
+      expect(await third.stop()).toBe(0);
     }
   }, 240_000);
 });

@@ -126,6 +126,42 @@ export const eventLogMigrations: readonly Migration[] = [
       $fn$;
     `,
   },
+  {
+    version: 2,
+    name: 'idempotency keys',
+    sql: `
+      CREATE TABLE qcat_idempotency (
+        key          text        PRIMARY KEY,
+        command_hash text        NOT NULL,
+        result       jsonb,
+        claimed_at   timestamptz NOT NULL DEFAULT now(),
+        completed_at timestamptz
+      );
+      CREATE INDEX qcat_idempotency_claimed_at ON qcat_idempotency (claimed_at);
+    `,
+  },
+  {
+    version: 3,
+    name: 'projection registry',
+    sql: `
+      -- One row per projection: where its live copy is, how far it got, what stopped it.
+      CREATE TABLE qcat_projections (
+        name           text        PRIMARY KEY,
+        kind           text        NOT NULL,
+        version        integer     NOT NULL,
+        generation     integer     NOT NULL DEFAULT 1,
+        checkpoint     bigint      NOT NULL DEFAULT 0,
+        error_position bigint,
+        error_message  text,
+        error_at       timestamptz,
+        leader         text,
+        updated_at     timestamptz NOT NULL DEFAULT now()
+      );
+      -- Queries read projections through views here, so a rebuilt copy can replace the live one
+      -- in one transaction.
+      CREATE SCHEMA IF NOT EXISTS qcat_read;
+    `,
+  },
 ];
 
 /** Arbitrary constant: the advisory lock that serialises concurrent migrators. */

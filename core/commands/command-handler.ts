@@ -1,0 +1,182 @@
+import { v5 as uuidv5 } from 'uuid';
+import type { Decider, DomainEvent } from '../decider.js';
+import { ConcurrencyConflictError, ValidationError } from '../errors.js';
+import type { EventStore, JsonValue, NewEvent, RecordedEvent } from '../eventstore/event-store.js';
+import { Upcasters } from '../eventstore/upcasting.js';
+import {
+  IdempotencyInProgressError,
+  IdempotencyKeyReusedError,
+  type CommandResult,
+  type IdempotencyStore,
+} from './idempotency.js';
+
+export interface CommandContext {
+  /** Who issues the command; recorded on every event it produces. */
+  actor: string;
+  /** Id of this command; default a new uuid. */
+  commandId?: string;
+  /** Shared by everything one request or process caused; default the command id. */
+  correlationId?: string;
+  /** The message (command or event) that caused this command; default the command id. */
+  causationId?: string;
+  /** The same key with the same command returns the first result and writes nothing. */
+  idempotencyKey?: string;
+  /** From the client (If-Match): a mismatch is the client's conflict and is not retried. */
+  expectedRevision?: bigint;
+}
+
+export interface CommandHandlerOptions {
+  eventStore: EventStore;
+  idempotency: IdempotencyStore;
+  upcasters?: Upcasters;
+  /** Re-load and re-decide this many times after a concurrency conflict; default 5. */
+  maxRetries?: number;
+  random?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+  newId?: () => string;
+}
+
+/** Namespace for event ids derived from idempotency keys (uuid v5). */
+const EVENT_ID_NAMESPACE = '4b0b2f7e-52a1-4c5e-9d34-6f0e2a8c1d17';
+
+/** JSON with object keys sorted, so equal commands hash equally whatever their key order. */
+function canonicalJson(value: JsonValue): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const keys = Object.keys(value).sort();
+    return `{${keys.map((key) => `${JSON.stringify(key)}:${canonicalJson(value[key] ?? null)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+async function sha256(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, '0')).join('');
+}
+
+/**
+ * Load the stream, fold it, decide, append with the revision that was read. On a concurrency
+ * conflict it re-loads and re-decides (bounded, with jitter), then gives up with the conflict.
+ */
+export class CommandHandler {
+  private readonly upcasters: Upcasters;
+  private readonly maxRetries: number;
+  private readonly random: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly newId: () => string;
+
+  constructor(private readonly options: CommandHandlerOptions) {
+    this.upcasters = options.upcasters ?? new Upcasters();
+    this.maxRetries = options.maxRetries ?? 5;
+    this.random = options.random ?? Math.random;
+    this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.newId = options.newId ?? (() => crypto.randomUUID());
+  }
+
+  /** The stream folded into the decider's state, with the revision and position it was read at. */
+  async load<State, Command, Event extends DomainEvent>(
+    decider: Decider<State, Command, Event>,
+    streamId: string,
+  ): Promise<{ state: State; revision: bigint; position: bigint }> {
+    const events = await this.options.eventStore.readStream(streamId);
+    let state = decider.initialState();
+    for (const recorded of events)
+      state = decider.evolve(state, decider.parseEvent(this.toDomainEvent(recorded)));
+    const last = events.at(-1);
+    return { state, revision: last?.revision ?? -1n, position: last?.position ?? 0n };
+  }
+
+  async handle<State, Command extends JsonValue, Event extends DomainEvent>(
+    decider: Decider<State, Command, Event>,
+    streamId: string,
+    command: Command,
+    context: CommandContext,
+  ): Promise<CommandResult> {
+    if (context.actor.trim() === '')
+      throw new ValidationError('MISSING_ACTOR', 'a command needs an actor');
+    const key = context.idempotencyKey;
+    if (key === undefined) return this.run(decider, streamId, command, context, undefined);
+
+    const scopedKey = `${context.actor}:${key}`;
+    const commandHash = await sha256(canonicalJson([streamId, command]));
+    const claim = await this.options.idempotency.claim(scopedKey, commandHash);
+    switch (claim.status) {
+      case 'completed':
+        return claim.result;
+      case 'mismatch':
+        throw new IdempotencyKeyReusedError(key);
+      case 'in_progress':
+        throw new IdempotencyInProgressError(key);
+      case 'claimed':
+        break;
+    }
+    try {
+      const result = await this.run(
+        decider,
+        streamId,
+        command,
+        context,
+        `${scopedKey}:${commandHash}`,
+      );
+      await this.options.idempotency.complete(scopedKey, result);
+      return result;
+    } catch (error) {
+      await this.options.idempotency.release(scopedKey);
+      throw error;
+    }
+  }
+
+  private async run<State, Command extends JsonValue, Event extends DomainEvent>(
+    decider: Decider<State, Command, Event>,
+    streamId: string,
+    command: Command,
+    context: CommandContext,
+    eventIdSeed: string | undefined,
+  ): Promise<CommandResult> {
+    const commandId = context.commandId ?? this.newId();
+    for (let attempt = 0; ; attempt++) {
+      const { state, revision, position } = await this.load(decider, streamId);
+      if (context.expectedRevision !== undefined && context.expectedRevision !== revision) {
+        throw new ConcurrencyConflictError(
+          streamId,
+          String(context.expectedRevision),
+          revision === -1n ? 'no_stream' : String(revision),
+        );
+      }
+      const decided = decider.decide(command, state);
+      if (decided.length === 0)
+        return { streamId, nextExpectedRevision: revision, position, eventCount: 0 };
+      const events: NewEvent[] = decided.map((event, index) => ({
+        // Derived from the idempotency key, so even a racing duplicate cannot write twice.
+        eventId: eventIdSeed ? uuidv5(`${eventIdSeed}:${index}`, EVENT_ID_NAMESPACE) : this.newId(),
+        type: event.type,
+        data: event.data,
+        metadata: {
+          actor: context.actor,
+          correlationId: context.correlationId ?? commandId,
+          causationId: context.causationId ?? commandId,
+          schemaVersion: this.upcasters.currentVersion(event.type),
+        },
+      }));
+      try {
+        const result = await this.options.eventStore.appendToStream(streamId, events, {
+          expectedRevision: revision === -1n ? 'no_stream' : revision,
+        });
+        return { streamId, ...result, eventCount: events.length };
+      } catch (error) {
+        const retry = error instanceof ConcurrencyConflictError && attempt < this.maxRetries;
+        if (!retry) throw error;
+        await this.sleep(this.random() * 10 * 2 ** attempt);
+      }
+    }
+  }
+
+  private toDomainEvent(recorded: RecordedEvent): DomainEvent {
+    const current = this.upcasters.apply(recorded);
+    const data = current.data;
+    if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+      throw new Error(`event ${recorded.eventId} in ${recorded.streamId} has no object data`);
+    }
+    return { type: current.type, data };
+  }
+}

@@ -1,0 +1,226 @@
+import type { Redis } from 'ioredis';
+import type pg from 'pg';
+import type { EventStore } from '../core/eventstore/event-store.js';
+import type { Upcasters } from '../core/eventstore/upcasting.js';
+import { LEADER_ALIVE_SQL, Leadership } from './leadership.js';
+import { PostgresTarget } from './postgres-target.js';
+import type { Projection, ProjectionStatus } from './projection.js';
+import { ProjectionRunner, type ProjectionTarget } from './projection-runner.js';
+import { RedisTarget } from './redis-target.js';
+
+export interface ProjectionServiceOptions {
+  pool: pg.Pool;
+  connectionString: string;
+  eventStore: EventStore;
+  projections: readonly Projection[];
+  /** Needed by Redis views; without it they are left out (and `skipped` says so). */
+  redis?: Redis;
+  redisPrefix?: string;
+  /** Names this process in the registry's `leader` column. */
+  instanceId: string;
+  upcasters?: Upcasters;
+  batchSize?: number;
+  /** How often a standby process tries to take over a projection; default 2 s. */
+  leadershipIntervalMs?: number;
+  retryDelayMs?: number;
+  log?: (message: string) => void;
+}
+
+type Target = (PostgresTarget | RedisTarget) & ProjectionTarget;
+
+/**
+ * Runs this process's share of the projections: each projection is led by exactly one process
+ * (advisory lock); the others stand by and take over when the leader goes away.
+ */
+export class ProjectionService {
+  private readonly targets = new Map<string, Target>();
+  private readonly runners = new Map<string, ProjectionRunner>();
+  private readonly leadership: Leadership;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private ticking: Promise<void> = Promise.resolve();
+  readonly skipped: string[] = [];
+
+  constructor(private readonly options: ProjectionServiceOptions) {
+    this.leadership = new Leadership(options.connectionString);
+    const prefix = options.redisPrefix ?? 'qcat:';
+    for (const projection of options.projections) {
+      if (projection.kind === 'postgres') {
+        this.targets.set(projection.name, new PostgresTarget(options.pool, projection));
+      } else if (options.redis) {
+        const mirror = async (checkpoint: bigint): Promise<void> => {
+          await options.pool.query(
+            `UPDATE qcat_projections SET checkpoint = $2, error_position = NULL, error_message = NULL,
+             error_at = NULL, updated_at = now() WHERE name = $1`,
+            [projection.name, checkpoint],
+          );
+        };
+        this.targets.set(
+          projection.name,
+          new RedisTarget(options.redis.duplicate(), prefix, projection, mirror),
+        );
+      } else {
+        this.skipped.push(projection.name);
+      }
+    }
+    this.leadership.whenLost(() => {
+      options.log?.(
+        'projections: lost the leadership connection; stopping runners, will try again',
+      );
+      void this.stopRunners();
+    });
+  }
+
+  target(name: string): Target | undefined {
+    return this.targets.get(name);
+  }
+
+  names(): string[] {
+    return [...this.targets.keys()];
+  }
+
+  /** Makes sure every projection is in the registry and has its first generation. */
+  async register(): Promise<void> {
+    for (const target of this.targets.values()) {
+      if (target instanceof PostgresTarget) await target.ensure();
+      else await this.registerRedis(target.name, target.projection.version);
+    }
+  }
+
+  async start(): Promise<void> {
+    await this.register();
+    await this.tick();
+    const every = this.options.leadershipIntervalMs ?? 2000;
+    this.timer = setInterval(() => {
+      this.ticking = this.ticking.then(() => this.tick());
+    }, every);
+  }
+
+  private async registerRedis(name: string, version: number): Promise<void> {
+    await this.options.pool.query(
+      `INSERT INTO qcat_projections (name, kind, version) VALUES ($1, 'redis', $2)
+       ON CONFLICT (name) DO NOTHING`,
+      [name, version],
+    );
+  }
+
+  /** Take the lead of every projection nobody leads. */
+  private async tick(): Promise<void> {
+    if (this.stopped) return;
+    for (const target of this.targets.values()) {
+      if (this.runners.has(target.name)) continue;
+      try {
+        if (!(await this.leadership.tryAcquire(target.name))) continue;
+      } catch (error) {
+        this.options.log?.(`projections: leadership check failed: ${String(error)}`);
+        return;
+      }
+      await this.options.pool.query(
+        'UPDATE qcat_projections SET leader = $2, updated_at = now() WHERE name = $1',
+        [target.name, this.options.instanceId],
+      );
+      if (target instanceof PostgresTarget && (await target.ensure()).stale) {
+        this.options.log?.(`projections: ${target.name} changed version; rebuilding`);
+        await target.rebuild(this.options.eventStore);
+      }
+      const runner = new ProjectionRunner(this.options.eventStore, target, {
+        ...(this.options.batchSize ? { batchSize: this.options.batchSize } : {}),
+        ...(this.options.retryDelayMs ? { retryDelayMs: this.options.retryDelayMs } : {}),
+        ...(this.options.upcasters ? { upcasters: this.options.upcasters } : {}),
+        onError: async (position, error) => {
+          this.options.log?.(
+            `projections: ${target.name} stopped at position ${position}: ${error.message}`,
+          );
+          await this.options.pool.query(
+            `UPDATE qcat_projections SET error_position = $2, error_message = $3, error_at = now()
+             WHERE name = $1`,
+            [target.name, position, error.message],
+          );
+        },
+      });
+      this.runners.set(target.name, runner);
+      runner.start();
+      this.options.log?.(`projections: leading ${target.name}`);
+    }
+  }
+
+  private async stopRunners(): Promise<void> {
+    const runners = [...this.runners.values()];
+    this.runners.clear();
+    await Promise.all(runners.map((runner) => runner.stop()));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.ticking;
+    await this.stopRunners();
+    await this.leadership.close();
+    for (const target of this.targets.values()) {
+      if (target instanceof RedisTarget) target.disconnect();
+    }
+  }
+
+  /** Every projection, as this process sees it (standby ones from the registry). */
+  async status(): Promise<ProjectionStatus[]> {
+    return readProjectionStatus(this.options.pool, this.options.eventStore, this.runners);
+  }
+
+  /**
+   * Read-your-writes: waits until the projection has applied `position`, at most `timeoutMs`.
+   * Answers whether it got there.
+   */
+  async waitFor(name: string, position: bigint, timeoutMs = 2000): Promise<boolean> {
+    const target = this.targets.get(name);
+    if (!target) throw new Error(`unknown projection ${name}`);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const runner = this.runners.get(name);
+      const reached = runner ? runner.checkpoint : await target.checkpoint();
+      if (reached >= position) return true;
+      if (Date.now() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, runner ? 2 : 20));
+    }
+  }
+}
+
+/** Status from the registry, overlaid with this process's live runners where it has them. */
+export async function readProjectionStatus(
+  pool: pg.Pool,
+  store: EventStore,
+  runners: ReadonlyMap<string, ProjectionRunner> = new Map(),
+): Promise<ProjectionStatus[]> {
+  const head = await store.headPosition();
+  const { rows } = await pool.query<{
+    name: string;
+    kind: 'postgres' | 'redis';
+    checkpoint: string;
+    leader: string | null;
+    error_position: string | null;
+    error_message: string | null;
+    error_at: Date | null;
+    led: boolean;
+  }>(
+    `SELECT name, kind, checkpoint, leader, error_position, error_message, error_at, ${LEADER_ALIVE_SQL} AS led
+       FROM qcat_projections ORDER BY name`,
+  );
+  return rows.map((row) => {
+    const runner = runners.get(row.name);
+    const checkpoint = runner ? runner.checkpoint : BigInt(row.checkpoint);
+    const error =
+      runner?.error ??
+      (row.error_position && row.error_message && row.error_at
+        ? { position: BigInt(row.error_position), message: row.error_message, at: row.error_at }
+        : null);
+    return {
+      name: row.name,
+      kind: row.kind,
+      state: runner ? runner.state : error ? 'stopped' : row.led ? 'led_elsewhere' : 'no_leader',
+      checkpoint,
+      head,
+      lag: head > checkpoint ? head - checkpoint : 0n,
+      leader: row.led ? row.leader : null,
+      error,
+    };
+  });
+}

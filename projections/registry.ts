@@ -1,0 +1,9 @@
+import { auditTrail } from './audit-trail.js';
+import { liveActivity } from './live-activity.js';
+import type { Projection } from './projection.js';
+
+/** Every projection QCAT runs. Add new read models here. */
+export const allProjections = (redisPrefix: string): Projection[] => [
+  auditTrail,
+  liveActivity(redisPrefix),
+];

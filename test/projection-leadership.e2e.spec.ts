@@ -1,0 +1,72 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-store.js';
+import { readProjectionStatus } from '../projections/projection-service.js';
+import { startQcat, type QcatProcess } from './support/qcat-process.js';
+import { createTestDatabase, type TestDatabase } from './support/test-database.js';
+import { connectTestRedis, type TestRedis } from './support/test-redis.js';
+
+describe('projection leadership across two QCAT processes', () => {
+  let database: TestDatabase;
+  let redis: TestRedis;
+  let store: PostgresEventStore;
+  const processes: QcatProcess[] = [];
+
+  beforeAll(async () => {
+    database = await createTestDatabase('leadership');
+    redis = await connectTestRedis('leadership');
+    store = await PostgresEventStore.connect({ connectionString: database.url });
+  });
+  afterAll(async () => {
+    for (const qcat of processes) await qcat.crash().catch(() => undefined);
+    await store.close();
+    await redis.cleanup();
+    await database.drop();
+  });
+
+  const leaders = async (): Promise<(string | null)[]> =>
+    (await readProjectionStatus(store.pool, store)).map((status) => status.leader);
+
+  it('runs each projection in exactly one process, and the other takes over within seconds of a kill -9', async () => {
+    const env = {
+      DATABASE_URL: database.url,
+      REDIS_URL: redis.url,
+      QCAT_REDIS_PREFIX: redis.prefix,
+    };
+    const a = await startQcat(env);
+    processes.push(a);
+    const b = await startQcat(env);
+    processes.push(b);
+    const idOf = (qcat: QcatProcess): string => `:${qcat.pid}`;
+
+    // A started first and leads both; B stands by.
+    const initial = await leaders();
+    expect(initial).toHaveLength(2);
+    expect(initial.every((leader) => leader?.endsWith(idOf(a)))).toBe(true);
+    expect(a.output()).toContain('projections: leading audit_trail');
+    expect(b.output()).not.toContain('projections: leading');
+
+    await a.crash();
+    const killedAt = Date.now();
+    while (!(await leaders()).every((leader) => leader?.endsWith(idOf(b)))) {
+      if (Date.now() - killedAt > 15_000)
+        throw new Error(`no takeover: ${JSON.stringify(await leaders())}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const takeoverMs = Date.now() - killedAt;
+    console.log(`takeover after kill -9: ${takeoverMs} ms`);
+    expect(takeoverMs).toBeLessThan(15_000);
+
+    // B now projects new events.
+    const { position } = await store.appendToStream('order-1', [
+      { type: 'OrderSubmitted', data: {}, metadata: { actor: 't' } },
+    ]);
+    const deadline = Date.now() + 10_000;
+    while (
+      (await readProjectionStatus(store.pool, store)).some((status) => status.checkpoint < position)
+    ) {
+      if (Date.now() > deadline) throw new Error('B did not project the new event');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(await b.stop()).toBe(0);
+  }, 180_000);
+});

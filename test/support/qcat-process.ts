@@ -1,0 +1,56 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+
+const root = new URL('../..', import.meta.url).pathname;
+
+export interface QcatProcess {
+  child: ChildProcess;
+  pid: number;
+  output(): string;
+  /** kill -9: no shutdown code runs. */
+  crash(): Promise<void>;
+  /** SIGTERM; answers the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** `qcat serve` as a real child process, started from source; resolves once it listens. */
+export async function startQcat(
+  env: Record<string, string>,
+  timeoutMs = 90_000,
+): Promise<QcatProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'ops/cli.ts', 'serve'], {
+    cwd: root,
+    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => {
+    child.once('exit', (code) => {
+      resolve(code);
+    });
+  });
+  const deadline = Date.now() + timeoutMs;
+  while (!output.includes('Server listening')) {
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`qcat serve exited:\n${output}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`qcat serve did not start in ${timeoutMs} ms:\n${output}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return {
+    child,
+    pid: child.pid ?? 0,
+    output: () => output,
+    crash: async () => {
+      child.kill('SIGKILL');
+      await exited;
+    },
+    stop: async () => {
+      child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
