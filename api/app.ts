@@ -1,31 +1,117 @@
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
-import type { EventStore } from '../core/eventstore/event-store.js';
+import fp from 'fastify-plugin';
+import {
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import type { Runtime } from '../ops/runtime.js';
+import { ApiKeyService } from './auth/api-key-service.js';
+import { Authenticator } from './auth/authenticator.js';
+import { auth } from './auth/plugin.js';
+import { handleError, sendProblem } from './problem.js';
+import { auditRoutes } from './routes/audit.js';
+import { healthRoutes } from './routes/health.js';
+import { keyRoutes } from './routes/keys.js';
+import { projectionRoutes } from './routes/projections.js';
+import { httpMetrics } from './http-metrics.js';
 
 export interface AppOptions {
-  eventStore: EventStore;
-  eventStoreKind: string;
+  runtime: Runtime;
 }
 
-/** The QCAT HTTP application as a Fastify plugin; `server.ts` owns the listening instance. */
-export function app(fastify: FastifyInstance, options: AppOptions): Promise<void> {
-  fastify.get('/health', async (_request, reply) => {
-    try {
-      const head = await options.eventStore.headPosition();
-      return await reply.send({
-        status: 'ok',
-        eventStore: options.eventStoreKind,
-        headPosition: head.toString(),
-      });
-    } catch (error) {
-      fastify.log.error({ err: error }, 'health check: event store unreachable');
-      return reply.code(503).type('application/problem+json').send({
-        type: 'about:blank',
-        title: 'Service Unavailable',
-        status: 503,
-        code: 'EVENT_STORE_UNAVAILABLE',
-        detail: 'the event store does not answer',
-      });
-    }
+/**
+ * The QCAT HTTP application as a Fastify plugin; `server.ts` owns the listening instance.
+ * Auth first (its onRoute hook must see every route), then security, limits, docs, metrics, routes.
+ */
+async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Promise<void> {
+  const { config } = runtime;
+  fastify.setValidatorCompiler(validatorCompiler);
+  fastify.setSerializerCompiler(serializerCompiler);
+  fastify.setErrorHandler(handleError);
+  // JSON bodies only: anything else is 415.
+  fastify.removeContentTypeParser('text/plain');
+  fastify.setNotFoundHandler((request, reply) =>
+    sendProblem(request, reply, {
+      status: 404,
+      code: 'NOT_FOUND',
+      detail: `no route ${request.method} ${request.url.split('?')[0] ?? ''}`,
+    }),
+  );
+
+  // First among the plugins: its onRoute hook must see every route, the docs' included.
+  const authenticator = new Authenticator(runtime.pool);
+  await fastify.register(auth, {
+    authenticator,
+    failuresPerMinute: config.AUTH_FAILURES_PER_MINUTE,
+    publicPrefixes: ['/docs'],
   });
-  return Promise.resolve();
+  await fastify.register(helmet);
+  if (config.CORS_ORIGINS.length > 0) await fastify.register(cors, { origin: config.CORS_ORIGINS });
+  await fastify.register(rateLimit, {
+    max: config.RATE_LIMIT_PER_MINUTE,
+    timeWindow: '1 minute',
+    ...(runtime.redis
+      ? { redis: runtime.redis, nameSpace: `${config.QCAT_REDIS_PREFIX}ratelimit:` }
+      : {}),
+    errorResponseBuilder: (_request, context) =>
+      Object.assign(
+        new Error(
+          `rate limit of ${context.max} requests per minute exceeded; retry in ${context.after}`,
+        ),
+        {
+          statusCode: 429,
+          code: 'RATE_LIMITED',
+        },
+      ),
+  });
+  await fastify.register(swagger, {
+    openapi: {
+      info: {
+        title: 'QCAT API',
+        version: '1',
+        description: 'Event-sourced trading core: commands, queries, audit.',
+      },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'qcat_<keyId>_<secret>' },
+        },
+      },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+  await fastify.register(swaggerUi, { routePrefix: '/docs' });
+
+  await fastify.register(httpMetrics, {
+    metrics: runtime.metrics,
+    projections: runtime.projections,
+  });
+
+  const typed = fastify.withTypeProvider<ZodTypeProvider>();
+  typed.get('/openapi.json', { config: { permission: 'public' }, schema: { hide: true } }, () =>
+    fastify.swagger(),
+  );
+  await typed.register(healthRoutes, { runtime });
+  await typed.register(
+    async (api) => {
+      await api.register(auditRoutes, { runtime });
+      await api.register(projectionRoutes, { runtime });
+      await api.register(keyRoutes, {
+        runtime,
+        keys: new ApiKeyService(runtime.commands),
+        authenticator,
+      });
+    },
+    { prefix: '/api/v1' },
+  );
 }
+
+/** Not encapsulated (fastify-plugin): the app is the whole server, and tests read its decorations. */
+export const app = fp(appPlugin, { name: 'qcat-app' });

@@ -1,18 +1,57 @@
+import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from '../ops/config.js';
 import { openRuntime, type Runtime } from '../ops/runtime.js';
+import { ApiKeyService } from './auth/api-key-service.js';
 import { app } from './app.js';
+import { handleError } from './problem.js';
 
 export interface RunningServer {
   fastify: FastifyInstance;
   runtime: Runtime;
   url: string;
+  /** The admin key made on the very first start of an empty store, if this start made it. */
+  bootstrapToken: string | undefined;
   stop(): Promise<void>;
 }
 
+export interface ServerOptions {
+  /** Where the first-start admin key is shown (once); default stdout. */
+  announce?: (line: string) => void;
+}
+
+/** Structured JSON logs; human-readable only when a person is watching a terminal. */
+const logger = (config: Config) =>
+  process.stdout.isTTY
+    ? {
+        level: config.LOG_LEVEL,
+        transport: { target: 'pino-pretty', options: { translateTime: 'SYS:standard' } },
+      }
+    : { level: config.LOG_LEVEL };
+
 /** Starts QCAT: infrastructure, projections, then HTTP; `stop()` undoes them in reverse. */
-export async function startServer(config: Config): Promise<RunningServer> {
-  const fastify = Fastify({ logger: { level: config.LOG_LEVEL } });
+export async function startServer(
+  config: Config,
+  options: ServerOptions = {},
+): Promise<RunningServer> {
+  const fastify = Fastify({
+    logger: logger(config),
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    genReqId: (request) => {
+      const given = request.headers['x-request-id'];
+      return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
+    },
+    requestIdHeader: false,
+    return503OnClosing: true,
+    // Errors the router raises before any route runs (bad or overlong URLs): problem+json too.
+    frameworkErrors: (error, request, reply) => {
+      handleError(error, request, reply);
+    },
+    forceCloseConnections: 'idle',
+  });
+  fastify.addHook('onSend', async (request, reply) => {
+    void reply.header('x-request-id', request.id);
+  });
   const log = {
     info: (message: string) => {
       fastify.log.info(message);
@@ -23,16 +62,16 @@ export async function startServer(config: Config): Promise<RunningServer> {
   };
   const runtime = await openRuntime(config, log);
   try {
+    const bootstrapToken = await bootstrapAdminKey(runtime, options.announce);
     await runtime.projections.start();
-    await fastify.register(app, {
-      eventStore: runtime.eventStore,
-      eventStoreKind: config.EVENT_STORE,
-    });
+    await fastify.register(app, { runtime });
     const url = await fastify.listen({ port: config.PORT, host: config.HOST });
     return {
       fastify,
       runtime,
       url,
+      bootstrapToken,
+      // Stop accepting, drain HTTP and WebSockets, then projections and pools (runtime.close).
       stop: async () => {
         await fastify.close();
         await runtime.close();
@@ -43,4 +82,26 @@ export async function startServer(config: Config): Promise<RunningServer> {
     await runtime.close();
     throw error;
   }
+}
+
+/**
+ * No default credentials: on the very first start of an empty log, one admin key is issued and
+ * its token shown once. From then on keys come from `qcat keys create` or the API.
+ */
+async function bootstrapAdminKey(
+  runtime: Runtime,
+  announce = (line: string) => {
+    console.log(line);
+  },
+): Promise<string | undefined> {
+  if ((await runtime.eventStore.headPosition()) !== 0n) return undefined;
+  const issued = await new ApiKeyService(runtime.commands).issue(
+    'bootstrap-admin',
+    'admin',
+    'qcat-bootstrap',
+  );
+  announce(
+    `First start of an empty store: created admin API key ${issued.keyId}. Token (shown only now): ${issued.token}`,
+  );
+  return issued.token;
 }

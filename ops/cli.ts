@@ -6,9 +6,15 @@ import { toError } from '../core/errors.js';
 import { startServer } from '../api/server.js';
 import { ConfigurationError, loadConfig, redact } from './config.js';
 import { openRuntime, type Runtime } from './runtime.js';
+import { userInfo } from 'node:os';
+import { ROLES, isRole } from '../core/access/roles.js';
+import { ApiKeyService } from '../api/auth/api-key-service.js';
 
 /** A mistake in how the command was called: its message is the whole answer. */
 class UsageError extends Error {}
+
+/** Who ran a CLI command, for the events it writes. */
+const cliActor = (): string => `cli:${userInfo().username}`;
 
 const program = new Command()
   .name('qcat')
@@ -63,12 +69,9 @@ program
 
 /** The runtime without HTTP, for one-off commands; closed when the work is done. */
 async function withRuntime<T>(work: (runtime: Runtime) => Promise<T>): Promise<T> {
-  const quiet = {
-    info: () => undefined,
-    warn: (message: string) => {
-      console.error(message);
-    },
-  };
+  // One-off commands print their own results; start-up chatter would only be noise.
+  const quiet = { info: () => undefined, warn: () => undefined };
+
   const runtime = await openRuntime(loadConfig(), quiet);
   try {
     return await work(runtime);
@@ -141,6 +144,77 @@ projections
       const seconds = (Date.now() - started) / 1000;
       console.log(
         `${name}: rebuilt generation ${result.generation} from ${result.events} events up to position ${result.checkpoint.toString()} in ${seconds.toFixed(1)} s; now live`,
+      );
+    });
+  });
+
+const keys = program
+  .command('keys')
+  .description('API keys: issue, list, revoke (each change is an audited event)');
+
+keys
+  .command('create')
+  .description('issue an API key and print its token (shown only now)')
+  .requiredOption('--role <role>', `one of: ${ROLES.join(', ')}`)
+  .requiredOption('--name <name>', 'who or what the key is for')
+  .action(async (options: { role: string; name: string }) => {
+    const role = options.role;
+    if (!isRole(role)) throw new UsageError(`--role '${role}' is not one of: ${ROLES.join(', ')}`);
+    const name = options.name.trim();
+    if (name === '' || name.length > 100)
+      throw new UsageError('--name must be 1 to 100 characters');
+    await withRuntime(async (runtime) => {
+      const issued = await new ApiKeyService(runtime.commands).issue(name, role, cliActor());
+      console.log(`created ${role} key ${issued.keyId} for '${name}'. Token (shown only now):`);
+      console.log(issued.token);
+    });
+  });
+
+keys
+  .command('list')
+  .description('every API key with its role and status (never a secret)')
+  .action(async () => {
+    const rows = await withRuntime(async (runtime) => {
+      await runtime.projections.register();
+      const result = await runtime.pool.query<{
+        key_id: string;
+        name: string;
+        role: string;
+        status: string;
+        issued_at: Date;
+      }>(
+        'SELECT key_id, name, role, status, issued_at FROM qcat_read.api_keys ORDER BY issued_at, key_id',
+      );
+      return result.rows;
+    });
+    console.table(
+      rows.map((row) => ({
+        keyId: row.key_id,
+        name: row.name,
+        role: row.role,
+        status: row.status,
+        issuedAt: row.issued_at.toISOString(),
+      })),
+    );
+  });
+
+keys
+  .command('revoke')
+  .description('revoke an API key; it stops working within seconds everywhere')
+  .argument('<keyId>', 'the key id (the part after qcat_ in the token)')
+  .option('--reason <reason>', 'why, for the audit trail', 'revoked from the command line')
+  .action(async (keyId: string, options: { reason: string }) => {
+    if (!/^[a-z0-9]{16}$/.test(keyId)) {
+      throw new UsageError(`'${keyId}' is not a key id (16 lower-case letters and digits)`);
+    }
+    await withRuntime(async (runtime) => {
+      const result = await new ApiKeyService(runtime.commands).revoke(
+        keyId,
+        options.reason,
+        cliActor(),
+      );
+      console.log(
+        result.eventCount === 0 ? `key ${keyId} was already revoked` : `revoked key ${keyId}`,
       );
     });
   });

@@ -44,6 +44,34 @@ export const configSchema = z
         .trim()
         .refine((value) => /^rediss?:\/\/.+/.test(value), 'expected a redis:// or rediss:// URL'),
     ),
+    CORS_ORIGINS: optional(
+      z
+        .string()
+        .trim()
+        .transform((value) =>
+          value
+            .split(',')
+            .map((origin) => origin.trim())
+            .filter(Boolean),
+        )
+        .pipe(
+          z.array(
+            z.url({
+              message: 'expected a comma-separated list of origins such as https://ops.example.com',
+            }),
+          ),
+        ),
+    ).default([]),
+    RATE_LIMIT_PER_MINUTE: optional(z.coerce.number().int().min(1)).default(1200),
+    AUTH_FAILURES_PER_MINUTE: optional(z.coerce.number().int().min(1)).default(20),
+    BODY_LIMIT_BYTES: optional(
+      z.coerce
+        .number()
+        .int()
+        .min(1024)
+        .max(16 * 1024 * 1024),
+    ).default(1024 * 1024),
+    READY_MAX_LAG: optional(z.coerce.number().int().min(0)).default(10_000),
     QCAT_REDIS_PREFIX: optional(
       z
         .string()
@@ -74,7 +102,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = configSchema.safeParse(env);
   if (parsed.success) return parsed.data;
   const lines = parsed.error.issues.map((issue) => {
-    const name = issue.path.join('.');
+    const name = String(issue.path[0] ?? 'environment');
     const value = env[name];
     const shown = value === undefined ? 'unset' : `'${redact(value)}'`;
     return `  ${name} (${shown}): ${issue.message}`;

@@ -21,12 +21,23 @@ describe('configuration', () => {
       QCAT_DATA_DIR: '.qcat-data',
       EVENT_STORE: 'postgres',
       QCAT_REDIS_PREFIX: 'qcat:',
+      CORS_ORIGINS: [],
+      RATE_LIMIT_PER_MINUTE: 1200,
+      AUTH_FAILURES_PER_MINUTE: 20,
+      BODY_LIMIT_BYTES: 1048576,
+      READY_MAX_LAG: 10000,
     });
   });
 
   it('treats a blank value as unset', () => {
     expect(loadConfig({ PORT: '  ', DATABASE_URL: '' })).toMatchObject({ PORT: 8082 });
     expect(loadConfig({ DATABASE_URL: '' }).DATABASE_URL).toBeUndefined();
+  });
+
+  it('splits the CORS allow-list', () => {
+    expect(
+      loadConfig({ CORS_ORIGINS: 'https://a.example.com, https://b.example.com' }).CORS_ORIGINS,
+    ).toEqual(['https://a.example.com', 'https://b.example.com']);
   });
 
   it('reads given values', () => {
@@ -53,6 +64,8 @@ describe('configuration', () => {
     [{ REDIS_URL: 'localhost:6379' }, 'REDIS_URL'],
     [{ EVENT_STORE: 'kafka' }, 'EVENT_STORE'],
     [{ QCAT_REDIS_PREFIX: 'has space' }, 'QCAT_REDIS_PREFIX'],
+    [{ CORS_ORIGINS: 'not a url' }, 'CORS_ORIGINS'],
+    [{ BODY_LIMIT_BYTES: '10' }, 'BODY_LIMIT_BYTES'],
     [{ EVENT_STORE: 'eventstoredb' }, 'EVENTSTORE_URL'],
   ])('refuses %o naming %s', (env, name) => {
     expect(failure(env)).toMatch(new RegExp(`^  ${name} \\(`, 'm'));

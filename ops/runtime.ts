@@ -6,6 +6,7 @@ import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-sto
 import { PostgresIdempotencyStore } from '../core/adapters/postgres/postgres-idempotency-store.js';
 import { CommandHandler } from '../core/commands/command-handler.js';
 import type { EventStore } from '../core/eventstore/event-store.js';
+import { Metrics } from '../monitoring/metrics.js';
 import { ProjectionService } from '../projections/projection-service.js';
 import { allProjections } from '../projections/registry.js';
 import { redact, type Config } from './config.js';
@@ -26,6 +27,7 @@ export interface Runtime {
   redis: Redis | undefined;
   commands: CommandHandler;
   projections: ProjectionService;
+  metrics: Metrics;
   close(): Promise<void>;
 }
 
@@ -95,7 +97,8 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
         ? `PostgreSQL: applied migrations ${applied.join(', ')}`
         : 'PostgreSQL: schema up to date',
     );
-    const eventStore = await openEventStore(config, databaseUrl, log);
+    const metrics = new Metrics();
+    const eventStore = metrics.instrument(await openEventStore(config, databaseUrl, log));
     closers.push(() => eventStore.close());
     const redis = await openRedis(config, log);
     if (redis) closers.push(async () => redis.quit());
@@ -118,7 +121,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       eventStore,
       idempotency: new PostgresIdempotencyStore(pool),
     });
-    return { config, databaseUrl, pool, eventStore, redis, commands, projections, close };
+    return { config, databaseUrl, pool, eventStore, redis, commands, projections, metrics, close };
   } catch (error) {
     await close();
     throw error;

@@ -28,7 +28,8 @@ describe('npm start without DATABASE_URL (embedded PostgreSQL)', () => {
       expect(first.output()).toContain('DATABASE_URL is not set; starting the embedded server');
       expect(first.output()).toContain('Redis: REDIS_URL is not set');
       const health = await fetch(`${listeningUrl(first.output())}/health`);
-      expect(await health.json()).toMatchObject({ status: 'ok', headPosition: '0' });
+      expect(await health.json()).toMatchObject({ status: 'ok', headPosition: '1' }); // the bootstrap admin key
+      expect(first.output()).toMatch(/created admin API key \w+\. Token \(shown only now\): qcat_/);
 
       // Write one event straight into the embedded server (its port is in the log, its password beside it).
       const pgPort = /127\.0\.0\.1:(\d+)\/qcat/.exec(first.output())?.[1];
@@ -53,14 +54,15 @@ describe('npm start without DATABASE_URL (embedded PostgreSQL)', () => {
 
     const second = await startQcat(env);
     const health = await fetch(`${listeningUrl(second.output())}/health`);
-    expect(await health.json()).toMatchObject({ status: 'ok', headPosition: '1' });
+    expect(await health.json()).toMatchObject({ status: 'ok', headPosition: '2' });
+    expect(second.output()).not.toContain('created admin API key');
     // kill -9 leaves the embedded server running without its parent; the next start must cope.
     await second.crash();
 
     const third = await startQcat(env);
     try {
       const after = await fetch(`${listeningUrl(third.output())}/health`);
-      expect(await after.json()).toMatchObject({ status: 'ok', headPosition: '1' });
+      expect(await after.json()).toMatchObject({ status: 'ok', headPosition: '2' });
     } finally {
       expect(await third.stop()).toBe(0);
     }

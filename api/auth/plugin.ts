@@ -1,0 +1,145 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { PERMISSIONS, allows, isPermission, type Permission } from '../../core/access/roles.js';
+import { sendProblem } from '../problem.js';
+import type { Authenticator, Principal } from './authenticator.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** What the route needs; `public` for health, metrics and the API docs. */
+    permission?: Permission | 'public';
+  }
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+  interface FastifyInstance {
+    /** Every route with the permission it declared, for tests and docs. */
+    qcatRoutes: RouteDeclaration[];
+  }
+}
+
+export interface RouteDeclaration {
+  method: string;
+  url: string;
+  permission: Permission | 'public';
+}
+
+export interface AuthOptions {
+  authenticator: Authenticator;
+  /** Failed authentications allowed per client address and minute before 429. */
+  failuresPerMinute: number;
+  /** Routes under these prefixes are public (plugins such as the API docs). */
+  publicPrefixes: readonly string[];
+}
+
+/** Failed authentications per client address in the current minute. */
+class FailureCounter {
+  private window = 0;
+  private readonly counts = new Map<string, number>();
+
+  constructor(private readonly limit: number) {}
+
+  private roll(): void {
+    const minute = Math.floor(Date.now() / 60_000);
+    if (minute !== this.window) {
+      this.window = minute;
+      this.counts.clear();
+    }
+  }
+
+  blocked(address: string): boolean {
+    this.roll();
+    return (this.counts.get(address) ?? 0) >= this.limit;
+  }
+
+  record(address: string): void {
+    this.roll();
+    this.counts.set(address, (this.counts.get(address) ?? 0) + 1);
+  }
+}
+
+const bearer = (request: FastifyRequest): string | null => {
+  const header = request.headers.authorization;
+  if (!header) return null;
+  const match = /^Bearer\s+(\S+)$/i.exec(header);
+  return match?.[1] ?? '';
+};
+
+/**
+ * Every route declares the permission it needs (`config.permission`); one without is refused at
+ * start-up. Requests carry an API key as a bearer token; the matrix in core/access/roles.ts decides.
+ */
+async function authPlugin(fastify: FastifyInstance, options: AuthOptions): Promise<void> {
+  const failures = new FailureCounter(options.failuresPerMinute);
+  fastify.decorateRequest('principal', null);
+  const routes: RouteDeclaration[] = [];
+  fastify.decorate('qcatRoutes', routes);
+  const declare = (
+    method: string | string[],
+    url: string,
+    permission: Permission | 'public',
+  ): void => {
+    for (const one of Array.isArray(method) ? method : [method]) {
+      if (one !== 'HEAD') routes.push({ method: one, url, permission });
+    }
+  };
+
+  fastify.addHook('onRoute', (route) => {
+    if (options.publicPrefixes.some((prefix) => route.url.startsWith(prefix))) {
+      route.config = { ...route.config, permission: 'public' };
+      declare(route.method, route.url, 'public');
+      return;
+    }
+    const permission = route.config?.permission;
+    if (permission !== 'public' && !isPermission(permission)) {
+      throw new Error(
+        `route ${String(route.method)} ${route.url} declares no permission (config.permission)`,
+      );
+    }
+    declare(route.method, route.url, permission);
+  });
+
+  fastify.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+    const permission = request.routeOptions.config.permission;
+    if (permission === 'public' || permission === undefined) return;
+    if (failures.blocked(request.ip)) {
+      return sendProblem(request, reply.header('retry-after', '60'), {
+        status: 429,
+        code: 'TOO_MANY_FAILED_AUTHENTICATIONS',
+        detail: 'too many failed authentications from this address; wait a minute',
+      });
+    }
+    const token = bearer(request);
+    if (token === null) {
+      return sendProblem(request, reply.header('www-authenticate', 'Bearer'), {
+        status: 401,
+        code: 'AUTHENTICATION_REQUIRED',
+        detail: 'send an API key as "Authorization: Bearer <key>"',
+      });
+    }
+    const principal = await options.authenticator.authenticate(token);
+    if (!principal) {
+      failures.record(request.ip);
+      return sendProblem(
+        request,
+        reply.header('www-authenticate', 'Bearer error="invalid_token"'),
+        {
+          status: 401,
+          code: 'INVALID_API_KEY',
+          detail: 'the API key is unknown, revoked or malformed',
+        },
+      );
+    }
+    request.principal = principal;
+    if (!allows(principal.role, permission)) {
+      return sendProblem(request, reply, {
+        status: 403,
+        code: 'FORBIDDEN',
+        detail: `role '${principal.role}' lacks permission '${permission}' (${PERMISSIONS[permission].description})`,
+      });
+    }
+    return undefined;
+  });
+}
+
+export const auth = fp(authPlugin, { name: 'qcat-auth' });

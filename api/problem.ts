@@ -1,0 +1,137 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { ConcurrencyConflictError, QcatError, ValidationError } from '../core/errors.js';
+
+/** RFC 9457 problem details, with QCAT's stable `code` and the request id from the log line. */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  code: string;
+  detail: string;
+  instance: string;
+  requestId: string;
+  /** Every failing field, for validation errors. */
+  errors?: { path: string; message: string }[];
+}
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  406: 'Not Acceptable',
+  409: 'Conflict',
+  412: 'Precondition Failed',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+/** Domain codes whose HTTP status is not the default for their kind. */
+const STATUS_BY_CODE: Record<string, number> = {
+  CONCURRENCY_CONFLICT: 409,
+  IDEMPOTENCY_KEY_REUSED: 422,
+  IDEMPOTENCY_IN_PROGRESS: 409,
+  EVENT_TOO_LARGE: 413,
+  APPEND_TOO_LARGE: 413,
+  API_KEY_NOT_FOUND: 404,
+  UNKNOWN_PROJECTION: 404,
+};
+
+/** Fastify's own error codes, as QCAT's stable ones. */
+const FRAMEWORK_CODES: Record<string, string> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'BODY_TOO_LARGE',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'INVALID_JSON',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'EMPTY_BODY',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'INVALID_CONTENT_LENGTH',
+  FST_ERR_MAX_PARAM_LENGTH: 'URL_TOO_LONG',
+  FST_ERR_BAD_URL: 'BAD_URL',
+};
+
+export class HttpProblem extends QcatError {
+  constructor(
+    readonly status: number,
+    code: string,
+    detail: string,
+  ) {
+    super(code, detail);
+  }
+}
+
+export function sendProblem(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  problem: Omit<Problem, 'type' | 'title' | 'instance' | 'requestId'>,
+): FastifyReply {
+  const body: Problem = {
+    type: `urn:qcat:problem:${problem.code.toLowerCase()}`,
+    title: TITLES[problem.status] ?? 'Error',
+    instance: request.url,
+    requestId: request.id,
+    ...problem,
+  };
+  return reply.code(problem.status).type('application/problem+json').send(body);
+}
+
+const fastifyValidation = (error: FastifyError): { path: string; message: string }[] =>
+  (error.validation ?? []).map((issue) => {
+    const where = error.validationContext ?? 'request';
+    const path = issue.instancePath.replace(/^\//, '').replaceAll('/', '.');
+    return { path: path ? `${where}.${path}` : where, message: issue.message ?? 'is invalid' };
+  });
+
+/**
+ * The one error handler: every failure becomes problem+json with a stable code. 5xx answers name
+ * nothing internal, only the request id under which the log has the details.
+ */
+export function handleError(
+  error: FastifyError | Error,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): FastifyReply {
+  if ('validation' in error && error.validation) {
+    const errors = fastifyValidation(error);
+    return sendProblem(request, reply, {
+      status: 400,
+      code: 'VALIDATION_FAILED',
+      detail: `the request is invalid: ${errors.map((e) => `${e.path} ${e.message}`).join('; ')}`,
+      errors,
+    });
+  }
+  if (error instanceof HttpProblem) {
+    return sendProblem(request, reply, {
+      status: error.status,
+      code: error.code,
+      detail: error.message,
+    });
+  }
+  if (error instanceof QcatError) {
+    const status =
+      STATUS_BY_CODE[error.code] ??
+      (error instanceof ConcurrencyConflictError
+        ? 409
+        : error instanceof ValidationError
+          ? 400
+          : 422);
+    return sendProblem(request, reply, { status, code: error.code, detail: error.message });
+  }
+  const statusCode =
+    'statusCode' in error && typeof error.statusCode === 'number' ? error.statusCode : 500;
+  if (statusCode >= 400 && statusCode < 500) {
+    const fastifyCode = 'code' in error && typeof error.code === 'string' ? error.code : '';
+    const code =
+      FRAMEWORK_CODES[fastifyCode] ?? (fastifyCode.replace(/^FST_ERR_/, '') || 'BAD_REQUEST');
+    return sendProblem(request, reply, { status: statusCode, code, detail: error.message });
+  }
+  request.log.error({ err: error }, 'request failed');
+  return sendProblem(request, reply, {
+    status: statusCode >= 500 && statusCode < 600 ? statusCode : 500,
+    code: 'INTERNAL_ERROR',
+    detail: `something went wrong on our side; quote request id ${request.id} when you report it`,
+  });
+}

@@ -1,0 +1,164 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { ROLES } from '../../core/access/roles.js';
+import type { Runtime } from '../../ops/runtime.js';
+import type { ApiKeyService } from '../auth/api-key-service.js';
+import type { Authenticator } from '../auth/authenticator.js';
+import { commandAnswer, commandResultSchema } from './conventions.js';
+
+const keyId = z.object({
+  keyId: z.string().regex(/^[a-z0-9]{16}$/, 'expected a 16-character key id'),
+});
+const keySummary = z.object({
+  keyId: z.string(),
+  name: z.string(),
+  role: z.enum(ROLES),
+  status: z.enum(['active', 'revoked']),
+  issuedAt: z.string(),
+  issuedBy: z.string(),
+  revokedAt: z.string().nullable(),
+});
+
+/** API keys: issue (the token is shown once), list, rotate, revoke. Every change is an event. */
+export const keyRoutes: FastifyPluginAsyncZod<{
+  runtime: Runtime;
+  keys: ApiKeyService;
+  authenticator: Authenticator;
+}> = async (fastify, { runtime, keys, authenticator }) => {
+  const actor = (principal: { name: string; keyId: string } | null): string =>
+    principal ? `apikey:${principal.keyId}(${principal.name})` : 'unknown';
+
+  fastify.get(
+    '/session',
+    {
+      config: { permission: 'session:read' },
+      schema: {
+        tags: ['keys'],
+        summary: 'Who the presented key belongs to',
+        response: { 200: z.object({ keyId: z.string(), name: z.string(), role: z.enum(ROLES) }) },
+      },
+    },
+    (request) => {
+      const principal = request.principal;
+      if (!principal) throw new Error('authenticated route without a principal');
+      return principal;
+    },
+  );
+
+  fastify.get(
+    '/keys',
+    {
+      config: { permission: 'keys:read' },
+      schema: {
+        tags: ['keys'],
+        summary: 'Every API key, never its secret',
+        response: { 200: z.array(keySummary) },
+      },
+    },
+    async () => {
+      const { rows } = await runtime.pool.query<{
+        key_id: string;
+        name: string;
+        role: (typeof ROLES)[number];
+        status: 'active' | 'revoked';
+        issued_at: Date;
+        issued_by: string;
+        revoked_at: Date | null;
+      }>(
+        'SELECT key_id, name, role, status, issued_at, issued_by, revoked_at FROM qcat_read.api_keys ORDER BY issued_at, key_id',
+      );
+      return rows.map((row) => ({
+        keyId: row.key_id,
+        name: row.name,
+        role: row.role,
+        status: row.status,
+        issuedAt: row.issued_at.toISOString(),
+        issuedBy: row.issued_by,
+        revokedAt: row.revoked_at?.toISOString() ?? null,
+      }));
+    },
+  );
+
+  fastify.post(
+    '/keys',
+    {
+      config: { permission: 'keys:manage' },
+      schema: {
+        tags: ['keys'],
+        summary: 'Issue an API key; the token is in this answer only',
+        body: z.object({ name: z.string().trim().min(1).max(100), role: z.enum(ROLES) }).strict(),
+        response: {
+          201: commandResultSchema.extend({
+            keyId: z.string(),
+            name: z.string(),
+            role: z.enum(ROLES),
+            token: z.string(),
+          }),
+        },
+      },
+    },
+    async (request, reply) => {
+      const issued = await keys.issue(
+        request.body.name,
+        request.body.role,
+        actor(request.principal),
+      );
+      await runtime.projections.waitFor('api_keys', issued.result.position, 2000);
+      const answer = commandAnswer(reply, issued.result);
+      return reply.code(201).send({
+        ...answer,
+        keyId: issued.keyId,
+        name: issued.name,
+        role: issued.role,
+        token: issued.token,
+      });
+    },
+  );
+
+  fastify.post(
+    '/keys/:keyId/rotate',
+    {
+      config: { permission: 'keys:manage' },
+      schema: {
+        tags: ['keys'],
+        summary: 'Replace the secret of a key; the old token stops working',
+        params: keyId,
+        response: { 200: commandResultSchema.extend({ token: z.string() }) },
+      },
+    },
+    async (request, reply) => {
+      const rotated = await keys.rotate(request.params.keyId, actor(request.principal));
+      authenticator.forget(request.params.keyId);
+      await runtime.projections.waitFor('api_keys', rotated.result.position, 2000);
+      return { ...commandAnswer(reply, rotated.result), token: rotated.token };
+    },
+  );
+
+  fastify.delete(
+    '/keys/:keyId',
+    {
+      config: { permission: 'keys:manage' },
+      schema: {
+        tags: ['keys'],
+        summary: 'Revoke a key',
+        params: keyId,
+        querystring: z
+          .object({
+            reason: z.string().trim().min(1).max(500).default('revoked by an administrator'),
+          })
+          .strict(),
+        response: { 200: commandResultSchema },
+      },
+    },
+    async (request, reply) => {
+      const result = await keys.revoke(
+        request.params.keyId,
+        request.query.reason,
+        actor(request.principal),
+      );
+      authenticator.forget(request.params.keyId);
+      await runtime.projections.waitFor('api_keys', result.position, 2000);
+      return commandAnswer(reply, result);
+    },
+  );
+};

@@ -1,0 +1,61 @@
+/** Everyone who uses QCAT acts in one of these roles (DESIGN.md, "Who uses it"). */
+export const ROLES = [
+  'admin',
+  'trader',
+  'analyst',
+  'risk_officer',
+  'auditor',
+  'operator',
+  'viewer',
+] as const;
+export type Role = (typeof ROLES)[number];
+
+export const isRole = (value: unknown): value is Role => ROLES.some((role) => role === value);
+
+interface PermissionRule {
+  roles: readonly Role[];
+  description: string;
+}
+
+/**
+ * The permission matrix: every action and the roles allowed to take it. Routes declare one of
+ * these; docs/permissions.md is generated from this table (`npm run docs:permissions`).
+ */
+export const PERMISSIONS = {
+  'audit:read': {
+    roles: ['admin', 'auditor', 'risk_officer'],
+    description: 'read the audit trail: who did what, when, in which stream',
+  },
+  'projections:read': {
+    roles: ['admin', 'operator', 'auditor'],
+    description: 'see projection status: state, checkpoint, lag, errors',
+  },
+  'projections:rebuild': {
+    roles: ['admin', 'operator'],
+    description: 'rebuild a read model from the log',
+  },
+  'keys:read': {
+    roles: ['admin'],
+    description: 'list API keys (never their secrets)',
+  },
+  'keys:manage': {
+    roles: ['admin'],
+    description: 'issue, rotate and revoke API keys',
+  },
+  'session:read': {
+    roles: ['admin', 'trader', 'analyst', 'risk_officer', 'auditor', 'operator', 'viewer'],
+    description: 'see who the presented key belongs to',
+  },
+  'feed:subscribe': {
+    roles: ['admin', 'trader', 'analyst', 'risk_officer', 'auditor', 'operator', 'viewer'],
+    description: 'subscribe to live event feeds over WebSocket',
+  },
+} as const satisfies Record<string, PermissionRule>;
+
+export type Permission = keyof typeof PERMISSIONS;
+
+export const isPermission = (value: unknown): value is Permission =>
+  typeof value === 'string' && Object.hasOwn(PERMISSIONS, value);
+
+export const allows = (role: Role, permission: Permission): boolean =>
+  (PERMISSIONS[permission].roles as readonly Role[]).includes(role);

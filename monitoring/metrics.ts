@@ -1,0 +1,125 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Observable } from 'rxjs';
+import { QcatError } from '../core/errors.js';
+import type {
+  AppendResult,
+  EventStore,
+  Position,
+  RecordedEvent,
+} from '../core/eventstore/event-store.js';
+
+/**
+ * Every metric QCAT exports, in one registry. Names and labels are documented in
+ * docs/metrics.md; dashboards and alert rules rely on them, so renaming one is a breaking change.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly httpRequests = new Counter({
+    name: 'http_requests_total',
+    help: 'HTTP requests answered, by method, route pattern and status code',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly httpDuration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'Time from request received to response sent, by method and route pattern',
+    labelNames: ['method', 'route'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
+  readonly httpInFlight = new Gauge({
+    name: 'http_requests_in_flight',
+    help: 'HTTP requests being handled now',
+    registers: [this.registry],
+  });
+
+  readonly websocketConnections = new Gauge({
+    name: 'websocket_connections',
+    help: 'Open WebSocket connections',
+    registers: [this.registry],
+  });
+
+  readonly appendDuration = new Histogram({
+    name: 'eventstore_append_duration_seconds',
+    help: 'Time to append to the event store, including the group commit wait',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+
+  readonly appendErrors = new Counter({
+    name: 'eventstore_append_errors_total',
+    help: 'Appends that failed, by error code (CONCURRENCY_CONFLICT, ..., or UNEXPECTED)',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly projectionLag = new Gauge({
+    name: 'projection_lag_events',
+    help: 'Head position minus the projection checkpoint (positions behind the log)',
+    labelNames: ['projection'] as const,
+    registers: [this.registry],
+  });
+
+  readonly projectionStopped = new Gauge({
+    name: 'projection_stopped',
+    help: '1 while a projection is stopped on a failing event, else 0',
+    labelNames: ['projection'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** The same store, with every append timed and every failure counted. */
+  instrument(store: EventStore): EventStore {
+    return new InstrumentedEventStore(store, this);
+  }
+}
+
+class InstrumentedEventStore implements EventStore {
+  constructor(
+    private readonly store: EventStore,
+    private readonly metrics: Metrics,
+  ) {}
+
+  async appendToStream(...args: Parameters<EventStore['appendToStream']>): Promise<AppendResult> {
+    const end = this.metrics.appendDuration.startTimer();
+    try {
+      return await this.store.appendToStream(...args);
+    } catch (error) {
+      const code = error instanceof QcatError ? error.code : 'UNEXPECTED';
+      this.metrics.appendErrors.inc({ code });
+      throw error;
+    } finally {
+      end();
+    }
+  }
+
+  readStream(...args: Parameters<EventStore['readStream']>): Promise<RecordedEvent[]> {
+    return this.store.readStream(...args);
+  }
+
+  readAll(...args: Parameters<EventStore['readAll']>): Promise<RecordedEvent[]> {
+    return this.store.readAll(...args);
+  }
+
+  subscribeToAll(...args: Parameters<EventStore['subscribeToAll']>): Observable<RecordedEvent> {
+    return this.store.subscribeToAll(...args);
+  }
+
+  headPosition(): Promise<Position> {
+    return this.store.headPosition();
+  }
+
+  positionAt(instant: Date): Promise<Position> {
+    return this.store.positionAt(instant);
+  }
+
+  close(): Promise<void> {
+    return this.store.close();
+  }
+}
