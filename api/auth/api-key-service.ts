@@ -39,12 +39,17 @@ export class ApiKeyService {
     return { token: key.token, result };
   }
 
-  revoke(keyId: string, reason: string, actor: string): Promise<CommandResult> {
+  revoke(
+    keyId: string,
+    reason: string,
+    actor: string,
+    options: { expectedRevision?: bigint; idempotencyKey?: string } = {},
+  ): Promise<CommandResult> {
     return this.commands.handle(
       apiKeys,
       apiKeyStream(keyId),
       { type: 'RevokeApiKey', keyId, reason },
-      { actor },
+      { actor, ...options },
     );
   }
 }

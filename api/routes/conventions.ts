@@ -2,6 +2,7 @@ import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
 import type { CommandResult } from '../../core/commands/idempotency.js';
 import type { ProjectionService } from '../../projections/projection-service.js';
+import { ConcurrencyConflictError } from '../../core/errors.js';
 import { HttpProblem } from '../problem.js';
 
 /** Positions and revisions travel as decimal strings: JSON numbers cannot hold every bigint. */
@@ -49,4 +50,45 @@ export async function awaitPosition(
     'PROJECTION_BEHIND',
     `the ${projection} read model has not reached position ${minPosition} yet; retry shortly`,
   );
+}
+
+/** Headers every command route accepts. */
+export const commandHeaders = z.object({
+  'if-match': z
+    .string()
+    .regex(/^"\d{1,19}"$/, 'expected the ETag of the last read, e.g. "3"')
+    .optional()
+    .describe('the stream revision the client last saw; 412 when the stream has moved on'),
+  'idempotency-key': z
+    .string()
+    .regex(/^[\w.:-]{8,128}$/, 'expected 8 to 128 letters, digits or _.:-')
+    .optional()
+    .describe('retries with the same key and command return the first answer and write nothing'),
+});
+
+/** Command context fields from the headers: If-Match as the expected revision, Idempotency-Key. */
+export function commandOptions(headers: z.infer<typeof commandHeaders>): {
+  expectedRevision?: bigint;
+  idempotencyKey?: string;
+} {
+  return {
+    ...(headers['if-match'] ? { expectedRevision: BigInt(headers['if-match'].slice(1, -1)) } : {}),
+    ...(headers['idempotency-key'] ? { idempotencyKey: headers['idempotency-key'] } : {}),
+  };
+}
+
+/** With If-Match, a concurrency conflict is the client's stale read: 412, not 409. */
+export async function withPrecondition<T>(hasIfMatch: boolean, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    if (hasIfMatch && error instanceof ConcurrencyConflictError) {
+      throw new HttpProblem(
+        412,
+        'PRECONDITION_FAILED',
+        `${error.message}; read it again and retry`,
+      );
+    }
+    throw error;
+  }
 }

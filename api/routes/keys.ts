@@ -4,7 +4,13 @@ import { ROLES } from '../../core/access/roles.js';
 import type { Runtime } from '../../ops/runtime.js';
 import type { ApiKeyService } from '../auth/api-key-service.js';
 import type { Authenticator } from '../auth/authenticator.js';
-import { commandAnswer, commandResultSchema } from './conventions.js';
+import {
+  commandAnswer,
+  commandHeaders,
+  commandOptions,
+  commandResultSchema,
+  withPrecondition,
+} from './conventions.js';
 
 const keyId = z.object({
   keyId: z.string().regex(/^[a-z0-9]{16}$/, 'expected a 16-character key id'),
@@ -142,6 +148,7 @@ export const keyRoutes: FastifyPluginAsyncZod<{
         tags: ['keys'],
         summary: 'Revoke a key',
         params: keyId,
+        headers: commandHeaders,
         querystring: z
           .object({
             reason: z.string().trim().min(1).max(500).default('revoked by an administrator'),
@@ -151,10 +158,13 @@ export const keyRoutes: FastifyPluginAsyncZod<{
       },
     },
     async (request, reply) => {
-      const result = await keys.revoke(
-        request.params.keyId,
-        request.query.reason,
-        actor(request.principal),
+      const result = await withPrecondition(request.headers['if-match'] !== undefined, () =>
+        keys.revoke(
+          request.params.keyId,
+          request.query.reason,
+          actor(request.principal),
+          commandOptions(request.headers),
+        ),
       );
       authenticator.forget(request.params.keyId);
       await runtime.projections.waitFor('api_keys', result.position, 2000);
