@@ -139,6 +139,10 @@ describe('projection engine', () => {
 
   it('changes nothing when an already-applied batch is replayed (PostgreSQL and Redis)', async () => {
     const events: RecordedEvent[] = await store.readAll({ maxCount: 10_000 });
+    // Everything read is already applied: the replay below is a pure repeat.
+    const head = events.at(-1)!.position;
+    expect(await services[0]!.waitFor('audit_trail', head, 5000)).toBe(true);
+    expect(await services[0]!.waitFor('live_activity', head, 5000)).toBe(true);
     const before = await tableChecksum(pool, 'qcat_read.audit_trail', 'position');
     const redisBefore = await redisViewChecksum(redis.redis, redis.prefix, 'live_activity');
     const pgTarget = new PostgresTarget(pool, auditTrail);

@@ -162,6 +162,109 @@ export const eventLogMigrations: readonly Migration[] = [
       CREATE SCHEMA IF NOT EXISTS qcat_read;
     `,
   },
+  {
+    version: 4,
+    name: 'set-based group append',
+    sql: `
+      -- Plans of qcat_append were cached while the log was empty (a hash join over the whole
+      -- table): plan each call for the data it meets.
+      ALTER FUNCTION qcat_append(text[], text[], int[], uuid[], text[], jsonb[], jsonb[])
+        SET plan_cache_mode = force_custom_plan;
+
+      -- The whole group at once: one read of the streams' revisions, the checks in memory, one
+      -- INSERT of every event, one upsert of the streams. p_prev[i] is the 1-based index of an
+      -- earlier append of the group to the same stream (0 if none), whose outcome decides the
+      -- revision this one starts from. Event ids are only looked up when a caller supplied some
+      -- (p_check_ids); on any hit the group goes through qcat_append, which tells repeats apart.
+      -- Data and metadata arrive as one JSON array each (cheaper than jsonb[] on both ends).
+      CREATE FUNCTION qcat_append_batch(
+        p_streams text[], p_expected text[], p_counts int[], p_prev int[],
+        p_ids uuid[], p_types text[], p_data jsonb, p_metadata jsonb, p_check_ids boolean
+      ) RETURNS TABLE (status text, last_revision bigint, last_position bigint, detail text)
+      LANGUAGE plpgsql AS $fn$
+      DECLARE
+        n_appends     int := coalesce(array_length(p_streams, 1), 0);
+        head_position bigint;
+        head_time     timestamptz;
+        commit_time   timestamptz;
+        stored_rev    bigint[];
+        current_rev   bigint;
+        expected      text;
+        hit           boolean;
+        after_rev     bigint[] := '{}';
+        base_rev      bigint[] := '{}';
+        base_pos      bigint[] := '{}';
+        first_index   int[] := '{}';
+        ok            boolean[] := '{}';
+        statuses      text[] := '{}';
+        positions     bigint[] := '{}';
+        next_index    int := 1;
+        event_append  int[];
+        written       boolean := false;
+      BEGIN
+        IF p_check_ids THEN
+          -- Dynamic SQL: planned per call, so it always uses the event_id index.
+          EXECUTE 'SELECT EXISTS (SELECT 1 FROM qcat_events WHERE event_id = ANY ($1))' INTO hit USING p_ids;
+          IF hit THEN
+            RETURN QUERY SELECT * FROM qcat_append(
+              p_streams, p_expected, p_counts, p_ids, p_types,
+              ARRAY(SELECT x FROM jsonb_array_elements(p_data) AS x),
+              ARRAY(SELECT x FROM jsonb_array_elements(p_metadata) AS x));
+            RETURN;
+          END IF;
+        END IF;
+        SELECT h.position, h.recorded_at INTO head_position, head_time FROM qcat_log_head h FOR UPDATE;
+        commit_time := greatest(date_trunc('milliseconds', clock_timestamp()), head_time);
+        SELECT array_agg(coalesce((SELECT s.revision FROM qcat_streams s WHERE s.stream_id = u.id), -1) ORDER BY u.ord)
+          INTO stored_rev FROM unnest(p_streams) WITH ORDINALITY AS u(id, ord);
+        FOR i IN 1 .. n_appends LOOP
+          current_rev := CASE WHEN p_prev[i] > 0 THEN after_rev[p_prev[i]] ELSE stored_rev[i] END;
+          expected := p_expected[i];
+          first_index[i] := next_index;
+          next_index := next_index + p_counts[i];
+          IF expected = 'any'
+             OR (expected = 'no_stream' AND current_rev = -1)
+             OR (expected = 'stream_exists' AND current_rev >= 0)
+             OR expected = current_rev::text THEN
+            ok[i] := true;
+            base_rev[i] := current_rev;
+            base_pos[i] := head_position;
+            head_position := head_position + p_counts[i];
+            after_rev[i] := current_rev + p_counts[i];
+            statuses[i] := 'ok';
+            positions[i] := head_position;
+            written := true;
+          ELSE
+            ok[i] := false;
+            after_rev[i] := current_rev;
+            statuses[i] := 'conflict';
+            positions[i] := NULL;
+          END IF;
+        END LOOP;
+        IF written THEN
+          SELECT array_agg(c.a ORDER BY c.a, g) INTO event_append
+            FROM unnest(p_counts) WITH ORDINALITY AS c(n, a), generate_series(1, c.n) AS g;
+          INSERT INTO qcat_events (position, stream_id, revision, event_id, type, data, metadata, recorded_at)
+          SELECT base_pos[u.a] + (u.ord - first_index[u.a] + 1), p_streams[u.a],
+                 base_rev[u.a] + (u.ord - first_index[u.a] + 1), u.id, u.t, u.d, u.m, commit_time
+            FROM ROWS FROM (unnest(p_ids), unnest(p_types), jsonb_array_elements(p_data),
+                            jsonb_array_elements(p_metadata), unnest(event_append))
+                 WITH ORDINALITY AS u(id, t, d, m, a, ord)
+           WHERE ok[u.a];
+          INSERT INTO qcat_streams (stream_id, revision)
+          SELECT DISTINCT ON (u.s) u.s, u.r
+            FROM unnest(p_streams, after_rev, ok) WITH ORDINALITY AS u(s, r, k, ord)
+           WHERE u.k
+           ORDER BY u.s, u.ord DESC
+          ON CONFLICT (stream_id) DO UPDATE SET revision = excluded.revision;
+          UPDATE qcat_log_head SET position = head_position, recorded_at = commit_time;
+          PERFORM pg_notify('qcat_log', head_position::text);
+        END IF;
+        RETURN QUERY SELECT u.s, u.r, u.p, NULL::text FROM unnest(statuses, after_rev, positions) AS u(s, r, p);
+      END
+      $fn$;
+    `,
+  },
 ];
 
 /** Arbitrary constant: the advisory lock that serialises concurrent migrators. */

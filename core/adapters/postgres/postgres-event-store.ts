@@ -39,6 +39,8 @@ interface PendingAppend {
   expected: ExpectedRevision;
   events: PreparedEvent[];
   bytes: number;
+  /** The caller chose event ids: they may repeat recorded ones (an idempotent retry). */
+  idsSupplied: boolean;
   resolve: (result: AppendResult) => void;
   reject: (error: Error) => void;
 }
@@ -67,8 +69,9 @@ const MAX_BATCH_BYTES = 8 * 1024 * 1024;
 
 // bigint and uuid columns arrive as strings from pg. Never alias a cast to a column's own name:
 // ORDER BY would then sort by the text.
+// date_part (float8), not extract (numeric since PostgreSQL 14): a third cheaper per row.
 const EVENT_COLUMNS = `position, stream_id, revision, event_id, type, data, metadata,
-  (extract(epoch FROM recorded_at) * 1000)::float8 AS recorded_ms`;
+  round(date_part('epoch', recorded_at) * 1000) AS recorded_ms`;
 
 const toEvent = (row: EventRow): RecordedEvent => ({
   eventId: row.event_id,
@@ -132,7 +135,16 @@ export class PostgresEventStore implements EventStore {
       0,
     );
     return new Promise<AppendResult>((resolve, reject) => {
-      this.pending.push({ streamId, expected, events: prepared, bytes, resolve, reject });
+      const idsSupplied = events.some((event) => event.eventId !== undefined);
+      this.pending.push({
+        streamId,
+        expected,
+        events: prepared,
+        bytes,
+        idsSupplied,
+        resolve,
+        reject,
+      });
       void this.flush();
     });
   }
@@ -183,25 +195,42 @@ export class PostgresEventStore implements EventStore {
     const streams: string[] = [];
     const expected: string[] = [];
     const counts: number[] = [];
+    const previous: number[] = [];
     const ids: string[] = [];
     const types: string[] = [];
     const data: string[] = [];
     const metadata: string[] = [];
-    for (const append of batch) {
+    const lastOfStream = new Map<string, number>();
+    let checkIds = false;
+    batch.forEach((append, index) => {
       streams.push(append.streamId);
       expected.push(String(append.expected));
       counts.push(append.events.length);
+      previous.push(lastOfStream.get(append.streamId) ?? 0);
+      lastOfStream.set(append.streamId, index + 1);
+      checkIds ||= append.idsSupplied;
       for (const event of append.events) {
         ids.push(event.eventId);
         types.push(event.type);
         data.push(event.dataJson);
         metadata.push(event.metadataJson);
       }
-    }
+    });
     const result = await this.pool.query<AppendRow>({
-      name: 'qcat_append',
-      text: 'SELECT status, last_revision, last_position, detail FROM qcat_append($1, $2, $3, $4, $5, $6, $7)',
-      values: [streams, expected, counts, ids, types, data, metadata],
+      name: 'qcat_append_batch',
+      text: `SELECT status, last_revision, last_position, detail
+               FROM qcat_append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+      values: [
+        streams,
+        expected,
+        counts,
+        previous,
+        ids,
+        types,
+        `[${data.join(',')}]`,
+        `[${metadata.join(',')}]`,
+        checkIds,
+      ],
     });
     return result.rows;
   }
