@@ -21,6 +21,7 @@ import { healthRoutes } from './routes/health.js';
 import { keyRoutes } from './routes/keys.js';
 import { projectionRoutes } from './routes/projections.js';
 import { httpMetrics } from './http-metrics.js';
+import { liveFeed } from './ws/plugin.js';
 
 export interface AppOptions {
   runtime: Runtime;
@@ -92,6 +93,13 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
   await fastify.register(httpMetrics, {
     metrics: runtime.metrics,
     projections: runtime.projections,
+  });
+
+  await fastify.register(liveFeed, {
+    eventStore: runtime.eventStore,
+    metrics: runtime.metrics,
+    authenticator,
+    failuresPerMinute: config.AUTH_FAILURES_PER_MINUTE,
   });
 
   const typed = fastify.withTypeProvider<ZodTypeProvider>();

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Metrics } from '../monitoring/metrics.js';
 import type { ProjectionService } from '../projections/projection-service.js';
@@ -16,12 +16,15 @@ async function httpMetricsPlugin(
 ): Promise<void> {
   const { metrics } = options;
   fastify.decorateRequest('metricsStartedAt', 0n);
+  // A WebSocket upgrade is hijacked and never reaches onResponse: websocket_connections counts it.
+  const upgrade = (request: FastifyRequest): boolean =>
+    request.headers.upgrade?.toLowerCase() === 'websocket';
   fastify.addHook('onRequest', async (request) => {
     request.metricsStartedAt = process.hrtime.bigint();
-    metrics.httpInFlight.inc();
+    if (!upgrade(request)) metrics.httpInFlight.inc();
   });
   fastify.addHook('onResponse', async (request, reply) => {
-    metrics.httpInFlight.dec();
+    if (!upgrade(request)) metrics.httpInFlight.dec();
     // The route pattern, never the raw URL: bounded label values.
     const route = request.routeOptions.url ?? 'unmatched';
     const seconds = Number(process.hrtime.bigint() - request.metricsStartedAt) / 1e9;
