@@ -202,6 +202,8 @@ export const eventLogMigrations: readonly Migration[] = [
         event_append  int[];
         written       boolean := false;
       BEGIN
+        -- The head lock first: an id check made before it could miss a racing writer's commit.
+        SELECT h.position, h.recorded_at INTO head_position, head_time FROM qcat_log_head h FOR UPDATE;
         IF p_check_ids THEN
           -- Dynamic SQL: planned per call, so it always uses the event_id index.
           EXECUTE 'SELECT EXISTS (SELECT 1 FROM qcat_events WHERE event_id = ANY ($1))' INTO hit USING p_ids;
@@ -213,7 +215,6 @@ export const eventLogMigrations: readonly Migration[] = [
             RETURN;
           END IF;
         END IF;
-        SELECT h.position, h.recorded_at INTO head_position, head_time FROM qcat_log_head h FOR UPDATE;
         commit_time := greatest(date_trunc('milliseconds', clock_timestamp()), head_time);
         SELECT array_agg(coalesce((SELECT s.revision FROM qcat_streams s WHERE s.stream_id = u.id), -1) ORDER BY u.ord)
           INTO stored_rev FROM unnest(p_streams) WITH ORDINALITY AS u(id, ord);

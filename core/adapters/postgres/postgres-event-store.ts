@@ -84,6 +84,29 @@ const toEvent = (row: EventRow): RecordedEvent => ({
   recordedAt: new Date(row.recorded_ms),
 });
 
+/** The columns of EVENT_COLUMNS, in order. */
+type EventTuple = [string, string, string, string, string, JsonValue, EventMetadata, number];
+
+const tupleToEvent = ([
+  position,
+  streamId,
+  revision,
+  eventId,
+  type,
+  data,
+  metadata,
+  recordedMs,
+]: EventTuple): RecordedEvent => ({
+  eventId,
+  type,
+  data,
+  metadata,
+  streamId,
+  revision: BigInt(revision),
+  position: BigInt(position),
+  recordedAt: new Date(recordedMs),
+});
+
 /**
  * The event log in PostgreSQL. Appends from this process are gathered into one transaction at a
  * time (group commit) and every transaction locks the log's head row, so transactions commit in
@@ -257,7 +280,8 @@ export class PostgresEventStore implements EventStore {
   }
 
   async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
-    const { rows } = await this.pool.query<EventRow>({
+    // Rows as arrays: the hot path of catch-up and rebuilds, and measurably cheaper to build.
+    const { rows } = await this.pool.query<EventTuple>({
       name: 'qcat_read_all',
       text: `SELECT ${EVENT_COLUMNS} FROM qcat_events
               WHERE position > $1 AND ($2::bigint IS NULL OR position <= $2)
@@ -267,8 +291,9 @@ export class PostgresEventStore implements EventStore {
         options.toPosition === undefined ? null : String(options.toPosition),
         options.maxCount ?? 1000,
       ],
+      rowMode: 'array',
     });
-    return rows.map(toEvent);
+    return rows.map(tupleToEvent);
   }
 
   subscribeToAll(options: SubscribeOptions = {}): Observable<RecordedEvent> {
