@@ -3,6 +3,7 @@ import fp from 'fastify-plugin';
 import { PERMISSIONS, allows, isPermission, type Permission } from '../../core/access/roles.js';
 import { sendProblem } from '../problem.js';
 import type { Authenticator, Principal } from './authenticator.js';
+import { FailureCounter, bearer } from './failure-counter.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -31,39 +32,6 @@ export interface AuthOptions {
   /** Routes under these prefixes are public (plugins such as the API docs). */
   publicPrefixes: readonly string[];
 }
-
-/** Failed authentications per client address in the current minute. */
-class FailureCounter {
-  private window = 0;
-  private readonly counts = new Map<string, number>();
-
-  constructor(private readonly limit: number) {}
-
-  private roll(): void {
-    const minute = Math.floor(Date.now() / 60_000);
-    if (minute !== this.window) {
-      this.window = minute;
-      this.counts.clear();
-    }
-  }
-
-  blocked(address: string): boolean {
-    this.roll();
-    return (this.counts.get(address) ?? 0) >= this.limit;
-  }
-
-  record(address: string): void {
-    this.roll();
-    this.counts.set(address, (this.counts.get(address) ?? 0) + 1);
-  }
-}
-
-const bearer = (request: FastifyRequest): string | null => {
-  const header = request.headers.authorization;
-  if (!header) return null;
-  const match = /^Bearer\s+(\S+)$/i.exec(header);
-  return match?.[1] ?? '';
-};
 
 /**
  * Every route declares the permission it needs (`config.permission`); one without is refused at

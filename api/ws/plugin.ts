@@ -1,11 +1,12 @@
 import websocket, { type WebSocket as Socket } from '@fastify/websocket';
-import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Subscription } from 'rxjs';
 import { WebSocket, type RawData } from 'ws';
 import { allows, type Permission } from '../../core/access/roles.js';
 import type { EventStore } from '../../core/eventstore/event-store.js';
 import type { Metrics } from '../../monitoring/metrics.js';
+import { FailureCounter, bearer } from '../auth/failure-counter.js';
 import type { Authenticator, Principal } from '../auth/authenticator.js';
 import { startLiveEvents, type LiveEvent, type LiveEvents } from './live-events.js';
 import {
@@ -58,39 +59,6 @@ const DEFAULTS: Settings = {
 
 /** Messages a socket may have queued while its authentication is still running. */
 const MAX_PENDING_MESSAGES = 32;
-
-/** Failed authentications per client address in the current minute. */
-class FailureCounter {
-  private window = 0;
-  private readonly counts = new Map<string, number>();
-
-  constructor(private readonly limit: number) {}
-
-  private roll(): void {
-    const minute = Math.floor(Date.now() / 60_000);
-    if (minute !== this.window) {
-      this.window = minute;
-      this.counts.clear();
-    }
-  }
-
-  blocked(address: string): boolean {
-    this.roll();
-    return (this.counts.get(address) ?? 0) >= this.limit;
-  }
-
-  record(address: string): void {
-    this.roll();
-    this.counts.set(address, (this.counts.get(address) ?? 0) + 1);
-  }
-}
-
-/** The bearer token of the upgrade request: null without a header, '' for a malformed one. */
-const bearer = (request: FastifyRequest): string | null => {
-  const header = request.headers.authorization;
-  if (header === undefined) return null;
-  return /^Bearer\s+(\S+)$/i.exec(header)?.[1] ?? '';
-};
 
 const text = (data: RawData): Buffer =>
   Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
