@@ -73,6 +73,8 @@ import {
   serverInfo,
   startServer,
   type BenchServer,
+  seedThroughStore,
+  type Seeding,
 } from './support.js';
 
 const TARGET_REBUILD_EVENTS_PER_SEC = 50_000;
@@ -210,68 +212,34 @@ const TYPES = ['OrderPlaced', 'OrderAccepted', 'OrderFilled', 'OrderCancelled'] 
 const streamOf = (index: number): string =>
   `${CATEGORIES[index % CATEGORIES.length]!}-seed_${index}`;
 
-interface Seeding {
-  events: number;
-  seconds: number;
-  eventsPerSec: number;
-  callers: number;
-  eventsPerAppend: number;
-  streams: number;
-}
-
-async function seed(
+const seed = (
   store: PostgresEventStore,
   total: number,
   callers: number,
   eventsPerAppend: number,
   streams: number,
-): Promise<Seeding> {
-  const appends = Math.ceil(total / eventsPerAppend);
-  let next = 0;
-  let written = 0;
-  let lastReport = now();
-  const started = now();
-  await runWorkers(callers, async (caller) => {
-    for (let index = next++; index < appends; index = next++) {
-      const count = Math.min(eventsPerAppend, total - index * eventsPerAppend);
-      // One append stands for one command: one correlation id, one actor.
-      const command = randomUUID();
-      const metadata = {
-        actor: `user-${index % 25}`,
-        correlationId: command,
-        causationId: command,
-        schemaVersion: 1,
-      };
-      const events: NewEvent[] = [];
-      for (let i = 0; i < count; i++) {
+): Promise<Seeding> =>
+  seedThroughStore(store, { total, callers, eventsPerAppend, streams }, (index, count, caller) => {
+    // One append stands for one command: one correlation id, one actor.
+    const command = randomUUID();
+    const metadata = {
+      actor: `user-${index % 25}`,
+      correlationId: command,
+      causationId: command,
+      schemaVersion: 1,
+    };
+    return {
+      streamId: streamOf(index % streams),
+      events: Array.from({ length: count }, (_, i): NewEvent => {
         const sequence = index * eventsPerAppend + i;
-        events.push({
+        return {
           type: TYPES[sequence % TYPES.length]!,
           data: orderPlaced(caller, sequence),
           metadata,
-        });
-      }
-      await store.appendToStream(streamOf(index % streams), events);
-      written += count;
-      if (now() - lastReport > 10_000) {
-        lastReport = now();
-        const seconds = (lastReport - started) / 1000;
-        console.log(
-          `  ... ${formatInt(written)} events after ${seconds.toFixed(0)} s (${formatInt(written / seconds)} events/s)`,
-        );
-      }
-    }
+        };
+      }),
+    };
   });
-  const seconds = (now() - started) / 1000;
-  return {
-    events: written,
-    seconds,
-    eventsPerSec: written / seconds,
-    callers,
-    eventsPerAppend,
-    streams,
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // (a) Rebuild against the physical floor.

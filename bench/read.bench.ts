@@ -35,10 +35,11 @@ import {
   printTable,
   printTargets,
   round,
-  runWorkers,
   serverInfo,
   startServer,
   type LatencyStats,
+  seedThroughStore,
+  type Seeding,
 } from './support.js';
 
 const TARGET_EVENTS_PER_SEC = 200_000;
@@ -52,62 +53,24 @@ interface Pass {
   clientCpu: number;
 }
 
-interface Seeding {
-  events: number;
-  seconds: number;
-  eventsPerSec: number;
-  callers: number;
-  eventsPerAppend: number;
-  streams: number;
-}
-
 // ---------------------------------------------------------------------------------------------
-// Seeding through QCAT.
+// Seeding through QCAT: plain OrderPlaced events.
 
-async function seed(
+const seed = (
   store: PostgresEventStore,
   total: number,
   callers: number,
   eventsPerAppend: number,
   streams: number,
-): Promise<Seeding> {
-  const appends = Math.ceil(total / eventsPerAppend);
-  let next = 0;
-  let written = 0;
-  let lastReport = now();
-  const started = now();
-  await runWorkers(callers, async (caller) => {
-    for (let index = next++; index < appends; index = next++) {
-      const count = Math.min(eventsPerAppend, total - index * eventsPerAppend);
-      const events: NewEvent[] = [];
-      for (let i = 0; i < count; i++) {
-        events.push({
-          type: 'OrderPlaced',
-          data: orderPlaced(caller, index * eventsPerAppend + i),
-          metadata: { actor: BENCH_ACTOR },
-        });
-      }
-      await store.appendToStream(`order-seed_${index % streams}`, events);
-      written += count;
-      if (now() - lastReport > 10_000) {
-        lastReport = now();
-        const seconds = (lastReport - started) / 1000;
-        console.log(
-          `  ... ${formatInt(written)} events after ${seconds.toFixed(0)} s (${formatInt(written / seconds)} events/s)`,
-        );
-      }
-    }
-  });
-  const seconds = (now() - started) / 1000;
-  return {
-    events: written,
-    seconds,
-    eventsPerSec: written / seconds,
-    callers,
-    eventsPerAppend,
-    streams,
-  };
-}
+): Promise<Seeding> =>
+  seedThroughStore(store, { total, callers, eventsPerAppend, streams }, (index, count, caller) => ({
+    streamId: `order-seed_${index % streams}`,
+    events: Array.from({ length: count }, (_, i): NewEvent => ({
+      type: 'OrderPlaced',
+      data: orderPlaced(caller, index * eventsPerAppend + i),
+      metadata: { actor: BENCH_ACTOR },
+    })),
+  }));
 
 // ---------------------------------------------------------------------------------------------
 // Readers: each returns the number of events in the batch and the last position.

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import type { EventStore, NewEvent } from '../core/eventstore/event-store.js';
 import { startEmbeddedPostgres } from '../ops/embedded-postgres.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -346,3 +347,67 @@ export const orderPlaced = (writer: number, sequence: number): OrderPlacedData =
 });
 
 export const BENCH_ACTOR = 'bench';
+
+// ---------------------------------------------------------------------------------------------
+// Seeding a log through QCAT's own appendToStream.
+
+export interface Seeding {
+  events: number;
+  seconds: number;
+  eventsPerSec: number;
+  callers: number;
+  eventsPerAppend: number;
+  streams: number;
+}
+
+export interface SeedOptions {
+  total: number;
+  callers: number;
+  eventsPerAppend: number;
+  streams: number;
+}
+
+/**
+ * Writes `total` events as appends of `eventsPerAppend` from `callers` concurrent callers (so group
+ * commit fills its transactions); `makeAppend` shapes append number `index` of `count` events.
+ * Prints progress every 10 s.
+ */
+export async function seedThroughStore(
+  store: EventStore,
+  { total, callers, eventsPerAppend, streams }: SeedOptions,
+  makeAppend: (
+    index: number,
+    count: number,
+    caller: number,
+  ) => { streamId: string; events: NewEvent[] },
+): Promise<Seeding> {
+  const appends = Math.ceil(total / eventsPerAppend);
+  let next = 0;
+  let written = 0;
+  let lastReport = now();
+  const started = now();
+  await runWorkers(callers, async (caller) => {
+    for (let index = next++; index < appends; index = next++) {
+      const count = Math.min(eventsPerAppend, total - index * eventsPerAppend);
+      const { streamId, events } = makeAppend(index, count, caller);
+      await store.appendToStream(streamId, events);
+      written += count;
+      if (now() - lastReport > 10_000) {
+        lastReport = now();
+        const seconds = (lastReport - started) / 1000;
+        console.log(
+          `  ... ${formatInt(written)} events after ${seconds.toFixed(0)} s (${formatInt(written / seconds)} events/s)`,
+        );
+      }
+    }
+  });
+  const seconds = (now() - started) / 1000;
+  return {
+    events: written,
+    seconds,
+    eventsPerSec: written / seconds,
+    callers,
+    eventsPerAppend,
+    streams,
+  };
+}
