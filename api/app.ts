@@ -16,10 +16,12 @@ import { ApiKeyService } from './auth/api-key-service.js';
 import { Authenticator } from './auth/authenticator.js';
 import { auth } from './auth/plugin.js';
 import { handleError, sendProblem } from './problem.js';
+import { approvalRoutes } from './routes/approvals.js';
 import { auditRoutes } from './routes/audit.js';
 import { healthRoutes } from './routes/health.js';
 import { keyRoutes } from './routes/keys.js';
 import { projectionRoutes } from './routes/projections.js';
+import { strategyRoutes } from './routes/strategies.js';
 import { httpMetrics } from './http-metrics.js';
 import { liveFeed } from './ws/plugin.js';
 
@@ -111,6 +113,8 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
     async (api) => {
       await api.register(auditRoutes, { runtime });
       await api.register(projectionRoutes, { runtime });
+      await api.register(strategyRoutes, { runtime });
+      await api.register(approvalRoutes, { runtime });
       await api.register(keyRoutes, {
         runtime,
         keys: new ApiKeyService(runtime.commands),

@@ -12,6 +12,11 @@ export interface Problem {
   requestId: string;
   /** Every failing field, for validation errors. */
   errors?: { path: string; message: string }[];
+  /** For a refused transition: the state it is in and what it allows. */
+  currentState?: string;
+  allowedCommands?: string[];
+  /** For REQUEST_ALREADY_OPEN: the approval request that is still open. */
+  openRequestId?: string;
 }
 
 const TITLES: Record<number, string> = {
@@ -40,7 +45,23 @@ const STATUS_BY_CODE: Record<string, number> = {
   APPEND_TOO_LARGE: 413,
   API_KEY_NOT_FOUND: 404,
   UNKNOWN_PROJECTION: 404,
+  STRATEGY_NOT_FOUND: 404,
+  APPROVAL_NOT_FOUND: 404,
+  STRATEGY_EXISTS: 409,
+  STRATEGY_TRANSITION_NOT_ALLOWED: 409,
+  REQUEST_ALREADY_OPEN: 409,
+  APPROVAL_NOT_PENDING: 409,
+  APPROVAL_EXPIRED: 409,
+  ALREADY_APPROVED: 409,
+  SELF_APPROVAL_FORBIDDEN: 403,
+  SELF_REJECTION_FORBIDDEN: 403,
+  APPROVER_ROLE_NOT_ELIGIBLE: 403,
+  APPROVAL_NEEDS_ROLE: 403,
+  NOT_REQUESTER: 403,
 };
+
+/** Details of a domain error that a client may act on, sent as problem extension members. */
+const EXTENSION_MEMBERS = ['currentState', 'allowedCommands', 'openRequestId', 'errors'] as const;
 
 /** Fastify's own error codes, as QCAT's stable ones. */
 const FRAMEWORK_CODES: Record<string, string> = {
@@ -118,7 +139,18 @@ export function handleError(
         : error instanceof ValidationError
           ? 400
           : 422);
-    return sendProblem(request, reply, { status, code: error.code, detail: error.message });
+    const extensions = Object.fromEntries(
+      EXTENSION_MEMBERS.filter((key) => error.details[key] !== undefined).map((key) => [
+        key,
+        error.details[key],
+      ]),
+    );
+    return sendProblem(request, reply, {
+      status,
+      code: error.code,
+      detail: error.message,
+      ...extensions,
+    });
   }
   const statusCode =
     'statusCode' in error && typeof error.statusCode === 'number' ? error.statusCode : 500;

@@ -4,6 +4,8 @@ import type { Config } from '../ops/config.js';
 import { openRuntime, type Runtime } from '../ops/runtime.js';
 import { ApiKeyService } from './auth/api-key-service.js';
 import { app } from './app.js';
+import { toError } from '../core/errors.js';
+import { expireDueApprovals } from '../projections/approval-flow.js';
 import { handleError } from './problem.js';
 
 export interface RunningServer {
@@ -61,9 +63,11 @@ export async function startServer(
     },
   };
   const runtime = await openRuntime(config, log);
+  let expiry: NodeJS.Timeout | undefined;
   try {
     const bootstrapToken = await bootstrapAdminKey(runtime, options.announce);
     await runtime.projections.start();
+    expiry = expireApprovalsEveryMinute(runtime, log);
     await fastify.register(app, { runtime });
     const url = await fastify.listen({ port: config.PORT, host: config.HOST });
     return {
@@ -73,15 +77,31 @@ export async function startServer(
       bootstrapToken,
       // Stop accepting, drain HTTP and WebSockets, then projections and pools (runtime.close).
       stop: async () => {
+        clearInterval(expiry);
         await fastify.close();
         await runtime.close();
       },
     };
   } catch (error) {
+    clearInterval(expiry);
     await fastify.close();
     await runtime.close();
     throw error;
   }
+}
+
+/** Approval requests past their expiry are expired (every process may; expiring is idempotent). */
+function expireApprovalsEveryMinute(
+  runtime: Runtime,
+  log: { warn(message: string): void },
+): NodeJS.Timeout {
+  const timer = setInterval(() => {
+    expireDueApprovals(runtime.pool, runtime.commands, new Date()).catch((error: unknown) => {
+      log.warn(`approvals: expiring due requests failed: ${toError(error).message}`);
+    });
+  }, 60_000);
+  timer.unref();
+  return timer;
 }
 
 /**

@@ -102,11 +102,15 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
     closers.push(() => eventStore.close());
     const redis = await openRedis(config, log);
     if (redis) closers.push(async () => redis.quit());
+    const commands = new CommandHandler({
+      eventStore,
+      idempotency: new PostgresIdempotencyStore(pool),
+    });
     const projections = new ProjectionService({
       pool,
       connectionString: databaseUrl,
       eventStore,
-      projections: allProjections(config.QCAT_REDIS_PREFIX),
+      projections: allProjections(config.QCAT_REDIS_PREFIX, commands),
       ...(redis ? { redis } : {}),
       redisPrefix: config.QCAT_REDIS_PREFIX,
       instanceId: `${hostname()}:${process.pid}`,
@@ -117,10 +121,6 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
     closers.push(() => projections.stop());
     if (projections.skipped.length > 0)
       log.warn(`projections off without Redis: ${projections.skipped.join(', ')}`);
-    const commands = new CommandHandler({
-      eventStore,
-      idempotency: new PostgresIdempotencyStore(pool),
-    });
     return { config, databaseUrl, pool, eventStore, redis, commands, projections, metrics, close };
   } catch (error) {
     await close();

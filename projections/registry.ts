@@ -1,11 +1,21 @@
+import type { CommandHandler } from '../core/commands/command-handler.js';
 import { apiKeysProjection } from './api-keys.js';
+import { approvalFlow } from './approval-flow.js';
 import { auditTrail } from './audit-trail.js';
 import { liveActivity } from './live-activity.js';
 import type { Projection } from './projection.js';
+import { approvalsProjection, strategiesProjection, strategyStatusView } from './strategies.js';
 
-/** Every projection QCAT runs. Add new read models here. */
-export const allProjections = (redisPrefix: string): Projection[] => [
+/**
+ * Every projection QCAT runs. Add new read models here. The process managers (which issue
+ * commands) run only when given the command handler: a restore rebuilds read models without them.
+ */
+export const allProjections = (redisPrefix: string, commands?: CommandHandler): Projection[] => [
   auditTrail,
   apiKeysProjection,
+  strategiesProjection,
+  approvalsProjection,
   liveActivity(redisPrefix),
+  strategyStatusView,
+  ...(commands ? [approvalFlow(commands)] : []),
 ];

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-store.js';
+import { CommandHandler } from '../core/commands/command-handler.js';
+import { InMemoryIdempotencyStore } from '../core/commands/idempotency.js';
 import { readProjectionStatus } from '../projections/projection-service.js';
 import { allProjections } from '../projections/registry.js';
 import { startQcat, type QcatProcess } from './support/qcat-process.js';
@@ -41,7 +43,11 @@ describe('projection leadership across two QCAT processes', () => {
 
     // A started first and leads both; B stands by.
     const initial = await leaders();
-    expect(initial).toHaveLength(allProjections('x').length);
+    const commands = new CommandHandler({
+      eventStore: store,
+      idempotency: new InMemoryIdempotencyStore(),
+    });
+    expect(initial).toHaveLength(allProjections('x', commands).length);
     expect(initial.every((leader) => leader?.endsWith(idOf(a)))).toBe(true);
     expect(a.output()).toContain('projections: leading audit_trail');
     expect(b.output()).not.toContain('projections: leading');

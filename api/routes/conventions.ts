@@ -1,5 +1,7 @@
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { v5 as uuidv5 } from 'uuid';
 import { z } from 'zod';
+import type { Party } from '../../core/approvals/approval.js';
 import type { CommandResult } from '../../core/commands/idempotency.js';
 import type { ProjectionService } from '../../projections/projection-service.js';
 import { ConcurrencyConflictError } from '../../core/errors.js';
@@ -91,4 +93,34 @@ export async function withPrecondition<T>(hasIfMatch: boolean, run: () => Promis
     }
     throw error;
   }
+}
+
+/**
+ * Who is acting: `actor` goes into event metadata, `party` (the key's id and role) into commands
+ * that check who may do what, such as four eyes.
+ */
+export function principalOf(request: FastifyRequest): { actor: string; party: Party } {
+  const principal = request.principal;
+  if (!principal) throw new Error(`authenticated route ${request.url} without a principal`);
+  return {
+    actor: `apikey:${principal.keyId}(${principal.name})`,
+    party: { id: `apikey:${principal.keyId}`, role: principal.role },
+  };
+}
+
+const ID_NAMESPACE = '0d6f2a4e-93c1-4b8e-a7d5-2c9e8f1b3a60';
+
+/**
+ * A new id for what a command creates (a strategy, an approval request). With an
+ * Idempotency-Key it is derived from the key, so a retry sends the very same command.
+ */
+export function newId(
+  party: Party,
+  headers: z.infer<typeof commandHeaders>,
+  purpose: string,
+): string {
+  const key = headers['idempotency-key'];
+  return key === undefined
+    ? crypto.randomUUID()
+    : uuidv5(`${party.id}:${purpose}:${key}`, ID_NAMESPACE);
 }

@@ -9,6 +9,7 @@ import {
   commandHeaders,
   commandOptions,
   commandResultSchema,
+  principalOf,
   withPrecondition,
 } from './conventions.js';
 
@@ -31,9 +32,6 @@ export const keyRoutes: FastifyPluginAsyncZod<{
   keys: ApiKeyService;
   authenticator: Authenticator;
 }> = async (fastify, { runtime, keys, authenticator }) => {
-  const actor = (principal: { name: string; keyId: string } | null): string =>
-    principal ? `apikey:${principal.keyId}(${principal.name})` : 'unknown';
-
   fastify.get(
     '/session',
     {
@@ -107,7 +105,7 @@ export const keyRoutes: FastifyPluginAsyncZod<{
       const issued = await keys.issue(
         request.body.name,
         request.body.role,
-        actor(request.principal),
+        principalOf(request).actor,
       );
       await runtime.projections.waitFor('api_keys', issued.result.position, 2000);
       const answer = commandAnswer(reply, issued.result);
@@ -133,7 +131,7 @@ export const keyRoutes: FastifyPluginAsyncZod<{
       },
     },
     async (request, reply) => {
-      const rotated = await keys.rotate(request.params.keyId, actor(request.principal));
+      const rotated = await keys.rotate(request.params.keyId, principalOf(request).actor);
       authenticator.forget(request.params.keyId);
       await runtime.projections.waitFor('api_keys', rotated.result.position, 2000);
       return { ...commandAnswer(reply, rotated.result), token: rotated.token };
@@ -162,7 +160,7 @@ export const keyRoutes: FastifyPluginAsyncZod<{
         keys.revoke(
           request.params.keyId,
           request.query.reason,
-          actor(request.principal),
+          principalOf(request).actor,
           commandOptions(request.headers),
         ),
       );

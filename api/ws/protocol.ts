@@ -61,7 +61,11 @@ export const describeIssues = (error: z.ZodError): string =>
     .join('; ');
 
 /** Named channels: a shorthand for one stream category. */
-const ALIASES: Readonly<Record<string, string>> = { risk: 'risk', positions: 'position' };
+const ALIASES: Readonly<Record<string, string>> = {
+  risk: 'risk',
+  positions: 'position',
+  strategies: 'strategy',
+};
 /** The reverse: which alias, if any, a category's events are also published under. */
 const ALIAS_OF_CATEGORY: ReadonlyMap<string, string> = new Map(
   Object.entries(ALIASES).map(([alias, category]) => [category, alias]),

@@ -46,6 +46,39 @@ export const PERMISSIONS = {
     roles: ['admin', 'trader', 'analyst', 'risk_officer', 'auditor', 'operator', 'viewer'],
     description: 'see who the presented key belongs to',
   },
+  'strategies:read': {
+    roles: ['admin', 'trader', 'analyst', 'risk_officer', 'auditor', 'operator', 'viewer'],
+    description: 'list strategies, their parameter versions, history and live status',
+  },
+  'strategies:create': {
+    roles: ['admin', 'trader'],
+    description: 'create a strategy (a draft)',
+  },
+  'strategies:edit': {
+    roles: ['admin', 'trader', 'analyst'],
+    description: 'edit a draft; request a parameter change of an approved strategy',
+  },
+  'strategies:operate': {
+    roles: ['admin', 'trader'],
+    description: 'submit for review, start paper trading, request live, resume, retire',
+  },
+  'strategies:pause': {
+    roles: ['admin', 'trader', 'risk_officer'],
+    description: 'pause a paper or live strategy',
+  },
+  'approvals:read': {
+    roles: ['admin', 'trader', 'analyst', 'risk_officer', 'auditor', 'operator', 'viewer'],
+    description: 'see approval requests and the queue of what one may approve',
+  },
+  'approvals:decide': {
+    roles: ['admin', 'trader', 'analyst', 'risk_officer'],
+    description:
+      "approve or reject a request, as its rule allows (never one's own; see the user guide)",
+  },
+  'approvals:withdraw': {
+    roles: ['admin', 'trader', 'analyst', 'risk_officer'],
+    description: 'withdraw a request one made (admins: any request)',
+  },
   'feed:subscribe': {
     roles: ['admin', 'trader', 'analyst', 'risk_officer', 'auditor', 'operator', 'viewer'],
     description: 'subscribe to live event feeds over WebSocket',

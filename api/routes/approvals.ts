@@ -1,0 +1,361 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { ROLES } from '../../core/access/roles.js';
+import {
+  APPROVAL_KINDS,
+  APPROVAL_STATUSES,
+  approvalBlocker,
+  approvalStream,
+  approvals,
+  missingRoles,
+  type ApprovalCommand,
+  type ApprovalState,
+} from '../../core/approvals/approval.js';
+import type { Runtime } from '../../ops/runtime.js';
+import { HttpProblem } from '../problem.js';
+import {
+  awaitPosition,
+  commandAnswer,
+  commandHeaders,
+  commandOptions,
+  commandResultSchema,
+  positionString,
+  principalOf,
+  withPrecondition,
+} from './conventions.js';
+
+type Open = Exclude<ApprovalState, { status: 'none' }>;
+
+const party = z.object({ id: z.string(), role: z.enum(ROLES) });
+const approval = z.object({
+  requestId: z.string(),
+  kind: z.enum(APPROVAL_KINDS),
+  subject: z.object({ type: z.string(), id: z.string() }),
+  status: z.enum(APPROVAL_STATUSES),
+  requester: party,
+  reason: z.string(),
+  rule: z.object({
+    approvals: z.number(),
+    eligibleRoles: z.array(z.enum(ROLES)),
+    mustInclude: z.array(z.enum(ROLES)),
+  }),
+  payload: z.record(z.string(), z.unknown()),
+  approvers: z.array(party),
+  stillNeeds: z.object({
+    approvals: z.number().describe('approvals still missing'),
+    roles: z.array(z.enum(ROLES)).describe('roles that must still be among them'),
+  }),
+  decidedBy: z.string().nullable(),
+  decisionReason: z.string().nullable(),
+  requestedAt: z.string(),
+  expiresAt: z.string(),
+  decidedAt: z.string().nullable(),
+  revision: z.string(),
+});
+
+interface Row {
+  request_id: string;
+  state: Open;
+  reason: string;
+  decided_by: string | null;
+  decision_reason: string | null;
+  requested_at: Date;
+  expires_at: Date;
+  decided_at: Date | null;
+  revision: string;
+  requested_position: string;
+}
+
+const COLUMNS = `request_id, state, reason, decided_by, decision_reason, requested_at, expires_at,
+                 decided_at, revision, requested_position`;
+
+const toApproval = (row: Row): z.infer<typeof approval> => ({
+  requestId: row.request_id,
+  kind: row.state.kind,
+  subject: row.state.subject,
+  status: row.state.status,
+  requester: row.state.requester,
+  reason: row.reason,
+  rule: row.state.rule,
+  payload: row.state.payload,
+  approvers: row.state.approvers,
+  stillNeeds: {
+    approvals:
+      row.state.status === 'pending'
+        ? Math.max(0, row.state.rule.approvals - row.state.approvers.length)
+        : 0,
+    roles: row.state.status === 'pending' ? missingRoles(row.state.rule, row.state.approvers) : [],
+  },
+  decidedBy: row.decided_by,
+  decisionReason: row.decision_reason,
+  requestedAt: row.requested_at.toISOString(),
+  expiresAt: row.expires_at.toISOString(),
+  decidedAt: row.decided_at?.toISOString() ?? null,
+  revision: row.revision,
+});
+
+const page = (rows: Row[], limit: number) => ({
+  approvals: rows.slice(0, limit).map(toApproval),
+  nextCursor: rows.length > limit ? (rows[limit - 1]?.requested_position ?? null) : null,
+});
+const pageSchema = z.object({ approvals: z.array(approval), nextCursor: z.string().nullable() });
+const requestIdParams = z.object({ requestId: z.uuid() });
+const listQuery = {
+  after: positionString.optional().describe('cursor: nextCursor of the previous page'),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  minPosition: positionString.optional(),
+};
+
+const decisionAnswer = commandResultSchema.extend({
+  status: z.enum(APPROVAL_STATUSES),
+  effect: z
+    .object({
+      streamId: z.string(),
+      command: z.string(),
+      outcome: z.enum(['applied', 'unchanged', 'refused']),
+      detail: z.string().nullable(),
+      revision: z.string().nullable(),
+      position: z
+        .string()
+        .nullable()
+        .describe('pass as minPosition to read the subject after the effect'),
+    })
+    .nullable()
+    .describe('what the approval flow did to the subject (null while it has not run yet)'),
+});
+
+/** Approval requests (four eyes): list, the queue of what the caller may approve, decisions. */
+export const approvalRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
+  fastify,
+  { runtime },
+) => {
+  /** Runs one decision, then reports the flow's effect on the subject once it has run. */
+  const decide = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    headers: z.infer<typeof commandHeaders>,
+    command: ApprovalCommand,
+  ): Promise<z.infer<typeof decisionAnswer>> => {
+    const result = await withPrecondition(headers['if-match'] !== undefined, () =>
+      runtime.commands.handle(approvals, approvalStream(command.requestId), command, {
+        actor: principalOf(request).actor,
+        ...commandOptions(headers),
+      }),
+    );
+    const { state } = await runtime.commands.load(approvals, approvalStream(command.requestId));
+    const status = state.status === 'none' ? 'pending' : state.status;
+    let effect: z.infer<typeof decisionAnswer>['effect'] = null;
+    if (
+      status !== 'pending' &&
+      (await runtime.projections.waitFor('approval_flow', result.position, 2000))
+    ) {
+      const { rows } = await runtime.pool.query<{
+        stream_id: string;
+        command: string;
+        outcome: 'applied' | 'unchanged' | 'refused';
+        detail: string | null;
+        result_revision: string | null;
+        result_position: string | null;
+      }>(
+        `SELECT stream_id, command, outcome, detail, result_revision, result_position
+           FROM qcat_read.approval_flow_log WHERE trigger_position = $1 ORDER BY step LIMIT 1`,
+        [result.position],
+      );
+      const row = rows[0];
+      if (row)
+        effect = {
+          streamId: row.stream_id,
+          command: row.command,
+          outcome: row.outcome,
+          detail: row.detail,
+          revision: row.result_revision,
+          position: row.result_position,
+        };
+    }
+    return { ...commandAnswer(reply, result), status, effect };
+  };
+
+  fastify.get(
+    '/approvals',
+    {
+      config: { permission: 'approvals:read' },
+      schema: {
+        tags: ['approvals'],
+        summary: 'Approval requests, oldest first, filtered; cursor-paginated',
+        querystring: z
+          .object({
+            status: z.enum(APPROVAL_STATUSES).optional(),
+            kind: z.enum(APPROVAL_KINDS).optional(),
+            subjectType: z.string().min(1).max(50).optional(),
+            subjectId: z.string().min(1).max(200).optional(),
+            role: z.enum(ROLES).optional().describe('only requests this role may approve'),
+            ...listQuery,
+          })
+          .strict(),
+        response: { 200: pageSchema },
+      },
+    },
+    async (request, reply) => {
+      const q = request.query;
+      await awaitPosition(runtime.projections, 'approvals', q.minPosition, reply);
+      const where: string[] = [];
+      const values: unknown[] = [];
+      const add = (sql: string, value: unknown): void => {
+        values.push(value);
+        where.push(sql.replace('?', `$${values.length.toString()}`));
+      };
+      if (q.status) add('status = ?', q.status);
+      if (q.kind) add('kind = ?', q.kind);
+      if (q.subjectType) add('subject_type = ?', q.subjectType);
+      if (q.subjectId) add('subject_id = ?', q.subjectId);
+      if (q.role) add('? = ANY (eligible_roles)', q.role);
+      if (q.after) add('requested_position > ?', q.after);
+      values.push(q.limit + 1);
+      const { rows } = await runtime.pool.query<Row>(
+        `SELECT ${COLUMNS} FROM qcat_read.approvals
+          ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+          ORDER BY requested_position LIMIT $${values.length.toString()}`,
+        values,
+      );
+      return page(rows, q.limit);
+    },
+  );
+
+  fastify.get(
+    '/approvals/queue',
+    {
+      config: { permission: 'approvals:read' },
+      schema: {
+        tags: ['approvals'],
+        summary:
+          'The pending requests the caller may approve now: their role is eligible, they did not make or already approve them, and the rule still needs them',
+        querystring: z.object(listQuery).strict(),
+        response: { 200: pageSchema },
+      },
+    },
+    async (request, reply) => {
+      const q = request.query;
+      await awaitPosition(runtime.projections, 'approvals', q.minPosition, reply);
+      const { party } = principalOf(request);
+      const { rows } = await runtime.pool.query<Row>(
+        `SELECT ${COLUMNS} FROM qcat_read.approvals
+          WHERE status = 'pending' AND $1 = ANY (eligible_roles) AND requester_id <> $2
+            AND expires_at > now() AND requested_position > $3
+          ORDER BY requested_position LIMIT $4`,
+        [party.role, party.id, q.after ?? '0', q.limit + 1],
+      );
+      // A page holds what the caller can act on; the cursor still walks every pending request.
+      const cursor = page(rows, q.limit).nextCursor;
+      return {
+        approvals: rows
+          .slice(0, q.limit)
+          .filter((row) => approvalBlocker(row.state, party) === undefined)
+          .map(toApproval),
+        nextCursor: cursor,
+      };
+    },
+  );
+
+  fastify.get(
+    '/approvals/:requestId',
+    {
+      config: { permission: 'approvals:read' },
+      schema: {
+        tags: ['approvals'],
+        summary: 'One approval request; ETag is its revision',
+        params: requestIdParams,
+        querystring: z.object({ minPosition: positionString.optional() }).strict(),
+        response: { 200: approval },
+      },
+    },
+    async (request, reply) => {
+      await awaitPosition(runtime.projections, 'approvals', request.query.minPosition, reply);
+      const { rows } = await runtime.pool.query<Row>(
+        `SELECT ${COLUMNS} FROM qcat_read.approvals WHERE request_id = $1`,
+        [request.params.requestId],
+      );
+      const row = rows[0];
+      if (!row)
+        throw new HttpProblem(
+          404,
+          'APPROVAL_NOT_FOUND',
+          `approval ${request.params.requestId} does not exist`,
+        );
+      void reply.header('etag', `"${row.revision}"`);
+      return toApproval(row);
+    },
+  );
+
+  fastify.post(
+    '/approvals/:requestId/approve',
+    {
+      config: { permission: 'approvals:decide' },
+      schema: {
+        tags: ['approvals'],
+        summary:
+          'Approve a request (never your own); the last approval the rule needs approves it and the flow applies it',
+        params: requestIdParams,
+        headers: commandHeaders,
+        body: z
+          .strictObject({ comment: z.string().max(1000).default('') })
+          .nullish()
+          .describe('optional'),
+        response: { 200: decisionAnswer },
+      },
+    },
+    async (request, reply) =>
+      decide(request, reply, request.headers, {
+        type: 'GrantApproval',
+        requestId: request.params.requestId,
+        approver: principalOf(request).party,
+        comment: request.body?.comment ?? '',
+        now: new Date().toISOString(),
+      }),
+  );
+
+  fastify.post(
+    '/approvals/:requestId/reject',
+    {
+      config: { permission: 'approvals:decide' },
+      schema: {
+        tags: ['approvals'],
+        summary: 'Reject a request, with the reason',
+        params: requestIdParams,
+        headers: commandHeaders,
+        body: z.strictObject({ reason: z.string().trim().min(1).max(1000) }),
+        response: { 200: decisionAnswer },
+      },
+    },
+    async (request, reply) =>
+      decide(request, reply, request.headers, {
+        type: 'RejectApproval',
+        requestId: request.params.requestId,
+        by: principalOf(request).party,
+        reason: request.body.reason,
+        now: new Date().toISOString(),
+      }),
+  );
+
+  fastify.post(
+    '/approvals/:requestId/withdraw',
+    {
+      config: { permission: 'approvals:withdraw' },
+      schema: {
+        tags: ['approvals'],
+        summary: 'Withdraw a request you made',
+        params: requestIdParams,
+        headers: commandHeaders,
+        body: z.strictObject({ reason: z.string().trim().min(1).max(1000) }),
+        response: { 200: decisionAnswer },
+      },
+    },
+    async (request, reply) =>
+      decide(request, reply, request.headers, {
+        type: 'WithdrawApproval',
+        requestId: request.params.requestId,
+        by: principalOf(request).party,
+        reason: request.body.reason,
+      }),
+  );
+};

@@ -1,0 +1,645 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { ROLES } from '../../core/access/roles.js';
+import type { CommandResult } from '../../core/commands/idempotency.js';
+import { STRATEGY_KIND_NAMES, STRATEGY_KINDS, TIMEFRAMES } from '../../core/strategies/kinds.js';
+import {
+  ALLOWED_COMMANDS,
+  STRATEGY_STATES,
+  strategies,
+  strategyStream,
+  type Strategy,
+  type StrategyCommand,
+} from '../../core/strategies/strategy.js';
+import type { Runtime } from '../../ops/runtime.js';
+import { activeGenerationKey, redisViewKeys } from '../../projections/redis-target.js';
+import type { LiveStrategyStatus } from '../../projections/strategies.js';
+import { HttpProblem } from '../problem.js';
+import {
+  awaitPosition,
+  commandAnswer,
+  commandHeaders,
+  commandOptions,
+  commandResultSchema,
+  newId,
+  positionString,
+  principalOf,
+  withPrecondition,
+} from './conventions.js';
+
+const symbol = z.string().regex(/^[A-Z0-9]{2,20}$/, 'expected a symbol such as BTCUSDT');
+const definitionBody = {
+  name: z.string().trim().min(1).max(100),
+  description: z.string().max(2000),
+  kind: z.enum(STRATEGY_KIND_NAMES),
+  symbols: z
+    .array(symbol)
+    .min(1)
+    .max(50)
+    .refine((list) => new Set(list).size === list.length, 'symbols must not repeat'),
+  timeframe: z.enum(TIMEFRAMES),
+  parameters: z
+    .record(z.string().max(100), z.unknown())
+    .describe("checked against the kind's parameter schema (GET /strategy-kinds)"),
+  capitalRequest: z
+    .number()
+    .positive()
+    .max(1e12)
+    .describe('capital asked for, in the quote currency'),
+};
+const createBody = z.strictObject({
+  ...definitionBody,
+  description: definitionBody.description.default(''),
+  parameters: definitionBody.parameters.default({}),
+});
+const editBody = z
+  .strictObject(definitionBody)
+  .partial()
+  .refine((body) => Object.keys(body).length > 0, 'send at least one field to change');
+const reasonBody = z.strictObject({ reason: z.string().trim().min(1).max(500) });
+const idParams = z.object({ strategyId: z.uuid() });
+
+const party = z.object({ id: z.string(), role: z.enum(ROLES) });
+const json = z.record(z.string(), z.unknown());
+const summary = z.object({
+  strategyId: z.string(),
+  name: z.string(),
+  kind: z.string(),
+  symbols: z.array(z.string()),
+  timeframe: z.string(),
+  status: z.enum(STRATEGY_STATES),
+  owner: z.string(),
+  parameterVersion: z.number(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  revision: z.string(),
+});
+const detail = summary.extend({
+  description: z.string(),
+  owner: party,
+  parameters: json,
+  capitalRequest: z.number(),
+  pausedFrom: z.enum(['paper', 'live']).nullable(),
+  pending: z.object({
+    activation: z.string().nullable(),
+    promotion: z.string().nullable(),
+    parameterChange: z.object({ requestId: z.string(), parameters: json }).nullable(),
+  }),
+  allowedCommands: z.array(z.string()),
+  position: z.string(),
+});
+const requestAnswer = commandResultSchema.extend({
+  approvalRequestId: z.string().describe('the approval request opened; see /approvals/{id}'),
+});
+
+interface Row {
+  strategy_id: string;
+  state: Strategy;
+  created_at: Date;
+  updated_at: Date;
+  revision: string;
+  position: string;
+  created_position: string;
+}
+
+const toSummary = (row: Row): z.infer<typeof summary> => ({
+  strategyId: row.strategy_id,
+  name: row.state.name,
+  kind: row.state.kind,
+  symbols: row.state.symbols,
+  timeframe: row.state.timeframe,
+  status: row.state.status,
+  owner: row.state.owner.id,
+  parameterVersion: row.state.parameterVersion,
+  createdAt: row.created_at.toISOString(),
+  updatedAt: row.updated_at.toISOString(),
+  revision: row.revision,
+});
+
+/** Strategies: the lifecycle's commands and the read models' queries (docs/user-guide.md). */
+export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
+  fastify,
+  { runtime },
+) => {
+  const handle = async (
+    request: FastifyRequest,
+    headers: z.infer<typeof commandHeaders>,
+    command: StrategyCommand,
+  ): Promise<CommandResult> =>
+    withPrecondition(headers['if-match'] !== undefined, () =>
+      runtime.commands.handle(strategies, strategyStream(command.strategyId), command, {
+        actor: principalOf(request).actor,
+        ...commandOptions(headers),
+      }),
+    );
+
+  /** A command that opens an approval request: wait (briefly) until the flow has opened it. */
+  const opening = async (
+    reply: FastifyReply,
+    result: CommandResult,
+    approvalRequestId: string,
+  ): Promise<z.infer<typeof requestAnswer>> => {
+    await runtime.projections.waitFor('approval_flow', result.position, 2000);
+    return { ...commandAnswer(reply, result), approvalRequestId };
+  };
+
+  fastify.get(
+    '/strategy-kinds',
+    {
+      config: { permission: 'strategies:read' },
+      schema: {
+        tags: ['strategies'],
+        summary: 'The strategy kinds and the JSON Schema of their parameters',
+        response: {
+          200: z.array(
+            z.object({
+              name: z.string(),
+              title: z.string(),
+              description: z.string(),
+              parameters: json,
+            }),
+          ),
+        },
+      },
+    },
+    () =>
+      STRATEGY_KINDS.map((kind) => ({
+        name: kind.name,
+        title: kind.title,
+        description: kind.description,
+        parameters: z.toJSONSchema(kind.parameters, { io: 'input' }),
+      })),
+  );
+
+  fastify.get(
+    '/strategies',
+    {
+      config: { permission: 'strategies:read' },
+      schema: {
+        tags: ['strategies'],
+        summary: 'Strategies, oldest first, filtered; cursor-paginated',
+        querystring: z
+          .object({
+            state: z.enum(STRATEGY_STATES).optional(),
+            kind: z.enum(STRATEGY_KIND_NAMES).optional(),
+            symbol: symbol.optional(),
+            owner: z.string().min(1).max(200).optional().describe('the owner id, apikey:<keyId>'),
+            after: positionString.optional().describe('cursor: nextCursor of the previous page'),
+            limit: z.coerce.number().int().min(1).max(500).default(50),
+            minPosition: positionString.optional(),
+          })
+          .strict(),
+        response: {
+          200: z.object({ strategies: z.array(summary), nextCursor: z.string().nullable() }),
+        },
+      },
+    },
+    async (request, reply) => {
+      const q = request.query;
+      await awaitPosition(runtime.projections, 'strategies', q.minPosition, reply);
+      const where: string[] = [];
+      const values: unknown[] = [];
+      const add = (sql: string, value: unknown): void => {
+        values.push(value);
+        where.push(sql.replace('?', `$${values.length.toString()}`));
+      };
+      if (q.state) add('status = ?', q.state);
+      if (q.kind) add('kind = ?', q.kind);
+      if (q.symbol) add('symbols @> ARRAY[?]::text[]', q.symbol);
+      if (q.owner) add('owner_id = ?', q.owner);
+      if (q.after) add('created_position > ?', q.after);
+      values.push(q.limit + 1);
+      const { rows } = await runtime.pool.query<Row>(
+        `SELECT strategy_id, state, created_at, updated_at, revision, position, created_position
+           FROM qcat_read.strategies ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+          ORDER BY created_position LIMIT $${values.length.toString()}`,
+        values,
+      );
+      const page = rows.slice(0, q.limit);
+      return {
+        strategies: page.map(toSummary),
+        nextCursor: rows.length > q.limit ? (page.at(-1)?.created_position ?? null) : null,
+      };
+    },
+  );
+
+  fastify.get(
+    '/strategies/live-status',
+    {
+      config: { permission: 'strategies:read' },
+      schema: {
+        tags: ['strategies'],
+        summary:
+          'Live status of every strategy: the Redis view, or the PostgreSQL read model without Redis',
+        response: {
+          200: z.record(
+            z.string(),
+            z.object({ status: z.string(), position: z.string(), since: z.string() }),
+          ),
+        },
+      },
+    },
+    async () => {
+      const redis = runtime.redis;
+      if (!redis) {
+        // Without Redis the same answer comes from the PostgreSQL read model.
+        const { rows } = await runtime.pool.query<{
+          strategy_id: string;
+          status: string;
+          position: string;
+          updated_at: Date;
+        }>('SELECT strategy_id, status, position, updated_at FROM qcat_read.strategies');
+        return Object.fromEntries(
+          rows.map((row) => [
+            row.strategy_id,
+            { status: row.status, position: row.position, since: row.updated_at.toISOString() },
+          ]),
+        );
+      }
+      const prefix = runtime.config.QCAT_REDIS_PREFIX;
+      const generation = Number(
+        (await redis.get(activeGenerationKey(prefix, 'strategy_status'))) ?? '1',
+      );
+      const key = `${redisViewKeys(prefix, 'strategy_status', generation).data}status`;
+      const all = await redis.hgetall(key);
+      return Object.fromEntries(
+        Object.entries(all).map(([id, value]) => [id, JSON.parse(value) as LiveStrategyStatus]),
+      );
+    },
+  );
+
+  fastify.post(
+    '/strategies',
+    {
+      config: { permission: 'strategies:create' },
+      schema: {
+        tags: ['strategies'],
+        summary: 'Create a strategy (a draft); parameters are checked against its kind',
+        headers: commandHeaders,
+        body: createBody,
+        response: { 201: commandResultSchema.extend({ strategyId: z.string() }) },
+      },
+    },
+    async (request, reply) => {
+      const { party } = principalOf(request);
+      const strategyId = newId(party, request.headers, 'strategy');
+      const result = await handle(request, request.headers, {
+        type: 'CreateStrategy',
+        strategyId,
+        owner: party,
+        ...request.body,
+        parameters: request.body.parameters as Strategy['parameters'],
+      });
+      void reply.header('location', `/api/v1/strategies/${strategyId}`);
+      return reply.code(201).send({ ...commandAnswer(reply, result), strategyId });
+    },
+  );
+
+  fastify.get(
+    '/strategies/:strategyId',
+    {
+      config: { permission: 'strategies:read' },
+      schema: {
+        tags: ['strategies'],
+        summary: 'One strategy with its current parameter version; ETag is its revision',
+        params: idParams,
+        querystring: z.object({ minPosition: positionString.optional() }).strict(),
+        response: { 200: detail },
+      },
+    },
+    async (request, reply) => {
+      await awaitPosition(runtime.projections, 'strategies', request.query.minPosition, reply);
+      const { rows } = await runtime.pool.query<Row>(
+        `SELECT strategy_id, state, created_at, updated_at, revision, position, created_position
+           FROM qcat_read.strategies WHERE strategy_id = $1`,
+        [request.params.strategyId],
+      );
+      const row = rows[0];
+      if (!row)
+        throw new HttpProblem(
+          404,
+          'STRATEGY_NOT_FOUND',
+          `strategy ${request.params.strategyId} does not exist`,
+        );
+      void reply.header('etag', `"${row.revision}"`);
+      const s = row.state;
+      return {
+        ...toSummary(row),
+        description: s.description,
+        owner: s.owner,
+        parameters: s.parameters,
+        capitalRequest: s.capitalRequest,
+        pausedFrom: s.pausedFrom,
+        pending: s.pending,
+        allowedCommands: [...ALLOWED_COMMANDS[s.status]],
+        position: row.position,
+      };
+    },
+  );
+
+  fastify.patch(
+    '/strategies/:strategyId',
+    {
+      config: { permission: 'strategies:edit' },
+      schema: {
+        tags: ['strategies'],
+        summary: 'Edit a draft (If-Match guards against overwriting a concurrent edit)',
+        params: idParams,
+        headers: commandHeaders,
+        body: editBody,
+        response: { 200: commandResultSchema },
+      },
+    },
+    async (request, reply) => {
+      const { parameters, ...rest } = request.body;
+      const result = await handle(request, request.headers, {
+        type: 'EditStrategy',
+        strategyId: request.params.strategyId,
+        changes: {
+          ...rest,
+          ...(parameters === undefined ? {} : { parameters: parameters as Strategy['parameters'] }),
+        },
+      });
+      return commandAnswer(reply, result);
+    },
+  );
+
+  fastify.post(
+    '/strategies/:strategyId/submit',
+    {
+      config: { permission: 'strategies:operate' },
+      schema: {
+        tags: ['strategies'],
+        summary: 'Submit a draft for review: opens a strategy-activation approval request',
+        params: idParams,
+        headers: commandHeaders,
+        response: { 200: requestAnswer },
+      },
+    },
+    async (request, reply) => {
+      const { party } = principalOf(request);
+      const requestId = newId(party, request.headers, 'submit');
+      const result = await handle(request, request.headers, {
+        type: 'SubmitForReview',
+        strategyId: request.params.strategyId,
+        requestId,
+        by: party,
+      });
+      return opening(reply, result, requestId);
+    },
+  );
+
+  fastify.post(
+    '/strategies/:strategyId/start-paper',
+    {
+      config: { permission: 'strategies:operate' },
+      schema: {
+        tags: ['strategies'],
+        summary: 'Start paper trading an approved strategy',
+        params: idParams,
+        headers: commandHeaders,
+        response: { 200: commandResultSchema },
+      },
+    },
+    async (request, reply) =>
+      commandAnswer(
+        reply,
+        await handle(request, request.headers, {
+          type: 'StartPaperTrading',
+          strategyId: request.params.strategyId,
+        }),
+      ),
+  );
+
+  fastify.post(
+    '/strategies/:strategyId/request-live',
+    {
+      config: { permission: 'strategies:operate' },
+      schema: {
+        tags: ['strategies'],
+        summary:
+          'Ask to promote a paper strategy to live: a mode-change request (two approvers, one a risk officer)',
+        params: idParams,
+        headers: commandHeaders,
+        response: { 200: requestAnswer },
+      },
+    },
+    async (request, reply) => {
+      const { party } = principalOf(request);
+      const requestId = newId(party, request.headers, 'request-live');
+      const result = await handle(request, request.headers, {
+        type: 'RequestPromotion',
+        strategyId: request.params.strategyId,
+        requestId,
+        by: party,
+      });
+      return opening(reply, result, requestId);
+    },
+  );
+
+  fastify.post(
+    '/strategies/:strategyId/parameters',
+    {
+      config: { permission: 'strategies:edit' },
+      schema: {
+        tags: ['strategies'],
+        summary:
+          'Ask to change the parameters of an approved, paper, live or paused strategy; once approved they become the next version',
+        params: idParams,
+        headers: commandHeaders,
+        body: z.strictObject({ parameters: definitionBody.parameters }),
+        response: { 200: requestAnswer },
+      },
+    },
+    async (request, reply) => {
+      const { party } = principalOf(request);
+      const requestId = newId(party, request.headers, 'parameters');
+      const result = await handle(request, request.headers, {
+        type: 'RequestParameterChange',
+        strategyId: request.params.strategyId,
+        requestId,
+        by: party,
+        parameters: request.body.parameters as Strategy['parameters'],
+      });
+      return opening(reply, result, requestId);
+    },
+  );
+
+  fastify.post(
+    '/strategies/:strategyId/pause',
+    {
+      config: { permission: 'strategies:pause' },
+      schema: {
+        tags: ['strategies'],
+        summary: 'Pause a paper or live strategy',
+        params: idParams,
+        headers: commandHeaders,
+        body: reasonBody,
+        response: { 200: commandResultSchema },
+      },
+    },
+    async (request, reply) =>
+      commandAnswer(
+        reply,
+        await handle(request, request.headers, {
+          type: 'PauseStrategy',
+          strategyId: request.params.strategyId,
+          reason: request.body.reason,
+        }),
+      ),
+  );
+
+  fastify.post(
+    '/strategies/:strategyId/resume',
+    {
+      config: { permission: 'strategies:operate' },
+      schema: {
+        tags: ['strategies'],
+        summary: 'Resume a paused strategy in the mode it was paused from',
+        params: idParams,
+        headers: commandHeaders,
+        response: { 200: commandResultSchema },
+      },
+    },
+    async (request, reply) =>
+      commandAnswer(
+        reply,
+        await handle(request, request.headers, {
+          type: 'ResumeStrategy',
+          strategyId: request.params.strategyId,
+        }),
+      ),
+  );
+
+  fastify.post(
+    '/strategies/:strategyId/retire',
+    {
+      config: { permission: 'strategies:operate' },
+      schema: {
+        tags: ['strategies'],
+        summary: 'Retire a strategy for good; its open approval requests are withdrawn',
+        params: idParams,
+        headers: commandHeaders,
+        body: reasonBody,
+        response: { 200: commandResultSchema },
+      },
+    },
+    async (request, reply) =>
+      commandAnswer(
+        reply,
+        await handle(request, request.headers, {
+          type: 'RetireStrategy',
+          strategyId: request.params.strategyId,
+          reason: request.body.reason,
+        }),
+      ),
+  );
+
+  fastify.get(
+    '/strategies/:strategyId/history',
+    {
+      config: { permission: 'strategies:read' },
+      schema: {
+        tags: ['strategies'],
+        summary: 'Every event of one strategy and of its approval requests, with actor and time',
+        params: idParams,
+        querystring: z
+          .object({
+            after: positionString.optional(),
+            limit: z.coerce.number().int().min(1).max(1000).default(200),
+            minPosition: positionString.optional(),
+          })
+          .strict(),
+        response: {
+          200: z.object({
+            events: z.array(
+              z.object({
+                position: z.string(),
+                recordedAt: z.string(),
+                streamId: z.string(),
+                type: z.string(),
+                actor: z.string(),
+                data: json,
+              }),
+            ),
+            nextCursor: z.string().nullable(),
+          }),
+        },
+      },
+    },
+    async (request, reply) => {
+      const q = request.query;
+      await awaitPosition(runtime.projections, 'strategies', q.minPosition, reply);
+      const { rows } = await runtime.pool.query<{
+        position: string;
+        recorded_at: Date;
+        stream_id: string;
+        type: string;
+        actor: string;
+        data: Record<string, unknown>;
+      }>(
+        `SELECT position, recorded_at, stream_id, type, actor, data FROM qcat_read.strategy_history
+          WHERE strategy_id = $1 AND position > $2 ORDER BY position LIMIT $3`,
+        [request.params.strategyId, q.after ?? '0', q.limit + 1],
+      );
+      const page = rows.slice(0, q.limit);
+      return {
+        events: page.map((row) => ({
+          position: row.position,
+          recordedAt: row.recorded_at.toISOString(),
+          streamId: row.stream_id,
+          type: row.type,
+          actor: row.actor,
+          data: row.data,
+        })),
+        nextCursor: rows.length > q.limit ? (page.at(-1)?.position ?? null) : null,
+      };
+    },
+  );
+
+  fastify.get(
+    '/strategies/:strategyId/parameter-versions',
+    {
+      config: { permission: 'strategies:read' },
+      schema: {
+        tags: ['strategies'],
+        summary: 'Every parameter version of one strategy, with who approved it',
+        params: idParams,
+        querystring: z.object({ minPosition: positionString.optional() }).strict(),
+        response: {
+          200: z.array(
+            z.object({
+              version: z.number(),
+              parameters: json,
+              requestId: z.string().nullable(),
+              approvers: z.array(party),
+              recordedAt: z.string(),
+            }),
+          ),
+        },
+      },
+    },
+    async (request, reply) => {
+      await awaitPosition(runtime.projections, 'strategies', request.query.minPosition, reply);
+      const { rows } = await runtime.pool.query<{
+        version: number;
+        parameters: Record<string, unknown>;
+        request_id: string | null;
+        approvers: z.infer<typeof party>[];
+        recorded_at: Date;
+      }>(
+        `SELECT version, parameters, request_id, approvers, recorded_at
+           FROM qcat_read.strategy_parameter_versions WHERE strategy_id = $1 ORDER BY version`,
+        [request.params.strategyId],
+      );
+      return rows.map((row) => ({
+        version: row.version,
+        parameters: row.parameters,
+        requestId: row.request_id,
+        approvers: row.approvers,
+        recordedAt: row.recorded_at.toISOString(),
+      }));
+    },
+  );
+};
