@@ -20,6 +20,7 @@ import { approvalRoutes } from './routes/approvals.js';
 import { auditRoutes } from './routes/audit.js';
 import { healthRoutes } from './routes/health.js';
 import { keyRoutes } from './routes/keys.js';
+import { marketRoutes } from './routes/market.js';
 import { projectionRoutes } from './routes/projections.js';
 import { strategyRoutes } from './routes/strategies.js';
 import { httpMetrics } from './http-metrics.js';
@@ -115,6 +116,7 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
       await api.register(projectionRoutes, { runtime });
       await api.register(strategyRoutes, { runtime });
       await api.register(approvalRoutes, { runtime });
+      await api.register(marketRoutes, { runtime });
       await api.register(keyRoutes, {
         runtime,
         keys: new ApiKeyService(runtime.commands),

@@ -8,6 +8,13 @@ import type {
   RecordedEvent,
 } from '../core/eventstore/event-store.js';
 
+/** The newest successful backup, as the backup gauges show it. */
+export interface LastBackup {
+  completedAt: Date;
+  durationSeconds: number;
+  bytes: number;
+}
+
 /**
  * Every metric QCAT exports, in one registry. Names and labels are documented in
  * docs/metrics.md; dashboards and alert rules rely on them, so renaming one is a breaking change.
@@ -70,8 +77,64 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /**
+   * Set by the backup service: the newest backup in the backup folder, read at each scrape, so
+   * the gauges are right after a restart and in every process, not only the one that took it.
+   */
+  backupSource: (() => Promise<LastBackup | undefined>) | undefined;
+  private backupRead: Promise<void> | undefined;
+
+  readonly backupLastSuccess = new Gauge({
+    name: 'backup_last_success_timestamp_seconds',
+    help: 'Unix time the newest successful backup completed; 0 until one did',
+    registers: [this.registry],
+    collect: () => this.readBackup(),
+  });
+
+  readonly backupLastDuration = new Gauge({
+    name: 'backup_last_duration_seconds',
+    help: 'How long the newest successful backup took',
+    registers: [this.registry],
+    collect: () => this.readBackup(),
+  });
+
+  readonly backupLastSize = new Gauge({
+    name: 'backup_last_size_bytes',
+    help: 'Bytes of segment files the newest successful backup wrote',
+    registers: [this.registry],
+    collect: () => this.readBackup(),
+  });
+
+  readonly backupFailures = new Counter({
+    name: 'backup_failures_total',
+    help: 'Backups (scheduled or not) this process started that failed',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Sets the three backup gauges from one backup. */
+  setLastBackup(backup: LastBackup): void {
+    this.backupLastSuccess.set(backup.completedAt.getTime() / 1000);
+    this.backupLastDuration.set(backup.durationSeconds);
+    this.backupLastSize.set(backup.bytes);
+  }
+
+  /** One read of the backup folder per scrape, shared by the three gauges. */
+  private readBackup(): Promise<void> {
+    const source = this.backupSource;
+    if (!source) return Promise.resolve();
+    this.backupRead ??= source()
+      .then((backup) => {
+        if (backup) this.setLastBackup(backup);
+      })
+      .catch(() => undefined) // an unreadable folder keeps the last values; failures count runs
+      .finally(() => {
+        this.backupRead = undefined;
+      });
+    return this.backupRead;
   }
 
   /** The same store, with every append timed and every failure counted. */

@@ -9,6 +9,8 @@ import { openRuntime, type Runtime } from './runtime.js';
 import { userInfo } from 'node:os';
 import { ROLES, isRole } from '../core/access/roles.js';
 import { ApiKeyService } from '../api/auth/api-key-service.js';
+import { registerBackupCommands } from '../backup/cli.js';
+import { registerMarketCommands } from './market-commands.js';
 
 /** A mistake in how the command was called: its message is the whole answer. */
 class UsageError extends Error {}
@@ -45,6 +47,8 @@ program
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
+    // After the handlers: a stop during start-up must still be a clean one.
+    await server.runtime.backups.startSchedule(); // runs only while this process leads it
   });
 
 program
@@ -218,6 +222,65 @@ keys
       );
     });
   });
+
+program
+  .command('audit')
+  .description('audit the log (see docs/adr/005-tamper-evident-log.md)')
+  .command('verify')
+  .description(
+    'walk the whole log, check every hash link, position and revision, and name the first broken link; exit code 2 when one is found',
+  )
+  .option('--to-position <position>', 'verify up to this position (default: the head)')
+  .option('--json', 'print the report as JSON')
+  .action(async (options: { toPosition?: string; json?: boolean }) => {
+    const { verifyLog, verifyOptionsFor } = await import('../core/audit/verify.js');
+    const { nodeSha256 } = await import('../core/adapters/node-sha256.js');
+    if (options.toPosition !== undefined && !/^\d{1,19}$/.test(options.toPosition))
+      throw new UsageError(`--to-position '${options.toPosition}' is not a position`);
+    let reported = Date.now();
+    const report = await withRuntime((runtime) =>
+      verifyLog(runtime.eventStore, {
+        ...verifyOptionsFor(runtime.config.EVENT_STORE),
+        sha256: nodeSha256,
+        ...(options.toPosition === undefined ? {} : { toPosition: BigInt(options.toPosition) }),
+        onProgress: (checked, position) => {
+          if (Date.now() - reported < 1000) return;
+          reported = Date.now();
+          console.error(`verified ${checked} events, at position ${position.toString()}`);
+        },
+      }),
+    );
+    const broken = report.firstBroken;
+    if (options.json) {
+      console.log(
+        JSON.stringify(
+          report,
+          (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value),
+          2,
+        ),
+      );
+    } else if (!broken) {
+      console.log(
+        `log intact: ${report.eventsChecked} events in ${report.streams} streams up to position ${report.verifiedTo.toString()} (head ${report.headPosition.toString()})`,
+      );
+      console.log(`digest ${report.digest ?? ''}`);
+    } else {
+      const where = broken.streamId
+        ? ` ('${broken.streamId}'@${broken.revision?.toString() ?? '?'}, event ${broken.eventId ?? '?'})`
+        : '';
+      console.log(
+        `BROKEN at position ${broken.position.toString()}${where}: ${broken.reason}\n  ${broken.detail}\n  expected ${broken.expected}\n  found    ${broken.found}\n  ${report.eventsChecked} events before it verified`,
+      );
+    }
+    if (broken) process.exitCode = 2;
+  });
+
+registerBackupCommands(program, {
+  withRuntime,
+  fail: (message) => new UsageError(message),
+});
+
+registerMarketCommands(program, { withRuntime, fail: (message) => new UsageError(message) });
 
 program.parseAsync().catch((error: unknown) => {
   const failure = toError(error);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_SCHEDULE, scheduleProblem } from '../backup/cron.js';
 
 /** Blank means unset, so `PORT=` in a .env file falls back to the default instead of failing. */
 const optional = <T extends z.ZodType>(schema: T) =>
@@ -78,6 +79,22 @@ export const configSchema = z
         .trim()
         .regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'expected letters, digits and _.:- (at most 64)'),
     ).default('qcat:'),
+    // Backups (backup/, docs/operations.md). Unset QCAT_BACKUP_DIR means QCAT_DATA_DIR/backups.
+    QCAT_BACKUP_DIR: optional(z.string().trim()),
+    QCAT_BACKUP_SCHEDULE: optional(
+      z
+        .string()
+        .trim()
+        .superRefine((value, context) => {
+          const problem = scheduleProblem(value);
+          if (problem)
+            context.addIssue({
+              code: 'custom',
+              message: `expected a cron expression (minute hour day-of-month month day-of-week, UTC) such as "0 2 * * *": ${problem}`,
+            });
+        }),
+    ).default(DEFAULT_SCHEDULE),
+    QCAT_BACKUP_RETENTION_DAYS: optional(z.coerce.number().int().min(1)).default(30),
   })
   .superRefine((config, context) => {
     if (config.EVENT_STORE === 'eventstoredb' && !config.EVENTSTORE_URL) {

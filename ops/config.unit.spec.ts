@@ -26,6 +26,8 @@ describe('configuration', () => {
       AUTH_FAILURES_PER_MINUTE: 20,
       BODY_LIMIT_BYTES: 1048576,
       READY_MAX_LAG: 10000,
+      QCAT_BACKUP_SCHEDULE: '0 2 * * *',
+      QCAT_BACKUP_RETENTION_DAYS: 30,
     });
   });
 

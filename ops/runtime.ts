@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { migrate } from '../core/adapters/postgres/migrations.js';
+import { ensureMarketSchema } from '../core/adapters/postgres/market-data-store.js';
 import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-store.js';
 import { PostgresIdempotencyStore } from '../core/adapters/postgres/postgres-idempotency-store.js';
 import { CommandHandler } from '../core/commands/command-handler.js';
@@ -9,6 +10,7 @@ import type { EventStore } from '../core/eventstore/event-store.js';
 import { Metrics } from '../monitoring/metrics.js';
 import { ProjectionService } from '../projections/projection-service.js';
 import { allProjections } from '../projections/registry.js';
+import { backupServiceFor, type BackupService } from '../backup/backup-service.js';
 import { redact, type Config } from './config.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './embedded-postgres.js';
 
@@ -28,6 +30,7 @@ export interface Runtime {
   commands: CommandHandler;
   projections: ProjectionService;
   metrics: Metrics;
+  backups: BackupService;
   close(): Promise<void>;
 }
 
@@ -97,6 +100,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
         ? `PostgreSQL: applied migrations ${applied.join(', ')}`
         : 'PostgreSQL: schema up to date',
     );
+    await ensureMarketSchema(pool); // market data lives beside the log, not in it (ADR 007)
     const metrics = new Metrics();
     const eventStore = metrics.instrument(await openEventStore(config, databaseUrl, log));
     closers.push(() => eventStore.close());
@@ -121,7 +125,27 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
     closers.push(() => projections.stop());
     if (projections.skipped.length > 0)
       log.warn(`projections off without Redis: ${projections.skipped.join(', ')}`);
-    return { config, databaseUrl, pool, eventStore, redis, commands, projections, metrics, close };
+    // Backups: `serve` starts the schedule (leader only); CLI commands run them one at a time.
+    const backups = backupServiceFor(config, {
+      store: eventStore,
+      pool,
+      databaseUrl,
+      metrics,
+      log,
+    });
+    closers.push(() => backups.stop());
+    return {
+      config,
+      databaseUrl,
+      pool,
+      eventStore,
+      redis,
+      commands,
+      projections,
+      metrics,
+      backups,
+      close,
+    };
   } catch (error) {
     await close();
     throw error;

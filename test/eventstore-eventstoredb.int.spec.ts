@@ -1,5 +1,6 @@
 import { describe, it } from 'vitest';
 import { EventStoreDBEventStore } from '../core/adapters/eventstoredb/eventstoredb-event-store.js';
+import { verifyOptionsFor } from '../core/audit/verify.js';
 import { eventStoreContract } from './eventstore.contract.js';
 
 // No server is started here: point EVENTSTORE_URL at one (e.g. esdb://localhost:2113?tls=false).
@@ -15,6 +16,8 @@ if (url) {
         store,
         connect: () => EventStoreDBEventStore.connect({ connectionString: url }),
         teardown: () => store.close(),
+        // No tamper: the server's log is shared with other runs, and ESDB cannot edit an event.
+        verify: verifyOptionsFor('eventstoredb'),
       };
     },
     {

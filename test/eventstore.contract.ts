@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { firstValueFrom, take, toArray, timeout } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConcurrencyConflictError, ValidationError } from '../core/errors.js';
+import { verifyLog, type VerifyOptions } from '../core/audit/verify.js';
 import { MAX_EVENT_BYTES } from '../core/eventstore/append-validation.js';
+import { GENESIS_HASH, eventHash } from '../core/eventstore/event-hash.js';
 import {
   START,
   type EventStore,
@@ -13,12 +15,23 @@ import {
 } from '../core/eventstore/event-store.js';
 import { runGapTest } from './gap-test.js';
 
+/** A stored field that tamper-evidence tests change behind the store's back. */
+export type TamperedField = 'data' | 'metadata' | 'type' | 'hash';
+
 /** What a contract run needs from an adapter. */
 export interface EventStoreHarness {
   store: EventStore;
   /** Another independent connection to the same log (a second process, in effect). */
   connect(): Promise<EventStore>;
   teardown(): Promise<void>;
+  /** How the log verifier reads this adapter's chain (ADR 005); default PostgreSQL's. */
+  verify?: Pick<VerifyOptions, 'time' | 'contiguousPositions'>;
+  /**
+   * Changes one stored field of the event at `position` directly in the storage, as someone with
+   * write access to it could, and answers a function that puts it back. Only for adapters whose
+   * log belongs to this run alone (the whole log is verified); absent, those tests are skipped.
+   */
+  tamper?(position: Position, field: TamperedField): Promise<() => Promise<void>>;
 }
 
 const actor = 'contract-suite';
@@ -90,6 +103,7 @@ export function eventStoreContract(
           revision: 0n,
           position: result.position,
           recordedAt: expect.any(Date) as Date,
+          hash: expect.stringMatching(/^[0-9a-f]{64}$/) as string,
         });
         expect(await store.headPosition()).toBeGreaterThanOrEqual(result.position);
       });
@@ -477,6 +491,132 @@ export function eventStoreContract(
         expect(report.outOfOrder).toEqual([]);
         expect(report.received).toBe(20_000);
       }, 300_000);
+    });
+
+    // Last: by now the log holds every kind of append above, the gap test's 8 writers included.
+    describe('hash chain', () => {
+      const hashOptions = (): Pick<VerifyOptions, 'time' | 'contiguousPositions'> =>
+        harness.verify ?? { time: 'recordedAt', contiguousPositions: true };
+      const expectChained = (events: readonly RecordedEvent[]): void => {
+        let previous = GENESIS_HASH;
+        for (const recorded of events) {
+          expect(recorded.hash).toMatch(/^[0-9a-f]{64}$/);
+          expect(recorded.hash).toBe(
+            eventHash(previous, recorded, { time: hashOptions().time ?? 'recordedAt' }),
+          );
+          previous = recorded.hash;
+        }
+      };
+
+      it('gives every event a hash over its content, chained to its predecessor in the stream', async () => {
+        const streamId = newStream();
+        const neighbour = newStream();
+        await store.appendToStream(streamId, [
+          event('A', { nested: { b: 1, a: [1, 'x', null] }, price: 101.25 }),
+          event('B', { n: 1e21, small: 1.5e-7 }),
+        ]);
+        await store.appendToStream(neighbour, [event('N')]);
+        await store.appendToStream(streamId, [event('C', 'text')], { expectedRevision: 1n });
+        const events = await store.readStream(streamId);
+        expect(events).toHaveLength(3);
+        expectChained(events);
+        expect(new Set(events.map((e) => e.hash)).size).toBe(3);
+        // Both read paths hand out the same hashes.
+        const all = await store.readAll({
+          after: events[0]!.position - 1n,
+          toPosition: events[2]!.position,
+        });
+        const fromAll = all.filter((e) => e.streamId === streamId).map((e) => e.hash);
+        expect(fromAll).toEqual(events.map((e) => e.hash));
+        // The same content in another stream hashes differently: the stream is part of it.
+        const [first] = await store.readStream(neighbour);
+        expect(first!.hash).not.toBe(events[0]!.hash);
+      });
+
+      it('chains appends to one stream that share a commit, a refused one among them', async () => {
+        const streamId = newStream();
+        await store.appendToStream(streamId, [event('Seed')]);
+        const outcomes = await Promise.allSettled([
+          store.appendToStream(streamId, [event('A1'), event('A2')]),
+          store.appendToStream(streamId, [event('Refused')], { expectedRevision: 'no_stream' }),
+          store.appendToStream(streamId, [event('B1')]),
+          store.appendToStream(streamId, [event('C1'), event('C2')], {
+            expectedRevision: 'stream_exists',
+          }),
+        ]);
+        expect(outcomes.map((o) => o.status)).toEqual([
+          'fulfilled',
+          'rejected',
+          'fulfilled',
+          'fulfilled',
+        ]);
+        const events = await store.readStream(streamId);
+        // Appends from one caller land in call order here, but the contract does not promise it.
+        expect(events.map((e) => e.type).sort()).toEqual(['A1', 'A2', 'B1', 'C1', 'C2', 'Seed']);
+        expectChained(events);
+      });
+
+      it('verifies the whole log written by this suite, every writer included', async (context) => {
+        if (!harness.tamper) {
+          context.skip();
+          return;
+        }
+        const head = await store.headPosition();
+        const report = await verifyLog(store, hashOptions());
+        expect(report.firstBroken).toBeNull();
+        expect(report.ok).toBe(true);
+        expect(report.verifiedTo).toBe(head);
+        expect(report.digest).toMatch(/^[0-9a-f]{64}$/);
+        if (hashOptions().contiguousPositions) expect(BigInt(report.eventsChecked)).toBe(head);
+        // The digest depends on nothing but the log: a second walk gives the same one.
+        expect((await verifyLog(store, hashOptions())).digest).toBe(report.digest);
+      }, 120_000);
+
+      it.for<TamperedField>(['data', 'metadata', 'type', 'hash'])(
+        'names the first broken link when the stored %s of an event is edited',
+        { timeout: 120_000 },
+        async (field, context) => {
+          if (!harness.tamper) {
+            context.skip();
+            return;
+          }
+          const streamId = newStream();
+          await store.appendToStream(streamId, [
+            event('A', { amount: 1 }),
+            event('B', { amount: 2 }),
+            event('C', { amount: 3 }),
+          ]);
+          const [, victim] = await store.readStream(streamId);
+          const undo = await harness.tamper(victim!.position, field);
+          try {
+            const report = await verifyLog(store, hashOptions());
+            expect(report.ok).toBe(false);
+            expect(report.digest).toBeNull();
+            expect(report.firstBroken).toMatchObject({
+              reason: 'hash_mismatch',
+              position: victim!.position,
+              streamId,
+              revision: 1n,
+              eventId: victim!.eventId,
+            });
+            const { expected, found } = report.firstBroken!;
+            expect(expected).not.toBe(found);
+            if (field === 'hash') {
+              // The content is intact, so the recomputed hash is the one written.
+              expect(expected).toBe(victim!.hash);
+            } else {
+              // The stored hash is intact and no longer matches the edited content.
+              expect(found).toBe(victim!.hash);
+            }
+            // Everything before the broken link was checked, and nothing after it.
+            if (hashOptions().contiguousPositions)
+              expect(report.verifiedTo).toBe(victim!.position - 1n);
+          } finally {
+            await undo();
+          }
+          expect((await verifyLog(store, hashOptions())).ok).toBe(true);
+        },
+      );
     });
   });
 }

@@ -11,17 +11,32 @@ export interface Principal {
 interface Cached {
   principal: Principal;
   secretHash: string;
+  /** When the look-up that confirmed it began. */
   checkedAt: number;
+}
+
+interface Check {
+  keyId: string;
+  result: Promise<Principal | null>;
 }
 
 /**
  * Resolves a bearer token to its key. The slow hash is checked once per token and process; after
  * that the key's status and hash are re-read from `qcat_read.api_keys` at most every `recheckMs`,
- * so a revoked or rotated key stops working within that time everywhere (at once in the process
- * that revoked it).
+ * so a revoked or rotated key stops working within that time everywhere. Concurrent requests with
+ * the same token share one check (one look-up, at most one hash), so a burst of them after a start
+ * or at each recheck costs what one request costs.
+ *
+ * In the process that rotated or revoked a key (`forget`), the key is re-read on every request for
+ * the next `recheckMs`, so it stops working there as soon as the read model has the change, even
+ * if a request raced the change and read the old row.
  */
 export class Authenticator {
   private readonly verified = new Map<string, Cached>();
+  /** Checks under way, by token fingerprint. */
+  private readonly checking = new Map<string, Check>();
+  /** Keys this process rotated or revoked, and when. */
+  private readonly forgotten = new Map<string, number>();
 
   constructor(
     private readonly pool: pg.Pool,
@@ -50,26 +65,63 @@ export class Authenticator {
     const cached = this.verified.get(fingerprint);
     if (cached && this.now() - cached.checkedAt < this.recheckMs) return cached.principal;
 
-    const current = await this.lookup(parsed.keyId);
+    const running = this.checking.get(fingerprint);
+    if (running) return running.result;
+    const result = this.check(parsed.keyId, parsed.secret, fingerprint, cached).finally(() => {
+      if (this.checking.get(fingerprint)?.result === result) this.checking.delete(fingerprint);
+    });
+    this.checking.set(fingerprint, { keyId: parsed.keyId, result });
+    return result;
+  }
+
+  private async check(
+    keyId: string,
+    secret: string,
+    fingerprint: string,
+    cached: Cached | undefined,
+  ): Promise<Principal | null> {
+    const startedAt = this.now();
+    const current = await this.lookup(keyId);
     if (!current) {
       this.verified.delete(fingerprint);
       return null;
     }
     if (cached?.secretHash !== current.secretHash) {
-      if (!(await verifySecret(parsed.secret, current.secretHash))) {
+      if (!(await verifySecret(secret, current.secretHash))) {
         this.verified.delete(fingerprint);
         return null;
       }
     }
+    // A key forgotten since this check began, or recently, stays due for a re-read; the entry
+    // still saves the hash next time if the row has not changed.
+    const forgottenAt = this.forgotten.get(keyId);
+    const fresh =
+      forgottenAt === undefined ||
+      (forgottenAt < startedAt && this.now() - forgottenAt >= this.recheckMs);
     if (this.verified.size > 10_000) this.verified.clear();
-    this.verified.set(fingerprint, { ...current, checkedAt: this.now() });
+    this.verified.set(fingerprint, {
+      ...current,
+      checkedAt: fresh ? startedAt : Number.NEGATIVE_INFINITY,
+    });
     return current.principal;
   }
 
-  /** Drops every cached token of a key (after this process rotated or revoked it). */
+  /**
+   * Drops every cached token of a key and re-reads it on every request for the next `recheckMs`
+   * (after this process rotated or revoked it). Requests after this call do not join a check that
+   * began before it.
+   */
   forget(keyId: string): void {
+    const at = this.now();
+    for (const [key, forgottenAt] of this.forgotten) {
+      if (at - forgottenAt >= this.recheckMs) this.forgotten.delete(key);
+    }
+    this.forgotten.set(keyId, at);
     for (const [fingerprint, cached] of this.verified) {
       if (cached.principal.keyId === keyId) this.verified.delete(fingerprint);
+    }
+    for (const [fingerprint, check] of this.checking) {
+      if (check.keyId === keyId) this.checking.delete(fingerprint);
     }
   }
 }

@@ -26,6 +26,19 @@ export const PERMISSIONS = {
     roles: ['admin', 'auditor', 'risk_officer'],
     description: 'read the audit trail: who did what, when, in which stream',
   },
+  'audit:history': {
+    roles: ['admin', 'auditor'],
+    description:
+      "read any stream's events, any aggregate's state as of an instant or position, and causation chains (secrets redacted)",
+  },
+  'audit:export': {
+    roles: ['admin', 'auditor'],
+    description: 'export the audit trail as NDJSON or CSV',
+  },
+  'audit:verify': {
+    roles: ['admin', 'auditor'],
+    description: "verify the log's hash chain and name the first broken link",
+  },
   'projections:read': {
     roles: ['admin', 'operator', 'auditor'],
     description: 'see projection status: state, checkpoint, lag, errors',
@@ -82,6 +95,10 @@ export const PERMISSIONS = {
   'feed:subscribe': {
     roles: ['admin', 'trader', 'analyst', 'risk_officer', 'auditor', 'operator', 'viewer'],
     description: 'subscribe to live event feeds over WebSocket',
+  },
+  'market:read': {
+    roles: ['admin', 'trader', 'analyst', 'risk_officer', 'auditor', 'operator', 'viewer'],
+    description: 'read market data: instruments and candles',
   },
 } as const satisfies Record<string, PermissionRule>;
 

@@ -1,5 +1,6 @@
 import { ValidationError } from '../errors.js';
-import type { ExpectedRevision, NewEvent } from './event-store.js';
+import { canonicalJson, canonicalJsonIfPlain, joinContent } from './event-hash.js';
+import type { ExpectedRevision, JsonValue, NewEvent } from './event-store.js';
 
 /** Largest serialized event (data + metadata) the store accepts. */
 export const MAX_EVENT_BYTES = 1024 * 1024;
@@ -17,9 +18,11 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export interface PreparedEvent {
   eventId: string;
   type: string;
-  /** Proven plain JSON, so parsing it back is exact. */
+  /** Proven plain JSON, so parsing it back is exact; canonical (RFC 8785), so it hashes as is. */
   dataJson: string;
   metadataJson: string;
+  /** The canonical text the event's content digest is taken over (event-hash.ts). */
+  content: string;
 }
 
 export const categoryOf = (streamId: string): string => streamId.slice(0, streamId.indexOf('-'));
@@ -91,6 +94,10 @@ function firstNonJson(value: unknown, path: string, seen: Set<object>): string |
 }
 
 function serialize(value: unknown, path: string, index: number): string {
+  // Canonical, not JSON.stringify: the same text serves the write and the content digest. One
+  // walk checks and writes; only a value it refuses is walked again, to name the problem's path.
+  const text = canonicalJsonIfPlain(value);
+  if (text !== null) return text;
   const problem = firstNonJson(value, path, new Set());
   if (problem !== null) {
     throw new ValidationError(
@@ -101,7 +108,8 @@ function serialize(value: unknown, path: string, index: number): string {
       },
     );
   }
-  return JSON.stringify(value);
+  // Plain JSON nested deeper than the checked walk goes.
+  return canonicalJson(value as JsonValue);
 }
 
 /** Upper bound first: exact UTF-8 length is only worth computing for long strings. */
@@ -113,7 +121,12 @@ function utf8Length(text: string): number {
 const field = (value: object, key: string): unknown =>
   key in value ? (value as Record<string, unknown>)[key] : undefined;
 
-function prepareEvent(event: unknown, index: number, newId: () => string): PreparedEvent {
+function prepareEvent(
+  streamId: string,
+  event: unknown,
+  index: number,
+  newId: () => string,
+): PreparedEvent {
   if (typeof event !== 'object' || event === null || Array.isArray(event)) {
     throw new ValidationError('INVALID_EVENT', `event ${index} is not an object`, { index });
   }
@@ -158,7 +171,14 @@ function prepareEvent(event: unknown, index: number, newId: () => string): Prepa
       { index, size, limit: MAX_EVENT_BYTES },
     );
   }
-  return { eventId: eventId.toLowerCase(), type, dataJson, metadataJson };
+  const id = eventId.toLowerCase();
+  return {
+    eventId: id,
+    type,
+    dataJson,
+    metadataJson,
+    content: joinContent(id, streamId, type, dataJson, metadataJson),
+  };
 }
 
 /**
@@ -178,7 +198,7 @@ export function prepareAppend(
       streamId,
     });
   }
-  const prepared = events.map((event, index) => prepareEvent(event, index, newId));
+  const prepared = events.map((event, index) => prepareEvent(streamId, event, index, newId));
   const ids = new Set(prepared.map((event) => event.eventId));
   if (ids.size !== prepared.length) {
     throw new ValidationError('DUPLICATE_EVENT_ID', `append to '${streamId}' repeats an eventId`, {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { contentText } from './event-hash.js';
 import { ValidationError } from '../errors.js';
 import { MAX_EVENT_BYTES, categoryOf, prepareAppend } from './append-validation.js';
 
@@ -13,14 +14,14 @@ const refusal = (run: () => unknown): ValidationError => {
 };
 
 describe('append validation', () => {
-  it('serializes data and metadata once and lower-cases event ids', () => {
+  it('serializes data and metadata once, canonically, and lower-cases event ids', () => {
     const [prepared] = prepareAppend(
       'order-1',
       [
         {
           eventId: 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11',
           type: 'OrderSubmitted',
-          data: { qty: 2 },
+          data: { qty: 2, at: 'x' },
           metadata: { actor: 'u1' },
         },
       ],
@@ -29,9 +30,21 @@ describe('append validation', () => {
     expect(prepared).toEqual({
       eventId: 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
       type: 'OrderSubmitted',
-      dataJson: '{"qty":2}',
+      dataJson: '{"at":"x","qty":2}',
       metadataJson: '{"actor":"u1"}',
+      content:
+        '["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11","order-1","OrderSubmitted",{"at":"x","qty":2},{"actor":"u1"}]',
     });
+    // The content the hash covers is the canonical text of the whole event (ADR 005).
+    expect(prepared?.content).toBe(
+      contentText({
+        eventId: 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+        streamId: 'order-1',
+        type: 'OrderSubmitted',
+        data: { qty: 2, at: 'x' },
+        metadata: { actor: 'u1' },
+      }),
+    );
   });
 
   it('names the path of the first value that is not JSON', () => {

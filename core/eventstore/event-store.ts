@@ -50,6 +50,11 @@ export interface RecordedEvent {
   position: Position;
   /** Commit time; non-decreasing in position order. */
   recordedAt: Date;
+  /**
+   * Lower-case hex SHA-256 over this event's content and its predecessor's hash in the stream
+   * (core/eventstore/event-hash.ts, ADR 005): the log's tamper evidence.
+   */
+  hash: string;
 }
 
 export interface AppendResult {

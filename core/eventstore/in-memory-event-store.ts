@@ -17,7 +17,9 @@ import {
   type RecordedEvent,
   type SubscribeOptions,
 } from './event-store.js';
+import { GENESIS_HASH, chainText } from './event-hash.js';
 import { selectStreamEvents } from './read-stream.js';
+import { sha256Hex } from './sha256.js';
 import { toError } from '../errors.js';
 
 const copy = (event: RecordedEvent): RecordedEvent => ({
@@ -85,7 +87,17 @@ export class InMemoryEventStore implements EventStore {
     let position = last?.position ?? START;
     const clock = this.now();
     const recordedAt = last && last.recordedAt > clock ? last.recordedAt : clock;
+    let previousHash = stream.at(-1)?.hash ?? GENESIS_HASH;
     for (const event of prepared) {
+      const hash = sha256Hex(
+        chainText(
+          previousHash,
+          revision + 1n,
+          String(recordedAt.getTime()),
+          sha256Hex(event.content),
+        ),
+      );
+      previousHash = hash;
       const recorded: RecordedEvent = {
         eventId: event.eventId,
         type: event.type,
@@ -95,6 +107,7 @@ export class InMemoryEventStore implements EventStore {
         revision: ++revision,
         position: ++position,
         recordedAt,
+        hash,
       };
       this.log.push(recorded);
       this.byId.set(recorded.eventId, recorded);
@@ -154,5 +167,19 @@ export class InMemoryEventStore implements EventStore {
 
   close(): Promise<void> {
     return Promise.resolve();
+  }
+
+  /**
+   * Tests of tamper evidence only: replaces the stored event at `position` with `edit`'s result,
+   * as someone with write access to a real store could. Answers a function that puts it back.
+   */
+  tamperForTests(position: Position, edit: (event: RecordedEvent) => RecordedEvent): () => void {
+    const index = this.log.findIndex((event) => event.position === position);
+    const original = this.log[index];
+    if (!original) throw new Error(`no event at position ${position.toString()}`);
+    this.log[index] = edit(copy(original));
+    return () => {
+      this.log[index] = original;
+    };
   }
 }

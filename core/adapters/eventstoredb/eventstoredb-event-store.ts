@@ -44,7 +44,13 @@ import {
   type Revision,
   type SubscribeOptions,
 } from '../../eventstore/event-store.js';
-import { resolveRepeatedAppend, type FoundEvent } from '../../eventstore/expected-revision.js';
+import { GENESIS_HASH, chainText } from '../../eventstore/event-hash.js';
+import { nodeSha256 as sha256 } from '../node-sha256.js';
+import {
+  checkExpectedRevision,
+  resolveRepeatedAppend,
+  type FoundEvent,
+} from '../../eventstore/expected-revision.js';
 
 export interface EventStoreDBEventStoreOptions {
   /** e.g. `esdb://localhost:2113?tls=false`; credentials, TLS and cluster discovery go here too. */
@@ -162,14 +168,25 @@ const utf8Encoder = new TextEncoder();
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
 
 /**
- * The prepared (validated, serialized) event as ESDB event data. Metadata goes as the exact bytes
- * validated: the client writes a plain Uint8Array as is (a Buffer it would re-serialize). Data goes
- * as JSON content; the client's JSON type only admits objects, arrays and strings, so scalar data
- * (null, numbers, booleans) is written as the same JSON text with a binary content type and parsed
- * back the same way on read.
+ * Where the event's hash travels: a reserved member of the ESDB metadata, taken out again on read
+ * (ADR 005). ESDB has no column for it, and its metadata is stored as written.
  */
-export function toEventData(event: PreparedEvent): EventData {
-  const metadata = utf8Encoder.encode(event.metadataJson);
+export const HASH_METADATA_KEY = '$qcatHash';
+
+/** The metadata bytes to store: the validated metadata with the hash as its first member. */
+export const metadataWithHash = (metadataJson: string, hash: string): string =>
+  // Validated metadata is always an object with at least an actor, so `{` is followed by a member.
+  `{${JSON.stringify(HASH_METADATA_KEY)}:${JSON.stringify(hash)},${metadataJson.slice(1)}`;
+
+/**
+ * The prepared (validated, serialized) event as ESDB event data. Metadata goes as the exact bytes
+ * validated plus the hash: the client writes a plain Uint8Array as is (a Buffer it would
+ * re-serialize). Data goes as JSON content; the client's JSON type only admits objects, arrays and
+ * strings, so scalar data (null, numbers, booleans) is written as the same JSON text with a binary
+ * content type and parsed back the same way on read.
+ */
+export function toEventData(event: PreparedEvent, hash: string): EventData {
+  const metadata = utf8Encoder.encode(metadataWithHash(event.metadataJson, hash));
   const data: unknown = JSON.parse(event.dataJson);
   if (isPlainObject(data) || Array.isArray(data) || typeof data === 'string') {
     return { id: event.eventId, contentType: 'application/json', type: event.type, data, metadata };
@@ -207,8 +224,10 @@ function decodeData(event: EsdbRecordedEvent): JsonValue {
 
 /** An ESDB event as the port's envelope; throws UNREADABLE_EVENT for events QCAT did not write. */
 export function toRecordedEvent(event: EsdbRecordedEvent, position: Position): RecordedEvent {
-  const metadata = event.metadata;
-  if (!isEventMetadata(metadata)) throw unreadable(event, 'metadata lacks an actor');
+  const stored = event.metadata;
+  if (!isEventMetadata(stored)) throw unreadable(event, 'metadata lacks an actor');
+  // Events written before the chain carry no hash: '' reads as a broken link to the verifier.
+  const { [HASH_METADATA_KEY]: hash, ...metadata } = stored;
   return {
     eventId: event.id.toLowerCase(),
     type: event.type,
@@ -219,7 +238,39 @@ export function toRecordedEvent(event: EsdbRecordedEvent, position: Position): R
     position,
     // The client already truncates ESDB's 100 ns ticks to milliseconds; copy so callers own it.
     recordedAt: new Date(event.created.getTime()),
+    hash: typeof hash === 'string' ? hash : '',
   };
+}
+
+/**
+ * The hashes of events appended after `previous` (the stream's last hash, GENESIS_HASH for a new
+ * stream) starting at `revision`. ESDB stamps the commit time itself after the hash is made, so
+ * the time field of the chain text is empty here (ADR 005).
+ */
+export function chainHashes(
+  previous: string,
+  revision: Revision,
+  events: readonly PreparedEvent[],
+): string[] {
+  let hash = previous;
+  return events.map((event, index) => {
+    hash = sha256(chainText(hash, revision + BigInt(index), '', sha256(event.content)));
+    return hash;
+  });
+}
+
+/** The reserved hash member in a caller's metadata would be overwritten: refuse it. */
+export function assertNoReservedMetadata(events: readonly PreparedEvent[]): void {
+  events.forEach((event, index) => {
+    const metadata = JSON.parse(event.metadataJson) as Record<string, unknown>;
+    if (Object.hasOwn(metadata, HASH_METADATA_KEY)) {
+      throw new ValidationError(
+        'RESERVED_METADATA_KEY',
+        `event ${index}: metadata.${HASH_METADATA_KEY} is reserved for the event's hash`,
+        { index },
+      );
+    }
+  });
 }
 
 const clampRevision = (revision: Revision | undefined): Revision =>
@@ -309,6 +360,8 @@ export async function lastPositionAt(
 
 /** Events per read request after the first one. */
 const PAGE = 1000;
+/** Appends with 'any' that lose the race to another writer re-chain this many times at most. */
+const MAX_CHAIN_RETRIES = 20;
 const pageSize = (wanted: number): number => Math.max(2, Math.min(wanted, 5 * PAGE));
 
 /**
@@ -347,6 +400,10 @@ async function first<T>(items: AsyncIterable<T>): Promise<T | undefined> {
  *   check is a bounded in-memory cache that ignores other streams), so such an append is written.
  *   Repeats and partial repeats within the same stream are detected by reading that stream.
  * - An append with caller-chosen eventIds first reads the whole stream to find them: O(stream).
+ * - Every append first reads the stream's last event, for the hash chain (ADR 005), and appends at
+ *   exactly that revision; with 'any' or 'stream_exists' a writer that got in between makes it
+ *   re-read and re-chain. The hash travels in the metadata member `$qcatHash` and does not cover
+ *   recordedAt, which the server stamps afterwards.
  * - positionAt is a linear backwards scan of `$all`: ESDB has no time index.
  * - recordedAt is ESDB's `created`, stamped by the leader's clock; it stays non-decreasing along
  *   positions only as long as that clock never steps back.
@@ -385,6 +442,7 @@ export class EventStoreDBEventStore implements EventStore {
       generated.add(id);
       return id;
     });
+    assertNoReservedMetadata(prepared);
     const eventIds = prepared.map((event) => event.eventId);
     // Ids generated just now cannot be recorded anywhere; only caller-chosen ones need a look-up.
     const mayRepeat = eventIds.some((id) => !generated.has(id));
@@ -394,18 +452,44 @@ export class EventStoreDBEventStore implements EventStore {
     }
 
     let written: EsdbAppendResult;
-    try {
-      written = await this.client.appendToStream(streamId, prepared.map(toEventData), {
-        expectedRevision: toEsdbExpectedRevision(expected),
-      });
-    } catch (error) {
-      // ESDB also answers a partial repeat with WrongExpectedVersion, and a concurrent identical
-      // append may have landed since we looked: decide by what the stream now holds.
-      if (mayRepeat && error instanceof WrongExpectedVersionError) {
-        const repeated = await this.repeatedAppend(streamId, eventIds);
-        if (repeated) return repeated;
+    for (let attempt = 1; ; attempt++) {
+      // The chain needs the stream's last hash, so every append reads the last event first and
+      // then appends at exactly that revision: a writer that got in between makes ESDB refuse.
+      const last = await this.lastEvent(streamId);
+      const current = last?.revision ?? -1n;
+      try {
+        checkExpectedRevision(streamId, expected, current);
+      } catch (error) {
+        // A concurrent identical append may be what moved the stream: that is a repeat.
+        if (mayRepeat) {
+          const repeated = await this.repeatedAppend(streamId, eventIds);
+          if (repeated) return repeated;
+        }
+        throw error;
       }
-      throw mapAppendError(streamId, expected, error);
+      const hashes = chainHashes(last?.hash ?? GENESIS_HASH, current + 1n, prepared);
+      try {
+        written = await this.client.appendToStream(
+          streamId,
+          prepared.map((event, index) => toEventData(event, hashes[index] ?? '')),
+          { expectedRevision: current === -1n ? NO_STREAM : current },
+        );
+        break;
+      } catch (error) {
+        if (error instanceof WrongExpectedVersionError) {
+          // ESDB also answers a partial repeat with WrongExpectedVersion, and a concurrent
+          // identical append may have landed since we looked: decide by what the stream now holds.
+          if (mayRepeat) {
+            const repeated = await this.repeatedAppend(streamId, eventIds);
+            if (repeated) return repeated;
+          }
+          // Another writer appended since we read: with 'any' or 'stream_exists' the caller did
+          // not ask for a revision, so chain onto the new last event and try again.
+          if ((expected === 'any' || expected === 'stream_exists') && attempt < MAX_CHAIN_RETRIES)
+            continue;
+        }
+        throw mapAppendError(streamId, expected, error);
+      }
     }
     if (!written.success) {
       // Only with throwOnAppendFailure=false in the connection string; the client's revision in
@@ -463,6 +547,21 @@ export class EventStoreDBEventStore implements EventStore {
     }
     const repeated = resolveRepeatedAppend(streamId, eventIds, found);
     return repeated && { nextExpectedRevision: repeated.revision, position: repeated.position };
+  }
+
+  /** The stream's last event (its revision and hash), or undefined for no stream. */
+  private async lastEvent(streamId: string): Promise<RecordedEvent | undefined> {
+    try {
+      const [last] = await collect(
+        this.client.readStream(streamId, { direction: BACKWARDS, fromRevision: END, maxCount: 1 }),
+      );
+      return last?.event === undefined
+        ? undefined
+        : toRecordedEvent(last.event, requirePosition(last));
+    } catch (error) {
+      if (error instanceof StreamNotFoundError) return undefined;
+      throw toError(error);
+    }
   }
 
   private async lastRevision(streamId: string): Promise<CurrentRevision> {

@@ -14,6 +14,7 @@ import streamsPb from '@eventstore/db-client/generated/streams_pb.js';
 import { describe, expect, it } from 'vitest';
 import { ConcurrencyConflictError, QcatError, ValidationError } from '../../errors.js';
 import { prepareAppend } from '../../eventstore/append-validation.js';
+import { eventHash } from '../../eventstore/event-hash.js';
 import {
   START,
   type ExpectedRevision,
@@ -38,6 +39,9 @@ import {
   toEsdbExpectedRevision,
   toEventData,
   toRecordedEvent,
+  assertNoReservedMetadata,
+  chainHashes,
+  metadataWithHash,
 } from './eventstoredb-event-store.js';
 
 const TICKS_PER_MS = 10_000n;
@@ -101,6 +105,8 @@ function receive(stored: Stored): EsdbRecordedEvent {
 }
 
 const createdMs = 1_700_000_000_123;
+/** The hash roundTrip sends with each event. */
+const sentHash = 'ab'.repeat(32);
 /** 0.9999 ms past createdMs: the envelope must truncate, not round. */
 const createdTicks = BigInt(createdMs) * TICKS_PER_MS + 9_999n;
 
@@ -111,7 +117,7 @@ function roundTrip(
 ): { data: EventData; esdb: EsdbRecordedEvent; recorded: RecordedEvent } {
   const [prepared] = prepareAppend(where.streamId, [event], 'any');
   if (!prepared) throw new Error('prepareAppend returned nothing');
-  const data = toEventData(prepared);
+  const data = toEventData(prepared, sentHash);
   const sent = send(data);
   const esdb = receive({
     id: prepared.eventId,
@@ -256,6 +262,7 @@ describe('EventStoreDB mapping: envelope through the client wire format', () => 
       revision: 7n,
       position: 9_876_543n,
       recordedAt: new Date(createdMs),
+      hash: sentHash,
     });
   });
 
@@ -286,13 +293,86 @@ describe('EventStoreDB mapping: envelope through the client wire format', () => 
   it('sends metadata as the validated bytes, which the client writes unchanged', () => {
     const metadata = { actor: 'u', schemaVersion: 1, extra: { nested: [1, 2] } };
     const [prepared] = prepareAppend('order-1', [{ type: 'A', data: {}, metadata }], 'any');
-    const sent = toEventData(prepared!);
+    const sent = toEventData(prepared!, sentHash);
     // A Buffer (or anything but a plain Uint8Array) would be JSON.stringify'd again by the client.
     expect(sent.metadata?.constructor).toBe(Uint8Array);
-    expect(new TextDecoder().decode(send(sent).getCustomMetadata_asU8())).toBe(
-      prepared!.metadataJson,
-    );
+    const stored = new TextDecoder().decode(send(sent).getCustomMetadata_asU8());
+    expect(stored).toBe(metadataWithHash(prepared!.metadataJson, sentHash));
+    // The hash rides in the metadata and nowhere else; the rest is the validated metadata.
+    expect(JSON.parse(stored)).toEqual({ $qcatHash: sentHash, ...metadata });
     expect(sent.id).toBe(prepared!.eventId);
+  });
+
+  it('carries the hash in the metadata and hands the metadata back without it', () => {
+    const metadata = { actor: 'u', correlationId: 'c-1' };
+    const { recorded } = roundTrip({ type: 'A', data: { x: 1 }, metadata });
+    expect(recorded.hash).toBe(sentHash);
+    expect(recorded.metadata).toEqual(metadata);
+  });
+
+  it('reads an event written before the chain with an empty hash (a broken link)', () => {
+    const esdb = receive({
+      id: '0f8fad5b-d9cb-469f-a165-70867728950e',
+      streamId: 'order-1',
+      revision: 0n,
+      position: 10n,
+      createdTicks,
+      type: 'A',
+      contentType: 'application/json',
+      data: utf8('{}'),
+      metadata: utf8('{"actor":"u"}'),
+    });
+    expect(toRecordedEvent(esdb, 10n).hash).toBe('');
+  });
+
+  it('chains the hashes of an append onto the previous one, without the commit time', () => {
+    const prepared = prepareAppend(
+      'order-1',
+      [
+        { type: 'A', data: { n: 1 }, metadata: { actor: 'u' } },
+        { type: 'B', data: { n: 2 }, metadata: { actor: 'u' } },
+      ],
+      'any',
+    );
+    const previous = 'cd'.repeat(32);
+    const hashes = chainHashes(previous, 5n, prepared);
+    const expected: string[] = [];
+    let link = previous;
+    prepared.forEach((event, index) => {
+      link = eventHash(
+        link,
+        {
+          eventId: event.eventId,
+          streamId: 'order-1',
+          type: event.type,
+          data: JSON.parse(event.dataJson) as JsonValue,
+          metadata: JSON.parse(event.metadataJson) as Record<string, JsonValue>,
+          revision: 5n + BigInt(index),
+          // Any time: the EventStoreDB chain leaves it out.
+          recordedAt: new Date(0),
+        },
+        { time: 'none' },
+      );
+      expected.push(link);
+    });
+    expect(hashes).toEqual(expected);
+    expect(hashes[0]).toMatch(/^[0-9a-f]{64}$/);
+    expect(hashes[0]).not.toBe(hashes[1]);
+  });
+
+  it('refuses caller metadata that uses the reserved hash member', () => {
+    const prepared = prepareAppend(
+      'order-1',
+      [{ type: 'A', data: {}, metadata: { actor: 'u', $qcatHash: 'forged' } }],
+      'any',
+    );
+    expect(
+      thrown(() => {
+        assertNoReservedMetadata(prepared);
+      }),
+    ).toMatchObject({
+      code: 'RESERVED_METADATA_KEY',
+    });
   });
 
   it('lower-cases event ids read back', () => {
@@ -389,6 +469,7 @@ const stream: RecordedEvent[] = [0, 5, 10, 10, 20, 30, 40].map((ms, i) => ({
   revision: BigInt(i),
   position: 1000n + BigInt(i) * 137n,
   recordedAt: new Date(T0 + ms),
+  hash: String(i).repeat(64),
 }));
 const at = (i: number): RecordedEvent => {
   const event = stream[i];

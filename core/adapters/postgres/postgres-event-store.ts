@@ -23,6 +23,7 @@ import {
 import { eventIdReused } from '../../eventstore/expected-revision.js';
 import { migrate } from './migrations.js';
 import { LogNotifier } from './log-notifier.js';
+import { nodeSha256 as sha256 } from '../node-sha256.js';
 
 export interface PostgresEventStoreOptions {
   connectionString: string;
@@ -38,6 +39,8 @@ interface PendingAppend {
   streamId: string;
   expected: ExpectedRevision;
   events: PreparedEvent[];
+  /** Each event's content digest: SHA-256 of its canonical content (ADR 005). */
+  digests: string[];
   bytes: number;
   /** The caller chose event ids: they may repeat recorded ones (an idempotent retry). */
   idsSupplied: boolean;
@@ -61,6 +64,7 @@ interface EventRow {
   data: JsonValue;
   metadata: EventMetadata;
   recorded_ms: number;
+  hash: string;
 }
 
 /** Group commit limits: one transaction carries at most this much. */
@@ -71,7 +75,7 @@ const MAX_BATCH_BYTES = 8 * 1024 * 1024;
 // ORDER BY would then sort by the text.
 // date_part (float8), not extract (numeric since PostgreSQL 14): a third cheaper per row.
 const EVENT_COLUMNS = `position, stream_id, revision, event_id, type, data, metadata,
-  round(date_part('epoch', recorded_at) * 1000) AS recorded_ms`;
+  round(date_part('epoch', recorded_at) * 1000) AS recorded_ms, hash`;
 
 const toEvent = (row: EventRow): RecordedEvent => ({
   eventId: row.event_id,
@@ -82,10 +86,21 @@ const toEvent = (row: EventRow): RecordedEvent => ({
   revision: BigInt(row.revision),
   position: BigInt(row.position),
   recordedAt: new Date(row.recorded_ms),
+  hash: row.hash,
 });
 
 /** The columns of EVENT_COLUMNS, in order. */
-type EventTuple = [string, string, string, string, string, JsonValue, EventMetadata, number];
+type EventTuple = [
+  string,
+  string,
+  string,
+  string,
+  string,
+  JsonValue,
+  EventMetadata,
+  number,
+  string,
+];
 
 const tupleToEvent = ([
   position,
@@ -96,6 +111,7 @@ const tupleToEvent = ([
   data,
   metadata,
   recordedMs,
+  hash,
 ]: EventTuple): RecordedEvent => ({
   eventId,
   type,
@@ -105,6 +121,7 @@ const tupleToEvent = ([
   revision: BigInt(revision),
   position: BigInt(position),
   recordedAt: new Date(recordedMs),
+  hash,
 });
 
 /**
@@ -163,6 +180,8 @@ export class PostgresEventStore implements EventStore {
         streamId,
         expected,
         events: prepared,
+        // Here, on the caller's turn, not in the flush that every appender waits for.
+        digests: prepared.map((event) => sha256(event.content)),
         bytes,
         idsSupplied,
         resolve,
@@ -223,6 +242,7 @@ export class PostgresEventStore implements EventStore {
     const types: string[] = [];
     const data: string[] = [];
     const metadata: string[] = [];
+    const digests: string[] = [];
     const lastOfStream = new Map<string, number>();
     let checkIds = false;
     batch.forEach((append, index) => {
@@ -238,11 +258,12 @@ export class PostgresEventStore implements EventStore {
         data.push(event.dataJson);
         metadata.push(event.metadataJson);
       }
+      digests.push(...append.digests);
     });
     const result = await this.pool.query<AppendRow>({
       name: 'qcat_append_batch',
       text: `SELECT status, last_revision, last_position, detail
-               FROM qcat_append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+               FROM qcat_append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
       values: [
         streams,
         expected,
@@ -252,6 +273,7 @@ export class PostgresEventStore implements EventStore {
         types,
         `[${data.join(',')}]`,
         `[${metadata.join(',')}]`,
+        digests,
         checkIds,
       ],
     });

@@ -1,0 +1,236 @@
+/**
+ * Takes a full or incremental backup of the log through the event store port (so it works the
+ * same for every adapter), streaming: read a batch, write it to the current segment, repeat.
+ * The backup is written in `.partial-<id>` and renamed to `<id>` once its manifest is on disk,
+ * so a folder named by an id is always complete.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { EventStore, RecordedEvent } from '../core/eventstore/event-store.js';
+import { PARTIAL_PREFIX, loadCatalog, newestRestorableChain } from './catalog.js';
+import { BackupError } from './errors.js';
+import {
+  DEFAULT_SEGMENT_EVENTS,
+  FORMAT,
+  FORMAT_VERSION,
+  MANIFEST_FILE,
+  eventToLine,
+  newBackupId,
+  segmentFileName,
+  type BackupKind,
+  type ChainEnd,
+  type Manifest,
+  type SegmentEntry,
+} from './format.js';
+import { SegmentWriter, fsyncPath } from './segments.js';
+
+export interface StoreInfo {
+  /** `postgres`, `eventstoredb`, … */
+  adapter: string;
+  /** Where it is, without credentials. */
+  location: string;
+}
+
+export interface TakeBackupOptions {
+  store: EventStore;
+  dir: string;
+  kind: BackupKind;
+  storeInfo: StoreInfo;
+  /** Events per segment file; default 100,000. */
+  segmentEvents?: number;
+  /** Events per read from the store; default 5,000. */
+  readBatch?: number;
+  now?: () => Date;
+  onProgress?: (events: number) => void;
+}
+
+const chainEnd = (event: RecordedEvent): ChainEnd => ({
+  position: event.position.toString(),
+  eventId: event.eventId,
+  streamId: event.streamId,
+  revision: event.revision.toString(),
+  recordedAt: event.recordedAt.toISOString(),
+});
+
+async function fsyncDir(path: string): Promise<void> {
+  await fsyncPath(path).catch(() => undefined); // not every file system lets a folder be synced
+}
+
+/**
+ * Why the log does not continue the chain that ends with `previous` (its event at the chain's last
+ * position is not the one the chain ends with: a log restored to an earlier point, or another
+ * log); undefined when it does.
+ */
+export async function continuityProblem(
+  store: EventStore,
+  previous: Manifest,
+  head: bigint,
+): Promise<string | undefined> {
+  const end = previous.lastEvent;
+  if (!end) return undefined;
+  if (head < BigInt(end.position))
+    return `the log ends at position ${head}, before the backup's end at ${end.position}`;
+  const revision = BigInt(end.revision);
+  const [event] = await store.readStream(end.streamId, {
+    fromRevision: revision,
+    toRevision: revision,
+  });
+  if (event?.eventId !== end.eventId || event.position.toString() !== end.position)
+    return `its event ${end.streamId}@${end.revision} is ${event ? `${event.eventId} at position ${event.position}` : 'missing'}, the backup has ${end.eventId} at position ${end.position}`;
+  return undefined;
+}
+
+export const chainContinues = async (
+  store: EventStore,
+  previous: Manifest,
+  head: bigint,
+): Promise<boolean> => (await continuityProblem(store, previous, head)) === undefined;
+
+/** Writes one backup into `dir`; answers its manifest. */
+export async function takeBackup(options: TakeBackupOptions): Promise<Manifest> {
+  const { store, dir, kind } = options;
+  const now = options.now ?? (() => new Date());
+  const segmentEvents = options.segmentEvents ?? DEFAULT_SEGMENT_EVENTS;
+  const readBatch = options.readBatch ?? 5000;
+  await mkdir(dir, { recursive: true });
+
+  let previous: Manifest | undefined;
+  if (kind === 'incremental') {
+    const chain = await newestRestorableChain(await loadCatalog(dir));
+    previous = chain?.at(-1);
+    if (!previous)
+      throw new BackupError(
+        `no backup to build an incremental on in ${dir}; take one with \`qcat backup full\``,
+      );
+  }
+  const started = now();
+  const startedMs = performance.now();
+  const head = await store.headPosition();
+  const problem = previous && (await continuityProblem(store, previous, head));
+  if (previous && problem)
+    throw new BackupError(
+      `the log does not continue backup ${previous.backupId}: ${problem}; start a new chain with \`qcat backup full\``,
+    );
+  const after = previous ? BigInt(previous.positions.last) : 0n;
+
+  const backupId = newBackupId(kind, started, randomBytes(2).toString('hex'));
+  const partial = join(dir, `${PARTIAL_PREFIX}${backupId}`);
+  await mkdir(partial);
+
+  const segments: SegmentEntry[] = [];
+  const fields = new Set<string>();
+  let writer: SegmentWriter | undefined;
+  let current: { count: number; first: RecordedEvent; last: RecordedEvent } | undefined;
+  let total = 0;
+  let lastEvent: RecordedEvent | undefined;
+
+  const closeSegment = async (): Promise<void> => {
+    if (!writer || !current) return;
+    const { sha256, bytes } = await writer.close();
+    segments.push({
+      file: segmentFileName(segments.length + 1),
+      sha256,
+      bytes,
+      count: current.count,
+      firstPosition: current.first.position.toString(),
+      lastPosition: current.last.position.toString(),
+      firstRecordedAt: current.first.recordedAt.toISOString(),
+      lastRecordedAt: current.last.recordedAt.toISOString(),
+    });
+    writer = undefined;
+    current = undefined;
+  };
+
+  try {
+    let cursor = after;
+    const read = (from: bigint): Promise<RecordedEvent[]> =>
+      from >= head
+        ? Promise.resolve([])
+        : store.readAll({ after: from, toPosition: head, maxCount: readBatch });
+    let pending = read(cursor);
+    for (;;) {
+      const events = await pending;
+      const batchEnd = events.at(-1);
+      if (!batchEnd) break;
+      // The next read runs while this batch is compressed and written.
+      pending = read(batchEnd.position);
+      pending.catch(() => undefined); // awaited next turn; never an unhandled rejection
+      let index = 0;
+      while (index < events.length) {
+        if (!writer)
+          writer = new SegmentWriter(join(partial, segmentFileName(segments.length + 1)));
+        const room = segmentEvents - (current?.count ?? 0);
+        const slice = events.slice(index, index + room);
+        let text = '';
+        for (const event of slice) {
+          if (event.position <= cursor)
+            throw new BackupError(
+              `the store returned position ${event.position} after ${cursor}: refusing to write an out-of-order backup`,
+            );
+          cursor = event.position;
+          text += `${eventToLine(event)}\n`;
+        }
+        const first = slice[0];
+        const last = slice.at(-1);
+        if (!first || !last) break;
+        for (const key of Object.keys(first)) fields.add(key);
+        await writer.write(text);
+        current = {
+          count: (current?.count ?? 0) + slice.length,
+          first: current?.first ?? first,
+          last,
+        };
+        lastEvent = last;
+        index += slice.length;
+        if (current.count >= segmentEvents) await closeSegment();
+      }
+      total += events.length;
+      options.onProgress?.(total);
+    }
+    await closeSegment();
+
+    const completed = now();
+    const end = lastEvent ? chainEnd(lastEvent) : (previous?.lastEvent ?? null);
+    const manifest: Manifest = {
+      format: FORMAT,
+      formatVersion: FORMAT_VERSION,
+      backupId,
+      kind,
+      previousBackupId: previous?.backupId ?? null,
+      startedAt: started.toISOString(),
+      completedAt: completed.toISOString(),
+      durationSeconds: Math.round(performance.now() - startedMs) / 1000,
+      store: { adapter: options.storeInfo.adapter, location: options.storeInfo.location },
+      positions: {
+        after: after.toString(),
+        first: segments[0]?.firstPosition ?? null,
+        last: segments.at(-1)?.lastPosition ?? after.toString(),
+      },
+      time: {
+        first: segments[0]?.firstRecordedAt ?? null,
+        last: segments.at(-1)?.lastRecordedAt ?? null,
+      },
+      eventCount: total,
+      bytes: segments.reduce((sum, segment) => sum + segment.bytes, 0),
+      eventFields: [...fields].sort(),
+      lastEvent: end,
+      segmentEvents,
+      createdBy: `${hostname()}:${process.pid}`,
+      segments,
+    };
+    const manifestPath = join(partial, MANIFEST_FILE);
+    await writeFile(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`, { flag: 'wx' });
+    const handle = await open(manifestPath, 'r');
+    await handle.sync().finally(() => handle.close());
+    await fsyncDir(partial);
+    await rename(partial, join(dir, backupId));
+    await fsyncDir(dir);
+    return manifest;
+  } catch (error) {
+    writer?.abort();
+    await rm(partial, { recursive: true, force: true });
+    throw error;
+  }
+}

@@ -1,0 +1,301 @@
+/**
+ * Bulk import of recorded events into an empty, migrated PostgreSQL event log: the restore path.
+ * Events keep their event id, stream, revision, position, time, data, metadata and every further
+ * field the log has a column for (`hash` → `hash`, `someField` → `some_field`), verbatim. One
+ * transaction: COPY of the events, COPY of the streams' last revisions (and any further column
+ * of qcat_streams, such as the cached last hash, from the stream's last event), the head row moved
+ * to the last event; any failure rolls all of it back and the store stays empty.
+ */
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import type { Position, RecordedEvent } from '../../eventstore/event-store.js';
+
+export interface BulkImportResult {
+  events: number;
+  streams: number;
+  /** Position of the last event imported (0 when none was). */
+  lastPosition: Position;
+  lastRecordedAt: Date | null;
+  /** Seconds spent streaming rows in, and building the indexes afterwards. */
+  seconds: { copy: number; indexes: number };
+}
+
+/** Refused before anything was written. */
+export class BulkImportError extends Error {}
+
+/** Envelope fields and their columns; any other column maps to the camelCase field. */
+const ENVELOPE: readonly [keyof RecordedEvent, string][] = [
+  ['position', 'position'],
+  ['streamId', 'stream_id'],
+  ['revision', 'revision'],
+  ['eventId', 'event_id'],
+  ['type', 'type'],
+  ['data', 'data'],
+  ['metadata', 'metadata'],
+  ['recordedAt', 'recorded_at'],
+];
+
+const camel = (column: string): string =>
+  column.replace(/_([a-z0-9])/g, (_match, letter: string) => letter.toUpperCase());
+
+interface Column {
+  name: string;
+  required: boolean;
+}
+
+async function columnsOf(client: pg.ClientBase, table: string): Promise<Column[]> {
+  const { rows } = await client.query<{ name: string; nullable: string; has_default: boolean }>(
+    `SELECT column_name AS name, is_nullable AS nullable, column_default IS NOT NULL AS has_default
+       FROM information_schema.columns
+      WHERE table_schema = current_schema() AND table_name = $1
+      ORDER BY ordinal_position`,
+    [table],
+  );
+  return rows.map((row) => ({
+    name: row.name,
+    required: row.nullable === 'NO' && !row.has_default,
+  }));
+}
+
+// COPY text format: backslash, newline, carriage return and tab are escaped; \N is NULL.
+const SPECIAL = /[\\\n\r\t]/;
+const SPECIALS = /[\\\n\r\t]/g;
+const ESCAPES: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+const escapeText = (value: string): string =>
+  SPECIAL.test(value) ? value.replace(SPECIALS, (c) => ESCAPES[c] ?? c) : value;
+
+/** JSON from JSON.stringify has no raw control characters; only its backslashes need doubling. */
+const escapeJson = (value: unknown): string => {
+  const json = JSON.stringify(value);
+  return json.includes('\\') ? json.replace(/\\/g, '\\\\') : json;
+};
+
+function field(value: unknown): string {
+  if (value === null || value === undefined) return '\\N';
+  if (typeof value === 'string') return escapeText(value);
+  if (typeof value === 'bigint' || typeof value === 'number' || typeof value === 'boolean')
+    return String(value);
+  if (value instanceof Date) return value.toISOString();
+  return escapeJson(value);
+}
+
+/**
+ * Drops the indexes of qcat_events (unique and primary key constraints included) inside the
+ * import's transaction, and answers the function that builds them again as the catalog defined
+ * them: one sorted build per index after the COPY is several times cheaper than maintaining each
+ * one row by row. Indexes a later migration adds are read from the catalog too. If anything
+ * depends on them (a foreign key), they stay and the COPY maintains them.
+ */
+async function dropIndexes(client: pg.ClientBase): Promise<() => Promise<void>> {
+  const { rows: constraints } = await client.query<{ name: string; definition: string }>(
+    `SELECT conname AS name, pg_get_constraintdef(oid) AS definition FROM pg_constraint
+      WHERE conrelid = 'qcat_events'::regclass AND contype IN ('p', 'u', 'x')`,
+  );
+  const { rows: indexes } = await client.query<{ name: string; definition: string }>(
+    `SELECT c.relname AS name, pg_get_indexdef(i.indexrelid) AS definition
+       FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+      WHERE i.indrelid = 'qcat_events'::regclass
+        AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)`,
+  );
+  await client.query('SAVEPOINT qcat_bulk_indexes');
+  try {
+    for (const constraint of constraints)
+      await client.query(
+        `ALTER TABLE qcat_events DROP CONSTRAINT ${client.escapeIdentifier(constraint.name)}`,
+      );
+    for (const index of indexes)
+      await client.query(`DROP INDEX ${client.escapeIdentifier(index.name)}`);
+  } catch {
+    await client.query('ROLLBACK TO SAVEPOINT qcat_bulk_indexes');
+    return () => Promise.resolve();
+  }
+  return async () => {
+    await client.query("SET LOCAL maintenance_work_mem = '256MB'");
+    for (const constraint of constraints)
+      await client.query(
+        `ALTER TABLE qcat_events ADD CONSTRAINT ${client.escapeIdentifier(constraint.name)} ${constraint.definition}`,
+      );
+    for (const index of indexes) await client.query(index.definition);
+  };
+}
+
+/**
+ * Imports `batches` (in position order) into the empty log behind `pool`; refuses a log that has
+ * any event. Positions must increase and each stream's revisions run 0, 1, 2, … (a log restored
+ * from its start); both are checked on the way.
+ */
+export async function bulkImportIntoEmptyStore(
+  pool: pg.Pool,
+  batches: AsyncIterable<readonly RecordedEvent[]>,
+): Promise<BulkImportResult> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    // The head lock first, as every append takes it: nobody appends while the import runs.
+    const head = await client.query<{ position: string }>(
+      'SELECT position FROM qcat_log_head FOR UPDATE',
+    );
+    const { rows: any } = await client.query<{ found: boolean }>(
+      'SELECT EXISTS (SELECT 1 FROM qcat_events) AS found',
+    );
+    if (head.rows[0]?.position !== '0' || any[0]?.found)
+      throw new BulkImportError(
+        `the target event log is not empty (head at position ${head.rows[0]?.position ?? '?'})`,
+      );
+
+    const rebuild = await dropIndexes(client);
+    const started = performance.now();
+    const eventColumns = await columnsOf(client, 'qcat_events');
+    const envelopeColumns = new Set(ENVELOPE.map(([, column]) => column));
+    const extras = eventColumns.filter((column) => !envelopeColumns.has(column.name));
+    const headColumns = (await columnsOf(client, 'qcat_log_head')).filter(
+      (column) => !['singleton', 'position', 'recorded_at'].includes(column.name),
+    );
+
+    /** Per stream: its last revision, and the further qcat_streams columns from its last event. */
+    const streams = new Map<string, { revision: bigint; carried: unknown[] }>();
+    const streamExtras = (await columnsOf(client, 'qcat_streams')).filter(
+      (column) => !['stream_id', 'revision'].includes(column.name),
+    );
+    /** Decided on the first event: the qcat_streams columns its fields fill. */
+    let carriedColumns: string[] = [];
+    let events = 0;
+    let last: RecordedEvent | undefined;
+    /** Decided on the first event: which extra columns its fields fill. */
+    let fields: (readonly [string, string])[] | undefined;
+
+    const decideFields = (event: RecordedEvent): (readonly [string, string])[] => {
+      const chosen: (readonly [string, string])[] = ENVELOPE.map(
+        ([name, column]) => [name, column] as const,
+      );
+      const known = new Set<string>(ENVELOPE.map(([name]) => name));
+      for (const column of extras) {
+        const name = camel(column.name);
+        known.add(name);
+        if (name in event) chosen.push([name, column.name]);
+        else if (column.required)
+          throw new BulkImportError(
+            `the target's qcat_events.${column.name} is required but the events to import have no '${name}' (a backup older than the target's schema)`,
+          );
+      }
+      const unknown = Object.keys(event).filter((key) => !known.has(key));
+      if (unknown.length > 0)
+        throw new BulkImportError(
+          `the events carry ${unknown.map((key) => `'${key}'`).join(', ')} but the target's qcat_events has no column for it (the target's QCAT is older than the backup)`,
+        );
+      return chosen;
+    };
+
+    async function* encode(): AsyncGenerator<string> {
+      for await (const batch of batches) {
+        let text = '';
+        for (const event of batch) {
+          if (!fields) {
+            fields = decideFields(event);
+            carriedColumns = streamExtras
+              .filter((column) => camel(column.name) in event)
+              .map((column) => column.name);
+          }
+          if (last && event.position <= last.position)
+            throw new BulkImportError(
+              `position ${event.position} comes after ${last.position}: events must be in position order`,
+            );
+          const expected = (streams.get(event.streamId)?.revision ?? -1n) + 1n;
+          if (event.revision !== expected)
+            throw new BulkImportError(
+              `stream ${event.streamId}: revision ${event.revision} where ${expected} was expected`,
+            );
+          const record = event as unknown as Record<string, unknown>;
+          streams.set(event.streamId, {
+            revision: event.revision,
+            carried: carriedColumns.map((column) => record[camel(column)]),
+          });
+          let line = '';
+          let separator = '';
+          for (const [name] of fields) {
+            if (!(name in record))
+              throw new BulkImportError(`the event at position ${event.position} has no '${name}'`);
+            line += separator + field(record[name]);
+            separator = '\t';
+          }
+          text += `${line}\n`;
+          last = event;
+          events++;
+        }
+        if (text !== '') yield text;
+      }
+    }
+
+    // The column list needs the first event; peek it, then stream the rest through COPY.
+    const iterator = encode();
+    const first = await iterator.next();
+    if (!first.done && fields) {
+      const columns = fields.map(([, column]) => client.escapeIdentifier(column)).join(', ');
+      const copy = client.query(copyFrom(`COPY qcat_events (${columns}) FROM STDIN`));
+      async function* rest(): AsyncGenerator<string> {
+        yield first.value as string;
+        for (;;) {
+          const next = await iterator.next();
+          if (next.done) return;
+          yield next.value;
+        }
+      }
+      await pipeline(Readable.from(rest()), copy);
+
+      const streamCopy = client.query(
+        copyFrom(
+          `COPY qcat_streams (${['stream_id', 'revision', ...carriedColumns].map((column) => client.escapeIdentifier(column)).join(', ')}) FROM STDIN`,
+        ),
+      );
+      async function* streamRows(): AsyncGenerator<string> {
+        let text = '';
+        for (const [stream, { revision, carried }] of streams) {
+          text += `${escapeText(stream)}\t${revision}${carried.map((value) => `\t${field(value)}`).join('')}\n`;
+          if (text.length > 1 << 20) {
+            yield text;
+            text = '';
+          }
+        }
+        if (text !== '') yield text;
+      }
+      await pipeline(Readable.from(streamRows()), streamCopy);
+    }
+
+    const copied = performance.now();
+    await rebuild();
+    const indexed = performance.now();
+
+    if (last) {
+      const record = last as unknown as Record<string, unknown>;
+      // Further head columns (say, the last hash of a hash chain) take the last event's field.
+      const carried = headColumns.filter((column) => camel(column.name) in record);
+      const sets = carried.map(
+        (column, index) => `${client.escapeIdentifier(column.name)} = $${index + 3}`,
+      );
+      await client.query(
+        `UPDATE qcat_log_head SET position = $1, recorded_at = $2${sets.map((set) => `, ${set}`).join('')}`,
+        [
+          last.position.toString(),
+          last.recordedAt,
+          ...carried.map((column) => record[camel(column.name)]),
+        ],
+      );
+      await client.query("SELECT pg_notify('qcat_log', $1)", [last.position.toString()]);
+    }
+    await client.query('COMMIT');
+    return {
+      events,
+      streams: streams.size,
+      lastPosition: last?.position ?? 0n,
+      lastRecordedAt: last?.recordedAt ?? null,
+      seconds: { copy: (copied - started) / 1000, indexes: (indexed - copied) / 1000 },
+    };
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,75 @@
+import { apiKeys } from './access/api-key.js';
+import type { Decider, DomainEvent } from './decider.js';
+import { QcatError } from './errors.js';
+import { categoryOf } from './eventstore/append-validation.js';
+import type { RecordedEvent } from './eventstore/event-store.js';
+import { Upcasters } from './eventstore/upcasting.js';
+
+/**
+ * How to fold the events of one stream category into its state: what the audit API uses to show
+ * any aggregate as of an instant or a position. Method syntax, so one registry can hold aggregates
+ * of different state types.
+ */
+export interface Aggregate<State = unknown> {
+  /** For people: 'API key', 'strategy', … */
+  name: string;
+  initialState(): State;
+  evolve(state: State, event: DomainEvent): State;
+}
+
+/** An aggregate from a decider: its events are parsed (narrowed) before they are folded. */
+export const fromDecider = <State, Command, Event extends DomainEvent>(
+  name: string,
+  decider: Decider<State, Command, Event>,
+): Aggregate<State> => ({
+  name,
+  initialState: () => decider.initialState(),
+  evolve: (state, event) => decider.evolve(state, decider.parseEvent(event)),
+});
+
+/**
+ * Every aggregate by stream category (the part of a stream id before the first `-`). Register new
+ * ones here; the state must be plain JSON, and must not hold secrets (the audit API redacts known
+ * secret fields, but the state should not need it).
+ */
+export const AGGREGATES: Readonly<Record<string, Aggregate>> = {
+  apikey: fromDecider('API key', apiKeys),
+};
+
+export const aggregateOf = (streamId: string): Aggregate | undefined =>
+  Object.hasOwn(AGGREGATES, categoryOf(streamId)) ? AGGREGATES[categoryOf(streamId)] : undefined;
+
+/** A stored event that the aggregate refuses to fold (unknown type or shape). */
+export class UnfoldableEventError extends QcatError {
+  constructor(event: RecordedEvent, reason: string) {
+    super(
+      'UNFOLDABLE_EVENT',
+      `event ${event.type} at '${event.streamId}'@${event.revision.toString()} (position ${event.position.toString()}) cannot be folded: ${reason}`,
+      { streamId: event.streamId, revision: event.revision.toString() },
+    );
+  }
+}
+
+/** Folds a stream's events (in revision order) into the aggregate's state. */
+export function foldEvents<State>(
+  aggregate: Aggregate<State>,
+  events: readonly RecordedEvent[],
+  upcasters: Upcasters = new Upcasters(),
+): State {
+  let state = aggregate.initialState();
+  for (const recorded of events) {
+    const event = upcasters.apply(recorded);
+    try {
+      state = aggregate.evolve(state, {
+        type: event.type,
+        data: event.data as DomainEvent['data'],
+      });
+    } catch (error) {
+      throw new UnfoldableEventError(
+        recorded,
+        (error instanceof Error ? error.message : String(error)).replace(/\s+/g, ' ').slice(0, 300),
+      );
+    }
+  }
+  return state;
+}

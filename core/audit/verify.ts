@@ -1,0 +1,236 @@
+import { GENESIS_HASH, eventHash, type HashedTime } from '../eventstore/event-hash.js';
+import {
+  START,
+  type EventStore,
+  type Position,
+  type RecordedEvent,
+  type Revision,
+} from '../eventstore/event-store.js';
+import { sha256Hex, type Sha256Hex } from '../eventstore/sha256.js';
+
+/** Why a link of the log is broken. */
+export type BreakReason =
+  /** The stored hash is not the one its content and its predecessor's hash give. */
+  | 'hash_mismatch'
+  /** A stream's revisions do not run 0, 1, 2, …: an event is missing or was moved. */
+  | 'revision_gap'
+  /** Positions skip one (PostgreSQL positions are contiguous): an event was deleted. */
+  | 'position_gap'
+  /** Positions do not strictly increase. */
+  | 'position_order'
+  /** A commit time earlier than the one before it. */
+  | 'time_order'
+  /** The log ends before the head it records: its last events were deleted. */
+  | 'log_truncated';
+
+export interface BrokenLink {
+  reason: BreakReason;
+  /** Where the walk found it: the event's position, or the head for `log_truncated`. */
+  position: Position;
+  streamId: string | null;
+  revision: Revision | null;
+  eventId: string | null;
+  expected: string;
+  found: string;
+  detail: string;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  eventsChecked: number;
+  streams: number;
+  /** The log head when the walk started. */
+  headPosition: Position;
+  /** The last position the walk covered: the head (or `toPosition`) when the log is intact. */
+  verifiedTo: Position;
+  /**
+   * Running SHA-256 over every checked event's position and hash, up to `verifiedTo`
+   * (`d₀ = GENESIS_HASH`, `dᵢ = SHA-256(dᵢ₋₁ + "\n" + position + "\n" + hash)`); null when broken.
+   * Kept somewhere the database's writers cannot reach, it proves later that nothing up to that
+   * position changed, was removed or was renumbered (ADR 005).
+   */
+  digest: string | null;
+  firstBroken: BrokenLink | null;
+}
+
+export interface VerifyOptions {
+  /** What the chain's time field holds; EventStoreDB's chain leaves it empty. */
+  time?: HashedTime;
+  /**
+   * Positions run 1, 2, 3, … without gaps (PostgreSQL, in-memory; the default), so a missing one
+   * is a break.
+   */
+  contiguousPositions?: boolean;
+  /** Verify only up to here (inclusive); default the head when the walk starts. */
+  toPosition?: Position;
+  /** Events per read; default 1000. */
+  batchSize?: number;
+  /** A faster SHA-256 than the portable one, where the caller has it. */
+  sha256?: Sha256Hex;
+  onProgress?: (eventsChecked: number, position: Position) => void;
+}
+
+/** How to verify the log of each kind of store (ADR 005). */
+export const verifyOptionsFor = (
+  store: 'postgres' | 'eventstoredb' | 'memory',
+): Pick<VerifyOptions, 'time' | 'contiguousPositions'> =>
+  store === 'eventstoredb'
+    ? { time: 'none', contiguousPositions: false }
+    : { time: 'recordedAt', contiguousPositions: true };
+
+interface StreamLink {
+  revision: Revision;
+  hash: string;
+}
+
+const broken = (
+  reason: BreakReason,
+  event: RecordedEvent,
+  expected: string,
+  found: string,
+  detail: string,
+): BrokenLink => ({
+  reason,
+  position: event.position,
+  streamId: event.streamId,
+  revision: event.revision,
+  eventId: event.eventId,
+  expected,
+  found,
+  detail,
+});
+
+/** The first problem with this event given what came before it, or null. */
+function check(
+  event: RecordedEvent,
+  previousPosition: Position,
+  previousTime: number,
+  link: StreamLink | undefined,
+  options: VerifyOptions,
+  sha256: Sha256Hex,
+): BrokenLink | null {
+  const where = `'${event.streamId}'@${event.revision.toString()}`;
+  if (event.position <= previousPosition) {
+    return broken(
+      'position_order',
+      event,
+      `> ${previousPosition.toString()}`,
+      event.position.toString(),
+      `position ${event.position.toString()} of ${where} does not follow ${previousPosition.toString()}`,
+    );
+  }
+  if ((options.contiguousPositions ?? true) && event.position !== previousPosition + 1n) {
+    const expected = previousPosition + 1n;
+    return broken(
+      'position_gap',
+      event,
+      expected.toString(),
+      event.position.toString(),
+      `positions ${expected.toString()}…${(event.position - 1n).toString()} are missing before ${where}: events were deleted`,
+    );
+  }
+  if (event.recordedAt.getTime() < previousTime) {
+    return broken(
+      'time_order',
+      event,
+      `>= ${new Date(previousTime).toISOString()}`,
+      event.recordedAt.toISOString(),
+      `${where} was recorded before the event at the previous position`,
+    );
+  }
+  const expectedRevision = link ? link.revision + 1n : 0n;
+  if (event.revision !== expectedRevision) {
+    return broken(
+      'revision_gap',
+      event,
+      expectedRevision.toString(),
+      event.revision.toString(),
+      link
+        ? `'${event.streamId}' jumps from revision ${link.revision.toString()} to ${event.revision.toString()}: events are missing`
+        : `'${event.streamId}' starts at revision ${event.revision.toString()}: its first events are missing`,
+    );
+  }
+  const expectedHash = eventHash(link?.hash ?? GENESIS_HASH, event, {
+    sha256,
+    time: options.time ?? 'recordedAt',
+  });
+  if (event.hash !== expectedHash) {
+    return broken(
+      'hash_mismatch',
+      event,
+      expectedHash,
+      event.hash,
+      `the hash stored with ${where} is not the one its content and its predecessor give: the event (or its hash) was changed after it was written`,
+    );
+  }
+  return null;
+}
+
+/**
+ * Walks `$all` in position order and checks every link: positions (strictly increasing, and
+ * contiguous where the store promises it), commit times (non-decreasing), each stream's revisions
+ * (0, 1, 2, …) and hash chain, and that the log reaches the head it records. Stops at the first
+ * broken link. Streams through the log in batches; memory grows only with the number of streams
+ * (one revision and hash each).
+ */
+export async function verifyLog(
+  store: Pick<EventStore, 'readAll' | 'headPosition'>,
+  options: VerifyOptions = {},
+): Promise<VerifyReport> {
+  const sha256 = options.sha256 ?? sha256Hex;
+  const batchSize = options.batchSize ?? 1000;
+  const headPosition = await store.headPosition();
+  const to =
+    options.toPosition !== undefined && options.toPosition < headPosition
+      ? options.toPosition
+      : headPosition;
+  const streams = new Map<string, StreamLink>();
+  let checked = 0;
+  let previousPosition = START;
+  let previousTime = Number.NEGATIVE_INFINITY;
+  let digest = GENESIS_HASH;
+  const report = (firstBroken: BrokenLink | null): VerifyReport => ({
+    ok: firstBroken === null,
+    eventsChecked: checked,
+    streams: streams.size,
+    headPosition,
+    verifiedTo: previousPosition,
+    digest: firstBroken === null ? digest : null,
+    firstBroken,
+  });
+
+  while (previousPosition < to) {
+    const events = await store.readAll({
+      after: previousPosition,
+      toPosition: to,
+      maxCount: batchSize,
+    });
+    if (events.length === 0) break;
+    for (const event of events) {
+      const link = streams.get(event.streamId);
+      const problem = check(event, previousPosition, previousTime, link, options, sha256);
+      if (problem) return report(problem);
+      streams.set(event.streamId, { revision: event.revision, hash: event.hash });
+      digest = sha256(`${digest}\n${event.position.toString()}\n${event.hash}`);
+      previousPosition = event.position;
+      previousTime = event.recordedAt.getTime();
+      checked++;
+    }
+    options.onProgress?.(checked, previousPosition);
+  }
+  // With gaps allowed between positions, only the head itself is known to hold an event.
+  const mustReach = (options.contiguousPositions ?? true) || to === headPosition;
+  if (mustReach && previousPosition < to) {
+    return report({
+      reason: 'log_truncated',
+      position: to,
+      streamId: null,
+      revision: null,
+      eventId: null,
+      expected: to.toString(),
+      found: previousPosition.toString(),
+      detail: `the log records its head at position ${to.toString()} but its events end at ${previousPosition.toString()}: the last events were deleted`,
+    });
+  }
+  return report(null);
+}

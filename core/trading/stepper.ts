@@ -1,0 +1,404 @@
+import { ValidationError, QcatError } from '../errors.js';
+import type { JsonObject } from '../eventstore/event-store.js';
+import { TIMEFRAME_MS, type Candle, type Instrument } from '../market/types.js';
+import type { Timeframe } from '../strategies/kinds.js';
+import {
+  bookFill,
+  equity,
+  flatPosition,
+  tradeOf,
+  type Account,
+  type AccountingEvent,
+  type ClosedTrade,
+} from './accounting.js';
+import { clientOrderId, reason, submitted, type OrderEvent, type OrderRequest } from './orders.js';
+import { cleanQuantity, decimalsOf, floorToStep } from './rounding.js';
+import { createSignal, type Signal, type SignalState } from './signals.js';
+import { PaperVenue, type PaperVenueCosts, type PaperVenueState } from './venue.js';
+
+/**
+ * The one step function of trading: `step(state, candle) → { state, events }`. The backtester
+ * calls it for every bar of a range; the live paper engine will call it for every bar as it closes.
+ * Same state, same candles → same events, whether run in one go or stopped, serialized (JSON) and
+ * continued: that is what makes a backtest and a paper replay of the same candles agree.
+ *
+ * Per candle (of the configured timeframe, of a symbol some book trades, newer than the last one
+ * of its symbol — anything else is ignored, so a replayed bar after a restart does nothing):
+ *   1. the venue fills resting orders on this bar (market orders at its open, limit and stop
+ *      orders where its path crosses them); each fill is booked: position, cash;
+ *   2. the bar's close becomes the symbol's mark price;
+ *   3. each book (strategy × symbol) on the symbol updates its signal with the bar; when the target
+ *      fraction changes, its open orders are cancelled and a market order is sized to reach
+ *      target × allocation × equity / close (rounded down to the lot; none below minNotional),
+ *      put through the risk check and, if allowed, submitted to the venue. It fills at the next
+ *      bar's open.
+ *
+ * Ownership: `step` updates the state it is given and returns that same object (copying it every
+ * bar would cost more than the step). Callers keep no other reference to a state they passed in;
+ * a copy that must survive is taken first (`structuredClone` or a JSON round trip). Apart from that
+ * it is pure: no clock, no randomness, no I/O; time comes from the candles.
+ */
+
+/** A pre-trade check: `reason` is `CODE: key=value, ...` (see `reason()` in orders.ts). */
+export type RiskDecision = { ok: true } | { ok: false; reason: string };
+
+export type RiskContext = {
+  portfolioId: string;
+  strategyId: string;
+  symbol: string;
+  /** Submission time (the close of the deciding bar). */
+  time: number;
+  /** The last close of the symbol. */
+  referencePrice: number;
+  equity: number;
+  cash: number;
+  /** The book's position before the order. */
+  positionQuantity: number;
+  /** Open orders of the book. */
+  openOrders: number;
+};
+
+export type RiskCheck = (order: OrderRequest, context: RiskContext) => RiskDecision;
+
+/** The default: every order passes. */
+export const allowAll: RiskCheck = () => ({ ok: true });
+
+/** A strategy trading one symbol with a share of the portfolio's equity. */
+export type BookConfig = {
+  strategyId: string;
+  symbol: string;
+  /** A kind of core/strategies/kinds.ts and its parameters (checked, defaults filled in). */
+  kind: string;
+  parameters: JsonObject;
+  /** Share of the portfolio's equity the strategy trades with, > 0. */
+  allocation: number;
+};
+
+export type StepperConfig = {
+  portfolioId: string;
+  /** Quote currency of every instrument traded: the account's currency. */
+  currency: string;
+  initialCash: number;
+  /** Candles of this timeframe drive the books; others are ignored. */
+  timeframe: Timeframe;
+  instruments: readonly Instrument[];
+  books: readonly BookConfig[];
+  venue?: Partial<PaperVenueCosts>;
+  risk?: RiskCheck;
+};
+
+export type BookState = {
+  strategyId: string;
+  symbol: string;
+  signal: SignalState;
+  /** The target fraction last acted on. */
+  target: number;
+  /** Bar (openTime) of the book's last order and how many it placed on that bar. */
+  orderBar: number;
+  ordersOnBar: number;
+};
+
+/** Everything the step function needs from one bar to the next. Plain JSON. */
+export type EngineState = {
+  version: 1;
+  /** Candles processed. */
+  bars: number;
+  account: Account;
+  venue: PaperVenueState;
+  /** One per book of the configuration, in its order; positions likewise. */
+  books: BookState[];
+  /** Last close per symbol. */
+  marks: Record<string, number>;
+  /** openTime of the last candle processed per symbol. */
+  lastOpenTime: Record<string, number>;
+};
+
+export type TradingEvent = OrderEvent | AccountingEvent;
+
+export type StepResult = {
+  state: EngineState;
+  /** In the order they happened; a shared empty array when nothing did. */
+  events: readonly TradingEvent[];
+};
+
+const NONE: readonly TradingEvent[] = Object.freeze([]);
+
+type Book = {
+  index: number;
+  config: BookConfig;
+  signal: Signal;
+  instrument: Instrument;
+  lotDecimals: number;
+};
+
+/** Anything events can be pushed onto. */
+type Sink = { push(...events: TradingEvent[]): unknown };
+
+/** `items[index]`, which the configuration guarantees; a state of another configuration throws. */
+function at<T>(items: readonly T[], index: number): T {
+  const item = items[index];
+  if (item === undefined)
+    throw new RangeError(`the state has no book ${index}: another configuration's?`);
+  return item;
+}
+
+const bookKey = (strategyId: string, symbol: string): string => `${strategyId}\u0000${symbol}`;
+
+export class Stepper {
+  readonly venue: PaperVenue;
+  private readonly books: Book[] = [];
+  private readonly bySymbol = new Map<string, Book[]>();
+  private readonly byKey = new Map<string, Book>();
+  private readonly barMs: number;
+  private readonly risk: RiskCheck;
+  private readonly venueEvents: OrderEvent[] = [];
+  /** The answer of a step without events for the last state seen: always the same, so shared. */
+  private quiet: StepResult | null = null;
+
+  constructor(readonly config: StepperConfig) {
+    const invalid = (message: string): never => {
+      throw new ValidationError('INVALID_TRADING_CONFIG', message);
+    };
+    if (!(config.initialCash > 0) || !Number.isFinite(config.initialCash))
+      invalid('initialCash must be > 0');
+    this.barMs = TIMEFRAME_MS[config.timeframe];
+    if (!Number.isFinite(this.barMs)) invalid(`unknown timeframe ${config.timeframe}`);
+    this.venue = new PaperVenue(config.instruments, config.venue);
+    this.risk = config.risk ?? allowAll;
+    config.books.forEach((bookConfig, index) => {
+      const { strategyId, symbol, allocation } = bookConfig;
+      const instrument = this.venue.instrument(symbol);
+      if (!instrument) return invalid(`book ${strategyId}: no instrument ${symbol}`);
+      if (instrument.quote !== config.currency)
+        invalid(
+          `book ${strategyId}: ${symbol} is quoted in ${instrument.quote}, not ${config.currency}`,
+        );
+      if (!(allocation > 0) || !Number.isFinite(allocation))
+        invalid(`book ${strategyId}: allocation must be > 0`);
+      const key = bookKey(strategyId, symbol);
+      if (this.byKey.has(key)) invalid(`book ${strategyId} on ${symbol} is configured twice`);
+      const book: Book = {
+        index,
+        config: bookConfig,
+        signal: createSignal(bookConfig.kind, bookConfig.parameters),
+        instrument,
+        lotDecimals: decimalsOf(instrument.lotSize),
+      };
+      this.books.push(book);
+      this.byKey.set(key, book);
+      const onSymbol = this.bySymbol.get(symbol) ?? [];
+      onSymbol.push(book);
+      this.bySymbol.set(symbol, onSymbol);
+    });
+  }
+
+  initialState(): EngineState {
+    const { portfolioId, currency, initialCash } = this.config;
+    return {
+      version: 1,
+      bars: 0,
+      account: {
+        portfolioId,
+        currency,
+        cash: initialCash,
+        feesPaid: 0,
+        positions: this.books.map(({ config }) => flatPosition(config.strategyId, config.symbol)),
+      },
+      venue: this.venue.initialState(),
+      books: this.books.map(({ config, signal }) => ({
+        strategyId: config.strategyId,
+        symbol: config.symbol,
+        signal: signal.initialState(),
+        target: 0,
+        orderBar: -1,
+        ordersOnBar: 0,
+      })),
+      marks: {},
+      lastOpenTime: {},
+    };
+  }
+
+  /** One bar: see the module comment. */
+  step(state: EngineState, candle: Candle): StepResult {
+    if (candle.timeframe !== this.config.timeframe) return this.nothing(state);
+    const books = this.bySymbol.get(candle.symbol);
+    if (!books) return this.nothing(state);
+    const symbol = candle.symbol;
+    const last = state.lastOpenTime[symbol];
+    if (last !== undefined && candle.openTime <= last) return this.nothing(state);
+    state.lastOpenTime[symbol] = candle.openTime;
+    state.bars++;
+
+    let events: TradingEvent[] | null = null;
+    const fills = this.venueEvents;
+    this.venue.onBar(state.venue, candle, fills);
+    if (fills.length > 0) {
+      events = [];
+      this.book(state, fills, events);
+      fills.length = 0;
+    }
+    state.marks[symbol] = candle.close;
+
+    const time = candle.openTime + this.barMs;
+    for (const book of books) {
+      const bookState = at(state.books, book.index);
+      const target = book.signal.update(bookState.signal, candle);
+      if (target === bookState.target) continue;
+      bookState.target = target;
+      events ??= [];
+      this.rebalance(state, book, bookState, candle, time, events);
+    }
+    return events ? { state, events } : this.nothing(state);
+  }
+
+  /** `{ state, events: [] }` without allocating on every quiet bar (it is frozen). */
+  private nothing(state: EngineState): StepResult {
+    const quiet = this.quiet;
+    if (quiet?.state === state) return quiet;
+    return (this.quiet = Object.freeze({ state, events: NONE }));
+  }
+
+  /**
+   * An order from outside the strategies' signals (a person, a take-profit): through the risk
+   * check to the venue, like the books' own orders. Its strategy and symbol must be a book.
+   */
+  submit(state: EngineState, order: OrderRequest, time: number): StepResult {
+    const book = this.byKey.get(bookKey(order.strategyId, order.symbol));
+    if (!book || order.portfolioId !== this.config.portfolioId)
+      throw new QcatError(
+        'UNKNOWN_BOOK',
+        `portfolio ${this.config.portfolioId} has no book ${order.strategyId} on ${order.symbol}`,
+      );
+    const events: TradingEvent[] = [];
+    this.route(state, book, order, time, events);
+    return { state, events };
+  }
+
+  /** Cancels an open order; no events if it is not open. */
+  cancel(state: EngineState, id: string, why: string, time: number): StepResult {
+    const events: TradingEvent[] = [];
+    this.venue.cancel(state.venue, id, why, time, events);
+    return { state, events };
+  }
+
+  /** Cash + Σ quantity × last close. */
+  equity(state: EngineState): number {
+    return equity(state.account, (symbol) => state.marks[symbol]);
+  }
+
+  /** Books the venue's events: each fill is followed by its accounting events. */
+  private book(state: EngineState, venueEvents: readonly OrderEvent[], events: Sink): void {
+    for (const event of venueEvents) {
+      events.push(event);
+      if (event.type !== 'OrderFilled' && event.type !== 'OrderPartiallyFilled') continue;
+      const { strategyId, symbol, side, fill, clientOrderId: id, time } = event.data;
+      const book = this.byKey.get(bookKey(strategyId, symbol));
+      if (!book) continue;
+      const booked = bookFill(state.account, book.index, {
+        side,
+        quantity: fill.quantity,
+        price: fill.price,
+        fee: fill.fee,
+        time,
+        clientOrderId: id,
+        fillId: fill.fillId,
+      });
+      state.account = booked.account;
+      events.push(...booked.events);
+    }
+  }
+
+  private rebalance(
+    state: EngineState,
+    book: Book,
+    bookState: BookState,
+    candle: Candle,
+    time: number,
+    events: TradingEvent[],
+  ): void {
+    const { strategyId, symbol, allocation } = book.config;
+    const { lotSize, minNotional } = book.instrument;
+    for (const open of this.venue.openOrders(state.venue, strategyId, symbol)) {
+      this.venue.cancel(
+        state.venue,
+        open.clientOrderId,
+        reason('TARGET_CHANGED', { target: bookState.target }),
+        time,
+        events,
+      );
+    }
+    const price = candle.close;
+    const held = at(state.account.positions, book.index).quantity;
+    const capital = Math.max(0, this.equity(state)) * allocation * Math.abs(bookState.target);
+    const size = floorToStep(capital / price, lotSize, book.lotDecimals);
+    const desired = bookState.target < 0 ? -size : size;
+    const delta = cleanQuantity(desired - held);
+    if (delta === 0) return;
+    const quantity = floorToStep(Math.abs(delta), lotSize, book.lotDecimals);
+    if (!(quantity > 0) || quantity * price < minNotional) return;
+
+    if (bookState.orderBar !== candle.openTime) {
+      bookState.orderBar = candle.openTime;
+      bookState.ordersOnBar = 0;
+    }
+    const sequence = bookState.ordersOnBar++;
+    const reduceOnly =
+      held !== 0 && Math.abs(desired) < Math.abs(held) && Math.sign(desired) !== -Math.sign(held);
+    const order: OrderRequest = {
+      clientOrderId: clientOrderId(strategyId, candle.openTime, sequence),
+      portfolioId: this.config.portfolioId,
+      strategyId,
+      symbol,
+      side: delta > 0 ? 'buy' : 'sell',
+      type: 'market',
+      quantity,
+      limitPrice: null,
+      stopPrice: null,
+      reduceOnly,
+    };
+    this.route(state, book, order, time, events);
+  }
+
+  /** OrderSubmitted, then the risk check (OrderDenied) or the venue (OrderAccepted/Rejected). */
+  private route(
+    state: EngineState,
+    book: Book,
+    order: OrderRequest,
+    time: number,
+    events: TradingEvent[],
+  ): void {
+    events.push({ type: 'OrderSubmitted', data: submitted(order, time) });
+    const { strategyId, symbol } = book.config;
+    const decision = this.risk(order, {
+      portfolioId: this.config.portfolioId,
+      strategyId,
+      symbol,
+      time,
+      referencePrice: state.marks[symbol] ?? NaN,
+      equity: this.equity(state),
+      cash: state.account.cash,
+      positionQuantity: at(state.account.positions, book.index).quantity,
+      openOrders: this.venue.openOrders(state.venue, strategyId, symbol).length,
+    });
+    if (!decision.ok) {
+      events.push({
+        type: 'OrderDenied',
+        data: { clientOrderId: order.clientOrderId, reason: decision.reason, time },
+      });
+      return;
+    }
+    this.venue.submit(state.venue, order, time, events);
+  }
+}
+
+export const createStepper = (config: StepperConfig): Stepper => new Stepper(config);
+
+/** The round trips in a list of events (from their PositionClosed events). */
+export function closedTrades(events: readonly TradingEvent[]): ClosedTrade[] {
+  const trades: ClosedTrade[] = [];
+  for (const event of events) {
+    if (event.type !== 'PositionClosed') continue;
+    trades.push(tradeOf(event.data));
+  }
+  return trades;
+}

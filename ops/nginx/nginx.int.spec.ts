@@ -1,0 +1,428 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import {
+  chmodSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { z } from 'zod';
+import { startServer, type RunningServer } from '../../api/server.js';
+import { loadConfig } from '../config.js';
+import { startTestServer, type TestServer } from '../../test/support/test-server.js';
+
+/**
+ * The nginx configuration of ops/nginx, served by Debian's nginx (.ci/run installs it) with a
+ * throw-away self-signed certificate, in front of two real QCAT replicas over one database.
+ * Only the addresses change: listen ports, the replicas' addresses, temp folders. Without nginx or
+ * openssl these tests fail, they do not skip.
+ */
+
+const here = new URL('.', import.meta.url).pathname;
+
+function requireTool(name: string, debianPackage: string): string {
+  const found = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
+  if (found.status !== 0) {
+    throw new Error(
+      `${name} is not installed. It comes with Debian's package '${debianPackage}' ` +
+        `(apt-get install -y ${debianPackage}); .ci/run installs it before the tests.`,
+    );
+  }
+  return found.stdout.trim();
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) =>
+    server.close(() => {
+      resolve();
+    }),
+  );
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+/** Replaces `pattern` in `text`, which must match exactly `times` times. */
+function replaceExactly(text: string, pattern: RegExp, replacement: string, times = 1): string {
+  const found = text.match(new RegExp(pattern.source, `${pattern.flags.replace('g', '')}g`)) ?? [];
+  if (found.length !== times)
+    throw new Error(`expected ${times} match(es) of ${pattern.source}, found ${found.length}`);
+  return text.replace(
+    new RegExp(pattern.source, `${pattern.flags.replace('g', '')}g`),
+    replacement,
+  );
+}
+
+interface Answer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  /** How often each header (lower case) was sent. */
+  counts: Map<string, number>;
+  body: string;
+}
+
+function send(
+  url: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string; ca?: string } = {},
+): Promise<Answer> {
+  const target = new URL(url);
+  const request = target.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const outgoing = request(
+      {
+        hostname: target.hostname,
+        port: target.port,
+        path: `${target.pathname}${target.search}`,
+        method: options.method ?? 'GET',
+        headers: options.headers ?? {},
+        agent: false,
+        ...(target.protocol === 'https:' ? { ca: options.ca, servername: 'localhost' } : {}),
+      },
+      (response) => {
+        let body = '';
+        response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        response.on('end', () => {
+          const counts = new Map<string, number>();
+          for (let i = 0; i < response.rawHeaders.length; i += 2) {
+            const name = response.rawHeaders[i]!.toLowerCase();
+            counts.set(name, (counts.get(name) ?? 0) + 1);
+          }
+          resolve({ status: response.statusCode ?? 0, headers: response.headers, counts, body });
+        });
+      },
+    );
+    outgoing.on('error', reject);
+    outgoing.end(options.body);
+  });
+}
+
+const SECURITY_HEADERS: Record<string, string> = {
+  'strict-transport-security': 'max-age=63072000; includeSubDomains',
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-resource-policy': 'same-origin',
+};
+
+function expectSecurityHeaders(answer: Answer): void {
+  for (const [name, value] of Object.entries(SECURITY_HEADERS)) {
+    expect(answer.headers[name], name).toBe(value);
+    expect(answer.counts.get(name), `${name} sent once`).toBe(1);
+  }
+  const csp = answer.headers['content-security-policy'];
+  expect(answer.counts.get('content-security-policy')).toBe(1);
+  expect(csp).toContain("default-src 'none'");
+  expect(csp).toContain("frame-ancestors 'none'");
+  expect(answer.headers['permissions-policy']).toContain('camera=()');
+  // No version for scanners to match against.
+  expect(answer.headers['server']).toBe('nginx');
+}
+
+/** `http_requests_total` of one route, read from a replica directly (not through nginx). */
+async function requestsServed(server: RunningServer, route: string): Promise<number> {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('http_requests_total{') && line.includes(`route="${route}"`))
+      total += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return total;
+}
+
+describe('nginx in front of two QCAT replicas', () => {
+  let api: TestServer | undefined;
+  let second: RunningServer | undefined;
+  let nginx: ChildProcess | undefined;
+  let nginxOutput = '';
+  const prefix = mkdtempSync(join(tmpdir(), 'qcat-nginx-'));
+  const accessLog = join(prefix, 'access.log');
+  let certificate = '';
+  let https = '';
+  let http = '';
+
+  const replicas = (): { api: TestServer; second: RunningServer } => {
+    if (!api || !second) throw new Error('beforeAll did not finish');
+    return { api, second };
+  };
+
+  beforeAll(async () => {
+    const binary = requireTool('nginx', 'nginx');
+    const openssl = requireTool('openssl', 'openssl');
+
+    api = await startTestServer('nginx');
+    second = await startServer(
+      loadConfig({
+        DATABASE_URL: api.database.url,
+        PORT: '0',
+        LOG_LEVEL: 'silent',
+        RATE_LIMIT_PER_MINUTE: '100000',
+      }),
+      { announce: () => undefined },
+    );
+    const ports = (server: RunningServer): string => new URL(server.url).port;
+
+    // The committed files; only addresses and temp folders change.
+    chmodSync(prefix, 0o755);
+    for (const part of ['nginx.conf', 'conf.d', 'snippets', 'upstream'])
+      cpSync(join(here, part), join(prefix, part), { recursive: true });
+    for (const temp of ['body', 'proxy']) {
+      mkdirSync(join(prefix, temp));
+      chmodSync(join(prefix, temp), 0o777);
+    }
+    const httpPort = await freePort();
+    const httpsPort = await freePort();
+    http = `http://127.0.0.1:${httpPort}`;
+    https = `https://localhost:${httpsPort}`;
+
+    const main = join(prefix, 'nginx.conf');
+    writeFileSync(
+      main,
+      replaceExactly(
+        readFileSync(main, 'utf8'),
+        /^http \{$/m,
+        `http {\n    client_body_temp_path ${prefix}/body;\n    proxy_temp_path ${prefix}/proxy;`,
+      ).replace(
+        // A child's stdout here is a socket, which nginx cannot open by name; same format, a file.
+        'access_log /dev/stdout qcat_json;',
+        `access_log ${accessLog} qcat_json;`,
+      ),
+    );
+    expect(readFileSync(main, 'utf8')).toContain(`access_log ${accessLog} qcat_json;`);
+    const site = join(prefix, 'conf.d/qcat.conf');
+    let text = readFileSync(site, 'utf8');
+    text = replaceExactly(text, /^\s*listen \[::\]:80 default_server;\n/m, '');
+    text = replaceExactly(text, /^\s*listen \[::\]:443 ssl default_server;\n/m, '');
+    text = replaceExactly(
+      text,
+      /listen 80 default_server;/,
+      `listen 127.0.0.1:${httpPort} default_server;`,
+    );
+    text = replaceExactly(
+      text,
+      /listen 443 ssl default_server;/,
+      `listen 127.0.0.1:${httpsPort} ssl default_server;`,
+    );
+    writeFileSync(site, text);
+    const upstream = join(prefix, 'upstream/qcat.conf');
+    writeFileSync(
+      upstream,
+      replaceExactly(
+        readFileSync(upstream, 'utf8'),
+        /server qcat:8082 ([^;]*);/,
+        `server 127.0.0.1:${ports(api.server)} $1;\n    server 127.0.0.1:${ports(second)} $1;`,
+      ),
+    );
+
+    mkdirSync(join(prefix, 'certs'));
+    const made = spawnSync(
+      openssl,
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
+        '-keyout',
+        join(prefix, 'certs/privkey.pem'),
+        '-out',
+        join(prefix, 'certs/fullchain.pem'),
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(made.status, made.stderr).toBe(0);
+    certificate = readFileSync(join(prefix, 'certs/fullchain.pem'), 'utf8');
+
+    const args = ['-p', prefix, '-c', main, '-e', 'stderr', '-g', `pid ${prefix}/nginx.pid;`];
+    const check = spawnSync(binary, ['-t', ...args], { encoding: 'utf8' });
+    expect(check.stderr).toContain('test is successful');
+    expect(check.status).toBe(0);
+
+    const child = spawn(binary, [...args.slice(0, -1), `pid ${prefix}/nginx.pid; daemon off;`], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    nginx = child;
+    child.stdout.on('data', (chunk: Buffer) => (nginxOutput += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (nginxOutput += chunk.toString()));
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`nginx exited:\n${nginxOutput}`);
+      const open = await new Promise<boolean>((resolve) => {
+        const socket = connect(httpsPort, '127.0.0.1', () => {
+          socket.end();
+          resolve(true);
+        });
+        socket.on('error', () => {
+          resolve(false);
+        });
+      });
+      if (open) break;
+      if (Date.now() > deadline) throw new Error(`nginx did not listen:\n${nginxOutput}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  });
+
+  afterAll(async () => {
+    const child = nginx;
+    if (child && child.exitCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGQUIT');
+      await exited;
+    }
+    await second?.stop();
+    await api?.stop();
+    rmSync(prefix, { recursive: true, force: true });
+  });
+
+  it('redirects HTTP to the same URL over HTTPS', async () => {
+    const answer = await send(`${http}/api/v1/session?x=1`, {
+      headers: { host: 'qcat.example.com' },
+    });
+    expect(answer.status).toBe(301);
+    expect(answer.headers['location']).toBe('https://qcat.example.com/api/v1/session?x=1');
+  });
+
+  it('proxies an API call over TLS, with the security headers set once by nginx', async () => {
+    const { api } = replicas();
+    const answer = await send(`${https}/api/v1/session`, {
+      ca: certificate,
+      headers: { authorization: `Bearer ${api.tokens.trader}`, 'x-request-id': 'nginx-test-1' },
+    });
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.body)).toMatchObject({ role: 'trader', name: 'test-trader' });
+    expectSecurityHeaders(answer);
+    // The request id crosses the proxy both ways.
+    expect(answer.headers['x-request-id']).toBe('nginx-test-1');
+  });
+
+  it('gives every request an id QCAT logs, when the client sends none', async () => {
+    const answer = await send(`${https}/health/live`, { ca: certificate });
+    expect(answer.status).toBe(200);
+    expect(answer.headers['x-request-id']).toMatch(/^[0-9a-f]{32}$/);
+    // nginx writes the line when the response is done: wait for it, up to a limit.
+    const line = `"request_id":"${String(answer.headers['x-request-id'])}"`;
+    const deadline = Date.now() + 5000;
+    while (!readFileSync(accessLog, 'utf8').includes(line) && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    const logged = readFileSync(accessLog, 'utf8')
+      .split('\n')
+      .find((entry) => entry.includes(line));
+    expect(logged).toBeDefined();
+    expect(JSON.parse(logged!)).toMatchObject({ method: 'GET', uri: '/health/live', status: 200 });
+  });
+
+  it('sets the security headers on errors too, and hides /metrics from the internet', async () => {
+    const { api } = replicas();
+    const denied = await send(`${https}/api/v1/session`, { ca: certificate });
+    expect(denied.status).toBe(401);
+    expect(denied.headers['content-type']).toContain('application/problem+json');
+    expectSecurityHeaders(denied);
+
+    const metrics = await send(`${https}/metrics`, { ca: certificate });
+    expect(metrics.status).toBe(404);
+    expectSecurityHeaders(metrics);
+    expect((await fetch(`${api.server.url}/metrics`)).status).toBe(200);
+  });
+
+  it('lets QCAT answer an oversized body itself, as problem+json', async () => {
+    const { api } = replicas();
+    const answer = await send(`${https}/api/v1/keys`, {
+      method: 'POST',
+      ca: certificate,
+      headers: { authorization: `Bearer ${api.tokens.admin}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'x'.repeat(1_500_000), role: 'viewer' }),
+    });
+    expect(answer.status).toBe(413);
+    expect(answer.headers['content-type']).toContain('application/problem+json');
+  });
+
+  it('spreads requests over both replicas', async () => {
+    const { api, second } = replicas();
+    const before = [
+      await requestsServed(api.server, '/health/live'),
+      await requestsServed(second, '/health/live'),
+    ];
+    for (let i = 0; i < 10; i++)
+      expect((await send(`${https}/health/live`, { ca: certificate })).status).toBe(200);
+    const after = [
+      await requestsServed(api.server, '/health/live'),
+      await requestsServed(second, '/health/live'),
+    ];
+    const served = after.map((count, i) => count - before[i]!);
+    expect(served[0]! + served[1]!).toBe(10);
+    expect(served[0]).toBeGreaterThan(0);
+    expect(served[1]).toBeGreaterThan(0);
+  });
+
+  it('upgrades /ws to a WebSocket and carries the live feed both ways', async () => {
+    const { api } = replicas();
+    const frame = z.looseObject({ type: z.string() });
+    const frames: z.infer<typeof frame>[] = [];
+    let wake: (() => void) | undefined;
+    const ws = new WebSocket(`wss://localhost:${new URL(https).port}/ws`, {
+      ca: certificate,
+      headers: { authorization: `Bearer ${api.tokens.trader}` },
+    });
+    const upgraded = new Promise<number>((resolve, reject) => {
+      ws.once('upgrade', (response) => {
+        resolve(response.statusCode ?? 0);
+      });
+      ws.once('error', reject);
+    });
+    ws.on('message', (data: Buffer) => {
+      frames.push(frame.parse(JSON.parse(data.toString('utf8'))));
+      wake?.();
+    });
+    const next = async (type: string): Promise<z.infer<typeof frame>> => {
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        const index = frames.findIndex((f) => f.type === type);
+        if (index >= 0) return frames.splice(index, 1)[0]!;
+        if (Date.now() > deadline)
+          throw new Error(`no '${type}' frame; got ${JSON.stringify(frames)}`);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 250);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+    };
+    try {
+      expect(await upgraded).toBe(101);
+      expect(await next('authenticated')).toMatchObject({ role: 'trader' });
+      ws.send(JSON.stringify({ type: 'subscribe', channel: 'category:nginxtest' }));
+      await next('subscribed');
+      const streamId = `nginxtest-${randomUUID()}`;
+      await api.server.runtime.eventStore.appendToStream(streamId, [
+        { type: 'NginxTested', data: { through: 'nginx' }, metadata: { actor: 'nginx-test' } },
+      ]);
+      const event = await next('event');
+      expect(event).toMatchObject({
+        channel: 'category:nginxtest',
+        event: { streamId, type: 'NginxTested', data: { through: 'nginx' } },
+      });
+    } finally {
+      ws.close();
+    }
+  });
+});
