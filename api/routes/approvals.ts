@@ -22,6 +22,7 @@ import {
   commandResultSchema,
   positionString,
   principalOf,
+  SqlFilter,
   withPrecondition,
 } from './conventions.js';
 
@@ -199,24 +200,17 @@ export const approvalRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
     async (request, reply) => {
       const q = request.query;
       await awaitPosition(runtime.projections, 'approvals', q.minPosition, reply);
-      const where: string[] = [];
-      const values: unknown[] = [];
-      const add = (sql: string, value: unknown): void => {
-        values.push(value);
-        where.push(sql.replace('?', `$${values.length.toString()}`));
-      };
-      if (q.status) add('status = ?', q.status);
-      if (q.kind) add('kind = ?', q.kind);
-      if (q.subjectType) add('subject_type = ?', q.subjectType);
-      if (q.subjectId) add('subject_id = ?', q.subjectId);
-      if (q.role) add('? = ANY (eligible_roles)', q.role);
-      if (q.after) add('requested_position > ?', q.after);
-      values.push(q.limit + 1);
+      const filter = new SqlFilter();
+      if (q.status) filter.add('status = ?', q.status);
+      if (q.kind) filter.add('kind = ?', q.kind);
+      if (q.subjectType) filter.add('subject_type = ?', q.subjectType);
+      if (q.subjectId) filter.add('subject_id = ?', q.subjectId);
+      if (q.role) filter.add('? = ANY (eligible_roles)', q.role);
+      if (q.after) filter.add('requested_position > ?', q.after);
       const { rows } = await runtime.pool.query<Row>(
-        `SELECT ${COLUMNS} FROM qcat_read.approvals
-          ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
-          ORDER BY requested_position LIMIT $${values.length.toString()}`,
-        values,
+        `SELECT ${COLUMNS} FROM qcat_read.approvals ${filter.where}
+          ORDER BY requested_position LIMIT ${filter.param(q.limit + 1)}`,
+        filter.values,
       );
       return page(rows, q.limit);
     },

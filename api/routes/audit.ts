@@ -9,7 +9,7 @@ import { assertValidStreamId } from '../../core/eventstore/append-validation.js'
 import type { JsonValue, RecordedEvent } from '../../core/eventstore/event-store.js';
 import type { Runtime } from '../../ops/runtime.js';
 import { HttpProblem } from '../problem.js';
-import { awaitPosition, positionString } from './conventions.js';
+import { awaitPosition, positionString, SqlFilter } from './conventions.js';
 
 const auditEvent = z.object({
   position: z.string(),
@@ -156,21 +156,17 @@ const toAuditEvent = (row: Row): AuditEvent => ({
   causationId: row.causation_id,
 });
 
-/** WHERE conditions for the filters; values are appended to `values`. */
-function filterConditions(q: Filters, values: unknown[]): string[] {
-  const where: string[] = [];
-  const add = (sql: string, value: unknown): void => {
-    values.push(value);
-    where.push(sql.replace('?', `$${values.length}`));
-  };
-  if (q.actor) add('actor = ?', q.actor);
-  if (q.streamId) add('stream_id = ?', q.streamId);
-  if (q.category) add('category = ?', q.category);
-  if (q.type) add('type = ?', q.type);
-  if (q.correlationId) add('correlation_id = ?', q.correlationId);
-  if (q.from) add('recorded_at >= ?', q.from);
-  if (q.to) add('recorded_at <= ?', q.to);
-  return where;
+/** The conditions of the trail's filters. */
+function trailFilter(q: Filters): SqlFilter {
+  const filter = new SqlFilter();
+  if (q.actor) filter.add('actor = ?', q.actor);
+  if (q.streamId) filter.add('stream_id = ?', q.streamId);
+  if (q.category) filter.add('category = ?', q.category);
+  if (q.type) filter.add('type = ?', q.type);
+  if (q.correlationId) filter.add('correlation_id = ?', q.correlationId);
+  if (q.from) filter.add('recorded_at >= ?', q.from);
+  if (q.to) filter.add('recorded_at <= ?', q.to);
+  return filter;
 }
 
 /** Rows per query of an export: what one export holds in memory at most. */
@@ -244,18 +240,12 @@ export const auditRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
     async (request, reply) => {
       const q = request.query;
       await awaitPosition(runtime.projections, 'audit_trail', q.minPosition, reply);
-      const values: unknown[] = [];
-      const where = filterConditions(q, values);
-      if (q.after) {
-        values.push(q.after);
-        where.push(`position > $${values.length}`);
-      }
-      values.push(q.limit + 1);
+      const filter = trailFilter(q);
+      if (q.after) filter.add('position > ?', q.after);
       const { rows } = await runtime.pool.query<Row>(
-        `SELECT ${COLUMNS}
-           FROM qcat_read.audit_trail ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
-          ORDER BY position LIMIT $${values.length}`,
-        values,
+        `SELECT ${COLUMNS} FROM qcat_read.audit_trail ${filter.where}
+          ORDER BY position LIMIT ${filter.param(q.limit + 1)}`,
+        filter.values,
       );
       const page = rows.slice(0, q.limit);
       return {
@@ -284,18 +274,13 @@ export const auditRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
         'SELECT coalesce(max(position), 0)::text AS position FROM qcat_read.audit_trail',
       );
       const upTo = bound[0]?.position ?? '0';
-      const values: unknown[] = [];
-      const where = filterConditions(q, values);
-      values.push(upTo);
-      where.push(`position <= $${values.length}`);
-      values.push('0');
-      where.push(`position > $${values.length}`);
-      const afterParameter = values.length;
-      values.push(EXPORT_BATCH);
-      const sql = `SELECT ${COLUMNS} FROM qcat_read.audit_trail WHERE ${where.join(' AND ')}
-                    ORDER BY position LIMIT $${values.length}`;
+      const filter = trailFilter(q).add('position <= ?', upTo).add('position > ?', '0');
+      const afterIndex = filter.values.length - 1;
+      const sql = `SELECT ${COLUMNS} FROM qcat_read.audit_trail ${filter.where}
+                    ORDER BY position LIMIT ${filter.param(EXPORT_BATCH)}`;
+      const { values } = filter;
       const batch = async (after: string): Promise<Row[]> => {
-        values[afterParameter - 1] = after;
+        values[afterIndex] = after;
         return (await runtime.pool.query<Row>(sql, values)).rows;
       };
       // The first batch before the answer starts: a failure here is still a proper 5xx.

@@ -124,3 +124,28 @@ export function newId(
     ? crypto.randomUUID()
     : uuidv5(`${party.id}:${purpose}:${key}`, ID_NAMESPACE);
 }
+
+/**
+ * WHERE conditions with numbered parameters for list queries: `add('status = ?', value)` for each
+ * filter given, then `where` and `values` for the query; `param(value)` numbers one more value
+ * (a LIMIT, say) and answers its placeholder.
+ */
+export class SqlFilter {
+  readonly values: unknown[] = [];
+  private readonly conditions: string[] = [];
+
+  param(value: unknown): string {
+    this.values.push(value);
+    return `$${this.values.length.toString()}`;
+  }
+
+  add(sql: string, value: unknown): this {
+    this.conditions.push(sql.replace('?', this.param(value)));
+    return this;
+  }
+
+  /** `WHERE a AND b`, or nothing without conditions. */
+  get where(): string {
+    return this.conditions.length > 0 ? `WHERE ${this.conditions.join(' AND ')}` : '';
+  }
+}

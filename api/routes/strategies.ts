@@ -25,6 +25,7 @@ import {
   newId,
   positionString,
   principalOf,
+  SqlFilter,
   withPrecondition,
 } from './conventions.js';
 
@@ -198,23 +199,17 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
     async (request, reply) => {
       const q = request.query;
       await awaitPosition(runtime.projections, 'strategies', q.minPosition, reply);
-      const where: string[] = [];
-      const values: unknown[] = [];
-      const add = (sql: string, value: unknown): void => {
-        values.push(value);
-        where.push(sql.replace('?', `$${values.length.toString()}`));
-      };
-      if (q.state) add('status = ?', q.state);
-      if (q.kind) add('kind = ?', q.kind);
-      if (q.symbol) add('symbols @> ARRAY[?]::text[]', q.symbol);
-      if (q.owner) add('owner_id = ?', q.owner);
-      if (q.after) add('created_position > ?', q.after);
-      values.push(q.limit + 1);
+      const filter = new SqlFilter();
+      if (q.state) filter.add('status = ?', q.state);
+      if (q.kind) filter.add('kind = ?', q.kind);
+      if (q.symbol) filter.add('symbols @> ARRAY[?]::text[]', q.symbol);
+      if (q.owner) filter.add('owner_id = ?', q.owner);
+      if (q.after) filter.add('created_position > ?', q.after);
       const { rows } = await runtime.pool.query<Row>(
         `SELECT strategy_id, state, created_at, updated_at, revision, position, created_position
-           FROM qcat_read.strategies ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
-          ORDER BY created_position LIMIT $${values.length.toString()}`,
-        values,
+           FROM qcat_read.strategies ${filter.where}
+          ORDER BY created_position LIMIT ${filter.param(q.limit + 1)}`,
+        filter.values,
       );
       const page = rows.slice(0, q.limit);
       return {
