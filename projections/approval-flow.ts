@@ -116,6 +116,7 @@ function stepsFor(event: RecordedEvent): Step[] {
           case 'parameter_change':
             return to({ type: 'ApplyParameterChange', strategyId, requestId, approvers });
           case 'risk_limit_change':
+          case 'risk_reset':
             return [];
         }
         break;

@@ -15,6 +15,7 @@ export const APPROVAL_KINDS = [
   'parameter_change',
   'risk_limit_change',
   'mode_change',
+  'risk_reset',
 ] as const;
 export type ApprovalKind = (typeof APPROVAL_KINDS)[number];
 
@@ -45,7 +46,8 @@ export interface ApprovalRule extends JsonObject {
 /**
  * The rule of each kind, copied into the request when it is made, so a later change of policy
  * never changes an open request. Promotion to live (a mode change) needs two distinct approvers,
- * one of them a risk officer.
+ * one of them a risk officer. A risk-limit change and a risk reset need a risk officer other than
+ * the requester.
  */
 export const APPROVAL_RULES: Readonly<Record<ApprovalKind, ApprovalRule>> = {
   strategy_activation: { approvals: 1, eligibleRoles: ['risk_officer', 'admin'], mustInclude: [] },
@@ -54,12 +56,18 @@ export const APPROVAL_RULES: Readonly<Record<ApprovalKind, ApprovalRule>> = {
     eligibleRoles: ['risk_officer', 'analyst', 'admin'],
     mustInclude: [],
   },
-  risk_limit_change: { approvals: 1, eligibleRoles: ['risk_officer'], mustInclude: [] },
+  risk_limit_change: {
+    approvals: 1,
+    eligibleRoles: ['risk_officer'],
+    mustInclude: ['risk_officer'],
+  },
   mode_change: {
     approvals: 2,
     eligibleRoles: ['risk_officer', 'admin', 'trader', 'analyst'],
     mustInclude: ['risk_officer'],
   },
+  /** Loosens a risk trading state or releases the kill switch (core/risk). */
+  risk_reset: { approvals: 1, eligibleRoles: ['risk_officer'], mustInclude: ['risk_officer'] },
 };
 
 /** How long a request stays open before it expires. */

@@ -58,7 +58,31 @@ export type RiskContext = {
   openOrders: number;
 };
 
-export type RiskCheck = (order: OrderRequest, context: RiskContext) => RiskDecision;
+/** One book as a risk check sees it, for limits that span books (core/risk/checks.ts). */
+export type BookExposure = {
+  strategyId: string;
+  symbol: string;
+  /** Signed position quantity. */
+  quantity: number;
+  /** Signed remaining quantity of the book's open orders (buys +, sells −). */
+  pending: number;
+  /** Last close of the symbol; before the first bar, the position's average entry. */
+  mark: number;
+  /** When the book's last orders passed the risk check, oldest first (BookState.orderTimes). */
+  orderTimes: readonly number[];
+};
+
+/** The whole portfolio at the time of a check: every book, the order's own included. */
+export type RiskPortfolio = { books: readonly BookExposure[] };
+
+/** How many order times a book keeps for order-rate limits (so a limit allows at most this many). */
+export const RECENT_ORDERS_KEPT = 100;
+
+export type RiskCheck = (
+  order: OrderRequest,
+  context: RiskContext,
+  portfolio: RiskPortfolio,
+) => RiskDecision;
 
 /** The default: every order passes. */
 export const allowAll: RiskCheck = () => ({ ok: true });
@@ -72,6 +96,11 @@ export type BookConfig = {
   parameters: JsonObject;
   /** Share of the portfolio's equity the strategy trades with, > 0. */
   allocation: number;
+  /**
+   * false: the book's signal is not evaluated, so it places no orders of its own (a paused or
+   * retiring strategy); its position, open orders and fills carry on. Default true.
+   */
+  enabled?: boolean;
 };
 
 export type StepperConfig = {
@@ -96,6 +125,11 @@ export type BookState = {
   /** Bar (openTime) of the book's last order and how many it placed on that bar. */
   orderBar: number;
   ordersOnBar: number;
+  /**
+   * Times (submission) of the book's last orders that passed the risk check, oldest first, at most
+   * RECENT_ORDERS_KEPT: for order-rate limits. Absent until the first such order.
+   */
+  orderTimes?: number[];
 };
 
 /** Everything the step function needs from one bar to the next. Plain JSON. */
@@ -241,6 +275,7 @@ export class Stepper {
 
     const time = candle.openTime + this.barMs;
     for (const book of books) {
+      if (book.config.enabled === false) continue;
       const bookState = at(state.books, book.index);
       const target = book.signal.update(bookState.signal, candle);
       if (target === bookState.target) continue;
@@ -369,17 +404,21 @@ export class Stepper {
   ): void {
     events.push({ type: 'OrderSubmitted', data: submitted(order, time) });
     const { strategyId, symbol } = book.config;
-    const decision = this.risk(order, {
-      portfolioId: this.config.portfolioId,
-      strategyId,
-      symbol,
-      time,
-      referencePrice: state.marks[symbol] ?? NaN,
-      equity: this.equity(state),
-      cash: state.account.cash,
-      positionQuantity: at(state.account.positions, book.index).quantity,
-      openOrders: this.venue.openOrders(state.venue, strategyId, symbol).length,
-    });
+    const decision = this.risk(
+      order,
+      {
+        portfolioId: this.config.portfolioId,
+        strategyId,
+        symbol,
+        time,
+        referencePrice: state.marks[symbol] ?? NaN,
+        equity: this.equity(state),
+        cash: state.account.cash,
+        positionQuantity: at(state.account.positions, book.index).quantity,
+        openOrders: this.venue.openOrders(state.venue, strategyId, symbol).length,
+      },
+      this.riskPortfolio(state),
+    );
     if (!decision.ok) {
       events.push({
         type: 'OrderDenied',
@@ -387,7 +426,33 @@ export class Stepper {
       });
       return;
     }
+    const times = (at(state.books, book.index).orderTimes ??= []);
+    times.push(time);
+    if (times.length > RECENT_ORDERS_KEPT) times.shift();
     this.venue.submit(state.venue, order, time, events);
+  }
+
+  /** Every book's position, open orders, mark and recent order times, for the risk check. */
+  private riskPortfolio(state: EngineState): RiskPortfolio {
+    const pending = new Map<string, number>();
+    for (const { request, remainingQuantity } of state.venue.open) {
+      const key = bookKey(request.strategyId, request.symbol);
+      const signed = request.side === 'buy' ? remainingQuantity : -remainingQuantity;
+      pending.set(key, cleanQuantity((pending.get(key) ?? 0) + signed));
+    }
+    return {
+      books: this.books.map(({ config, index }) => {
+        const position = at(state.account.positions, index);
+        return {
+          strategyId: config.strategyId,
+          symbol: config.symbol,
+          quantity: position.quantity,
+          pending: pending.get(bookKey(config.strategyId, config.symbol)) ?? 0,
+          mark: state.marks[config.symbol] ?? position.averageEntryPrice,
+          orderTimes: at(state.books, index).orderTimes ?? [],
+        };
+      }),
+    };
   }
 }
 

@@ -1,0 +1,374 @@
+import { z } from 'zod';
+import type { Party } from '../approvals/approval.js';
+import type { Decider, DomainEvent } from '../decider.js';
+import { reason } from '../trading/orders.js';
+import {
+  num,
+  partySchema,
+  refuse,
+  remember,
+  requireApproval,
+  requireRiskActor,
+  scopeTypeSchema,
+  strictness,
+  tradingStateSchema,
+  type RiskScope,
+  type RiskScopeType,
+  type TradingState,
+} from './common.js';
+
+/**
+ * The trading state of one scope, `risk-state-<scopeType>-<id>`: a permanent `base` state and at
+ * most one `temporary` stricter state that ends by itself (a price breaker's cooldown, the rest of
+ * a UTC day). Triggers and people may only make it stricter; loosening it is a reset, which needs
+ * an approved `risk_reset` request. The stream also holds the scope's `RiskTriggerFired` events.
+ */
+
+export const RISK_RULES = [
+  'portfolio_drawdown',
+  'strategy_drawdown',
+  'daily_loss',
+  'price_breaker',
+] as const;
+export type RiskRule = (typeof RISK_RULES)[number];
+
+/** What a trigger does: REDUCING or HALTED the scope; FLATTEN halts it and closes its positions. */
+export const TRIGGER_ACTIONS = ['REDUCING', 'HALTED', 'FLATTEN'] as const;
+export type TriggerAction = (typeof TRIGGER_ACTIONS)[number];
+
+/** A breaker's breach (core/risk/breakers.ts makes them). */
+export type RiskTriggerFiredData = {
+  /** `<rule>-<scopeType>-<scopeId>-<time>`: the same breach always has the same id. */
+  triggerId: string;
+  rule: RiskRule;
+  scopeType: RiskScopeType;
+  scopeId: string;
+  /** The limit, as a fraction (0.15 = 15%). */
+  threshold: number;
+  /** What was measured, as a fraction. */
+  observed: number;
+  /** What it was measured from: the equity high-water mark, the day's opening equity, a price. */
+  reference: number;
+  /** What it was measured at: equity or price. */
+  value: number;
+  /** The span the observation covers (epoch ms). */
+  window: { from: number; to: number };
+  action: TriggerAction;
+  /** A temporary state ends here (price breaker cooldown, end of the UTC day); null: until reset. */
+  until: number | null;
+  time: number;
+};
+
+export type Temporary = { state: TradingState; until: number; triggerId: string };
+
+type ScopeRef = { scopeType: RiskScopeType; scopeId: string };
+
+export type TradingStateChangedData = ScopeRef & {
+  /** The state in force just before and just after (temporary states included). */
+  from: TradingState;
+  to: TradingState;
+  base: TradingState;
+  temporary: Temporary | null;
+  cause: 'trigger' | 'manual' | 'cooldown';
+  triggerId: string | null;
+  by: Party | null;
+  reason: string;
+  time: number;
+};
+
+export type TradingStateEvent =
+  | DomainEvent<'RiskTriggerFired', RiskTriggerFiredData>
+  | DomainEvent<'TradingStateChanged', TradingStateChangedData>
+  | DomainEvent<
+      'TradingStateReset',
+      ScopeRef & {
+        from: TradingState;
+        to: TradingState;
+        requestId: string;
+        approvers: Party[];
+        time: number;
+      }
+    >;
+
+export type TradingStateCommand =
+  | { type: 'FireTrigger'; trigger: RiskTriggerFiredData }
+  | {
+      type: 'MoveTradingState';
+      scope: RiskScope;
+      to: TradingState;
+      by: Party;
+      reason: string;
+      time: number;
+    }
+  | {
+      /** From an approved `risk_reset` request; `to` defaults to ACTIVE. */
+      type: 'ResetTradingState';
+      scope: RiskScope;
+      requestId: string;
+      approvers: Party[];
+      to?: 'ACTIVE' | 'REDUCING';
+      time: number;
+    }
+  | { type: 'EndCooldown'; scope: RiskScope; time: number };
+
+export type ScopeTradingState = {
+  base: TradingState;
+  temporary: Temporary | null;
+  /** Last change. */
+  since: number | null;
+  reason: string;
+  /** Time of the last approved reset: breakers measure afresh from it. */
+  resetAt: number | null;
+  /** Trigger and request ids already applied (the last 50 of each). */
+  triggers: string[];
+  resets: string[];
+};
+
+/** The state in force at `time`: the temporary one while it lasts and is stricter, else the base. */
+export function effectiveState(
+  state: Pick<ScopeTradingState, 'base' | 'temporary'>,
+  time: number,
+): TradingState {
+  const { base, temporary } = state;
+  return temporary && time < temporary.until && strictness(temporary.state) > strictness(base)
+    ? temporary.state
+    : base;
+}
+
+/** The state an action puts a scope in. */
+export const stateOf = (action: TriggerAction): TradingState =>
+  action === 'REDUCING' ? 'REDUCING' : 'HALTED';
+
+const temporarySchema = z.object({
+  state: tradingStateSchema,
+  until: z.number(),
+  triggerId: z.string(),
+});
+const scopeRef = { scopeType: scopeTypeSchema, scopeId: z.string() };
+
+export const riskTriggerFiredSchema = z.object({
+  triggerId: z.string(),
+  rule: z.enum(RISK_RULES),
+  ...scopeRef,
+  threshold: z.number(),
+  observed: z.number(),
+  reference: z.number(),
+  value: z.number(),
+  window: z.object({ from: z.number(), to: z.number() }),
+  action: z.enum(TRIGGER_ACTIONS),
+  until: z.number().nullable(),
+  time: z.number(),
+});
+
+export const tradingStateEventSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('RiskTriggerFired'), data: riskTriggerFiredSchema }),
+  z.object({
+    type: z.literal('TradingStateChanged'),
+    data: z.object({
+      ...scopeRef,
+      from: tradingStateSchema,
+      to: tradingStateSchema,
+      base: tradingStateSchema,
+      temporary: temporarySchema.nullable(),
+      cause: z.enum(['trigger', 'manual', 'cooldown']),
+      triggerId: z.string().nullable(),
+      by: partySchema.nullable(),
+      reason: z.string(),
+      time: z.number(),
+    }),
+  }),
+  z.object({
+    type: z.literal('TradingStateReset'),
+    data: z.object({
+      ...scopeRef,
+      from: tradingStateSchema,
+      to: tradingStateSchema,
+      requestId: z.string(),
+      approvers: z.array(partySchema),
+      time: z.number(),
+    }),
+  }),
+]);
+
+/** Where a trigger leaves base and temporary, or null when it changes nothing. */
+function afterTrigger(
+  state: ScopeTradingState,
+  trigger: RiskTriggerFiredData,
+): Pick<ScopeTradingState, 'base' | 'temporary'> | null {
+  const target = stateOf(trigger.action);
+  if (strictness(target) <= strictness(state.base)) return null;
+  if (trigger.until === null) {
+    const temporary =
+      state.temporary && strictness(state.temporary.state) > strictness(target)
+        ? state.temporary
+        : null;
+    return { base: target, temporary };
+  }
+  if (trigger.until <= trigger.time) return null;
+  const active = state.temporary && trigger.time < state.temporary.until ? state.temporary : null;
+  if (
+    active &&
+    (strictness(active.state) > strictness(target) ||
+      (active.state === target && active.until >= trigger.until))
+  )
+    return null;
+  return {
+    base: state.base,
+    temporary: { state: target, until: trigger.until, triggerId: trigger.triggerId },
+  };
+}
+
+export const tradingStates: Decider<ScopeTradingState, TradingStateCommand, TradingStateEvent> = {
+  initialState: () => ({
+    base: 'ACTIVE',
+    temporary: null,
+    since: null,
+    reason: '',
+    resetAt: null,
+    triggers: [],
+    resets: [],
+  }),
+
+  evolve: (state, event) => {
+    switch (event.type) {
+      case 'RiskTriggerFired':
+        return { ...state, triggers: remember(state.triggers, event.data.triggerId) };
+      case 'TradingStateChanged':
+        return {
+          ...state,
+          base: event.data.base,
+          temporary: event.data.temporary,
+          since: event.data.time,
+          reason: event.data.reason,
+        };
+      case 'TradingStateReset':
+        return {
+          ...state,
+          base: event.data.to,
+          temporary: null,
+          since: event.data.time,
+          reason: `reset by request ${event.data.requestId}`,
+          resetAt: event.data.time,
+          resets: remember(state.resets, event.data.requestId),
+        };
+    }
+  },
+
+  decide: (command, state) => {
+    switch (command.type) {
+      case 'FireTrigger': {
+        const { trigger } = command;
+        if (trigger.triggerId === '') refuse('INVALID_TRIGGER', 'a trigger needs an id');
+        if (state.triggers.includes(trigger.triggerId)) return [];
+        const fired: TradingStateEvent = { type: 'RiskTriggerFired', data: trigger };
+        const next = afterTrigger(state, trigger);
+        if (!next) return [fired];
+        const { time } = trigger;
+        return [
+          fired,
+          {
+            type: 'TradingStateChanged',
+            data: {
+              scopeType: trigger.scopeType,
+              scopeId: trigger.scopeId,
+              from: effectiveState(state, time),
+              to: effectiveState(next, time),
+              base: next.base,
+              temporary: next.temporary,
+              cause: 'trigger',
+              triggerId: trigger.triggerId,
+              by: null,
+              reason: reason(trigger.rule.toUpperCase(), {
+                observed: num(trigger.observed),
+                threshold: trigger.threshold,
+              }),
+              time,
+            },
+          },
+        ];
+      }
+      case 'MoveTradingState': {
+        const { scope, to, by, time } = command;
+        requireRiskActor(by, 'change a trading state');
+        if (to === state.base) return [];
+        if (strictness(to) < strictness(state.base))
+          refuse(
+            'RESET_REQUIRES_APPROVAL',
+            `${scope.type} ${scope.id} is ${state.base}: loosening it to ${to} is a reset, which needs an approved risk_reset request`,
+            { currentState: state.base },
+          );
+        const next = {
+          base: to,
+          temporary:
+            state.temporary && strictness(state.temporary.state) > strictness(to)
+              ? state.temporary
+              : null,
+        };
+        return [
+          {
+            type: 'TradingStateChanged',
+            data: {
+              scopeType: scope.type,
+              scopeId: scope.id,
+              from: effectiveState(state, time),
+              to: effectiveState(next, time),
+              ...next,
+              cause: 'manual',
+              triggerId: null,
+              by,
+              reason: command.reason,
+              time,
+            },
+          },
+        ];
+      }
+      case 'ResetTradingState': {
+        const { scope, requestId, approvers, time } = command;
+        if (state.resets.includes(requestId)) return [];
+        requireApproval('risk_reset', requestId, approvers);
+        // Commands come from outside: a HALTED `to` is refused, not trusted to the type.
+        const to = (command.to ?? 'ACTIVE') as TradingState;
+        if (to === 'HALTED') refuse('INVALID_RESET', 'a reset leaves the scope ACTIVE or REDUCING');
+        return [
+          {
+            type: 'TradingStateReset',
+            data: {
+              scopeType: scope.type,
+              scopeId: scope.id,
+              from: effectiveState(state, time),
+              to,
+              requestId,
+              approvers,
+              time,
+            },
+          },
+        ];
+      }
+      case 'EndCooldown': {
+        const { scope, time } = command;
+        const temporary = state.temporary;
+        if (!temporary || time < temporary.until) return [];
+        return [
+          {
+            type: 'TradingStateChanged',
+            data: {
+              scopeType: scope.type,
+              scopeId: scope.id,
+              from: effectiveState(state, temporary.until - 1),
+              to: state.base,
+              base: state.base,
+              temporary: null,
+              cause: 'cooldown',
+              triggerId: temporary.triggerId,
+              by: null,
+              reason: reason('COOLDOWN_ELAPSED', { until: temporary.until }),
+              time,
+            },
+          },
+        ];
+      }
+    }
+  },
+
+  parseEvent: (event) => tradingStateEventSchema.parse(event),
+};
