@@ -18,11 +18,13 @@ import { auth } from './auth/plugin.js';
 import { handleError, sendProblem } from './problem.js';
 import { approvalRoutes } from './routes/approvals.js';
 import { auditRoutes } from './routes/audit.js';
+import { backtestRoutes } from './routes/backtests.js';
 import { healthRoutes } from './routes/health.js';
 import { keyRoutes } from './routes/keys.js';
 import { marketRoutes } from './routes/market.js';
 import { projectionRoutes } from './routes/projections.js';
 import { strategyRoutes } from './routes/strategies.js';
+import { tradingRoutes } from './routes/trading.js';
 import { httpMetrics } from './http-metrics.js';
 import { liveFeed } from './ws/plugin.js';
 
@@ -117,6 +119,8 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
       await api.register(strategyRoutes, { runtime });
       await api.register(approvalRoutes, { runtime });
       await api.register(marketRoutes, { runtime });
+      await api.register(backtestRoutes, { runtime });
+      await api.register(tradingRoutes, { runtime });
       await api.register(keyRoutes, {
         runtime,
         keys: new ApiKeyService(runtime.commands),

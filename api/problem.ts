@@ -58,6 +58,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   APPROVER_ROLE_NOT_ELIGIBLE: 403,
   APPROVAL_NEEDS_ROLE: 403,
   NOT_REQUESTER: 403,
+  BACKTEST_EXISTS: 409,
+  BACKTEST_NOT_PENDING: 409,
 };
 
 /** Details of a domain error that a client may act on, sent as problem extension members. */

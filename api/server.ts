@@ -7,6 +7,7 @@ import { app } from './app.js';
 import { toError } from '../core/errors.js';
 import { expireDueApprovals } from '../projections/approval-flow.js';
 import { handleError } from './problem.js';
+import { PaperTrading } from '../ops/paper-trading.js';
 
 export interface RunningServer {
   fastify: FastifyInstance;
@@ -14,6 +15,8 @@ export interface RunningServer {
   url: string;
   /** The admin key made on the very first start of an empty store, if this start made it. */
   bootstrapToken: string | undefined;
+  /** The feed and paper engines (PAPER_TRADING=on). */
+  paperTrading: PaperTrading | undefined;
   stop(): Promise<void>;
 }
 
@@ -64,10 +67,21 @@ export async function startServer(
   };
   const runtime = await openRuntime(config, log);
   let expiry: NodeJS.Timeout | undefined;
+  let paperTrading: PaperTrading | undefined;
   try {
     const bootstrapToken = await bootstrapAdminKey(runtime, options.announce);
     await runtime.projections.start();
     expiry = expireApprovalsEveryMinute(runtime, log);
+    if (config.PAPER_TRADING === 'on') {
+      paperTrading = new PaperTrading({
+        config,
+        pool: runtime.pool,
+        connectionString: runtime.databaseUrl,
+        eventStore: runtime.eventStore,
+        log,
+      });
+      await paperTrading.start();
+    }
     await fastify.register(app, { runtime });
     const url = await fastify.listen({ port: config.PORT, host: config.HOST });
     return {
@@ -75,15 +89,18 @@ export async function startServer(
       runtime,
       url,
       bootstrapToken,
-      // Stop accepting, drain HTTP and WebSockets, then projections and pools (runtime.close).
+      paperTrading,
+      // Stop accepting, drain HTTP and WebSockets, then the engines, projections and pools.
       stop: async () => {
         clearInterval(expiry);
         await fastify.close();
+        await paperTrading?.stop();
         await runtime.close();
       },
     };
   } catch (error) {
     clearInterval(expiry);
+    await paperTrading?.stop();
     await fastify.close();
     await runtime.close();
     throw error;

@@ -1,9 +1,14 @@
 import { apiKeys } from './access/api-key.js';
+import { approvals } from './approvals/approval.js';
+import { backtests } from './backtests/backtest-run.js';
 import type { Decider, DomainEvent } from './decider.js';
+import { desk } from './engine/desk.js';
 import { QcatError } from './errors.js';
 import { categoryOf } from './eventstore/append-validation.js';
 import type { RecordedEvent } from './eventstore/event-store.js';
 import { Upcasters } from './eventstore/upcasting.js';
+import { strategies } from './strategies/strategy.js';
+import { orders } from './trading/orders.js';
 
 /**
  * How to fold the events of one stream category into its state: what the audit API uses to show
@@ -34,6 +39,11 @@ export const fromDecider = <State, Command, Event extends DomainEvent>(
  */
 export const AGGREGATES: Readonly<Record<string, Aggregate>> = {
   apikey: fromDecider('API key', apiKeys),
+  strategy: fromDecider('strategy', strategies),
+  approval: fromDecider('approval request', approvals),
+  backtest: fromDecider('backtest run', backtests),
+  order: fromDecider('order', orders),
+  desk: fromDecider('trading desk', desk),
 };
 
 export const aggregateOf = (streamId: string): Aggregate | undefined =>

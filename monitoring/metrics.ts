@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Observable } from 'rxjs';
 import { QcatError } from '../core/errors.js';
@@ -7,6 +8,7 @@ import type {
   Position,
   RecordedEvent,
 } from '../core/eventstore/event-store.js';
+import { BusinessMetrics } from './business-metrics.js';
 
 /** The newest successful backup, as the backup gauges show it. */
 export interface LastBackup {
@@ -111,8 +113,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor() {
+  /** Strategies, orders, PnL, ... read from the read models at each scrape (business-metrics.ts). */
+  readonly business = new BusinessMetrics(this.registry);
+
+  /** With `readModels`, the business metrics read that database's `qcat_read` views. */
+  constructor(options: { readModels?: pg.Pool } = {}) {
     collectDefaultMetrics({ register: this.registry });
+    if (options.readModels) this.business.attach(options.readModels);
   }
 
   /** Sets the three backup gauges from one backup. */

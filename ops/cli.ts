@@ -4,7 +4,8 @@ import pg from 'pg';
 import { migrate } from '../core/adapters/postgres/migrations.js';
 import { toError } from '../core/errors.js';
 import { startServer } from '../api/server.js';
-import { ConfigurationError, loadConfig, redact } from './config.js';
+import { ConfigurationError, loadConfig, redact, type Config } from './config.js';
+import { seedDemo } from './demo.js';
 import { openRuntime, type Runtime } from './runtime.js';
 import { userInfo } from 'node:os';
 import { ROLES, isRole } from '../core/access/roles.js';
@@ -30,8 +31,10 @@ program
   .description(
     'start QCAT: the event store, then the HTTP API (embedded PostgreSQL when DATABASE_URL is unset)',
   )
-  .action(async () => {
-    const server = await startServer(loadConfig());
+  .option('--demo', 'turn the synthetic market feed on and seed three approved paper strategies')
+  .option('--speed <n>', 'synthetic feed speed: 1 = real time, 60 = an hour a minute (demo: 60)')
+  .action(async (options: { demo?: boolean; speed?: string }) => {
+    const server = await startServer(serveConfig(options));
     let stopping = false;
     const stop = (signal: string): void => {
       if (stopping) return;
@@ -49,7 +52,36 @@ program
     process.on('SIGTERM', stop);
     // After the handlers: a stop during start-up must still be a clean one.
     await server.runtime.backups.startSchedule(); // runs only while this process leads it
+    if (options.demo) {
+      const log = {
+        info: (m: string) => {
+          server.fastify.log.info(m);
+        },
+        warn: (m: string) => {
+          server.fastify.log.warn(m);
+        },
+      };
+      await seedDemo(server.runtime.commands, server.runtime.eventStore, log);
+    }
   });
+
+/** The configuration with `serve`'s flags applied on top of the environment. */
+function serveConfig(options: { demo?: boolean; speed?: string }): Config {
+  const config = loadConfig();
+  let speed = config.MARKET_FEED_SPEED;
+  if (options.speed !== undefined) {
+    speed = Number(options.speed);
+    if (!Number.isFinite(speed) || speed < 1 || speed > 10_000)
+      throw new UsageError(
+        `--speed: expected a number from 1 to 10000, got ${JSON.stringify(options.speed)}`,
+      );
+  } else if (options.demo && process.env['MARKET_FEED_SPEED'] === undefined) speed = 60;
+  return {
+    ...config,
+    MARKET_FEED: options.demo || options.speed !== undefined ? 'synthetic' : config.MARKET_FEED,
+    MARKET_FEED_SPEED: speed,
+  };
+}
 
 program
   .command('migrate')

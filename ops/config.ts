@@ -95,6 +95,26 @@ export const configSchema = z
         }),
     ).default(DEFAULT_SCHEDULE),
     QCAT_BACKUP_RETENTION_DAYS: optional(z.coerce.number().int().min(1)).default(30),
+    // Paper trading (core/engine, ADR 008).
+    PAPER_TRADING: optional(z.enum(['on', 'off'])).default('on'),
+    PAPER_INITIAL_CASH: optional(z.coerce.number().positive().max(1e12)).default(100_000),
+    ENGINE_POLL_MS: optional(z.coerce.number().int().min(50).max(60_000)).default(500),
+    MARKET_FEED: optional(z.enum(['none', 'synthetic'])).default('none'),
+    MARKET_FEED_SPEED: optional(z.coerce.number().min(1).max(10_000)).default(1),
+    MARKET_FEED_SEED: optional(
+      z.coerce
+        .number()
+        .int()
+        .min(0)
+        .max(2 ** 31 - 1),
+    ).default(42),
+    MARKET_FEED_HISTORY_HOURS: optional(
+      z.coerce
+        .number()
+        .int()
+        .min(0)
+        .max(24 * 365),
+    ).default(24),
   })
   .superRefine((config, context) => {
     if (config.EVENT_STORE === 'eventstoredb' && !config.EVENTSTORE_URL) {

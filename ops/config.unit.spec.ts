@@ -28,6 +28,13 @@ describe('configuration', () => {
       READY_MAX_LAG: 10000,
       QCAT_BACKUP_SCHEDULE: '0 2 * * *',
       QCAT_BACKUP_RETENTION_DAYS: 30,
+      PAPER_TRADING: 'on',
+      PAPER_INITIAL_CASH: 100_000,
+      ENGINE_POLL_MS: 500,
+      MARKET_FEED: 'none',
+      MARKET_FEED_SPEED: 1,
+      MARKET_FEED_SEED: 42,
+      MARKET_FEED_HISTORY_HOURS: 24,
     });
   });
 

@@ -101,7 +101,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
         : 'PostgreSQL: schema up to date',
     );
     await ensureMarketSchema(pool); // market data lives beside the log, not in it (ADR 007)
-    const metrics = new Metrics();
+    const metrics = new Metrics({ readModels: pool });
     const eventStore = metrics.instrument(await openEventStore(config, databaseUrl, log));
     closers.push(() => eventStore.close());
     const redis = await openRedis(config, log);

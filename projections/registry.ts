@@ -2,9 +2,11 @@ import type { CommandHandler } from '../core/commands/command-handler.js';
 import { apiKeysProjection } from './api-keys.js';
 import { approvalFlow } from './approval-flow.js';
 import { auditTrail } from './audit-trail.js';
+import { backtestRunner, backtestsProjection } from './backtests.js';
 import { liveActivity } from './live-activity.js';
 import type { Projection } from './projection.js';
 import { approvalsProjection, strategiesProjection, strategyStatusView } from './strategies.js';
+import { livePositionsView, tradingProjection } from './trading.js';
 
 /**
  * Every projection QCAT runs. Add new read models here. The process managers (which issue
@@ -17,5 +19,9 @@ export const allProjections = (redisPrefix: string, commands?: CommandHandler): 
   approvalsProjection,
   liveActivity(redisPrefix),
   strategyStatusView,
+  tradingProjection,
+  livePositionsView,
+  backtestsProjection,
   ...(commands ? [approvalFlow(commands)] : []),
+  ...(commands ? [backtestRunner(commands)] : []),
 ];

@@ -100,6 +100,26 @@ export const PERMISSIONS = {
     roles: ['admin', 'trader', 'analyst', 'risk_officer', 'auditor', 'operator', 'viewer'],
     description: 'read market data: instruments and candles',
   },
+  'backtests:run': {
+    roles: ['admin', 'trader', 'analyst'],
+    description: 'request a backtest of a strategy kind or of a strategy over stored candles',
+  },
+  'backtests:read': {
+    roles: ['admin', 'trader', 'analyst', 'risk_officer', 'auditor', 'operator', 'viewer'],
+    description: 'list backtest runs and read their summary, trades and daily equity',
+  },
+  'trading:read': {
+    roles: ['admin', 'trader', 'analyst', 'risk_officer', 'auditor', 'operator', 'viewer'],
+    description: 'read orders, fills, trades, positions, portfolios, equity and PnL',
+  },
+  'orders:write': {
+    roles: ['admin', 'trader'],
+    description: 'place a manual order for a paper or live strategy',
+  },
+  'orders:cancel': {
+    roles: ['admin', 'trader', 'risk_officer'],
+    description: 'cancel an open order, manual or placed by a strategy',
+  },
 } as const satisfies Record<string, PermissionRule>;
 
 export type Permission = keyof typeof PERMISSIONS;

@@ -16,8 +16,9 @@ export interface QcatProcess {
 export async function startQcat(
   env: Record<string, string>,
   timeoutMs = 90_000,
+  args: readonly string[] = [],
 ): Promise<QcatProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'ops/cli.ts', 'serve'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'ops/cli.ts', 'serve', ...args], {
     cwd: root,
     env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -29,6 +29,8 @@ export async function startTestServer(
       PORT: '0',
       LOG_LEVEL: 'silent',
       RATE_LIMIT_PER_MINUTE: '100000',
+      // Tests that want the paper engine running turn it on.
+      PAPER_TRADING: 'off',
       ...env,
     }),
     { announce: () => undefined },

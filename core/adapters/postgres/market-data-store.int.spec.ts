@@ -39,7 +39,7 @@ describe('MarketDataStore (PostgreSQL)', () => {
         ensureMarketSchema(freshPool),
         ensureMarketSchema(freshPool),
       ]);
-      expect(results.flat()).toEqual([1]);
+      expect(results.flat()).toEqual([1, 2]);
       expect(await ensureMarketSchema(freshPool)).toEqual([]);
     } finally {
       await freshPool.end();
@@ -48,7 +48,7 @@ describe('MarketDataStore (PostgreSQL)', () => {
     const { rows } = await pool.query<{ table_name: string }>(
       "SELECT table_name FROM information_schema.tables WHERE table_schema = 'qcat_market' ORDER BY 1",
     );
-    expect(rows.map((r) => r.table_name)).toEqual(['candles', 'instruments', 'schema_versions']);
+    expect(rows.map((r) => r.table_name)).toEqual(['candles', 'feeds', 'instruments', 'schema_versions']);
   });
 
   it('upserts instruments: adds, updates what changed, leaves the rest', async () => {

@@ -45,6 +45,18 @@ const MARKET_MIGRATIONS: readonly MarketMigration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'live feeds',
+    sql: `
+      CREATE TABLE qcat_market.feeds (
+        name       text        PRIMARY KEY,
+        seed       bigint      NOT NULL,
+        origin     timestamptz NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];
 
 /**
@@ -475,6 +487,67 @@ export class MarketDataStore {
       rowMode: 'array',
     });
     return result.rows.map(toCandle);
+  }
+
+  /** The instruments of `symbols` that exist, by symbol. */
+  async instruments(symbols: readonly string[]): Promise<Instrument[]> {
+    const { rows } = await this.db.query<InstrumentRow>(
+      'SELECT symbol, base, quote, tick_size, lot_size, min_notional FROM qcat_market.instruments WHERE symbol = ANY($1::text[]) ORDER BY symbol',
+      [symbols],
+    );
+    return rows.map(toInstrument);
+  }
+
+  /** Candles of `timeframe` for `symbols` that open after `after`, by open time then symbol. */
+  async candlesAfter(
+    timeframe: Timeframe,
+    symbols: readonly string[],
+    after: number,
+    limit: number,
+  ): Promise<Candle[]> {
+    if (symbols.length === 0) return [];
+    const result = await this.db.query<CandleRow>({
+      text: `SELECT ${candleColumns('c')} FROM qcat_market.candles c
+              WHERE c.timeframe = $1 AND c.symbol = ANY($2::text[])
+                AND c.open_time > to_timestamp($3::bigint / 1000.0)
+              ORDER BY c.open_time, c.symbol LIMIT $4`,
+      values: [timeframe, symbols, after, limit],
+      rowMode: 'array',
+    });
+    return result.rows.map(toCandle);
+  }
+
+  /** Open time of the newest candle of `timeframe` among `symbols` (epoch ms), if any. */
+  async latestOpenTime(
+    timeframe: Timeframe,
+    symbols: readonly string[],
+  ): Promise<number | undefined> {
+    const { rows } = await this.db.query<{ ms: string | null }>(
+      `SELECT round(date_part('epoch', max(open_time)) * 1000)::bigint AS ms FROM qcat_market.candles
+        WHERE timeframe = $1 AND symbol = ANY($2::text[])`,
+      [timeframe, symbols],
+    );
+    const ms = rows[0]?.ms;
+    return ms === null || ms === undefined ? undefined : Number(ms);
+  }
+
+  /** The feed's seed and origin, recorded at its first start so a restart continues its path. */
+  async feed(
+    name: string,
+    initial: { seed: number; origin: number },
+  ): Promise<{ seed: number; origin: number }> {
+    await this.db.query(
+      `INSERT INTO qcat_market.feeds (name, seed, origin) VALUES ($1, $2, to_timestamp($3::bigint / 1000.0))
+       ON CONFLICT (name) DO NOTHING`,
+      [name, initial.seed, initial.origin],
+    );
+    const { rows } = await this.db.query<{ seed: string; origin: string }>(
+      `SELECT seed, round(date_part('epoch', origin) * 1000)::bigint AS origin FROM qcat_market.feeds WHERE name = $1`,
+      [name],
+    );
+    const row = rows[0];
+    if (!row) throw new Error(`feed ${name} was not recorded`);
+    return { seed: Number(row.seed), origin: Number(row.origin) };
   }
 
   /** How many candles are stored, optionally of one symbol and/or timeframe. */

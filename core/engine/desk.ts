@@ -1,0 +1,134 @@
+import { z } from 'zod';
+import type { Decider, DomainEvent } from '../decider.js';
+import { QcatError } from '../errors.js';
+import { orderRequestSchema, type OrderRequest } from '../trading/orders.js';
+
+/**
+ * The manual trading desk: the inbox of orders and cancels people ask for, one stream per
+ * portfolio (`desk-<portfolioId>`). The API writes it through the decider below; the paper engine
+ * takes the requests in at its next cycle and answers with the usual order events (an order's
+ * own stream, `order-<clientOrderId>`). Manual client order ids are `m-<uuid>`.
+ */
+
+/** The portfolio the paper engine runs for a timeframe. */
+export const portfolioOf = (timeframe: string): string => `paper-${timeframe}`;
+
+/** The desk stream of a portfolio. */
+export const deskStream = (portfolioId: string): string => `desk-${portfolioId}`;
+
+/** Client order ids of manual orders start with this. */
+export const MANUAL_ORDER_PREFIX = 'm-';
+export const isManualOrder = (clientOrderId: string): boolean =>
+  clientOrderId.startsWith(MANUAL_ORDER_PREFIX);
+
+export const manualOrderRequestedData = z.object({
+  order: orderRequestSchema,
+  /** Epoch ms. */
+  requestedAt: z.number(),
+});
+export const manualCancelRequestedData = z.object({
+  clientOrderId: z.string(),
+  reason: z.string(),
+  /** Epoch ms. */
+  requestedAt: z.number(),
+});
+export type ManualOrderRequestedData = { order: OrderRequest; requestedAt: number };
+export type ManualCancelRequestedData = z.infer<typeof manualCancelRequestedData>;
+
+export const deskEvent = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('ManualOrderRequested'), data: manualOrderRequestedData }),
+  z.object({ type: z.literal('ManualCancelRequested'), data: manualCancelRequestedData }),
+]);
+
+export type DeskEvent =
+  | DomainEvent<'ManualOrderRequested', ManualOrderRequestedData>
+  | DomainEvent<'ManualCancelRequested', ManualCancelRequestedData>;
+
+export type DeskCommand =
+  | { type: 'RequestOrder'; order: OrderRequest; requestedAt: number }
+  | { type: 'RequestCancel'; clientOrderId: string; reason: string; requestedAt: number };
+
+/** What was requested so far, by client order id (plain JSON, O(1) look-ups). */
+export type DeskState = {
+  orders: Record<string, OrderRequest>;
+  cancels: Record<string, true>;
+};
+
+const invalid = (message: string): never => {
+  throw new QcatError('INVALID_ORDER', message);
+};
+
+function checkOrder(order: OrderRequest): void {
+  if (!isManualOrder(order.clientOrderId) || order.clientOrderId.length <= 2)
+    invalid(`a manual order's clientOrderId starts with '${MANUAL_ORDER_PREFIX}'`);
+  if (!(order.quantity > 0) || !Number.isFinite(order.quantity)) invalid('quantity must be > 0');
+  const positive = (price: number | null): boolean =>
+    price !== null && price > 0 && Number.isFinite(price);
+  if ((order.type === 'limit') !== (order.limitPrice !== null))
+    invalid('limitPrice is required for a limit order and only for one');
+  if ((order.type === 'stop') !== (order.stopPrice !== null))
+    invalid('stopPrice is required for a stop order and only for one');
+  if (order.limitPrice !== null && !positive(order.limitPrice)) invalid('limitPrice must be > 0');
+  if (order.stopPrice !== null && !positive(order.stopPrice)) invalid('stopPrice must be > 0');
+}
+
+const ORDER_KEYS = Object.keys(orderRequestSchema.shape) as (keyof OrderRequest)[];
+const sameOrder = (a: OrderRequest, b: OrderRequest): boolean =>
+  ORDER_KEYS.every((key) => a[key] === b[key]);
+
+/**
+ * Requests are idempotent per client order id: the same order or cancel asked for again writes
+ * nothing (so a retried HTTP request is harmless); a different order under a taken id is refused.
+ */
+export const desk: Decider<DeskState, DeskCommand, DeskEvent> = {
+  initialState: () => ({ orders: {}, cancels: {} }),
+
+  evolve: (state, event) => {
+    switch (event.type) {
+      case 'ManualOrderRequested':
+        return {
+          orders: { ...state.orders, [event.data.order.clientOrderId]: event.data.order },
+          cancels: state.cancels,
+        };
+      case 'ManualCancelRequested':
+        return {
+          orders: state.orders,
+          cancels: { ...state.cancels, [event.data.clientOrderId]: true },
+        };
+    }
+  },
+
+  decide: (command, state) => {
+    switch (command.type) {
+      case 'RequestOrder': {
+        const { order } = command;
+        const before = Object.hasOwn(state.orders, order.clientOrderId)
+          ? state.orders[order.clientOrderId]
+          : undefined;
+        if (before !== undefined) {
+          // The same order again (a retried request) is a no-op; another one under its id is not.
+          if (sameOrder(before, order)) return [];
+          throw new QcatError(
+            'ORDER_ID_REUSED',
+            `client order id ${order.clientOrderId} is taken by a different order`,
+          );
+        }
+        checkOrder(order);
+        return [
+          {
+            type: 'ManualOrderRequested',
+            data: { order, requestedAt: command.requestedAt },
+          },
+        ];
+      }
+      case 'RequestCancel': {
+        const { clientOrderId, reason, requestedAt } = command;
+        if (Object.hasOwn(state.cancels, clientOrderId)) return [];
+        if (clientOrderId === '') invalid('clientOrderId must not be empty');
+        return [{ type: 'ManualCancelRequested', data: { clientOrderId, reason, requestedAt } }];
+      }
+    }
+  },
+
+  parseEvent: (event) => deskEvent.parse(event),
+};

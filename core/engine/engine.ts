@@ -1,0 +1,596 @@
+/**
+ * The live paper engine: one per portfolio (`paper-<timeframe>`). Each cycle takes the bars of one
+ * bar time (and the manual orders and cancels waiting in the portfolio's desk inbox) through the
+ * same `Stepper` the backtester uses, and appends the resulting order, position, cash and
+ * valuation events. ADR 008 has the design; the short version:
+ *
+ * - **Write-ahead log.** Before a cycle changes anything it appends `EngineCycleOpened` to
+ *   `engine-<portfolioId>` with everything the cycle depends on: the candles, the range of desk
+ *   events it takes in, and the configuration when it changed. The expected revision is the cycle
+ *   number, so two engines cannot both write a cycle (the loser stops).
+ * - **Deterministic output.** The cycle's events get ids derived from (portfolio, cycle, index),
+ *   and are appended stream by stream; re-appending them is a no-op (event store idempotency).
+ * - **Recovery.** A snapshot of the engine state is saved after cycles; on start the engine loads
+ *   it and replays every cycle recorded after it from the write-ahead log, re-appending their
+ *   events. A cycle cut short by kill -9 is thereby completed exactly once: no lost and no
+ *   duplicate orders or fills, and resting orders are back in the venue state.
+ *
+ * No clock and no randomness here: times come from the candles, ids from the inputs.
+ */
+import { v5 as uuidv5 } from 'uuid';
+import { ConcurrencyConflictError, QcatError } from '../errors.js';
+import type {
+  EventMetadata,
+  EventStore,
+  JsonObject,
+  NewEvent,
+  RecordedEvent,
+} from '../eventstore/event-store.js';
+import type { Candle, Instrument } from '../market/types.js';
+import { TIMEFRAME_MS } from '../market/types.js';
+import type { Timeframe } from '../strategies/kinds.js';
+import { orderStream, reason, submitted, type OrderRequest } from '../trading/orders.js';
+import { accountStream, positionStream, unrealizedPnl } from '../trading/accounting.js';
+import {
+  Stepper,
+  type BookConfig,
+  type EngineState,
+  type RiskCheck,
+  type StepperConfig,
+  type TradingEvent,
+} from '../trading/stepper.js';
+import { desk as deskDecider, deskStream, type DeskEvent } from './desk.js';
+
+export const engineStream = (portfolioId: string): string => `engine-${portfolioId}`;
+/** Valuations of a portfolio: category `position`, so they are on the `positions` feed. */
+export const valuationStream = (portfolioId: string): string => `position-${portfolioId}`;
+
+export const ENGINE_ACTOR = 'system:paper-engine';
+const NAMESPACE = '0b6f6a44-65c2-4a3e-9f1b-6d7f2f3c8a51';
+
+/** What the engine needs to know about a strategy to trade it. */
+export type StrategyBook = {
+  strategyId: string;
+  status: string;
+  kind: string;
+  parameters: JsonObject;
+  symbols: string[];
+  /** Capital the strategy asked for, in the quote currency. */
+  capital: number;
+};
+
+/** The engine's inputs from outside the log (ports; adapters live in core/adapters). */
+export interface CandleSource {
+  /** Candles of `timeframe` for `symbols` with openTime > `after`, by openTime then symbol. */
+  candlesAfter(
+    timeframe: Timeframe,
+    symbols: readonly string[],
+    after: number,
+    limit: number,
+  ): Promise<Candle[]>;
+  /** openTime of the newest stored candle of `timeframe` among `symbols`, if any. */
+  latestOpenTime(timeframe: Timeframe, symbols: readonly string[]): Promise<number | undefined>;
+  instruments(symbols: readonly string[]): Promise<Instrument[]>;
+}
+
+export interface StrategySource {
+  /** Strategies of this timeframe in paper, live, paused or retired state. */
+  strategies(timeframe: Timeframe): Promise<StrategyBook[]>;
+}
+
+export type EngineSnapshot = {
+  portfolioId: string;
+  /** The last cycle folded into `state`. */
+  cycle: number;
+  config: PortfolioConfig;
+  state: EngineState;
+  /** openTime of the last bar time taken (the candle cursor). */
+  cursor: number;
+  /** Last desk revision taken in; -1 for none. */
+  inboxRevision: number;
+};
+
+export interface SnapshotStore {
+  load(portfolioId: string): Promise<EngineSnapshot | undefined>;
+  save(snapshot: EngineSnapshot): Promise<void>;
+}
+
+/** A Stepper configuration without the risk check (that is code, not data). */
+export type PortfolioConfig = Omit<StepperConfig, 'risk'>;
+
+/** The data of `EngineCycleOpened`: everything a cycle depends on. */
+export type CycleRecord = {
+  portfolioId: string;
+  cycle: number;
+  /** openTime of `candles` (all share it); the previous cursor when there are none. */
+  barTime: number;
+  candles: Candle[];
+  /** Desk revisions taken in, inclusive; null for none. */
+  inbox: { from: number; to: number } | null;
+  /** The configuration from this cycle on; present when it changed (always in cycle 0). */
+  config: PortfolioConfig | null;
+};
+
+export type EngineOptions = {
+  portfolioId: string;
+  timeframe: Timeframe;
+  currency: string;
+  initialCash: number;
+  store: EventStore;
+  candles: CandleSource;
+  strategies: StrategySource;
+  snapshots: SnapshotStore;
+  /** The pre-trade check; default: every order passes. */
+  risk?: (config: PortfolioConfig) => RiskCheck;
+  /** Bars fetched per round; default 500. */
+  batchSize?: number;
+  /** Save a snapshot at least every this many cycles (and whenever a round ends); default 100. */
+  snapshotEvery?: number;
+  /** Where the first cycle starts when the portfolio is new; default: after the newest bar. */
+  startAfter?: number;
+};
+
+/** Another process wrote the cycle this one was about to write: it must stop. */
+export class EngineFencedError extends QcatError {
+  constructor(portfolioId: string, cycle: number) {
+    super(
+      'ENGINE_FENCED',
+      `another engine wrote cycle ${cycle} of ${portfolioId}; this one stops (is a second leader running?)`,
+    );
+  }
+}
+
+const sameJson = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+const keyOf = (strategyId: string, symbol: string): string => `${strategyId}|${symbol}`;
+
+/** A cycle's output: an event with the metadata it is appended with. */
+type Output = { streamId: string; event: NewEvent };
+
+export class PaperEngine {
+  private stepper: Stepper | undefined;
+  private state: EngineState | undefined;
+  private config: PortfolioConfig | undefined;
+  /** Last cycle applied; -1 before the first. */
+  private cycle = -1;
+  private cursor = 0;
+  private inboxRevision = -1;
+  private savedCycle = -1;
+  private recovered = false;
+  private readonly barMs: number;
+
+  constructor(private readonly options: EngineOptions) {
+    this.barMs = TIMEFRAME_MS[options.timeframe];
+  }
+
+  get portfolioId(): string {
+    return this.options.portfolioId;
+  }
+
+  /** The last cycle applied (-1 before the first) and the state after it. */
+  status(): { cycle: number; cursor: number; state: EngineState | undefined } {
+    return { cycle: this.cycle, cursor: this.cursor, state: this.state };
+  }
+
+  /** Loads the snapshot and replays the cycles written after it (completing a cut-short one). */
+  async recover(): Promise<number> {
+    const snapshot = await this.options.snapshots.load(this.portfolioId);
+    if (snapshot) {
+      this.config = snapshot.config;
+      this.stepper = this.makeStepper(snapshot.config);
+      this.state = snapshot.state;
+      this.cycle = snapshot.cycle;
+      this.cursor = snapshot.cursor;
+      this.inboxRevision = snapshot.inboxRevision;
+      this.savedCycle = snapshot.cycle;
+    }
+    const recorded = await this.options.store.readStream(engineStream(this.portfolioId), {
+      fromRevision: BigInt(this.cycle + 1),
+    });
+    for (const event of recorded) await this.apply(event.data as unknown as CycleRecord, event);
+    this.recovered = true;
+    if (recorded.length > 0) await this.save();
+    return recorded.length;
+  }
+
+  /**
+   * One round: takes the configuration the strategies ask for, then every stored bar after the
+   * cursor (and the waiting desk events) cycle by cycle. Answers the number of cycles written.
+   */
+  async tick(): Promise<number> {
+    if (!this.recovered) await this.recover();
+    let written = 0;
+    let config = await this.plan();
+    if (config === undefined) return 0;
+    const symbols = [...new Set(config.books.map((book) => book.symbol))];
+
+    if (this.cycle < 0) {
+      // A new portfolio starts after the newest bar; without bars there is nothing to start on.
+      const start =
+        this.options.startAfter ??
+        (await this.options.candles.latestOpenTime(this.options.timeframe, symbols));
+      if (start === undefined) return 0;
+      await this.run({ barTime: start, candles: [], config });
+      config = this.config;
+      written++;
+    }
+
+    const limit = Math.max(this.options.batchSize ?? 500, symbols.length * 2);
+    const candles = await this.options.candles.candlesAfter(
+      this.options.timeframe,
+      symbols,
+      this.cursor,
+      limit,
+    );
+    // A full page may end inside a bar time: leave that one for the next round, whole.
+    if (candles.length === limit) {
+      const last = (candles.at(-1) as Candle).openTime;
+      while (candles.length > 0 && (candles.at(-1) as Candle).openTime === last) candles.pop();
+    }
+    let index = 0;
+    while (index < candles.length) {
+      const barTime = (candles[index] as Candle).openTime;
+      const group: Candle[] = [];
+      while (index < candles.length && (candles[index] as Candle).openTime === barTime)
+        group.push(candles[index++] as Candle);
+      await this.run({
+        barTime,
+        candles: group,
+        config: sameJson(config, this.config) ? null : (config ?? null),
+      });
+      written++;
+    }
+    if (candles.length === 0 && (await this.hasInbox())) {
+      await this.run({ barTime: this.cursor, candles: [], config: null });
+      written++;
+    }
+    if (written > 0) await this.save();
+    return written;
+  }
+
+  /** Writes and applies one cycle. */
+  private async run(input: {
+    barTime: number;
+    candles: Candle[];
+    config: PortfolioConfig | null | undefined;
+  }): Promise<void> {
+    const cycle = this.cycle + 1;
+    const inbox = await this.readInbox(this.inboxRevision + 1);
+    const record: CycleRecord = {
+      portfolioId: this.portfolioId,
+      cycle,
+      barTime: input.barTime,
+      candles: input.candles,
+      inbox:
+        inbox.length > 0
+          ? { from: this.inboxRevision + 1, to: Number((inbox.at(-1) as RecordedEvent).revision) }
+          : null,
+      config: input.config ?? null,
+    };
+    // A fresh id, so that a second engine writing the same cycle conflicts instead of repeating.
+    const eventId = crypto.randomUUID();
+    try {
+      await this.options.store.appendToStream(
+        engineStream(this.portfolioId),
+        [
+          {
+            eventId,
+            type: 'EngineCycleOpened',
+            data: record as unknown as JsonObject,
+            metadata: { actor: ENGINE_ACTOR },
+          },
+        ],
+        { expectedRevision: cycle === 0 ? 'no_stream' : BigInt(cycle - 1) },
+      );
+    } catch (error) {
+      if (error instanceof ConcurrencyConflictError)
+        throw new EngineFencedError(this.portfolioId, cycle);
+      throw error;
+    }
+    await this.apply(record, { eventId, correlationId: eventId }, inbox);
+    if (this.cycle - this.savedCycle >= (this.options.snapshotEvery ?? 100)) await this.save();
+  }
+
+  /**
+   * Applies a recorded cycle to the state and appends its events (idempotently). `inbox` is
+   * passed when the caller has just read it; on replay it is read again from the log.
+   */
+  private async apply(
+    record: CycleRecord,
+    origin: { eventId: string; correlationId?: string | undefined },
+    inbox?: RecordedEvent[],
+  ): Promise<void> {
+    if (record.config) this.reconfigure(record.config);
+    const stepper = this.stepper;
+    let state = this.state;
+    if (!stepper || !state)
+      throw new QcatError('ENGINE_NOT_CONFIGURED', 'cycle without configuration');
+    const taken =
+      record.inbox === null
+        ? []
+        : (inbox ?? (await this.readInbox(record.inbox.from, record.inbox.to)));
+    const outputs: Output[] = [];
+    const emit = (events: readonly TradingEvent[], metadata: EventMetadata): void => {
+      for (const event of events)
+        outputs.push({
+          streamId: this.streamOf(event),
+          event: { type: event.type, data: event.data, metadata },
+        });
+    };
+    const time =
+      record.barTime > 0 && record.candles.length === 0
+        ? record.barTime + this.barMs
+        : record.barTime;
+
+    // Desk first: orders placed between bars take part in the coming bar.
+    for (const recorded of taken) {
+      const desk = deskDecider.parseEvent({
+        type: recorded.type,
+        data: recorded.data as JsonObject,
+      });
+      const metadata: EventMetadata = {
+        actor: recorded.metadata.actor,
+        causationId: recorded.eventId,
+        correlationId: recorded.metadata.correlationId ?? recorded.eventId,
+      };
+      emit(this.takeDesk(stepper, state, desk, time), metadata);
+    }
+    const system: EventMetadata = {
+      actor: ENGINE_ACTOR,
+      causationId: origin.eventId,
+      correlationId: origin.correlationId ?? origin.eventId,
+    };
+    for (const candle of record.candles) {
+      const result = stepper.step(state, candle);
+      state = result.state;
+      if (result.events.length > 0) emit(result.events, system);
+    }
+    if (record.candles.length > 0 || outputs.length > 0)
+      outputs.push({
+        streamId: valuationStream(this.portfolioId),
+        event: {
+          type: 'PortfolioValued',
+          data: this.valuation(stepper, state, record),
+          metadata: system,
+        },
+      });
+
+    outputs.forEach((output, index) => {
+      output.event.eventId = uuidv5(`${this.portfolioId}:${record.cycle}:${index}`, NAMESPACE);
+    });
+    await this.append(outputs);
+    this.state = state;
+    this.cycle = record.cycle;
+    if (record.candles.length > 0) this.cursor = record.barTime;
+    else if (record.cycle === 0) this.cursor = record.barTime;
+    if (record.inbox) this.inboxRevision = record.inbox.to;
+  }
+
+  private takeDesk(
+    stepper: Stepper,
+    state: EngineState,
+    desk: DeskEvent,
+    time: number,
+  ): readonly TradingEvent[] {
+    if (desk.type === 'ManualCancelRequested')
+      return stepper.cancel(state, desk.data.clientOrderId, desk.data.reason, time).events;
+    const order: OrderRequest = { ...desk.data.order, portfolioId: this.portfolioId };
+    const known = state.books.some(
+      (book) => book.strategyId === order.strategyId && book.symbol === order.symbol,
+    );
+    if (known) return stepper.submit(state, order, time).events;
+    return [
+      { type: 'OrderSubmitted', data: submitted(order, time) },
+      {
+        type: 'OrderRejected',
+        data: {
+          clientOrderId: order.clientOrderId,
+          reason: reason('UNKNOWN_BOOK', {
+            portfolioId: this.portfolioId,
+            strategyId: order.strategyId,
+            symbol: order.symbol,
+          }),
+          time,
+        },
+      },
+    ];
+  }
+
+  /** Appends each stream's events of the cycle in one append (all or nothing per stream). */
+  private async append(outputs: readonly Output[]): Promise<void> {
+    const byStream = new Map<string, NewEvent[]>();
+    for (const { streamId, event } of outputs) {
+      const events = byStream.get(streamId);
+      if (events) events.push(event);
+      else byStream.set(streamId, [event]);
+    }
+    await Promise.all(
+      [...byStream].map(([streamId, events]) =>
+        this.options.store.appendToStream(streamId, events, { expectedRevision: 'any' }),
+      ),
+    );
+  }
+
+  private streamOf(event: TradingEvent): string {
+    switch (event.type) {
+      case 'PositionChanged':
+      case 'PositionClosed':
+        return positionStream(this.portfolioId, event.data.strategyId, event.data.symbol);
+      case 'CashBalanceChanged':
+        return accountStream(this.portfolioId);
+      default:
+        return orderStream(event.data.clientOrderId);
+    }
+  }
+
+  private valuation(stepper: Stepper, state: EngineState, record: CycleRecord): JsonObject {
+    let realized = 0;
+    let unrealized = 0;
+    const positions = state.account.positions.map((position) => {
+      const mark = state.marks[position.symbol] ?? position.averageEntryPrice;
+      const open = unrealizedPnl(position, mark);
+      realized += position.realizedPnl;
+      unrealized += open;
+      return {
+        strategyId: position.strategyId,
+        symbol: position.symbol,
+        quantity: position.quantity,
+        averageEntryPrice: position.averageEntryPrice,
+        markPrice: mark,
+        unrealizedPnl: open,
+        realizedPnl: position.realizedPnl,
+        feesPaid: position.feesPaid,
+      };
+    });
+    return {
+      portfolioId: this.portfolioId,
+      currency: state.account.currency,
+      time: record.candles.length > 0 ? record.barTime + this.barMs : record.barTime,
+      cycle: record.cycle,
+      cash: state.account.cash,
+      equity: stepper.equity(state),
+      feesPaid: state.account.feesPaid,
+      realizedPnl: realized,
+      unrealizedPnl: unrealized,
+      positions,
+    };
+  }
+
+  /** The configuration the strategies ask for now; undefined while there is nothing to trade. */
+  private async plan(): Promise<PortfolioConfig | undefined> {
+    const { timeframe, initialCash } = this.options;
+    const strategies = await this.options.strategies.strategies(timeframe);
+    const current = this.config;
+    const state = this.state;
+    const held = new Set<string>();
+    if (current && state) {
+      current.books.forEach((book, index) => {
+        const position = state.account.positions[index];
+        const open = state.venue.open.some(
+          (order) =>
+            order.request.strategyId === book.strategyId && order.request.symbol === book.symbol,
+        );
+        if ((position && position.quantity !== 0) || open)
+          held.add(keyOf(book.strategyId, book.symbol));
+      });
+    }
+    const wanted = new Map<string, BookConfig>();
+    for (const strategy of strategies) {
+      const enabled = strategy.status === 'paper' || strategy.status === 'live';
+      for (const symbol of strategy.symbols) {
+        const key = keyOf(strategy.strategyId, symbol);
+        if (!enabled && strategy.status !== 'paused' && !held.has(key)) continue;
+        wanted.set(key, {
+          strategyId: strategy.strategyId,
+          symbol,
+          kind: strategy.kind,
+          parameters: strategy.parameters,
+          allocation: Math.min(1, Math.max(strategy.capital / initialCash, 1e-6)),
+          enabled,
+        });
+      }
+    }
+    // Books that disappeared from the read model but still hold something stay, disabled.
+    for (const book of current?.books ?? []) {
+      const key = keyOf(book.strategyId, book.symbol);
+      if (!wanted.has(key) && held.has(key)) wanted.set(key, { ...book, enabled: false });
+    }
+    if (wanted.size === 0 && !current) return undefined;
+    const symbols = [...new Set([...wanted.values()].map((book) => book.symbol))].sort();
+    const instruments = await this.options.candles.instruments(symbols);
+    const tradable = new Set(instruments.map((instrument) => instrument.symbol));
+    // Existing books keep their order; new ones follow, sorted.
+    const books: BookConfig[] = [];
+    for (const book of current?.books ?? []) {
+      const next = wanted.get(keyOf(book.strategyId, book.symbol));
+      if (next) books.push(next);
+      wanted.delete(keyOf(book.strategyId, book.symbol));
+    }
+    books.push(
+      ...[...wanted.values()]
+        .filter((book) => tradable.has(book.symbol))
+        .sort((a, b) => keyOf(a.strategyId, a.symbol).localeCompare(keyOf(b.strategyId, b.symbol))),
+    );
+    const config: PortfolioConfig = {
+      portfolioId: this.portfolioId,
+      currency: this.options.currency,
+      initialCash: current?.initialCash ?? initialCash,
+      timeframe,
+      instruments: instruments.filter((instrument) =>
+        books.some((book) => book.symbol === instrument.symbol),
+      ),
+      books,
+    };
+    return sameJson(config, current) ? current : config;
+  }
+
+  /** A new Stepper for `config`, carrying the account, venue and unchanged books' signals over. */
+  private reconfigure(config: PortfolioConfig): void {
+    const stepper = this.makeStepper(config);
+    const next = stepper.initialState();
+    const previous = this.state;
+    const old = this.config;
+    if (previous && old) {
+      next.bars = previous.bars;
+      next.account.cash = previous.account.cash;
+      next.account.feesPaid = previous.account.feesPaid;
+      next.venue = previous.venue;
+      next.marks = previous.marks;
+      next.lastOpenTime = previous.lastOpenTime;
+      const before = new Map(
+        old.books.map((book, index) => [keyOf(book.strategyId, book.symbol), index]),
+      );
+      config.books.forEach((book, index) => {
+        const was = before.get(keyOf(book.strategyId, book.symbol));
+        if (was === undefined) return;
+        const position = previous.account.positions[was];
+        const bookState = previous.books[was];
+        const oldBook = old.books[was];
+        if (position) next.account.positions[index] = position;
+        const fresh = next.books[index];
+        if (!bookState || !fresh || !oldBook) return;
+        const sameSignal =
+          oldBook.kind === book.kind && sameJson(oldBook.parameters, book.parameters);
+        next.books[index] = sameSignal
+          ? bookState
+          : {
+              ...fresh,
+              target: bookState.target,
+              orderBar: bookState.orderBar,
+              ordersOnBar: bookState.ordersOnBar,
+            };
+      });
+    }
+    this.stepper = stepper;
+    this.state = next;
+    this.config = config;
+  }
+
+  private makeStepper(config: PortfolioConfig): Stepper {
+    const risk = this.options.risk?.(config);
+    return new Stepper(risk ? { ...config, risk } : config);
+  }
+
+  private async readInbox(fromRevision: number, toRevision?: number): Promise<RecordedEvent[]> {
+    return this.options.store.readStream(deskStream(this.portfolioId), {
+      fromRevision: BigInt(fromRevision),
+      ...(toRevision === undefined ? {} : { toRevision: BigInt(toRevision) }),
+    });
+  }
+
+  private async hasInbox(): Promise<boolean> {
+    return (await this.readInbox(this.inboxRevision + 1)).length > 0;
+  }
+
+  private async save(): Promise<void> {
+    if (!this.config || !this.state || this.cycle < 0) return;
+    await this.options.snapshots.save({
+      portfolioId: this.portfolioId,
+      cycle: this.cycle,
+      config: this.config,
+      state: this.state,
+      cursor: this.cursor,
+      inboxRevision: this.inboxRevision,
+    });
+    this.savedCycle = this.cycle;
+  }
+}

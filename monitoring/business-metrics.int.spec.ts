@@ -1,0 +1,495 @@
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-store.js';
+import { PostgresIdempotencyStore } from '../core/adapters/postgres/postgres-idempotency-store.js';
+import { approvalStream, approvals, type Party } from '../core/approvals/approval.js';
+import { CommandHandler } from '../core/commands/command-handler.js';
+import { valuationStream } from '../core/engine/engine.js';
+import type { JsonObject } from '../core/eventstore/event-store.js';
+import { strategies, strategyStream } from '../core/strategies/strategy.js';
+import { accountStream, positionStream } from '../core/trading/accounting.js';
+import { orderStream, orders, type OrderRequest } from '../core/trading/orders.js';
+import { PostgresTarget } from '../projections/postgres-target.js';
+import { approvalsProjection, strategiesProjection } from '../projections/strategies.js';
+import { tradingProjection } from '../projections/trading.js';
+import { createTestDatabase, type TestDatabase } from '../test/support/test-database.js';
+import { BusinessMetrics } from './business-metrics.js';
+import { Metrics } from './metrics.js';
+
+/**
+ * The business metrics over a real PostgreSQL: strategies, approvals and orders go through their
+ * deciders, accounting and valuation events are appended as the engine writes them, the real
+ * projections build qcat_read, and the values a scrape reports are checked one by one. Then what
+ * happens when a read model is missing or the database does not answer in time.
+ */
+
+const actor = 'test:business-metrics';
+const trader: Party = { id: 'apikey:trader', role: 'trader' };
+const officer: Party = { id: 'apikey:risk', role: 'risk_officer' };
+const T0 = Date.UTC(2025, 0, 6, 12, 0);
+
+type Labels = Record<string, string>;
+
+describe('business metrics from the read models', () => {
+  let database: TestDatabase;
+  let store: PostgresEventStore;
+  let commands: CommandHandler;
+  let metrics: Metrics;
+  const targets: PostgresTarget[] = [];
+
+  /** Runs the projections up to the head of the log. */
+  const project = async (): Promise<void> => {
+    for (const target of targets) {
+      for (;;) {
+        const events = await store.readAll({ after: await target.checkpoint(), maxCount: 500 });
+        if (events.length === 0) break;
+        await target.apply(events);
+      }
+    }
+  };
+
+  /** One scrape: name → series (labels and value). */
+  const scrape = async (
+    registry = metrics.registry,
+  ): Promise<Map<string, { labels: Labels; value: number }[]>> => {
+    const found = new Map<string, { labels: Labels; value: number }[]>();
+    for (const metric of await registry.getMetricsAsJSON()) {
+      found.set(
+        metric.name,
+        metric.values.map((v) => ({ labels: v.labels as Labels, value: v.value })),
+      );
+    }
+    return found;
+  };
+  /** The series of a metric as `label=value,... → value`, sorted. */
+  const series = (
+    scraped: Map<string, { labels: Labels; value: number }[]>,
+    name: string,
+  ): Record<string, number> => {
+    const values = scraped.get(name);
+    if (!values) throw new Error(`${name} is not in the registry`);
+    return Object.fromEntries(
+      values
+        .map((v): [string, number] => [
+          Object.entries(v.labels)
+            .sort(([a], [b]) => a.localeCompare(b))
+            .map(([k, l]) => `${k}=${l}`)
+            .join(','),
+          v.value,
+        ])
+        .sort(([a], [b]) => a.localeCompare(b)),
+    );
+  };
+
+  const strategy = async (id: string, steps: string[]): Promise<void> => {
+    const run = (command: JsonObject & { type: string }) =>
+      commands.handle(strategies, strategyStream(id), command as never, { actor });
+    await run({
+      type: 'CreateStrategy',
+      strategyId: id,
+      owner: trader,
+      name: `strategy ${id}`,
+      description: '',
+      kind: 'sma_crossover',
+      symbols: ['BTCUSDT'],
+      timeframe: '1m',
+      parameters: { fastPeriod: 5, slowPeriod: 20 },
+      capitalRequest: 10_000,
+    });
+    for (const step of steps) {
+      const requestId = `${id}-${step}`;
+      if (step === 'submit')
+        await run({ type: 'SubmitForReview', strategyId: id, requestId: `${id}-act`, by: trader });
+      else if (step === 'approve')
+        await run({
+          type: 'ApproveActivation',
+          strategyId: id,
+          requestId: `${id}-act`,
+          approvers: [officer],
+        });
+      else if (step === 'paper') await run({ type: 'StartPaperTrading', strategyId: id });
+      else if (step === 'live') {
+        await run({ type: 'RequestPromotion', strategyId: id, requestId, by: trader });
+        await run({ type: 'PromoteToLive', strategyId: id, requestId, approvers: [officer] });
+      } else if (step === 'pause')
+        await run({ type: 'PauseStrategy', strategyId: id, reason: 'test' });
+      else if (step === 'retire')
+        await run({ type: 'RetireStrategy', strategyId: id, reason: 'test' });
+      else throw new Error(`unknown step ${step}`);
+    }
+  };
+
+  const approval = async (kind: string, reject = false): Promise<void> => {
+    const requestId = randomUUID();
+    const now = new Date(T0).toISOString();
+    const run = (command: JsonObject & { type: string }) =>
+      commands.handle(approvals, approvalStream(requestId), command as never, { actor });
+    await run({
+      type: 'RequestApproval',
+      requestId,
+      kind,
+      subject: { type: 'strategy', id: 's-x' },
+      requester: trader,
+      payload: {},
+      reason: 'test',
+      now,
+    });
+    if (reject) await run({ type: 'RejectApproval', requestId, by: officer, reason: 'no', now });
+  };
+
+  const order = async (
+    id: string,
+    request: Partial<OrderRequest>,
+    steps: (JsonObject & { type: string })[],
+  ): Promise<void> => {
+    const full: OrderRequest = {
+      clientOrderId: id,
+      portfolioId: 'paper-1m',
+      strategyId: 's-paper',
+      symbol: 'BTCUSDT',
+      side: 'buy',
+      type: 'market',
+      quantity: 1,
+      limitPrice: null,
+      stopPrice: null,
+      reduceOnly: false,
+      ...request,
+    };
+    const run = (command: JsonObject & { type: string }) =>
+      commands.handle(orders, orderStream(id), command as never, { actor });
+    await run({ type: 'SubmitOrder', order: full, time: T0 });
+    for (const step of steps) await run({ clientOrderId: id, time: T0 + 60_000, ...step });
+  };
+  const accept = (quantity: number): JsonObject & { type: string } => ({
+    type: 'AcceptOrder',
+    venueOrderId: randomUUID(),
+    quantity,
+    limitPrice: null,
+    stopPrice: null,
+  });
+  const fill = (
+    clientOrderId: string,
+    n: number,
+    price: number,
+    quantity: number,
+  ): JsonObject & { type: string } => ({
+    type: 'RecordFill',
+    fill: {
+      fillId: `${clientOrderId}#${n}`,
+      price,
+      quantity,
+      fee: (price * quantity * 5) / 10_000,
+      feeCurrency: 'USDT',
+      liquidity: 'taker',
+      slippage: 0,
+    },
+  });
+
+  const append = async (streamId: string, type: string, data: JsonObject): Promise<void> => {
+    await store.appendToStream(streamId, [
+      {
+        type,
+        data,
+        metadata: { actor, correlationId: randomUUID(), causationId: randomUUID() },
+      },
+    ]);
+  };
+  const positionChanged = (
+    portfolioId: string,
+    strategyId: string,
+    symbol: string,
+    fill: { clientOrderId: string; n: number; side: string; quantity: number; price: number },
+    after: { quantity: number; averageEntryPrice: number; realizedPnlChange: number },
+  ): Promise<void> =>
+    append(positionStream(portfolioId, strategyId, symbol), 'PositionChanged', {
+      portfolioId,
+      clientOrderId: fill.clientOrderId,
+      fillId: `${fill.clientOrderId}#${fill.n}`,
+      time: T0 + 60_000,
+      strategyId,
+      symbol,
+      side: fill.side,
+      fillQuantity: fill.quantity,
+      fillPrice: fill.price,
+      fee: 0,
+      quantity: after.quantity,
+      averageEntryPrice: after.averageEntryPrice,
+      realizedPnlChange: after.realizedPnlChange,
+      realizedPnl: after.realizedPnlChange,
+      feesPaid: 0,
+    });
+  const valued = (
+    portfolioId: string,
+    cycle: number,
+    equity: number,
+    pnl: { realized: number; unrealized: number; fees: number },
+  ): Promise<void> =>
+    append(valuationStream(portfolioId), 'PortfolioValued', {
+      portfolioId,
+      currency: 'USDT',
+      time: T0 + cycle * 60_000,
+      cycle,
+      cash: equity - 50_000,
+      equity,
+      feesPaid: pnl.fees,
+      realizedPnl: pnl.realized,
+      unrealizedPnl: pnl.unrealized,
+      positions: [],
+    });
+
+  beforeAll(async () => {
+    database = await createTestDatabase('business_metrics');
+    store = await PostgresEventStore.connect({ connectionString: database.url });
+    commands = new CommandHandler({
+      eventStore: store,
+      idempotency: new PostgresIdempotencyStore(store.pool),
+    });
+    for (const projection of [strategiesProjection, approvalsProjection, tradingProjection]) {
+      const target = new PostgresTarget(store.pool, projection);
+      await target.ensure();
+      targets.push(target);
+    }
+    metrics = new Metrics({ readModels: store.pool });
+
+    // Strategies: one in each status but approved.
+    await strategy('s-draft', []);
+    await strategy('s-review', ['submit']);
+    await strategy('s-paper', ['submit', 'approve', 'paper']);
+    await strategy('s-live', ['submit', 'approve', 'paper', 'live']);
+    await strategy('s-paused', ['submit', 'approve', 'paper', 'pause']);
+    await strategy('s-retired', ['retire']);
+    // Approvals: two pending, one decided.
+    await approval('strategy_activation');
+    await approval('parameter_change');
+    await approval('mode_change', true);
+
+    // Orders of paper-1m, one in each status.
+    await order('o-filled', { quantity: 2 }, [accept(2), fill('o-filled', 1, 30_000, 2)]);
+    await order('o-partial', { side: 'sell', quantity: 1 }, [
+      accept(1),
+      fill('o-partial', 1, 31_000, 0.5),
+    ]);
+    await order('o-denied', {}, [{ type: 'DenyOrder', reason: 'MAX_NOTIONAL: notional=1' }]);
+    await order('o-cancelled', {}, [accept(1), { type: 'CancelOrder', reason: 'TARGET_CHANGED' }]);
+    await order('o-rejected', {}, [{ type: 'RejectOrder', reason: 'MIN_NOTIONAL: notional=1' }]);
+    await order('o-accepted', {}, [accept(1)]);
+    await order('o-submitted', {}, []);
+
+    // Positions: BTC bought 2, half of a sell filled (realized 500); ETH opened and closed.
+    const btc = { quantity: 2, averageEntryPrice: 30_000 };
+    await positionChanged(
+      'paper-1m',
+      's-paper',
+      'BTCUSDT',
+      { clientOrderId: 'o-filled', n: 1, side: 'buy', quantity: 2, price: 30_000 },
+      { ...btc, realizedPnlChange: 0 },
+    );
+    await positionChanged(
+      'paper-1m',
+      's-paper',
+      'BTCUSDT',
+      { clientOrderId: 'o-partial', n: 1, side: 'sell', quantity: 0.5, price: 31_000 },
+      { quantity: 1.5, averageEntryPrice: 30_000, realizedPnlChange: 500 },
+    );
+    await positionChanged(
+      'paper-1m',
+      's-live',
+      'ETHUSDT',
+      { clientOrderId: 'e-1', n: 1, side: 'buy', quantity: 1, price: 2000 },
+      { quantity: 0, averageEntryPrice: 0, realizedPnlChange: 0 },
+    );
+    // paper-1m was worth 110000 at its best, 99000 now: a 10% drawdown.
+    await valued('paper-1m', 1, 110_000, { realized: 0, unrealized: 10_000, fees: 30 });
+    await valued('paper-1m', 2, 99_000, { realized: 500, unrealized: -1_500, fees: 37.75 });
+    // paper-1h has paid a fee and never been valued: no equity yet.
+    await append(accountStream('paper-1h'), 'CashBalanceChanged', {
+      portfolioId: 'paper-1h',
+      clientOrderId: 'h-1',
+      fillId: 'h-1#1',
+      time: T0,
+      currency: 'USDT',
+      change: -1_000.5,
+      fee: 0.5,
+      balance: 98_999.5,
+    });
+    await project();
+  });
+
+  afterAll(async () => {
+    await store.close();
+    await database.drop();
+  });
+
+  it('counts strategies by status, every status present', async () => {
+    expect(series(await scrape(), 'trading_strategies')).toEqual({
+      'status=approved': 0,
+      'status=draft': 1,
+      'status=in_review': 1,
+      'status=live': 1,
+      'status=paper': 1,
+      'status=paused': 1,
+      'status=retired': 1,
+    });
+  });
+
+  it('counts pending approvals by kind, every kind present', async () => {
+    expect(series(await scrape(), 'approvals_pending')).toEqual({
+      'kind=mode_change': 0,
+      'kind=parameter_change': 1,
+      'kind=risk_limit_change': 0,
+      'kind=risk_reset': 0,
+      'kind=strategy_activation': 1,
+    });
+  });
+
+  it('counts orders by status, and fills and their notional by side', async () => {
+    const scraped = await scrape();
+    expect(series(scraped, 'trading_orders')).toEqual({
+      'status=accepted': 1,
+      'status=cancelled': 1,
+      'status=denied': 1,
+      'status=filled': 1,
+      'status=partially_filled': 1,
+      'status=rejected': 1,
+      'status=submitted': 1,
+    });
+    expect(series(scraped, 'trading_fills_total')).toEqual({ 'side=buy': 1, 'side=sell': 1 });
+    expect(series(scraped, 'trading_filled_notional_usd_total')).toEqual({
+      'side=buy': 60_000,
+      'side=sell': 15_500,
+    });
+  });
+
+  it('reports PnL, equity, drawdown, valuation time and open positions per portfolio', async () => {
+    const scraped = await scrape();
+    expect(series(scraped, 'trading_pnl_usd')).toEqual({
+      'kind=fees,portfolio=paper-1h': -0.5,
+      'kind=fees,portfolio=paper-1m': -37.75,
+      'kind=realized,portfolio=paper-1h': 0,
+      'kind=realized,portfolio=paper-1m': 500,
+      'kind=unrealized,portfolio=paper-1h': 0,
+      'kind=unrealized,portfolio=paper-1m': -1_500,
+    });
+    // Never valued: no equity, no drawdown (rather than a false 0 equity).
+    expect(series(scraped, 'trading_equity_usd')).toEqual({ 'portfolio=paper-1m': 99_000 });
+    const drawdown = series(scraped, 'trading_drawdown_ratio');
+    expect(Object.keys(drawdown)).toEqual(['portfolio=paper-1m']);
+    expect(drawdown['portfolio=paper-1m']).toBeCloseTo(0.1, 12);
+    expect(series(scraped, 'trading_portfolio_valuation_timestamp_seconds')).toEqual({
+      'portfolio=paper-1m': (T0 + 2 * 60_000) / 1000,
+    });
+    // BTC is open, ETH was closed.
+    expect(series(scraped, 'trading_open_positions')).toEqual({ 'portfolio=paper-1m': 1 });
+    expect(series(scraped, 'business_metrics_errors_total')).toEqual({});
+  });
+
+  it('shows the exposition Prometheus reads, with types and units', async () => {
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('# TYPE trading_strategies gauge');
+    expect(text).toContain('# TYPE trading_filled_notional_usd_total counter');
+    expect(text).toContain('trading_filled_notional_usd_total{side="buy"} 60000');
+    expect(text).toContain('trading_equity_usd{portfolio="paper-1m"} 99000');
+    expect(text).toContain('approvals_pending{kind="strategy_activation"} 1');
+  });
+
+  it('follows the read models from one scrape to the next', async () => {
+    await strategy('s-draft-2', []);
+    await order('o-late', { side: 'sell', quantity: 1 }, [accept(1), fill('o-late', 1, 32_000, 1)]);
+    await valued('paper-1m', 3, 121_000, { realized: 2500, unrealized: 0, fees: 53.75 });
+    await project();
+    const scraped = await scrape();
+    expect(series(scraped, 'trading_strategies')['status=draft']).toBe(2);
+    expect(series(scraped, 'trading_orders')['status=filled']).toBe(2);
+    expect(series(scraped, 'trading_filled_notional_usd_total')['side=sell']).toBe(47_500);
+    // A new high: no drawdown.
+    expect(series(scraped, 'trading_drawdown_ratio')).toEqual({ 'portfolio=paper-1m': 0 });
+    expect(series(scraped, 'trading_equity_usd')).toEqual({ 'portfolio=paper-1m': 121_000 });
+  });
+
+  it('keeps the last values of a family whose read model is missing, counts the error, and reads the others', async () => {
+    const admin = new pg.Client({ connectionString: database.url });
+    await admin.connect();
+    try {
+      const before = series(await scrape(), 'trading_orders');
+      await admin.query('ALTER VIEW qcat_read.orders RENAME TO orders_elsewhere');
+      await strategy('s-draft-3', []);
+      await valued('paper-1m', 4, 115_000, { realized: 2500, unrealized: -6_000, fees: 53.75 });
+      await project();
+      const scraped = await scrape();
+      expect(series(scraped, 'trading_orders')).toEqual(before);
+      expect(series(scraped, 'business_metrics_errors_total')).toEqual({ 'query=orders': 1 });
+      // The families before and after it in the same transaction are still read, and fresh.
+      expect(series(scraped, 'trading_strategies')['status=draft']).toBe(3);
+      expect(series(scraped, 'trading_equity_usd')).toEqual({ 'portfolio=paper-1m': 115_000 });
+      expect(series(scraped, 'trading_drawdown_ratio')['portfolio=paper-1m']).toBeCloseTo(
+        1 - 115 / 121,
+        12,
+      );
+      await admin.query('ALTER VIEW qcat_read.orders_elsewhere RENAME TO orders');
+      const again = await scrape();
+      expect(series(again, 'trading_orders')).toEqual(before);
+      expect(series(again, 'business_metrics_errors_total')).toEqual({ 'query=orders': 1 });
+    } finally {
+      await admin.query('ALTER VIEW IF EXISTS qcat_read.orders_elsewhere RENAME TO orders');
+      await admin.end();
+    }
+  });
+
+  it('answers within its timeout with the last values when the database is busy', async () => {
+    const pool = new pg.Pool({ connectionString: database.url, max: 1 });
+    const registry = new Registry();
+    // A short timeout for the test; the default is 3 s.
+    new BusinessMetrics(registry, { timeoutMs: 200 }).attach(pool);
+    const draftsOf = async () => series(await scrape(registry), 'trading_strategies');
+    try {
+      const fresh = await draftsOf();
+      expect(fresh['status=draft']).toBe(3);
+      // The pool's only connection is taken: the read waits for it.
+      const held = await pool.connect();
+      let released = false;
+      try {
+        await strategy('s-draft-4', []);
+        await project();
+        const started = Date.now();
+        const stale = await scrape(registry);
+        expect(Date.now() - started).toBeLessThan(2_000);
+        expect(series(stale, 'trading_strategies')).toEqual(fresh);
+        expect(series(stale, 'business_metrics_errors_total')).toEqual({ 'query=timeout': 1 });
+        held.release();
+        released = true;
+        // The read that was waiting finishes and the next scrape is fresh.
+        await expect
+          .poll(async () => (await draftsOf())['status=draft'], { timeout: 5_000 })
+          .toBe(4);
+      } finally {
+        if (!released) held.release();
+      }
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('counts a database it cannot reach, and /metrics still answers', async () => {
+    const url = new URL(database.url);
+    url.pathname = `/qcat_no_such_database_${randomUUID().slice(0, 8)}`;
+    const pool = new pg.Pool({ connectionString: url.toString(), max: 1 });
+    pool.on('error', () => undefined);
+    const unreachable = new Metrics({ readModels: pool });
+    try {
+      const text = await unreachable.registry.metrics();
+      expect(text).toContain('business_metrics_errors_total{query="connection"} 1');
+      expect(text).toContain('# TYPE trading_strategies gauge');
+      expect(text).toContain('process_cpu_seconds_total');
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('without a database (a CLI process), exposes the metric names and no values', async () => {
+    const text = await new Metrics().registry.metrics();
+    expect(text).toContain('# TYPE trading_drawdown_ratio gauge');
+    expect(text).not.toMatch(/^trading_drawdown_ratio\{/m);
+  });
+});

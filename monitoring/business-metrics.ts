@@ -1,0 +1,312 @@
+import type pg from 'pg';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { APPROVAL_KINDS } from '../core/approvals/approval.js';
+import { STRATEGY_STATES } from '../core/strategies/strategy.js';
+import { ORDER_STATUSES } from '../core/trading/orders.js';
+
+/**
+ * Business metrics, read from the PostgreSQL read models (`qcat_read`) when Prometheus scrapes:
+ * strategies by status, orders by status, traded notional, PnL, equity, drawdown and open
+ * positions per portfolio, pending approvals. Every replica reads the same tables, so dashboards
+ * and alerts aggregate them with `max`, never `sum`, over instances.
+ *
+ * One scrape = one read-only REPEATABLE READ transaction (all families from one snapshot), one
+ * query per family, each behind a savepoint: a family whose query fails (a view missing during a
+ * deployment, a statement timeout) keeps its last values and counts one
+ * `business_metrics_errors_total{query=<family>}`; /metrics itself never fails because of it.
+ *
+ * Money: portfolios are kept in their quote currency, USDT, which is counted as USD (1:1) here.
+ */
+
+/** A query that could not run: a family name, `connection` or `timeout`. */
+type ErrorSource = Family['name'] | 'connection' | 'timeout';
+
+interface Family {
+  name: 'strategies' | 'approvals' | 'orders' | 'fills' | 'portfolios' | 'positions';
+  sql: string;
+  apply(rows: Record<string, unknown>[]): void;
+}
+
+export interface BusinessMetricsOptions {
+  /**
+   * Longest a scrape waits for the read models, and the statement timeout of their queries;
+   * default 3000 ms (Prometheus gives up on a scrape after 10 s). Past it the last values are
+   * served and `business_metrics_errors_total{query="timeout"}` counts it.
+   */
+  timeoutMs?: number;
+}
+
+const text = (value: unknown): string => (typeof value === 'string' ? value : String(value));
+const num = (value: unknown): number => (value === null || value === undefined ? 0 : Number(value));
+
+export class BusinessMetrics {
+  private pool: pg.Pool | undefined;
+  private readonly timeoutMs: number;
+  /** The scrape in progress: every metric of one registry read waits for the same one. */
+  private scrape: Promise<void> | undefined;
+  /** The read in progress, which may outlive a scrape that timed out; never two at once. */
+  private reading: Promise<void> | undefined;
+
+  readonly strategies: Gauge<'status'>;
+  readonly orders: Gauge<'status'>;
+  readonly filledNotional: Counter<'side'>;
+  readonly fills: Counter<'side'>;
+  readonly pnl: Gauge<'portfolio' | 'kind'>;
+  readonly equity: Gauge<'portfolio'>;
+  readonly drawdown: Gauge<'portfolio'>;
+  readonly valuedAt: Gauge<'portfolio'>;
+  readonly openPositions: Gauge<'portfolio'>;
+  readonly approvalsPending: Gauge<'kind'>;
+  readonly errors: Counter<'query'>;
+
+  private readonly families: readonly Family[];
+
+  constructor(registry: Registry, options: BusinessMetricsOptions = {}) {
+    this.timeoutMs = Math.max(1, Math.round(options.timeoutMs ?? 3000));
+    const registers = [registry];
+    const collect = (): Promise<void> => this.collect();
+
+    this.strategies = new Gauge({
+      name: 'trading_strategies',
+      help: 'Strategies by lifecycle status (every status, 0 when none)',
+      labelNames: ['status'] as const,
+      registers,
+      collect,
+    });
+    this.orders = new Gauge({
+      name: 'trading_orders',
+      help: 'Orders by status (every status, 0 when none)',
+      labelNames: ['status'] as const,
+      registers,
+      collect,
+    });
+    this.filledNotional = new Counter({
+      name: 'trading_filled_notional_usd_total',
+      help: 'Notional of every fill (price x quantity) by side, in USD (USDT counted 1:1)',
+      labelNames: ['side'] as const,
+      registers,
+      collect,
+    });
+    this.fills = new Counter({
+      name: 'trading_fills_total',
+      help: 'Fills by side',
+      labelNames: ['side'] as const,
+      registers,
+      collect,
+    });
+    this.pnl = new Gauge({
+      name: 'trading_pnl_usd',
+      help:
+        'PnL of a portfolio in USD (USDT counted 1:1) by kind: realized (before fees), unrealized ' +
+        '(at the last marks), fees (paid, negative); the sum over kind is the net PnL',
+      labelNames: ['portfolio', 'kind'] as const,
+      registers,
+      collect,
+    });
+    this.equity = new Gauge({
+      name: 'trading_equity_usd',
+      help: 'Mark-to-market equity of a portfolio (cash + positions at their marks), in USD',
+      labelNames: ['portfolio'] as const,
+      registers,
+      collect,
+    });
+    this.drawdown = new Gauge({
+      name: 'trading_drawdown_ratio',
+      help: 'Drawdown of a portfolio from its high-water mark: 1 - equity / high_water_mark',
+      labelNames: ['portfolio'] as const,
+      registers,
+      collect,
+    });
+    this.valuedAt = new Gauge({
+      name: 'trading_portfolio_valuation_timestamp_seconds',
+      help: 'Unix time (bar close) of the newest valuation of a portfolio by the paper engine',
+      labelNames: ['portfolio'] as const,
+      registers,
+      collect,
+    });
+    this.openPositions = new Gauge({
+      name: 'trading_open_positions',
+      help: 'Positions (strategy x symbol) of a portfolio with a non-zero quantity',
+      labelNames: ['portfolio'] as const,
+      registers,
+      collect,
+    });
+    this.approvalsPending = new Gauge({
+      name: 'approvals_pending',
+      help: 'Approval requests waiting for a decision, by kind (every kind, 0 when none)',
+      labelNames: ['kind'] as const,
+      registers,
+      collect,
+    });
+    this.errors = new Counter({
+      name: 'business_metrics_errors_total',
+      help:
+        'Reads of the read models for the business metrics that failed, by query (a family, ' +
+        'connection or timeout); the family keeps its last values',
+      labelNames: ['query'] as const,
+      registers,
+      collect,
+    });
+
+    this.families = [
+      {
+        name: 'strategies',
+        sql: 'SELECT status, count(*)::float8 AS n FROM qcat_read.strategies GROUP BY status',
+        apply: (rows) => {
+          this.strategies.reset();
+          for (const status of STRATEGY_STATES) this.strategies.set({ status }, 0);
+          for (const row of rows)
+            this.strategies.set({ status: text(row['status']) }, num(row['n']));
+        },
+      },
+      {
+        name: 'approvals',
+        sql: `SELECT kind, count(*)::float8 AS n FROM qcat_read.approvals
+               WHERE status = 'pending' GROUP BY kind`,
+        apply: (rows) => {
+          this.approvalsPending.reset();
+          for (const kind of APPROVAL_KINDS) this.approvalsPending.set({ kind }, 0);
+          for (const row of rows)
+            this.approvalsPending.set({ kind: text(row['kind']) }, num(row['n']));
+        },
+      },
+      {
+        name: 'orders',
+        sql: 'SELECT status, count(*)::float8 AS n FROM qcat_read.orders GROUP BY status',
+        apply: (rows) => {
+          this.orders.reset();
+          for (const status of ORDER_STATUSES) this.orders.set({ status }, 0);
+          for (const row of rows) this.orders.set({ status: text(row['status']) }, num(row['n']));
+        },
+      },
+      {
+        name: 'fills',
+        sql: `SELECT side, count(*)::float8 AS n, coalesce(sum(notional), 0)::float8 AS notional
+                FROM qcat_read.fills GROUP BY side`,
+        apply: (rows) => {
+          this.fills.reset();
+          this.filledNotional.reset();
+          for (const side of ['buy', 'sell']) {
+            this.fills.inc({ side }, 0);
+            this.filledNotional.inc({ side }, 0);
+          }
+          for (const row of rows) {
+            const side = text(row['side']);
+            this.fills.inc({ side }, Math.max(0, num(row['n'])));
+            this.filledNotional.inc({ side }, Math.max(0, num(row['notional'])));
+          }
+        },
+      },
+      {
+        name: 'portfolios',
+        sql: `SELECT portfolio_id, equity::float8 AS equity,
+                     realized_pnl::float8 AS realized, unrealized_pnl::float8 AS unrealized,
+                     fees_paid::float8 AS fees, high_water_mark::float8 AS high_water_mark,
+                     extract(epoch FROM valued_at)::float8 AS valued_at
+                FROM qcat_read.portfolios`,
+        apply: (rows) => {
+          for (const gauge of [this.pnl, this.equity, this.drawdown, this.valuedAt]) gauge.reset();
+          for (const row of rows) {
+            const portfolio = text(row['portfolio_id']);
+            this.pnl.set({ portfolio, kind: 'realized' }, num(row['realized']));
+            this.pnl.set({ portfolio, kind: 'unrealized' }, num(row['unrealized']));
+            this.pnl.set({ portfolio, kind: 'fees' }, -Math.abs(num(row['fees'])));
+            // Equity is known from the engine's first valuation on; until then no series at all
+            // rather than a false 0.
+            if (row['equity'] === null || row['equity'] === undefined) continue;
+            const equity = num(row['equity']);
+            const highWaterMark = num(row['high_water_mark']);
+            this.equity.set({ portfolio }, equity);
+            this.drawdown.set(
+              { portfolio },
+              highWaterMark > 0 ? Math.max(0, 1 - equity / highWaterMark) : 0,
+            );
+            this.valuedAt.set({ portfolio }, num(row['valued_at']));
+          }
+        },
+      },
+      {
+        name: 'positions',
+        sql: `SELECT portfolio_id, count(*) FILTER (WHERE quantity <> 0)::float8 AS n
+                FROM qcat_read.positions GROUP BY portfolio_id`,
+        apply: (rows) => {
+          this.openPositions.reset();
+          for (const row of rows)
+            this.openPositions.set({ portfolio: text(row['portfolio_id']) }, num(row['n']));
+        },
+      },
+    ];
+  }
+
+  /** From now on, each scrape reads the read models through this pool. */
+  attach(pool: pg.Pool): void {
+    this.pool = pool;
+  }
+
+  private collect(): Promise<void> {
+    const pool = this.pool;
+    if (!pool) return Promise.resolve();
+    this.scrape ??= this.boundedRead(pool).finally(() => {
+      this.scrape = undefined;
+    });
+    return this.scrape;
+  }
+
+  /** Waits for a read at most `timeoutMs`; a slower read goes on and serves a later scrape. */
+  private async boundedRead(pool: pg.Pool): Promise<void> {
+    this.reading ??= this.read(pool).finally(() => {
+      this.reading = undefined;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([
+      this.reading.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => {
+          resolve(true);
+        }, this.timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (late) this.fail('timeout');
+  }
+
+  private fail(query: ErrorSource): void {
+    this.errors.inc({ query });
+  }
+
+  /** Never rejects: failures are counted, and the families that failed keep their values. */
+  private async read(pool: pg.Pool): Promise<void> {
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch {
+      this.fail('connection');
+      return;
+    }
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      await client.query(`SET LOCAL statement_timeout = ${this.timeoutMs}`);
+      for (const family of this.families) {
+        let rows: Record<string, unknown>[];
+        await client.query('SAVEPOINT business_metrics');
+        try {
+          rows = (await client.query<Record<string, unknown>>(family.sql)).rows;
+        } catch {
+          this.fail(family.name);
+          await client.query('ROLLBACK TO SAVEPOINT business_metrics');
+          continue;
+        }
+        await client.query('RELEASE SAVEPOINT business_metrics');
+        family.apply(rows);
+      }
+      await client.query('COMMIT');
+    } catch (error) {
+      // The connection itself failed: drop it rather than hand it back in an unknown state.
+      broken = error instanceof Error ? error : new Error(String(error));
+      this.fail('connection');
+    } finally {
+      client.release(broken);
+    }
+  }
+}

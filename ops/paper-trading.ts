@@ -1,0 +1,188 @@
+/**
+ * Paper trading in a running QCAT: the synthetic market feed (when configured) and one paper
+ * engine per portfolio, each run only by the process that holds its leader lock. ADR 008.
+ */
+import type pg from 'pg';
+import { toError } from '../core/errors.js';
+import {
+  PostgresSnapshotStore,
+  ReadModelStrategySource,
+  ensureEngineSchema,
+} from '../core/adapters/postgres/engine-store.js';
+import { MarketDataStore } from '../core/adapters/postgres/market-data-store.js';
+import { portfolioOf } from '../core/engine/desk.js';
+import { PaperEngine, type PortfolioConfig } from '../core/engine/engine.js';
+import type { EventStore } from '../core/eventstore/event-store.js';
+import { SyntheticFeed } from '../core/market/live-feed.js';
+import { DEFAULT_INSTRUMENTS } from '../core/market/synthetic.js';
+import { TIMEFRAMES, type Timeframe } from '../core/strategies/kinds.js';
+import type { RiskCheck } from '../core/trading/stepper.js';
+import { Leadership } from '../projections/leadership.js';
+import type { Config } from './config.js';
+import type { Logger } from './runtime.js';
+
+const MINUTE = 60_000;
+const FEED_NAME = 'synthetic';
+/** After an engine fails, wait this long before a fresh one recovers from the log. */
+const RETRY_MS = 5_000;
+
+export type PaperTradingOptions = {
+  config: Pick<
+    Config,
+    | 'PAPER_INITIAL_CASH'
+    | 'ENGINE_POLL_MS'
+    | 'MARKET_FEED'
+    | 'MARKET_FEED_SPEED'
+    | 'MARKET_FEED_SEED'
+    | 'MARKET_FEED_HISTORY_HOURS'
+  >;
+  pool: pg.Pool;
+  connectionString: string;
+  eventStore: EventStore;
+  log: Logger;
+  risk?: (config: PortfolioConfig) => RiskCheck;
+  /** Wall clock; tests pass their own. */
+  now?: () => number;
+};
+
+type FeedClock = { feed: SyntheticFeed; simAnchor: number; wallAnchor: number };
+
+export class PaperTrading {
+  private readonly market: MarketDataStore;
+  private readonly snapshots: PostgresSnapshotStore;
+  private readonly strategies: ReadModelStrategySource;
+  private readonly leadership: Leadership;
+  private readonly engines = new Map<string, PaperEngine>();
+  private readonly failedUntil = new Map<string, number>();
+  private feed: FeedClock | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  private readonly now: () => number;
+
+  constructor(private readonly options: PaperTradingOptions) {
+    this.market = new MarketDataStore(options.pool);
+    this.snapshots = new PostgresSnapshotStore(options.pool);
+    this.strategies = new ReadModelStrategySource(options.pool);
+    this.leadership = new Leadership(options.connectionString);
+    this.leadership.whenLost(() => {
+      this.engines.clear();
+      this.feed = undefined;
+    });
+    this.now = options.now ?? Date.now;
+  }
+
+  async start(): Promise<void> {
+    await ensureEngineSchema(this.options.pool);
+    this.stopped = false;
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+    await this.leadership.close();
+  }
+
+  /** The engines this process runs, by portfolio. */
+  status(): { portfolioId: string; cycle: number; cursor: number }[] {
+    return [...this.engines.values()].map((engine) => ({
+      portfolioId: engine.portfolioId,
+      ...engine.status(),
+    }));
+  }
+
+  /** One round: the feed, then every portfolio this process leads. Exposed for tests. */
+  async round(): Promise<void> {
+    if (this.options.config.MARKET_FEED === 'synthetic') await this.feedRound();
+    const timeframes = new Set<Timeframe>(await this.strategies.timeframes());
+    for (const portfolioId of await this.snapshots.portfolios()) {
+      const timeframe = portfolioId.replace(/^paper-/, '');
+      if ((TIMEFRAMES as readonly string[]).includes(timeframe))
+        timeframes.add(timeframe as Timeframe);
+    }
+    for (const timeframe of [...timeframes].sort()) await this.engineRound(timeframe);
+  }
+
+  private schedule(delay: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.running = this.round()
+        .catch((error: unknown) => {
+          this.options.log.warn(`paper trading: ${toError(error).message}`);
+        })
+        .finally(() => {
+          this.schedule(this.options.config.ENGINE_POLL_MS);
+        });
+    }, delay);
+  }
+
+  private async engineRound(timeframe: Timeframe): Promise<void> {
+    const portfolioId = portfolioOf(timeframe);
+    if ((this.failedUntil.get(portfolioId) ?? 0) > this.now()) return;
+    if (!(await this.leadership.tryAcquire(`engine:${portfolioId}`))) return;
+    let engine = this.engines.get(portfolioId);
+    if (!engine) {
+      engine = new PaperEngine({
+        portfolioId,
+        timeframe,
+        currency: 'USDT',
+        initialCash: this.options.config.PAPER_INITIAL_CASH,
+        store: this.options.eventStore,
+        candles: this.market,
+        strategies: this.strategies,
+        snapshots: this.snapshots,
+        ...(this.options.risk ? { risk: this.options.risk } : {}),
+      });
+      this.engines.set(portfolioId, engine);
+      const replayed = await engine.recover();
+      this.options.log.info(
+        `paper engine ${portfolioId}: leading; cycle ${engine.status().cycle}${replayed > 0 ? ` (${replayed} replayed from its log)` : ''}`,
+      );
+    }
+    try {
+      await engine.tick();
+    } catch (error) {
+      // Its in-memory state may be ahead of the log: drop it, a fresh one recovers from the log.
+      this.engines.delete(portfolioId);
+      this.failedUntil.set(portfolioId, this.now() + RETRY_MS);
+      this.options.log.warn(`paper engine ${portfolioId}: ${toError(error).message}`);
+    }
+  }
+
+  /** Writes the synthetic bars that closed since the last round (leader only). */
+  private async feedRound(): Promise<void> {
+    if (!(await this.leadership.tryAcquire(`feed:${FEED_NAME}`))) return;
+    const clock = this.feed ?? (this.feed = await this.openFeed());
+    const { MARKET_FEED_SPEED: speed } = this.options.config;
+    const wall = this.now();
+    const simNow = speed === 1 ? wall : clock.simAnchor + (wall - clock.wallAnchor) * speed;
+    const candles = clock.feed.advance(simNow);
+    if (candles.length > 0) await this.market.transaction((store) => store.insertCandles(candles));
+  }
+
+  /** The feed's path from its recorded origin, fast-forwarded past what is stored. */
+  private async openFeed(): Promise<FeedClock> {
+    const { MARKET_FEED_SEED: seed, MARKET_FEED_HISTORY_HOURS: hours } = this.options.config;
+    const wall = this.now();
+    const minute = Math.floor(wall / MINUTE) * MINUTE;
+    await this.market.upsertInstruments(DEFAULT_INSTRUMENTS);
+    const recorded = await this.market.feed(FEED_NAME, {
+      seed,
+      origin: minute - Math.max(hours * 60, 1) * MINUTE,
+    });
+    const feed = new SyntheticFeed({
+      seed: recorded.seed,
+      origin: recorded.origin,
+      rollUps: TIMEFRAMES.filter((timeframe) => timeframe !== '1m'),
+    });
+    const symbols = DEFAULT_INSTRUMENTS.map((instrument) => instrument.symbol);
+    const last = await this.market.latestOpenTime('1m', symbols);
+    if (last !== undefined) feed.advance(last + MINUTE); // stored already: skip
+    this.options.log.info(
+      `market feed: synthetic (seed ${recorded.seed}), from ${new Date(feed.position).toISOString()}, speed ×${this.options.config.MARKET_FEED_SPEED}`,
+    );
+    return { feed, simAnchor: Math.max(feed.position, minute), wallAnchor: wall };
+  }
+}

@@ -1,0 +1,559 @@
+import type pg from 'pg';
+import { z } from 'zod';
+import { isManualOrder } from '../core/engine/desk.js';
+import { categoryOf } from '../core/eventstore/append-validation.js';
+import type { JsonObject, RecordedEvent } from '../core/eventstore/event-store.js';
+import { orderEvent } from '../core/trading/orders.js';
+import type { PostgresProjection, RedisProjection } from './projection.js';
+
+/**
+ * The trading read side: orders, fills, round trips, positions and portfolios from the order
+ * events (`order-*`), the accounting events (`position-*`, `account-*`) and the engine's
+ * PortfolioValued (`position-<portfolioId>`); see docs/trading.md, "Read models and API".
+ */
+
+// Data of the accounting events and of PortfolioValued, as the read side needs them.
+const fillRef = {
+  portfolioId: z.string(),
+  clientOrderId: z.string(),
+  fillId: z.string(),
+  time: z.number(),
+};
+const positionChanged = z.object({
+  ...fillRef,
+  strategyId: z.string(),
+  symbol: z.string(),
+  fillPrice: z.number(),
+  quantity: z.number(),
+  averageEntryPrice: z.number(),
+  realizedPnlChange: z.number(),
+  realizedPnl: z.number(),
+  feesPaid: z.number(),
+});
+const positionClosed = z.object({
+  ...fillRef,
+  strategyId: z.string(),
+  symbol: z.string(),
+  side: z.enum(['long', 'short']),
+  openedAt: z.number(),
+  closedAt: z.number(),
+  quantity: z.number(),
+  entryPrice: z.number(),
+  exitPrice: z.number(),
+  realizedPnl: z.number(),
+  fees: z.number(),
+  netPnl: z.number(),
+});
+const cashBalanceChanged = z.object({
+  ...fillRef,
+  currency: z.string(),
+  fee: z.number(),
+  balance: z.number(),
+});
+export const portfolioValuedData = z.object({
+  portfolioId: z.string(),
+  currency: z.string(),
+  time: z.number(),
+  cycle: z.number(),
+  cash: z.number(),
+  equity: z.number(),
+  feesPaid: z.number(),
+  realizedPnl: z.number(),
+  unrealizedPnl: z.number(),
+  positions: z.array(
+    z.object({
+      strategyId: z.string(),
+      symbol: z.string(),
+      quantity: z.number(),
+      averageEntryPrice: z.number(),
+      markPrice: z.number(),
+      unrealizedPnl: z.number(),
+      realizedPnl: z.number(),
+      feesPaid: z.number(),
+    }),
+  ),
+});
+export type PortfolioValuedData = z.infer<typeof portfolioValuedData>;
+
+const TRADING_CATEGORIES = new Set(['order', 'position', 'account']);
+const at = (ms: number): Date => new Date(ms);
+const domainEvent = (event: RecordedEvent) => ({
+  type: event.type,
+  data: event.data as JsonObject,
+});
+
+async function upsertPosition(
+  client: pg.ClientBase,
+  schema: string,
+  portfolioId: string,
+  p: {
+    strategyId: string;
+    symbol: string;
+    quantity: number;
+    averageEntryPrice: number;
+    realizedPnl: number;
+    feesPaid: number;
+    markPrice: number;
+    unrealizedPnl: number;
+  },
+  time: number,
+  position: bigint,
+): Promise<void> {
+  await client.query(
+    `INSERT INTO ${schema}.positions (portfolio_id, strategy_id, symbol, quantity, average_entry_price,
+                                      realized_pnl, fees_paid, mark_price, unrealized_pnl, updated_at, position)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+     ON CONFLICT (portfolio_id, strategy_id, symbol) DO UPDATE SET
+       quantity = $4, average_entry_price = $5, realized_pnl = $6, fees_paid = $7, mark_price = $8,
+       unrealized_pnl = $9, updated_at = $10, position = $11`,
+    [
+      portfolioId,
+      p.strategyId,
+      p.symbol,
+      p.quantity,
+      p.averageEntryPrice,
+      p.realizedPnl,
+      p.feesPaid,
+      p.markPrice,
+      p.unrealizedPnl,
+      at(time),
+      position,
+    ],
+  );
+}
+
+async function applyOrderEvent(
+  client: pg.ClientBase,
+  schema: string,
+  event: RecordedEvent,
+): Promise<void> {
+  const parsed = orderEvent.parse(domainEvent(event));
+  const { clientOrderId, time } = parsed.data;
+  switch (parsed.type) {
+    case 'OrderSubmitted': {
+      const o = parsed.data;
+      await client.query(
+        `INSERT INTO ${schema}.orders (client_order_id, portfolio_id, strategy_id, symbol, side, type,
+                                       quantity, limit_price, stop_price, reduce_only, status,
+                                       filled_quantity, average_price, reason, source, actor,
+                                       submitted_at, updated_at, submitted_position, position)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'submitted', 0, NULL, NULL, $11, $12,
+                 $13, $13, $14, $14)
+         ON CONFLICT (client_order_id) DO NOTHING`,
+        [
+          clientOrderId,
+          o.portfolioId,
+          o.strategyId,
+          o.symbol,
+          o.side,
+          o.type,
+          o.quantity,
+          o.limitPrice,
+          o.stopPrice,
+          o.reduceOnly,
+          isManualOrder(clientOrderId) ? 'manual' : 'strategy',
+          event.metadata.actor,
+          at(time),
+          event.position,
+        ],
+      );
+      return;
+    }
+    case 'OrderAccepted': {
+      // The venue's lot and tick rounding replaces the quantity and prices asked for.
+      const { quantity, limitPrice, stopPrice } = parsed.data;
+      await client.query(
+        `UPDATE ${schema}.orders SET status = 'accepted', quantity = $2, limit_price = $3,
+                stop_price = $4, updated_at = $5, position = $6
+          WHERE client_order_id = $1`,
+        [clientOrderId, quantity, limitPrice, stopPrice, at(time), event.position],
+      );
+      return;
+    }
+    case 'OrderRejected':
+    case 'OrderDenied':
+      await client.query(
+        `UPDATE ${schema}.orders SET status = $2, reason = $3, updated_at = $4, position = $5
+          WHERE client_order_id = $1`,
+        [
+          clientOrderId,
+          parsed.type === 'OrderRejected' ? 'rejected' : 'denied',
+          parsed.data.reason,
+          at(time),
+          event.position,
+        ],
+      );
+      return;
+    case 'OrderCancelled':
+      await client.query(
+        `UPDATE ${schema}.orders SET status = 'cancelled', reason = $2, updated_at = $3, position = $4
+          WHERE client_order_id = $1`,
+        [clientOrderId, parsed.data.reason, at(time), event.position],
+      );
+      return;
+    case 'OrderPartiallyFilled':
+    case 'OrderFilled': {
+      const d = parsed.data;
+      await client.query(
+        `UPDATE ${schema}.orders SET status = $2, filled_quantity = $3, average_price = $4,
+                updated_at = $5, position = $6
+          WHERE client_order_id = $1`,
+        [
+          clientOrderId,
+          parsed.type === 'OrderFilled' ? 'filled' : 'partially_filled',
+          d.filledQuantity,
+          d.averagePrice,
+          at(time),
+          event.position,
+        ],
+      );
+      const f = d.fill;
+      await client.query(
+        `INSERT INTO ${schema}.fills (fill_id, client_order_id, portfolio_id, strategy_id, symbol, side,
+                                      price, quantity, notional, fee, fee_currency, liquidity,
+                                      slippage, time, position)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+         ON CONFLICT (fill_id) DO NOTHING`,
+        [
+          f.fillId,
+          clientOrderId,
+          d.portfolioId,
+          d.strategyId,
+          d.symbol,
+          d.side,
+          f.price,
+          f.quantity,
+          f.price * f.quantity,
+          f.fee,
+          f.feeCurrency,
+          f.liquidity,
+          f.slippage,
+          at(time),
+          event.position,
+        ],
+      );
+      return;
+    }
+  }
+}
+
+/**
+ * `qcat_read.orders`, `fills`, `positions`, `trades`, `portfolios` and `portfolio_equity`.
+ * Marks: a position is marked at its fill price when it trades and at the bar close when the
+ * engine values the portfolio (PortfolioValued). A portfolio's cash, fees and realized PnL follow
+ * every fill; its equity and unrealized PnL are those of the last valuation (`valued_at`).
+ */
+export const tradingProjection: PostgresProjection = {
+  kind: 'postgres',
+  name: 'trading',
+  version: 1,
+  tables: ['orders', 'fills', 'positions', 'trades', 'portfolios', 'portfolio_equity'],
+
+  async setup(client, schema) {
+    await client.query(`
+      CREATE TABLE ${schema}.orders (
+        client_order_id    text             PRIMARY KEY,
+        portfolio_id       text             NOT NULL,
+        strategy_id        text             NOT NULL,
+        symbol             text             NOT NULL,
+        side               text             NOT NULL,
+        type               text             NOT NULL,
+        quantity           double precision NOT NULL,
+        limit_price        double precision,
+        stop_price         double precision,
+        reduce_only        boolean          NOT NULL,
+        status             text             NOT NULL,
+        filled_quantity    double precision NOT NULL,
+        average_price      double precision,
+        reason             text,
+        source             text             NOT NULL,
+        actor              text             NOT NULL,
+        submitted_at       timestamptz      NOT NULL,
+        updated_at         timestamptz      NOT NULL,
+        submitted_position bigint           NOT NULL UNIQUE,
+        position           bigint           NOT NULL
+      );
+      CREATE INDEX ON ${schema}.orders (portfolio_id, submitted_position);
+      CREATE INDEX ON ${schema}.orders (strategy_id, submitted_position);
+      CREATE INDEX ON ${schema}.orders (symbol, submitted_position);
+      CREATE INDEX ON ${schema}.orders (status, submitted_position);
+      CREATE INDEX ON ${schema}.orders (source, submitted_position);
+      CREATE INDEX ON ${schema}.orders (submitted_at);
+      CREATE TABLE ${schema}.fills (
+        fill_id         text             PRIMARY KEY,
+        client_order_id text             NOT NULL,
+        portfolio_id    text             NOT NULL,
+        strategy_id     text             NOT NULL,
+        symbol          text             NOT NULL,
+        side            text             NOT NULL,
+        price           double precision NOT NULL,
+        quantity        double precision NOT NULL,
+        notional        double precision NOT NULL,
+        fee             double precision NOT NULL,
+        fee_currency    text             NOT NULL,
+        liquidity       text             NOT NULL,
+        slippage        double precision NOT NULL,
+        time            timestamptz      NOT NULL,
+        position        bigint           NOT NULL UNIQUE
+      );
+      CREATE INDEX ON ${schema}.fills (client_order_id);
+      CREATE INDEX ON ${schema}.fills (portfolio_id, position);
+      CREATE INDEX ON ${schema}.fills (strategy_id, position);
+      CREATE INDEX ON ${schema}.fills (symbol, position);
+      CREATE INDEX ON ${schema}.fills (time);
+      CREATE TABLE ${schema}.positions (
+        portfolio_id        text             NOT NULL,
+        strategy_id         text             NOT NULL,
+        symbol              text             NOT NULL,
+        quantity            double precision NOT NULL,
+        average_entry_price double precision NOT NULL,
+        realized_pnl        double precision NOT NULL,
+        fees_paid           double precision NOT NULL,
+        mark_price          double precision,
+        unrealized_pnl      double precision NOT NULL,
+        updated_at          timestamptz      NOT NULL,
+        position            bigint           NOT NULL,
+        PRIMARY KEY (portfolio_id, strategy_id, symbol)
+      );
+      CREATE INDEX ON ${schema}.positions (strategy_id);
+      CREATE TABLE ${schema}.trades (
+        fill_id         text             PRIMARY KEY,
+        client_order_id text             NOT NULL,
+        portfolio_id    text             NOT NULL,
+        strategy_id     text             NOT NULL,
+        symbol          text             NOT NULL,
+        side            text             NOT NULL,
+        opened_at       timestamptz      NOT NULL,
+        closed_at       timestamptz      NOT NULL,
+        quantity        double precision NOT NULL,
+        entry_price     double precision NOT NULL,
+        exit_price      double precision NOT NULL,
+        pnl             double precision NOT NULL,
+        fees            double precision NOT NULL,
+        net_pnl         double precision NOT NULL,
+        position        bigint           NOT NULL UNIQUE
+      );
+      CREATE INDEX ON ${schema}.trades (portfolio_id, position);
+      CREATE INDEX ON ${schema}.trades (strategy_id, position);
+      CREATE INDEX ON ${schema}.trades (symbol, position);
+      CREATE INDEX ON ${schema}.trades (closed_at);
+      CREATE TABLE ${schema}.portfolios (
+        portfolio_id    text             PRIMARY KEY,
+        currency        text             NOT NULL,
+        cash            double precision NOT NULL,
+        equity          double precision,
+        realized_pnl    double precision NOT NULL,
+        unrealized_pnl  double precision NOT NULL,
+        fees_paid       double precision NOT NULL,
+        valued_at       timestamptz,
+        high_water_mark double precision,
+        position        bigint           NOT NULL
+      );
+      CREATE TABLE ${schema}.portfolio_equity (
+        portfolio_id text             NOT NULL,
+        time         timestamptz      NOT NULL,
+        equity       double precision NOT NULL,
+        cash         double precision NOT NULL,
+        position     bigint           NOT NULL,
+        PRIMARY KEY (portfolio_id, time)
+      )`);
+  },
+
+  async apply(client, schema, events) {
+    for (const event of events) {
+      const category = categoryOf(event.streamId);
+      if (!TRADING_CATEGORIES.has(category)) continue;
+      if (category === 'order') {
+        await applyOrderEvent(client, schema, event);
+        continue;
+      }
+      switch (event.type) {
+        case 'PositionChanged': {
+          const d = positionChanged.parse(event.data);
+          await upsertPosition(
+            client,
+            schema,
+            d.portfolioId,
+            {
+              ...d,
+              markPrice: d.fillPrice,
+              unrealizedPnl: (d.fillPrice - d.averageEntryPrice) * d.quantity,
+            },
+            d.time,
+            event.position,
+          );
+          await client.query(
+            `UPDATE ${schema}.portfolios SET realized_pnl = realized_pnl + $2, position = $3
+              WHERE portfolio_id = $1`,
+            [d.portfolioId, d.realizedPnlChange, event.position],
+          );
+          break;
+        }
+        case 'PositionClosed': {
+          const d = positionClosed.parse(event.data);
+          await client.query(
+            `INSERT INTO ${schema}.trades (fill_id, client_order_id, portfolio_id, strategy_id, symbol,
+                                           side, opened_at, closed_at, quantity, entry_price,
+                                           exit_price, pnl, fees, net_pnl, position)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+             ON CONFLICT (fill_id) DO NOTHING`,
+            [
+              d.fillId,
+              d.clientOrderId,
+              d.portfolioId,
+              d.strategyId,
+              d.symbol,
+              d.side,
+              at(d.openedAt),
+              at(d.closedAt),
+              d.quantity,
+              d.entryPrice,
+              d.exitPrice,
+              d.realizedPnl,
+              d.fees,
+              d.netPnl,
+              event.position,
+            ],
+          );
+          break;
+        }
+        case 'CashBalanceChanged': {
+          const d = cashBalanceChanged.parse(event.data);
+          await client.query(
+            `INSERT INTO ${schema}.portfolios AS p (portfolio_id, currency, cash, realized_pnl,
+                                                    unrealized_pnl, fees_paid, position)
+             VALUES ($1, $2, $3, 0, 0, $4, $5)
+             ON CONFLICT (portfolio_id) DO UPDATE SET
+               currency = $2, cash = $3, fees_paid = p.fees_paid + $4, position = $5`,
+            [d.portfolioId, d.currency, d.balance, d.fee, event.position],
+          );
+          break;
+        }
+        case 'PortfolioValued': {
+          const d = portfolioValuedData.parse(event.data);
+          await client.query(
+            `INSERT INTO ${schema}.portfolios AS p (portfolio_id, currency, cash, equity,
+                                                    realized_pnl, unrealized_pnl, fees_paid,
+                                                    valued_at, high_water_mark, position)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $4, $9)
+             ON CONFLICT (portfolio_id) DO UPDATE SET
+               currency = $2, cash = $3, equity = $4, realized_pnl = $5, unrealized_pnl = $6,
+               fees_paid = $7, valued_at = $8,
+               high_water_mark = GREATEST(p.high_water_mark, $4), position = $9`,
+            [
+              d.portfolioId,
+              d.currency,
+              d.cash,
+              d.equity,
+              d.realizedPnl,
+              d.unrealizedPnl,
+              d.feesPaid,
+              at(d.time),
+              event.position,
+            ],
+          );
+          await client.query(
+            `INSERT INTO ${schema}.portfolio_equity (portfolio_id, time, equity, cash, position)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (portfolio_id, time) DO UPDATE SET equity = $3, cash = $4, position = $5`,
+            [d.portfolioId, at(d.time), d.equity, d.cash, event.position],
+          );
+          for (const p of d.positions)
+            await upsertPosition(client, schema, d.portfolioId, p, d.time, event.position);
+          break;
+        }
+        default:
+          break;
+      }
+    }
+  },
+};
+
+/** One position in the Redis view (`positions:<portfolioId>`, field `<strategyId>|<symbol>`). */
+export interface LivePosition {
+  strategyId: string;
+  symbol: string;
+  quantity: number;
+  averageEntryPrice: number;
+  markPrice: number;
+  unrealizedPnl: number;
+  realizedPnl: number;
+  feesPaid: number;
+  /** ISO instant of the fill or valuation it comes from. */
+  updatedAt: string;
+}
+
+/** The portfolio in the Redis view (`portfolio:<portfolioId>`, a hash of these fields). */
+export interface LivePortfolio {
+  currency: string;
+  equity: string;
+  cash: string;
+  realizedPnl: string;
+  unrealizedPnl: string;
+  feesPaid: string;
+  /** realized + unrealized − fees */
+  pnl: string;
+  valuedAt: string;
+  cycle: string;
+}
+
+export const livePositionField = (strategyId: string, symbol: string): string =>
+  `${strategyId}|${symbol}`;
+
+/**
+ * Live positions and portfolio values in Redis, for dashboards: per portfolio a hash
+ * `<view prefix>positions:<portfolioId>` (one field per book) and a hash
+ * `<view prefix>portfolio:<portfolioId>`. Written from PositionChanged (marked at the fill price)
+ * and PortfolioValued (marked at the bar close); a PositionClosed is always followed by the
+ * PositionChanged that carries the flat position, so it needs no write of its own.
+ */
+export const livePositionsView: RedisProjection = {
+  kind: 'redis',
+  name: 'live_positions',
+  version: 1,
+  apply(multi, keyPrefix, events) {
+    // The last value of each field in this batch; MULTI then writes each once.
+    const positions = new Map<string, Map<string, string>>();
+    const portfolios = new Map<string, Record<string, string>>();
+    const put = (portfolioId: string, p: LivePosition): void => {
+      const key = `${keyPrefix}positions:${portfolioId}`;
+      const fields = positions.get(key) ?? new Map<string, string>();
+      fields.set(livePositionField(p.strategyId, p.symbol), JSON.stringify(p));
+      positions.set(key, fields);
+    };
+    for (const event of events) {
+      if (categoryOf(event.streamId) !== 'position') continue;
+      if (event.type === 'PositionChanged') {
+        const d = positionChanged.parse(event.data);
+        put(d.portfolioId, {
+          strategyId: d.strategyId,
+          symbol: d.symbol,
+          quantity: d.quantity,
+          averageEntryPrice: d.averageEntryPrice,
+          markPrice: d.fillPrice,
+          unrealizedPnl: (d.fillPrice - d.averageEntryPrice) * d.quantity,
+          realizedPnl: d.realizedPnl,
+          feesPaid: d.feesPaid,
+          updatedAt: at(d.time).toISOString(),
+        });
+      } else if (event.type === 'PortfolioValued') {
+        const d = portfolioValuedData.parse(event.data);
+        const valuedAt = at(d.time).toISOString();
+        for (const p of d.positions) put(d.portfolioId, { ...p, updatedAt: valuedAt });
+        portfolios.set(`${keyPrefix}portfolio:${d.portfolioId}`, {
+          currency: d.currency,
+          equity: String(d.equity),
+          cash: String(d.cash),
+          realizedPnl: String(d.realizedPnl),
+          unrealizedPnl: String(d.unrealizedPnl),
+          feesPaid: String(d.feesPaid),
+          pnl: String(d.realizedPnl + d.unrealizedPnl - d.feesPaid),
+          valuedAt,
+          cycle: String(d.cycle),
+        } satisfies LivePortfolio);
+      }
+    }
+    for (const [key, fields] of positions) multi.hset(key, Object.fromEntries(fields));
+    for (const [key, fields] of portfolios) multi.hset(key, fields);
+  },
+};
