@@ -23,6 +23,7 @@ import { healthRoutes } from './routes/health.js';
 import { keyRoutes } from './routes/keys.js';
 import { marketRoutes } from './routes/market.js';
 import { projectionRoutes } from './routes/projections.js';
+import { riskRoutes } from './routes/risk.js';
 import { strategyRoutes } from './routes/strategies.js';
 import { tradingRoutes } from './routes/trading.js';
 import { httpMetrics } from './http-metrics.js';
@@ -121,6 +122,7 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
       await api.register(marketRoutes, { runtime });
       await api.register(backtestRoutes, { runtime });
       await api.register(tradingRoutes, { runtime });
+      await api.register(riskRoutes, { runtime });
       await api.register(keyRoutes, {
         runtime,
         keys: new ApiKeyService(runtime.commands),

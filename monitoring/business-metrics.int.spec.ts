@@ -8,10 +8,21 @@ import { approvalStream, approvals, type Party } from '../core/approvals/approva
 import { CommandHandler } from '../core/commands/command-handler.js';
 import { valuationStream } from '../core/engine/engine.js';
 import type { JsonObject } from '../core/eventstore/event-store.js';
+import { DAY_MS, triggerIdOf } from '../core/risk/breakers.js';
+import { DENIAL_CODES } from '../core/risk/checks.js';
+import { KILL_SWITCH_STREAM, tradingStateStream, type RiskScope } from '../core/risk/common.js';
+import { killSwitch } from '../core/risk/kill-switch.js';
+import {
+  tradingStates,
+  type RiskRule,
+  type RiskTriggerFiredData,
+  type TriggerAction,
+} from '../core/risk/trading-state.js';
 import { strategies, strategyStream } from '../core/strategies/strategy.js';
 import { accountStream, positionStream } from '../core/trading/accounting.js';
 import { orderStream, orders, type OrderRequest } from '../core/trading/orders.js';
 import { PostgresTarget } from '../projections/postgres-target.js';
+import { riskProjection } from '../projections/risk.js';
 import { approvalsProjection, strategiesProjection } from '../projections/strategies.js';
 import { tradingProjection } from '../projections/trading.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/test-database.js';
@@ -22,7 +33,8 @@ import { Metrics } from './metrics.js';
  * The business metrics over a real PostgreSQL: strategies, approvals and orders go through their
  * deciders, accounting and valuation events are appended as the engine writes them, the real
  * projections build qcat_read, and the values a scrape reports are checked one by one. Then what
- * happens when a read model is missing or the database does not answer in time.
+ * happens when a read model is missing or the database does not answer in time. The risk metrics
+ * (second part) come from the risk deciders' events through the real risk projection.
  */
 
 const actor = 'test:business-metrics';
@@ -31,6 +43,36 @@ const officer: Party = { id: 'apikey:risk', role: 'risk_officer' };
 const T0 = Date.UTC(2025, 0, 6, 12, 0);
 
 type Labels = Record<string, string>;
+type Scraped = Map<string, { labels: Labels; value: number }[]>;
+
+/** One scrape of a registry: name → series (labels and value). */
+const scrapeOf = async (registry: Registry): Promise<Scraped> => {
+  const found: Scraped = new Map();
+  for (const metric of await registry.getMetricsAsJSON()) {
+    found.set(
+      metric.name,
+      metric.values.map((v) => ({ labels: v.labels as Labels, value: v.value })),
+    );
+  }
+  return found;
+};
+
+/** The series of a metric as `label=value,... → value`, sorted. */
+const series = (scraped: Scraped, name: string): Record<string, number> => {
+  const values = scraped.get(name);
+  if (!values) throw new Error(`${name} is not in the registry`);
+  return Object.fromEntries(
+    values
+      .map((v): [string, number] => [
+        Object.entries(v.labels)
+          .sort(([a], [b]) => a.localeCompare(b))
+          .map(([k, l]) => `${k}=${l}`)
+          .join(','),
+        v.value,
+      ])
+      .sort(([a], [b]) => a.localeCompare(b)),
+  );
+};
 
 describe('business metrics from the read models', () => {
   let database: TestDatabase;
@@ -51,37 +93,7 @@ describe('business metrics from the read models', () => {
   };
 
   /** One scrape: name → series (labels and value). */
-  const scrape = async (
-    registry = metrics.registry,
-  ): Promise<Map<string, { labels: Labels; value: number }[]>> => {
-    const found = new Map<string, { labels: Labels; value: number }[]>();
-    for (const metric of await registry.getMetricsAsJSON()) {
-      found.set(
-        metric.name,
-        metric.values.map((v) => ({ labels: v.labels as Labels, value: v.value })),
-      );
-    }
-    return found;
-  };
-  /** The series of a metric as `label=value,... → value`, sorted. */
-  const series = (
-    scraped: Map<string, { labels: Labels; value: number }[]>,
-    name: string,
-  ): Record<string, number> => {
-    const values = scraped.get(name);
-    if (!values) throw new Error(`${name} is not in the registry`);
-    return Object.fromEntries(
-      values
-        .map((v): [string, number] => [
-          Object.entries(v.labels)
-            .sort(([a], [b]) => a.localeCompare(b))
-            .map(([k, l]) => `${k}=${l}`)
-            .join(','),
-          v.value,
-        ])
-        .sort(([a], [b]) => a.localeCompare(b)),
-    );
-  };
+  const scrape = (registry = metrics.registry): Promise<Scraped> => scrapeOf(registry);
 
   const strategy = async (id: string, steps: string[]): Promise<void> => {
     const run = (command: JsonObject & { type: string }) =>
@@ -246,7 +258,12 @@ describe('business metrics from the read models', () => {
       eventStore: store,
       idempotency: new PostgresIdempotencyStore(store.pool),
     });
-    for (const projection of [strategiesProjection, approvalsProjection, tradingProjection]) {
+    for (const projection of [
+      strategiesProjection,
+      approvalsProjection,
+      tradingProjection,
+      riskProjection,
+    ]) {
       const target = new PostgresTarget(store.pool, projection);
       await target.ensure();
       targets.push(target);
@@ -491,5 +508,335 @@ describe('business metrics from the read models', () => {
     const text = await new Metrics().registry.metrics();
     expect(text).toContain('# TYPE trading_drawdown_ratio gauge');
     expect(text).not.toMatch(/^trading_drawdown_ratio\{/m);
+  });
+});
+
+describe('risk metrics from the risk read model', () => {
+  let database: TestDatabase;
+  let store: PostgresEventStore;
+  let commands: CommandHandler;
+  let metrics: Metrics;
+  const targets: PostgresTarget[] = [];
+  /** 00:00 UTC today: the daily loss is measured from the last valuation before it. */
+  const today = Math.floor(Date.now() / DAY_MS) * DAY_MS;
+
+  const project = async (): Promise<void> => {
+    for (const target of targets) {
+      for (;;) {
+        const events = await store.readAll({ after: await target.checkpoint(), maxCount: 500 });
+        if (events.length === 0) break;
+        await target.apply(events);
+      }
+    }
+  };
+  const scrape = (): Promise<Scraped> => scrapeOf(metrics.registry);
+
+  const append = async (streamId: string, type: string, data: JsonObject): Promise<void> => {
+    await store.appendToStream(streamId, [
+      {
+        type,
+        data,
+        metadata: { actor, correlationId: randomUUID(), causationId: randomUUID() },
+      },
+    ]);
+  };
+  const valued = (portfolioId: string, time: number, equity: number): Promise<void> =>
+    append(valuationStream(portfolioId), 'PortfolioValued', {
+      portfolioId,
+      currency: 'USDT',
+      time,
+      cycle: Math.floor(time / 60_000),
+      cash: equity,
+      equity,
+      feesPaid: 0,
+      realizedPnl: 0,
+      unrealizedPnl: 0,
+      positions: [],
+    });
+
+  /** A breaker's trigger, recorded as the engine records it (FireTrigger on the scope's stream). */
+  const fire = async (
+    rule: RiskRule,
+    scope: RiskScope,
+    action: TriggerAction,
+    time: number,
+    until: number | null,
+  ): Promise<void> => {
+    const trigger: RiskTriggerFiredData = {
+      triggerId: triggerIdOf(rule, scope, time),
+      rule,
+      scopeType: scope.type,
+      scopeId: scope.id,
+      threshold: 0.05,
+      observed: 0.06,
+      reference: 100_000,
+      value: 94_000,
+      window: { from: time - 60_000, to: time },
+      action,
+      until,
+      time,
+    };
+    await commands.handle(
+      tradingStates,
+      tradingStateStream(scope),
+      { type: 'FireTrigger', trigger } as never,
+      { actor: 'system:paper-engine' },
+    );
+  };
+  const deny = async (id: string, reason: string): Promise<void> => {
+    const run = (command: JsonObject & { type: string }) =>
+      commands.handle(orders, orderStream(id), command as never, { actor });
+    await run({
+      type: 'SubmitOrder',
+      order: {
+        clientOrderId: id,
+        portfolioId: 'paper-1m',
+        strategyId: 's-1',
+        symbol: 'BTCUSDT',
+        side: 'buy',
+        type: 'market',
+        quantity: 1,
+        limitPrice: null,
+        stopPrice: null,
+        reduceOnly: false,
+      },
+      time: today,
+    });
+    await run({ type: 'DenyOrder', clientOrderId: id, reason, time: today });
+  };
+  const killSwitchCommand = (command: JsonObject & { type: string }) =>
+    commands.handle(killSwitch, KILL_SWITCH_STREAM, command as never, { actor });
+
+  beforeAll(async () => {
+    database = await createTestDatabase('business_metrics_risk');
+    store = await PostgresEventStore.connect({ connectionString: database.url });
+    commands = new CommandHandler({
+      eventStore: store,
+      idempotency: new PostgresIdempotencyStore(store.pool),
+    });
+    for (const projection of [
+      strategiesProjection,
+      approvalsProjection,
+      tradingProjection,
+      riskProjection,
+    ]) {
+      const target = new PostgresTarget(store.pool, projection);
+      await target.ensure();
+      targets.push(target);
+    }
+    metrics = new Metrics({ readModels: store.pool });
+  });
+
+  afterAll(async () => {
+    await store.close();
+    await database.drop();
+  });
+
+  it('on an empty read model: every rule and denial code at 0, the kill switch released, no states', async () => {
+    const scraped = await scrape();
+    expect(series(scraped, 'risk_triggers_total')).toEqual({
+      'rule=daily_loss': 0,
+      'rule=portfolio_drawdown': 0,
+      'rule=price_breaker': 0,
+      'rule=strategy_drawdown': 0,
+    });
+    expect(series(scraped, 'risk_orders_denied_total')).toEqual(
+      Object.fromEntries(DENIAL_CODES.map((code) => [`code=${code}`, 0])),
+    );
+    expect(series(scraped, 'risk_kill_switch_engaged')).toEqual({ '': 0 });
+    expect(series(scraped, 'risk_trading_state')).toEqual({});
+    expect(series(scraped, 'risk_temporary_state_until_timestamp_seconds')).toEqual({});
+    expect(series(scraped, 'risk_daily_loss_ratio')).toEqual({});
+    expect(series(scraped, 'business_metrics_errors_total')).toEqual({});
+  });
+
+  it('reports trading states one-hot, temporary states, triggers by rule and denials by code', async () => {
+    const time = today + 5 * 60_000;
+    const tomorrow = today + DAY_MS;
+    // The portfolio drawdown breaker flattens paper-1m: HALTED until reset.
+    await fire('portfolio_drawdown', { type: 'portfolio', id: 'paper-1m' }, 'FLATTEN', time, null);
+    // The daily-loss breaker holds paper-5m REDUCING until 00:00 UTC.
+    await fire('daily_loss', { type: 'portfolio', id: 'paper-5m' }, 'REDUCING', time, tomorrow);
+    // A price breaker halts BTCUSDT for an hour.
+    await fire(
+      'price_breaker',
+      { type: 'symbol', id: 'BTCUSDT' },
+      'HALTED',
+      time,
+      time + 3_600_000,
+    );
+    // A risk officer moves a strategy to REDUCING.
+    await commands.handle(
+      tradingStates,
+      tradingStateStream({ type: 'strategy', id: 's-1' }),
+      {
+        type: 'MoveTradingState',
+        scope: { type: 'strategy', id: 's-1' },
+        to: 'REDUCING',
+        by: officer,
+        reason: 'review',
+        time,
+      } as never,
+      { actor },
+    );
+    await deny('d-1', 'TRADING_HALTED: scope=portfolio:paper-1m');
+    await deny('d-2', 'KILL_SWITCH_ENGAGED: since=1');
+    await deny('d-3', 'KILL_SWITCH_ENGAGED: since=1');
+    await project();
+
+    const scraped = await scrape();
+    expect(series(scraped, 'risk_trading_state')).toEqual({
+      'scope=BTCUSDT,scope_type=symbol,state=ACTIVE': 1,
+      'scope=BTCUSDT,scope_type=symbol,state=HALTED': 0,
+      'scope=BTCUSDT,scope_type=symbol,state=REDUCING': 0,
+      'scope=paper-1m,scope_type=portfolio,state=ACTIVE': 0,
+      'scope=paper-1m,scope_type=portfolio,state=HALTED': 1,
+      'scope=paper-1m,scope_type=portfolio,state=REDUCING': 0,
+      'scope=paper-5m,scope_type=portfolio,state=ACTIVE': 1,
+      'scope=paper-5m,scope_type=portfolio,state=HALTED': 0,
+      'scope=paper-5m,scope_type=portfolio,state=REDUCING': 0,
+      'scope=s-1,scope_type=strategy,state=ACTIVE': 0,
+      'scope=s-1,scope_type=strategy,state=HALTED': 0,
+      'scope=s-1,scope_type=strategy,state=REDUCING': 1,
+    });
+    // The temporary states over the base, with the rule of the trigger that set them.
+    expect(series(scraped, 'risk_temporary_state_until_timestamp_seconds')).toEqual({
+      'rule=daily_loss,scope=paper-5m,scope_type=portfolio,state=REDUCING': tomorrow / 1000,
+      'rule=price_breaker,scope=BTCUSDT,scope_type=symbol,state=HALTED': (time + 3_600_000) / 1000,
+    });
+    expect(series(scraped, 'risk_triggers_total')).toEqual({
+      'rule=daily_loss': 1,
+      'rule=portfolio_drawdown': 1,
+      'rule=price_breaker': 1,
+      'rule=strategy_drawdown': 0,
+    });
+    expect(series(scraped, 'risk_orders_denied_total')).toEqual({
+      ...Object.fromEntries(DENIAL_CODES.map((code) => [`code=${code}`, 0])),
+      'code=KILL_SWITCH_ENGAGED': 2,
+      'code=TRADING_HALTED': 1,
+    });
+    expect(series(scraped, 'business_metrics_errors_total')).toEqual({});
+  });
+
+  it('follows the kill switch: engaged, escalated, released by an approved reset', async () => {
+    await killSwitchCommand({
+      type: 'EngageKillSwitch',
+      by: officer,
+      reason: 'exchange outage',
+      flatten: false,
+      time: today,
+    });
+    await project();
+    expect(series(await scrape(), 'risk_kill_switch_engaged')).toEqual({ '': 1 });
+    await killSwitchCommand({
+      type: 'EngageKillSwitch',
+      by: officer,
+      reason: 'flatten everything',
+      flatten: true,
+      time: today + 1,
+    });
+    await project();
+    expect(series(await scrape(), 'risk_kill_switch_engaged')).toEqual({ '': 1 });
+    expect(await metrics.registry.metrics()).toMatch(/^risk_kill_switch_engaged 1$/m);
+    await killSwitchCommand({
+      type: 'ReleaseKillSwitch',
+      requestId: randomUUID(),
+      approvers: [officer],
+      time: today + 2,
+    });
+    await project();
+    expect(series(await scrape(), 'risk_kill_switch_engaged')).toEqual({ '': 0 });
+  });
+
+  it('measures the daily loss from the last valuation before 00:00 UTC', async () => {
+    // paper-5m: 100000 at the close of yesterday (an earlier 90000 does not count), then a gain
+    // and a fall to 94000 today: 6% lost.
+    await valued('paper-5m', today - 3_600_000, 90_000);
+    await valued('paper-5m', today - 60_000, 100_000);
+    await valued('paper-5m', today + 60_000, 103_000);
+    await valued('paper-5m', today + 120_000, 94_000);
+    // paper-1m: first valued today (its opening equity is its first valuation), and up.
+    await valued('paper-1m', today + 60_000, 50_000);
+    await valued('paper-1m', today + 120_000, 55_000);
+    // paper-1h: down, but not valued since yesterday: nothing lost today.
+    await valued('paper-1h', today - 2 * DAY_MS, 100_000);
+    await valued('paper-1h', today - DAY_MS, 80_000);
+    await project();
+    const loss = series(await scrape(), 'risk_daily_loss_ratio');
+    expect(Object.keys(loss)).toEqual([
+      'portfolio=paper-1h',
+      'portfolio=paper-1m',
+      'portfolio=paper-5m',
+    ]);
+    expect(loss['portfolio=paper-1h']).toBe(0);
+    expect(loss['portfolio=paper-1m']).toBe(0);
+    expect(loss['portfolio=paper-5m']).toBeCloseTo(0.06, 12);
+  });
+
+  it('an approved reset clears a state and its temporary state', async () => {
+    await commands.handle(
+      tradingStates,
+      tradingStateStream({ type: 'portfolio', id: 'paper-5m' }),
+      {
+        type: 'ResetTradingState',
+        scope: { type: 'portfolio', id: 'paper-5m' },
+        requestId: randomUUID(),
+        approvers: [officer],
+        time: today + 10 * 60_000,
+      } as never,
+      { actor: 'system:approval-flow' },
+    );
+    await commands.handle(
+      tradingStates,
+      tradingStateStream({ type: 'portfolio', id: 'paper-1m' }),
+      {
+        type: 'ResetTradingState',
+        scope: { type: 'portfolio', id: 'paper-1m' },
+        requestId: randomUUID(),
+        approvers: [officer],
+        to: 'REDUCING',
+        time: today + 10 * 60_000,
+      } as never,
+      { actor: 'system:approval-flow' },
+    );
+    await project();
+    const scraped = await scrape();
+    expect(series(scraped, 'risk_temporary_state_until_timestamp_seconds')).toEqual({
+      'rule=price_breaker,scope=BTCUSDT,scope_type=symbol,state=HALTED':
+        (today + 5 * 60_000 + 3_600_000) / 1000,
+    });
+    const states = series(scraped, 'risk_trading_state');
+    expect(states['scope=paper-1m,scope_type=portfolio,state=HALTED']).toBe(0);
+    expect(states['scope=paper-1m,scope_type=portfolio,state=REDUCING']).toBe(1);
+    expect(states['scope=paper-5m,scope_type=portfolio,state=ACTIVE']).toBe(1);
+  });
+
+  it('keeps the last trigger counts while their read model is missing, and reads the other risk families', async () => {
+    const admin = new pg.Client({ connectionString: database.url });
+    await admin.connect();
+    try {
+      const before = series(await scrape(), 'risk_triggers_total');
+      await admin.query('ALTER VIEW qcat_read.risk_triggers RENAME TO risk_triggers_elsewhere');
+      await fire('strategy_drawdown', { type: 'strategy', id: 's-2' }, 'HALTED', today + 1, null);
+      await deny('d-4', 'ORDER_RATE_EXCEEDED: scope=strategy:s-1, orders=5, max=5, windowMs=60000');
+      await project();
+      const scraped = await scrape();
+      expect(series(scraped, 'risk_triggers_total')).toEqual(before);
+      expect(series(scraped, 'business_metrics_errors_total')).toEqual({
+        'query=risk_triggers': 1,
+      });
+      // The families before and after it are fresh.
+      expect(
+        series(scraped, 'risk_trading_state')['scope=s-2,scope_type=strategy,state=HALTED'],
+      ).toBe(1);
+      expect(series(scraped, 'risk_orders_denied_total')['code=ORDER_RATE_EXCEEDED']).toBe(1);
+      await admin.query('ALTER VIEW qcat_read.risk_triggers_elsewhere RENAME TO risk_triggers');
+      expect(series(await scrape(), 'risk_triggers_total')['rule=strategy_drawdown']).toBe(1);
+    } finally {
+      await admin.query(
+        'ALTER VIEW IF EXISTS qcat_read.risk_triggers_elsewhere RENAME TO risk_triggers',
+      );
+      await admin.end();
+    }
   });
 });

@@ -1,14 +1,19 @@
 import type pg from 'pg';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { APPROVAL_KINDS } from '../core/approvals/approval.js';
+import { DENIAL_CODES } from '../core/risk/checks.js';
+import { TRADING_STATES } from '../core/risk/common.js';
+import { RISK_RULES } from '../core/risk/trading-state.js';
 import { STRATEGY_STATES } from '../core/strategies/strategy.js';
 import { ORDER_STATUSES } from '../core/trading/orders.js';
 
 /**
  * Business metrics, read from the PostgreSQL read models (`qcat_read`) when Prometheus scrapes:
  * strategies by status, orders by status, traded notional, PnL, equity, drawdown and open
- * positions per portfolio, pending approvals. Every replica reads the same tables, so dashboards
- * and alerts aggregate them with `max`, never `sum`, over instances.
+ * positions per portfolio, pending approvals; and the risk side (docs/risk.md): trading states
+ * per scope, the kill switch, breaker triggers by rule, denied orders by code, the daily loss of
+ * each portfolio. Every replica reads the same tables, so dashboards and alerts aggregate them with
+ * `max`, never `sum`, over instances.
  *
  * One scrape = one read-only REPEATABLE READ transaction (all families from one snapshot), one
  * query per family, each behind a savepoint: a family whose query fails (a view missing during a
@@ -22,7 +27,18 @@ import { ORDER_STATUSES } from '../core/trading/orders.js';
 type ErrorSource = Family['name'] | 'connection' | 'timeout';
 
 interface Family {
-  name: 'strategies' | 'approvals' | 'orders' | 'fills' | 'portfolios' | 'positions';
+  name:
+    | 'strategies'
+    | 'approvals'
+    | 'orders'
+    | 'fills'
+    | 'portfolios'
+    | 'positions'
+    | 'risk_states'
+    | 'risk_kill_switch'
+    | 'risk_triggers'
+    | 'risk_denied_orders'
+    | 'risk_daily_loss';
   sql: string;
   apply(rows: Record<string, unknown>[]): void;
 }
@@ -57,6 +73,12 @@ export class BusinessMetrics {
   readonly valuedAt: Gauge<'portfolio'>;
   readonly openPositions: Gauge<'portfolio'>;
   readonly approvalsPending: Gauge<'kind'>;
+  readonly tradingState: Gauge<'scope_type' | 'scope' | 'state'>;
+  readonly temporaryStateUntil: Gauge<'scope_type' | 'scope' | 'state' | 'rule'>;
+  readonly killSwitchEngaged: Gauge;
+  readonly triggers: Counter<'rule'>;
+  readonly ordersDenied: Counter<'code'>;
+  readonly dailyLoss: Gauge<'portfolio'>;
   readonly errors: Counter<'query'>;
 
   private readonly families: readonly Family[];
@@ -135,6 +157,56 @@ export class BusinessMetrics {
       name: 'approvals_pending',
       help: 'Approval requests waiting for a decision, by kind (every kind, 0 when none)',
       labelNames: ['kind'] as const,
+      registers,
+      collect,
+    });
+    this.tradingState = new Gauge({
+      name: 'risk_trading_state',
+      help:
+        'Base trading state of a risk scope (portfolio, strategy, symbol), one-hot: 1 for its ' +
+        'base state (ACTIVE, REDUCING, HALTED), 0 for the others; scopes never changed have no ' +
+        'series (they are ACTIVE); a temporary stricter state is in ' +
+        'risk_temporary_state_until_timestamp_seconds',
+      labelNames: ['scope_type', 'scope', 'state'] as const,
+      registers,
+      collect,
+    });
+    this.temporaryStateUntil = new Gauge({
+      name: 'risk_temporary_state_until_timestamp_seconds',
+      help:
+        'Unix time a temporary trading state of a scope ends (a price-breaker cooldown, the ' +
+        'daily-loss breaker until 00:00 UTC), with the rule of the trigger that set it; in force ' +
+        'while it is later than now',
+      labelNames: ['scope_type', 'scope', 'state', 'rule'] as const,
+      registers,
+      collect,
+    });
+    this.killSwitchEngaged = new Gauge({
+      name: 'risk_kill_switch_engaged',
+      help: '1 while the global kill switch is engaged, else 0',
+      registers,
+      collect,
+    });
+    this.triggers = new Counter({
+      name: 'risk_triggers_total',
+      help: 'Circuit-breaker triggers (RiskTriggerFired) by rule (every rule, 0 when none)',
+      labelNames: ['rule'] as const,
+      registers,
+      collect,
+    });
+    this.ordersDenied = new Counter({
+      name: 'risk_orders_denied_total',
+      help: 'Orders the pre-trade risk check denied, by denial code (every code, 0 when none)',
+      labelNames: ['code'] as const,
+      registers,
+      collect,
+    });
+    this.dailyLoss = new Gauge({
+      name: 'risk_daily_loss_ratio',
+      help:
+        'Loss of a portfolio within the current UTC day: 1 - equity / equity at the start of ' +
+        'the day (the last valuation before 00:00 UTC); 0 without a loss or a valuation today',
+      labelNames: ['portfolio'] as const,
       registers,
       collect,
     });
@@ -233,6 +305,88 @@ export class BusinessMetrics {
           this.openPositions.reset();
           for (const row of rows)
             this.openPositions.set({ portfolio: text(row['portfolio_id']) }, num(row['n']));
+        },
+      },
+      {
+        name: 'risk_states',
+        // The rule is the first part of the trigger id, `<rule>-<scopeType>-<scopeId>-<time>`.
+        sql: `SELECT scope_type, scope_id, state, temporary->>'state' AS temporary_state,
+                     (temporary->>'until')::float8 / 1000 AS temporary_until,
+                     split_part(temporary->>'triggerId', '-', 1) AS temporary_rule
+                FROM qcat_read.risk_states`,
+        apply: (rows) => {
+          this.tradingState.reset();
+          this.temporaryStateUntil.reset();
+          for (const row of rows) {
+            const scope = { scope_type: text(row['scope_type']), scope: text(row['scope_id']) };
+            const base = text(row['state']);
+            for (const state of TRADING_STATES)
+              this.tradingState.set({ ...scope, state }, state === base ? 1 : 0);
+            if (row['temporary_state'] === null || row['temporary_until'] === null) continue;
+            this.temporaryStateUntil.set(
+              { ...scope, state: text(row['temporary_state']), rule: text(row['temporary_rule']) },
+              num(row['temporary_until']),
+            );
+          }
+        },
+      },
+      {
+        name: 'risk_kill_switch',
+        sql: 'SELECT engaged FROM qcat_read.risk_kill_switch',
+        apply: (rows) => {
+          this.killSwitchEngaged.set(rows.some((row) => row['engaged'] === true) ? 1 : 0);
+        },
+      },
+      {
+        name: 'risk_triggers',
+        sql: 'SELECT rule, count(*)::float8 AS n FROM qcat_read.risk_triggers GROUP BY rule',
+        apply: (rows) => {
+          this.triggers.reset();
+          for (const rule of RISK_RULES) this.triggers.inc({ rule }, 0);
+          for (const row of rows)
+            this.triggers.inc({ rule: text(row['rule']) }, Math.max(0, num(row['n'])));
+        },
+      },
+      {
+        name: 'risk_denied_orders',
+        sql: 'SELECT code, count(*)::float8 AS n FROM qcat_read.risk_denied_orders GROUP BY code',
+        apply: (rows) => {
+          this.ordersDenied.reset();
+          for (const code of DENIAL_CODES) this.ordersDenied.inc({ code }, 0);
+          for (const row of rows)
+            this.ordersDenied.inc({ code: text(row['code']) }, Math.max(0, num(row['n'])));
+        },
+      },
+      {
+        name: 'risk_daily_loss',
+        // Opening equity as the daily-loss breaker takes it (docs/risk.md): the last valuation
+        // before the day, or the day's first on a portfolio's first day. Index lookups on
+        // portfolio_equity's (portfolio_id, time) key, not a scan of its history.
+        sql: `SELECT p.portfolio_id,
+                     coalesce(
+                       (SELECT e.equity FROM qcat_read.portfolio_equity e
+                         WHERE e.portfolio_id = p.portfolio_id AND e.time < d.start
+                         ORDER BY e.time DESC LIMIT 1),
+                       (SELECT e.equity FROM qcat_read.portfolio_equity e
+                         WHERE e.portfolio_id = p.portfolio_id AND e.time >= d.start
+                         ORDER BY e.time LIMIT 1))::float8 AS opening,
+                     (SELECT e.equity FROM qcat_read.portfolio_equity e
+                       WHERE e.portfolio_id = p.portfolio_id AND e.time >= d.start
+                       ORDER BY e.time DESC LIMIT 1)::float8 AS equity
+                FROM qcat_read.portfolios p,
+                     (SELECT date_trunc('day', now(), 'UTC') AS start) d`,
+        apply: (rows) => {
+          this.dailyLoss.reset();
+          for (const row of rows) {
+            // Never valued: no series, as trading_equity_usd.
+            if (row['opening'] === null || row['opening'] === undefined) continue;
+            const opening = num(row['opening']);
+            const equity = row['equity'] === null ? opening : num(row['equity']);
+            this.dailyLoss.set(
+              { portfolio: text(row['portfolio_id']) },
+              opening > 0 ? Math.max(0, 1 - equity / opening) : 0,
+            );
+          }
         },
       },
     ];

@@ -199,6 +199,7 @@ describe('Grafana provisioning', () => {
       'qcat-eventstore.json',
       'qcat-infrastructure.json',
       'qcat-overview.json',
+      'qcat-risk.json',
       'qcat-trading.json',
     ]);
     for (const { file, dashboard } of dashboards) {

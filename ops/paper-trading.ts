@@ -6,17 +6,17 @@ import type pg from 'pg';
 import { toError } from '../core/errors.js';
 import {
   PostgresSnapshotStore,
+  ReadModelRiskSource,
   ReadModelStrategySource,
   ensureEngineSchema,
 } from '../core/adapters/postgres/engine-store.js';
 import { MarketDataStore } from '../core/adapters/postgres/market-data-store.js';
 import { portfolioOf } from '../core/engine/desk.js';
-import { PaperEngine, type PortfolioConfig } from '../core/engine/engine.js';
+import { PaperEngine } from '../core/engine/engine.js';
 import type { EventStore } from '../core/eventstore/event-store.js';
 import { SyntheticFeed } from '../core/market/live-feed.js';
 import { DEFAULT_INSTRUMENTS } from '../core/market/synthetic.js';
 import { TIMEFRAMES, type Timeframe } from '../core/strategies/kinds.js';
-import type { RiskCheck } from '../core/trading/stepper.js';
 import { Leadership } from '../projections/leadership.js';
 import type { Config } from './config.js';
 import type { Logger } from './runtime.js';
@@ -40,7 +40,6 @@ export type PaperTradingOptions = {
   connectionString: string;
   eventStore: EventStore;
   log: Logger;
-  risk?: (config: PortfolioConfig) => RiskCheck;
   /** Wall clock; tests pass their own. */
   now?: () => number;
 };
@@ -51,6 +50,7 @@ export class PaperTrading {
   private readonly market: MarketDataStore;
   private readonly snapshots: PostgresSnapshotStore;
   private readonly strategies: ReadModelStrategySource;
+  private readonly risk: ReadModelRiskSource;
   private readonly leadership: Leadership;
   private readonly engines = new Map<string, PaperEngine>();
   private readonly failedUntil = new Map<string, number>();
@@ -64,6 +64,7 @@ export class PaperTrading {
     this.market = new MarketDataStore(options.pool);
     this.snapshots = new PostgresSnapshotStore(options.pool);
     this.strategies = new ReadModelStrategySource(options.pool);
+    this.risk = new ReadModelRiskSource(options.pool);
     this.leadership = new Leadership(options.connectionString);
     this.leadership.whenLost(() => {
       this.engines.clear();
@@ -133,7 +134,7 @@ export class PaperTrading {
         candles: this.market,
         strategies: this.strategies,
         snapshots: this.snapshots,
-        ...(this.options.risk ? { risk: this.options.risk } : {}),
+        risk: this.risk,
       });
       this.engines.set(portfolioId, engine);
       const replayed = await engine.recover();

@@ -10,6 +10,15 @@ import type { DomainEvent } from '../core/decider.js';
 import { QcatError } from '../core/errors.js';
 import { categoryOf } from '../core/eventstore/append-validation.js';
 import type { JsonObject, RecordedEvent } from '../core/eventstore/event-store.js';
+import { riskDeciderOf } from '../core/risk/aggregate.js';
+import {
+  KILL_SWITCH_STREAM,
+  KILL_SWITCH_SUBJECT,
+  limitsStream,
+  RISK_SCOPE_TYPES,
+  tradingStateStream,
+  type RiskScope,
+} from '../core/risk/common.js';
 import {
   strategies,
   strategyStream,
@@ -24,7 +33,83 @@ const FLOW_PARTY: Party = { id: APPROVAL_FLOW_ACTOR, role: 'admin' };
 
 type Step =
   | { target: 'approval'; streamId: string; command: Parameters<typeof approvals.decide>[0] }
-  | { target: 'strategy'; streamId: string; command: StrategyCommand };
+  | { target: 'strategy'; streamId: string; command: StrategyCommand }
+  | { target: 'risk'; streamId: string; command: JsonObject & { type: string } }
+  /** A request the flow cannot apply: recorded as refused. */
+  | { target: 'refuse'; streamId: string; command: { type: string }; code: string; detail: string };
+
+const RISK_SUBJECTS = new Set(['risk_limits', 'risk_state', KILL_SWITCH_SUBJECT.type]);
+
+/** `<scopeType>:<id>` of a risk subject as a scope, or undefined. */
+function scopeOfSubject(id: string): RiskScope | undefined {
+  const colon = id.indexOf(':');
+  const type = RISK_SCOPE_TYPES.find((t) => t === id.slice(0, colon));
+  return type && colon < id.length - 1 ? { type, id: id.slice(colon + 1) } : undefined;
+}
+
+/**
+ * An approved risk request → the risk decider's command on its stream (docs/risk.md, approvals).
+ * Rejected, withdrawn and expired ones need nothing: the risk streams wait for no request.
+ */
+function riskSteps(parsed: ApprovalEvent, time: number): Step[] {
+  if (parsed.type !== 'ApprovalApproved') return [];
+  const { requestId, approvers, kind, subject, payload } = parsed.data;
+  const refuse = (streamId: string, type: string, code: string, detail: string): Step[] => [
+    { target: 'refuse', streamId, command: { type }, code, detail },
+  ];
+  if (subject.type === KILL_SWITCH_SUBJECT.type) {
+    if (kind !== 'risk_reset' || subject.id !== KILL_SWITCH_SUBJECT.id)
+      return refuse(
+        KILL_SWITCH_STREAM,
+        'ReleaseKillSwitch',
+        'INVALID_RISK_REQUEST',
+        `a ${kind} request cannot release the kill switch ${subject.id}`,
+      );
+    return [
+      {
+        target: 'risk',
+        streamId: KILL_SWITCH_STREAM,
+        command: { type: 'ReleaseKillSwitch', requestId, approvers, time },
+      },
+    ];
+  }
+  const scope = scopeOfSubject(subject.id);
+  const limits = subject.type === 'risk_limits';
+  const type = limits ? 'ApplyApprovedLimitChange' : 'ResetTradingState';
+  if (!scope)
+    return refuse(
+      `risk-${subject.type}`,
+      type,
+      'INVALID_SCOPE',
+      `${subject.id} is not <scopeType>:<id>`,
+    );
+  const streamId = limits ? limitsStream(scope) : tradingStateStream(scope);
+  if (kind !== (limits ? 'risk_limit_change' : 'risk_reset'))
+    return refuse(
+      streamId,
+      type,
+      'INVALID_RISK_REQUEST',
+      `a ${kind} request cannot apply to ${subject.type}`,
+    );
+  if (limits)
+    return [
+      {
+        target: 'risk',
+        streamId,
+        command: { type, scope, requestId, approvers, changes: payload['changes'] ?? null, time },
+      },
+    ];
+  const to = payload['to'];
+  if (to !== undefined && to !== 'ACTIVE' && to !== 'REDUCING')
+    return refuse(streamId, type, 'INVALID_RESET', 'a reset leaves the scope ACTIVE or REDUCING');
+  return [
+    {
+      target: 'risk',
+      streamId,
+      command: { type, scope, requestId, approvers, ...(to === undefined ? {} : { to }), time },
+    },
+  ];
+}
 
 /** What the flow does in answer to one event (nothing for most). */
 function stepsFor(event: RecordedEvent): Step[] {
@@ -99,6 +184,8 @@ function stepsFor(event: RecordedEvent): Step[] {
   if (category === 'approval') {
     const parsed: ApprovalEvent = approvals.parseEvent(domain);
     if (parsed.type === 'ApprovalRequested' || parsed.type === 'ApprovalGranted') return [];
+    if (RISK_SUBJECTS.has(parsed.data.subject.type))
+      return riskSteps(parsed, event.recordedAt.getTime());
     if (parsed.data.subject.type !== 'strategy') return [];
     const strategyId = parsed.data.subject.id;
     const { requestId } = parsed.data;
@@ -146,7 +233,9 @@ function stepsFor(event: RecordedEvent): Step[] {
 /**
  * The process manager between approvals and strategies: a strategy's request opens an approval
  * request, and the approval's outcome drives the strategy — each as a command through the command
- * handler, with the triggering event as its causation and its correlation id carried on.
+ * handler, with the triggering event as its causation and its correlation id carried on. An
+ * approved risk request (limits, a trading state's reset, the kill switch's release; opened by the
+ * risk API) becomes the risk decider's command on its stream, at the approval's recorded time.
  *
  * It runs as a PostgreSQL projection, so it has one leader, a checkpoint and stop-on-error. Every
  * command is idempotent twice over: its idempotency key is the triggering event's id, and the
@@ -193,10 +282,18 @@ export const approvalFlow = (commands: CommandHandler): PostgresProjection => ({
           position?: bigint;
         };
         try {
+          if (step.target === 'refuse') throw new QcatError(step.code, step.detail);
           const result =
             step.target === 'approval'
               ? await commands.handle(approvals, step.streamId, step.command, context)
-              : await commands.handle(strategies, step.streamId, step.command, context);
+              : step.target === 'risk'
+                ? await commands.handle(
+                    riskDeciderOf(step.streamId),
+                    step.streamId,
+                    step.command,
+                    context,
+                  )
+                : await commands.handle(strategies, step.streamId, step.command, context);
           outcome =
             result.eventCount > 0
               ? {

@@ -5,6 +5,7 @@ import { auditTrail } from './audit-trail.js';
 import { backtestRunner, backtestsProjection } from './backtests.js';
 import { liveActivity } from './live-activity.js';
 import type { Projection } from './projection.js';
+import { liveRiskView, riskProjection } from './risk.js';
 import { approvalsProjection, strategiesProjection, strategyStatusView } from './strategies.js';
 import { livePositionsView, tradingProjection } from './trading.js';
 
@@ -21,6 +22,8 @@ export const allProjections = (redisPrefix: string, commands?: CommandHandler): 
   strategyStatusView,
   tradingProjection,
   livePositionsView,
+  riskProjection,
+  liveRiskView,
   backtestsProjection,
   ...(commands ? [approvalFlow(commands)] : []),
   ...(commands ? [backtestRunner(commands)] : []),

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { isManualOrder } from '../core/engine/desk.js';
 import { categoryOf } from '../core/eventstore/append-validation.js';
 import type { JsonObject, RecordedEvent } from '../core/eventstore/event-store.js';
-import { orderEvent } from '../core/trading/orders.js';
+import { ORDER_EVENT_TYPES, orderEvent } from '../core/trading/orders.js';
 import type { PostgresProjection, RedisProjection } from './projection.js';
 
 /**
@@ -364,7 +364,8 @@ export const tradingProjection: PostgresProjection = {
       const category = categoryOf(event.streamId);
       if (!TRADING_CATEGORIES.has(category)) continue;
       if (category === 'order') {
-        await applyOrderEvent(client, schema, event);
+        // Other event types on order streams (none today) are not this read model's business.
+        if (ORDER_EVENT_TYPES.has(event.type)) await applyOrderEvent(client, schema, event);
         continue;
       }
       switch (event.type) {

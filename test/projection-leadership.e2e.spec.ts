@@ -64,8 +64,8 @@ describe('projection leadership across two QCAT processes', () => {
     expect(takeoverMs).toBeLessThan(15_000);
 
     // B now projects new events.
-    const { position } = await store.appendToStream('order-1', [
-      { type: 'OrderSubmitted', data: {}, metadata: { actor: 't' } },
+    const { position } = await store.appendToStream('probe-1', [
+      { type: 'LeadershipProbe', data: { n: 1 }, metadata: { actor: 't' } },
     ]);
     const deadline = Date.now() + 10_000;
     while (

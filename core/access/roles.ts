@@ -120,6 +120,20 @@ export const PERMISSIONS = {
     roles: ['admin', 'trader', 'risk_officer'],
     description: 'cancel an open order, manual or placed by a strategy',
   },
+  'risk:read': {
+    roles: ['admin', 'trader', 'analyst', 'risk_officer', 'auditor', 'operator', 'viewer'],
+    description:
+      'read the risk overview, limits, trading states, kill switch, triggers, denied orders and exit rules',
+  },
+  'risk:operate': {
+    roles: ['admin', 'risk_officer'],
+    description:
+      'set first limits, halt or reduce a scope, engage the kill switch; request limit changes, resets and the release',
+  },
+  'risk:exits': {
+    roles: ['admin', 'trader', 'risk_officer'],
+    description: "set a book's take-profit / stop-loss rules and move its levels",
+  },
 } as const satisfies Record<string, PermissionRule>;
 
 export type Permission = keyof typeof PERMISSIONS;

@@ -35,11 +35,12 @@ import {
   Stepper,
   type BookConfig,
   type EngineState,
-  type RiskCheck,
   type StepperConfig,
   type TradingEvent,
 } from '../trading/stepper.js';
-import { desk as deskDecider, deskStream, type DeskEvent } from './desk.js';
+import { createRiskCheck, type RiskSnapshot } from '../risk/checks.js';
+import { deskStream, desk as deskDecider, type DeskEvent } from './desk.js';
+import { afterBars, initialRiskState, type EngineRiskState } from './risk-control.js';
 
 export const engineStream = (portfolioId: string): string => `engine-${portfolioId}`;
 /** Valuations of a portfolio: category `position`, so they are on the `positions` feed. */
@@ -88,7 +89,16 @@ export type EngineSnapshot = {
   cursor: number;
   /** Last desk revision taken in; -1 for none. */
   inboxRevision: number;
+  /** Risk state (absent in snapshots of engines without risk). */
+  risk?: EngineRiskState;
+  /** Global position of the engine's last own risk event (decimal). */
+  riskPosition?: string;
 };
+
+/** The risk streams folded (the `risk_snapshot` read model) and the position it is at. */
+export interface RiskSource {
+  snapshot(): Promise<{ snapshot: RiskSnapshot; position: bigint }>;
+}
 
 export interface SnapshotStore {
   load(portfolioId: string): Promise<EngineSnapshot | undefined>;
@@ -109,6 +119,8 @@ export type CycleRecord = {
   inbox: { from: number; to: number } | null;
   /** The configuration from this cycle on; present when it changed (always in cycle 0). */
   config: PortfolioConfig | null;
+  /** The risk snapshot from the read model, from this cycle on; present when it changed. */
+  risk?: RiskSnapshot | null;
 };
 
 export type EngineOptions = {
@@ -121,7 +133,11 @@ export type EngineOptions = {
   strategies: StrategySource;
   snapshots: SnapshotStore;
   /** The pre-trade check; default: every order passes. */
-  risk?: (config: PortfolioConfig) => RiskCheck;
+  /**
+   * Risk control (docs/risk.md): the pre-trade check, breakers, kill switch and exits. Without
+   * it every order passes and nothing else runs (as in a backtest).
+   */
+  risk?: RiskSource;
   /** Bars fetched per round; default 500. */
   batchSize?: number;
   /** Save a snapshot at least every this many cycles (and whenever a round ends); default 100. */
@@ -156,6 +172,11 @@ export class PaperEngine {
   private inboxRevision = -1;
   private savedCycle = -1;
   private recovered = false;
+  private risk: EngineRiskState = initialRiskState();
+  /** Position of the engine's last own risk event: the read model must be past it. */
+  private riskPosition = -1n;
+  /** A newer risk snapshot from the read model, recorded with the next cycle. */
+  private pendingRisk: RiskSnapshot | null = null;
   private readonly barMs: number;
 
   constructor(private readonly options: EngineOptions) {
@@ -182,6 +203,8 @@ export class PaperEngine {
       this.cursor = snapshot.cursor;
       this.inboxRevision = snapshot.inboxRevision;
       this.savedCycle = snapshot.cycle;
+      this.risk = snapshot.risk ?? initialRiskState();
+      this.riskPosition = BigInt(snapshot.riskPosition ?? '-1');
     }
     const recorded = await this.options.store.readStream(engineStream(this.portfolioId), {
       fromRevision: BigInt(this.cycle + 1),
@@ -199,6 +222,11 @@ export class PaperEngine {
   async tick(): Promise<number> {
     if (!this.recovered) await this.recover();
     let written = 0;
+    if (this.options.risk) {
+      const fetched = await this.options.risk.snapshot();
+      if (fetched.position >= this.riskPosition && !sameJson(fetched.snapshot, this.risk.snapshot))
+        this.pendingRisk = fetched.snapshot;
+    }
     let config = await this.plan();
     if (config === undefined) return 0;
     const symbols = [...new Set(config.books.map((book) => book.symbol))];
@@ -265,7 +293,9 @@ export class PaperEngine {
           ? { from: this.inboxRevision + 1, to: Number((inbox.at(-1) as RecordedEvent).revision) }
           : null,
       config: input.config ?? null,
+      risk: this.pendingRisk,
     };
+    this.pendingRisk = null;
     // A fresh id, so that a second engine writing the same cycle conflicts instead of repeating.
     const eventId = crypto.randomUUID();
     try {
@@ -300,6 +330,7 @@ export class PaperEngine {
     inbox?: RecordedEvent[],
   ): Promise<void> {
     if (record.config) this.reconfigure(record.config);
+    if (record.risk) this.risk.snapshot = record.risk;
     const stepper = this.stepper;
     let state = this.state;
     if (!stepper || !state)
@@ -343,6 +374,30 @@ export class PaperEngine {
       const result = stepper.step(state, candle);
       state = result.state;
       if (result.events.length > 0) emit(result.events, system);
+    }
+    if (this.options.risk && record.candles.length > 0) {
+      const config = this.config;
+      afterBars({
+        portfolioId: this.portfolioId,
+        stepper,
+        state,
+        risk: this.risk,
+        candles: record.candles,
+        barMs: this.barMs,
+        capitalOf: (strategyId) =>
+          (config?.books.find((book) => book.strategyId === strategyId)?.allocation ?? 0) *
+          (config?.initialCash ?? 0),
+        trading: (events) => {
+          emit(events, system);
+        },
+        riskEvents: (streamId, events) => {
+          for (const event of events)
+            outputs.push({
+              streamId,
+              event: { type: event.type, data: event.data, metadata: system },
+            });
+        },
+      });
     }
     if (record.candles.length > 0 || outputs.length > 0)
       outputs.push({
@@ -404,9 +459,13 @@ export class PaperEngine {
       else byStream.set(streamId, [event]);
     }
     await Promise.all(
-      [...byStream].map(([streamId, events]) =>
-        this.options.store.appendToStream(streamId, events, { expectedRevision: 'any' }),
-      ),
+      [...byStream].map(async ([streamId, events]) => {
+        const result = await this.options.store.appendToStream(streamId, events, {
+          expectedRevision: 'any',
+        });
+        if (streamId.startsWith('risk-') && result.position > this.riskPosition)
+          this.riskPosition = result.position;
+      }),
     );
   }
 
@@ -566,8 +625,8 @@ export class PaperEngine {
   }
 
   private makeStepper(config: PortfolioConfig): Stepper {
-    const risk = this.options.risk?.(config);
-    return new Stepper(risk ? { ...config, risk } : config);
+    if (!this.options.risk) return new Stepper(config);
+    return new Stepper({ ...config, risk: createRiskCheck(() => this.risk.snapshot) });
   }
 
   private async readInbox(fromRevision: number, toRevision?: number): Promise<RecordedEvent[]> {
@@ -590,6 +649,7 @@ export class PaperEngine {
       state: this.state,
       cursor: this.cursor,
       inboxRevision: this.inboxRevision,
+      ...(this.options.risk ? { risk: this.risk, riskPosition: this.riskPosition.toString() } : {}),
     });
     this.savedCycle = this.cycle;
   }

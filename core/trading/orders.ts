@@ -83,6 +83,17 @@ export type OrderEvent =
   | DomainEvent<'OrderCancelled', OrderCancelledData>;
 
 /** Stream of one order. */
+/** Every order event type, for readers that meet other events on `order-` streams. */
+export const ORDER_EVENT_TYPES: ReadonlySet<string> = new Set<OrderEvent['type']>([
+  'OrderSubmitted',
+  'OrderAccepted',
+  'OrderRejected',
+  'OrderDenied',
+  'OrderPartiallyFilled',
+  'OrderFilled',
+  'OrderCancelled',
+]);
+
 export const orderStream = (clientOrderId: string): string => `order-${clientOrderId}`;
 
 /**

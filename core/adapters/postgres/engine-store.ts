@@ -6,11 +6,13 @@
 import type pg from 'pg';
 import type {
   EngineSnapshot,
+  RiskSource,
   SnapshotStore,
   StrategyBook,
   StrategySource,
 } from '../../engine/engine.js';
 import type { JsonObject } from '../../eventstore/event-store.js';
+import { emptySnapshot, type RiskSnapshot } from '../../risk/checks.js';
 import type { Timeframe } from '../../strategies/kinds.js';
 
 /** Creates the `qcat_engine` schema if missing; safe when several processes start at once. */
@@ -104,5 +106,20 @@ export class ReadModelStrategySource implements StrategySource {
         WHERE status IN ('paper', 'live', 'paused') ORDER BY timeframe`,
     );
     return rows.map((row) => row.timeframe);
+  }
+}
+
+/** The risk streams folded, from the `risk_snapshot` read model (empty until it has a row). */
+export class ReadModelRiskSource implements RiskSource {
+  constructor(private readonly pool: pg.Pool) {}
+
+  async snapshot(): Promise<{ snapshot: RiskSnapshot; position: bigint }> {
+    const { rows } = await this.pool.query<{ snapshot: RiskSnapshot; position: string }>(
+      'SELECT snapshot, position FROM qcat_read.risk_snapshot WHERE id = 1',
+    );
+    const row = rows[0];
+    return row
+      ? { snapshot: row.snapshot, position: BigInt(row.position) }
+      : { snapshot: emptySnapshot(), position: -1n };
   }
 }

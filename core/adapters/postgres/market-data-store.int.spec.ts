@@ -48,7 +48,12 @@ describe('MarketDataStore (PostgreSQL)', () => {
     const { rows } = await pool.query<{ table_name: string }>(
       "SELECT table_name FROM information_schema.tables WHERE table_schema = 'qcat_market' ORDER BY 1",
     );
-    expect(rows.map((r) => r.table_name)).toEqual(['candles', 'feeds', 'instruments', 'schema_versions']);
+    expect(rows.map((r) => r.table_name)).toEqual([
+      'candles',
+      'feeds',
+      'instruments',
+      'schema_versions',
+    ]);
   });
 
   it('upserts instruments: adds, updates what changed, leaves the rest', async () => {

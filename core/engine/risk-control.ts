@@ -1,0 +1,184 @@
+/**
+ * The risk layer of a paper engine cycle (docs/risk.md, "How the engine uses it"): after the bars
+ * of a cycle, the circuit breakers, the kill switch's flatten, the end of cooldowns and the
+ * take-profit / stop-loss exits. Pure: everything it does is derived from the engine state, the
+ * bars and the risk snapshot, and it hands its events to the engine to append.
+ */
+import type { DomainEvent } from '../decider.js';
+import type { Candle } from '../market/types.js';
+import { evolveSnapshot } from '../risk/aggregate.js';
+import {
+  evaluateBreakers,
+  flattenOrders,
+  initialBreakerState,
+  strategyEquity,
+  type BreakerState,
+} from '../risk/breakers.js';
+import { emptySnapshot, type RiskSnapshot } from '../risk/checks.js';
+import { exitsStream, tradingStateStream, type RiskScope } from '../risk/common.js';
+import { evaluateExit, exits, exitsKey, type ExitTracker } from '../risk/exits.js';
+import {
+  tradingStates,
+  type RiskTriggerFiredData,
+  type ScopeTradingState,
+  type TradingStateCommand,
+} from '../risk/trading-state.js';
+import { reason, type OrderRequest } from '../trading/orders.js';
+import type { EngineState, Stepper, TradingEvent } from '../trading/stepper.js';
+
+/** What the engine keeps of risk between cycles (plain JSON, part of its snapshot). */
+export type EngineRiskState = {
+  /** The risk streams folded (the read model's copy, plus the engine's own events at once). */
+  snapshot: RiskSnapshot;
+  breakers: BreakerState;
+  /** By exitsKey. */
+  exits: Record<string, ExitTracker>;
+  /** The kill switch engagement (its `since`) whose flatten was done. */
+  flattenedSince: number | null;
+};
+
+export const initialRiskState = (): EngineRiskState => ({
+  snapshot: emptySnapshot(),
+  breakers: initialBreakerState(),
+  exits: {},
+  flattenedSince: null,
+});
+
+export type RiskStep = {
+  portfolioId: string;
+  stepper: Stepper;
+  state: EngineState;
+  risk: EngineRiskState;
+  /** The cycle's bars (one bar time). */
+  candles: readonly Candle[];
+  barMs: number;
+  /** Capital of a strategy (its allocation of the initial cash), for its equity. */
+  capitalOf: (strategyId: string) => number;
+  trading: (events: readonly TradingEvent[]) => void;
+  riskEvents: (streamId: string, events: readonly DomainEvent[]) => void;
+};
+
+const scopeOf = (key: string): RiskScope => {
+  const at = key.indexOf(':');
+  return { type: key.slice(0, at) as RiskScope['type'], id: key.slice(at + 1) };
+};
+
+/** The trading-state decider's view of a scope, from the snapshot. */
+function scopeState(snapshot: RiskSnapshot, scope: RiskScope): ScopeTradingState {
+  const entry = snapshot.states[`${scope.type}:${scope.id}`];
+  return {
+    base: entry?.base ?? 'ACTIVE',
+    temporary: entry?.temporary ?? null,
+    since: null,
+    reason: '',
+    resetAt: entry?.resetAt ?? null,
+    triggers: [],
+    resets: [],
+  };
+}
+
+/** Breakers, kill switch flatten, cooldowns and exits after the cycle's bars. */
+export function afterBars(step: RiskStep): void {
+  const { portfolioId, stepper, state, risk, candles, barMs } = step;
+  const first = candles[0];
+  if (!first) return;
+  const time = first.openTime + barMs;
+  const markOf = (symbol: string) => state.marks[symbol];
+
+  const decideState = (scope: RiskScope, command: TradingStateCommand): void => {
+    const events = tradingStates.decide(command, scopeState(risk.snapshot, scope));
+    if (events.length === 0) return;
+    step.riskEvents(tradingStateStream(scope), events);
+    for (const event of events) risk.snapshot = evolveSnapshot(risk.snapshot, event);
+  };
+
+  const cancelBook = (strategyId: string, symbol: string, why: string): void => {
+    for (const open of stepper.venue.openOrders(state.venue, strategyId, symbol))
+      step.trading(stepper.cancel(state, open.clientOrderId, why, time).events);
+  };
+
+  const submit = (order: OrderRequest, at: number): void => {
+    step.trading(stepper.submit(state, order, at).events);
+  };
+
+  const flatten = (scope: RiskScope, why: string): void => {
+    const orders = flattenOrders(portfolioId, state.account.positions, scope, time);
+    for (const order of orders) {
+      cancelBook(order.strategyId, order.symbol, why);
+      submit(order, time);
+    }
+  };
+
+  const fire = (trigger: RiskTriggerFiredData): void => {
+    const scope: RiskScope = { type: trigger.scopeType, id: trigger.scopeId };
+    decideState(scope, { type: 'FireTrigger', trigger });
+    if (trigger.action === 'FLATTEN')
+      flatten(scope, reason('FLATTEN', { rule: trigger.rule, trigger: trigger.triggerId }));
+  };
+
+  // Circuit breakers: once per bar (the price breaker is per symbol).
+  const strategies = [...new Set(state.account.positions.map((p) => p.strategyId))].map((id) => ({
+    id,
+    equity: strategyEquity(
+      step.capitalOf(id),
+      state.account.positions.filter((p) => p.strategyId === id),
+      markOf,
+    ),
+  }));
+  const equity = stepper.equity(state);
+  for (const candle of candles) {
+    const result = evaluateBreakers(risk.breakers, {
+      time,
+      portfolio: { id: portfolioId, equity },
+      strategies,
+      bar: { candle, barMs },
+      snapshot: risk.snapshot,
+    });
+    risk.breakers = result.state;
+    for (const trigger of result.triggers) fire(trigger);
+  }
+
+  // Kill switch with flatten: every position of the portfolio, once per engagement.
+  const { killSwitch } = risk.snapshot;
+  if (killSwitch.engaged && killSwitch.flatten && risk.flattenedSince !== killSwitch.since) {
+    risk.flattenedSince = killSwitch.since;
+    flatten({ type: 'portfolio', id: portfolioId }, reason('KILL_SWITCH', { flatten: true }));
+  }
+
+  // Temporary states whose cooldown has ended.
+  for (const [key, entry] of Object.entries(risk.snapshot.states))
+    if (entry.temporary && entry.temporary.until <= time)
+      decideState(scopeOf(key), { type: 'EndCooldown', scope: scopeOf(key), time });
+
+  // Take-profit and stop-loss of each open position with exit rules.
+  for (const candle of candles)
+    for (const position of state.account.positions) {
+      if (position.symbol !== candle.symbol) continue;
+      const key = exitsKey(portfolioId, position.strategyId, position.symbol);
+      const settings = risk.snapshot.exits[key];
+      if (!settings?.rules && !settings?.levels) continue;
+      const open = stepper.venue.openOrders(state.venue, position.strategyId, position.symbol);
+      const result = evaluateExit(risk.exits[key], {
+        position: {
+          portfolioId,
+          strategyId: position.strategyId,
+          symbol: position.symbol,
+          quantity: position.quantity,
+          averageEntryPrice: position.averageEntryPrice,
+          openedAt: position.trip?.openedAt ?? null,
+        },
+        candle,
+        barMs,
+        settings,
+        exitPending: open.some((o) => /-(exit|flat)-/.test(o.clientOrderId)),
+      });
+      risk.exits[key] = result.tracker;
+      const exit = result.exit;
+      if (!exit) continue;
+      cancelBook(position.strategyId, position.symbol, exit.reason);
+      submit(exit.order, exit.time);
+      const recorded = exits.decide({ type: 'RecordExit', exit }, { ...settings, lastExit: null });
+      step.riskEvents(exitsStream(portfolioId, position.strategyId, position.symbol), recorded);
+      for (const event of recorded) risk.snapshot = evolveSnapshot(risk.snapshot, event);
+    }
+}
