@@ -1,0 +1,64 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startQcat, type QcatProcess } from './support/qcat-process.js';
+import { createTestDatabase, type TestDatabase } from './support/test-database.js';
+
+type Json = Record<string, unknown>;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('qcat serve --demo on an empty store', () => {
+  let database: TestDatabase;
+  let qcat: QcatProcess | undefined;
+
+  beforeAll(async () => {
+    database = await createTestDatabase('demo');
+  });
+  afterAll(async () => {
+    await qcat?.stop();
+    await database.drop();
+  });
+
+  it('shows orders, positions and PnL moving within a minute, over the API', async () => {
+    const started = Date.now();
+    qcat = await startQcat({ DATABASE_URL: database.url }, 90_000, ['--demo']);
+    const output = qcat.output();
+    const url = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1];
+    const token = /Token \(shown only now\): (\S+)/.exec(output)?.[1];
+    expect(url).toBeDefined();
+    expect(token).toBeDefined();
+    const get = async (path: string): Promise<Json> => {
+      const response = await fetch(`${url}/api/v1${path}`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(response.status, path).toBe(200);
+      return (await response.json()) as Json;
+    };
+
+    // Three demo strategies, approved by someone other than their owner, in paper trading.
+    let strategies: Json[] = [];
+    while (strategies.length < 3 && Date.now() - started < 60_000) {
+      strategies = ((await get('/strategies?state=paper')).strategies as Json[] | undefined) ?? [];
+      await sleep(500);
+    }
+    expect(strategies).toHaveLength(3);
+
+    // Fills, positions and valuations appear.
+    let fills: Json[] = [];
+    let firstFillAfter = 0;
+    while (Date.now() - started < 120_000) {
+      fills = ((await get('/fills?portfolioId=paper-1m')).fills as Json[] | undefined) ?? [];
+      if (fills.length > 0) {
+        firstFillAfter = Date.now() - started;
+        break;
+      }
+      await sleep(500);
+    }
+    console.log(`demo: first fill ${(firstFillAfter / 1000).toFixed(1)} s after start`);
+    expect(fills.length).toBeGreaterThan(0);
+    const portfolio = await get('/portfolios/paper-1m');
+    expect(JSON.stringify(portfolio)).toMatch(/"equity":\s*\d/);
+    const valuedAt = (await get('/portfolios/paper-1m')).valuedAt;
+    await sleep(3_000);
+    // PnL moves: the portfolio is valued again at every bar (one a second at the demo's speed).
+    expect((await get('/portfolios/paper-1m')).valuedAt).not.toEqual(valuedAt);
+  }, 180_000);
+});
