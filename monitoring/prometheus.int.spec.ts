@@ -206,6 +206,9 @@ describe('Prometheus configuration and alert rules (promtool)', () => {
       'HostHighCpu',
       'HostLowMemory',
       'HostDiskSpaceLow',
+      'CircuitBreakerTripped',
+      'KillSwitchEngaged',
+      'DailyLossLimitHit',
     ]) {
       expect(names.has(required), required).toBe(true);
     }
