@@ -92,7 +92,7 @@ export type ChannelCheck =
   | { ok: true; channel: string }
   | { ok: false; code: 'INVALID_CHANNEL' | 'CHANNEL_FORBIDDEN'; message: string };
 
-/** Checks a channel name a client asked for: `stream:<id>`, `category:<c>`, `risk`, `positions`. */
+/** Checks a channel name a client asked for: `stream:<id>`, `category:<c>` or an alias. */
 export function checkChannel(channel: string): ChannelCheck {
   let category: string | undefined;
   if (Object.hasOwn(ALIASES, channel)) category = ALIASES[channel];
@@ -107,7 +107,7 @@ export function checkChannel(channel: string): ChannelCheck {
     return {
       ok: false,
       code: 'INVALID_CHANNEL',
-      message: `unknown channel ${JSON.stringify(channel)}: expected 'stream:<category>-<id>', 'category:<category>', 'risk' or 'positions'`,
+      message: `unknown channel ${JSON.stringify(channel)}: expected 'stream:<category>-<id>', 'category:<category>', 'risk', 'positions' or 'strategies'`,
     };
   }
   if (WITHHELD_CATEGORIES.has(category)) {
