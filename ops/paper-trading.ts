@@ -124,25 +124,25 @@ export class PaperTrading {
     if ((this.failedUntil.get(portfolioId) ?? 0) > this.now()) return;
     if (!(await this.leadership.tryAcquire(`engine:${portfolioId}`))) return;
     let engine = this.engines.get(portfolioId);
-    if (!engine) {
-      engine = new PaperEngine({
-        portfolioId,
-        timeframe,
-        currency: 'USDT',
-        initialCash: this.options.config.PAPER_INITIAL_CASH,
-        store: this.options.eventStore,
-        candles: this.market,
-        strategies: this.strategies,
-        snapshots: this.snapshots,
-        risk: this.risk,
-      });
-      this.engines.set(portfolioId, engine);
-      const replayed = await engine.recover();
-      this.options.log.info(
-        `paper engine ${portfolioId}: leading; cycle ${engine.status().cycle}${replayed > 0 ? ` (${replayed} replayed from its log)` : ''}`,
-      );
-    }
     try {
+      if (!engine) {
+        engine = new PaperEngine({
+          portfolioId,
+          timeframe,
+          currency: 'USDT',
+          initialCash: this.options.config.PAPER_INITIAL_CASH,
+          store: this.options.eventStore,
+          candles: this.market,
+          strategies: this.strategies,
+          snapshots: this.snapshots,
+          risk: this.risk,
+        });
+        this.engines.set(portfolioId, engine);
+        const replayed = await engine.recover();
+        this.options.log.info(
+          `paper engine ${portfolioId}: leading; cycle ${engine.status().cycle}${replayed > 0 ? ` (${replayed} replayed from its log)` : ''}`,
+        );
+      }
       await engine.tick();
     } catch (error) {
       // Its in-memory state may be ahead of the log: drop it, a fresh one recovers from the log.

@@ -89,6 +89,8 @@ export type EngineSnapshot = {
   cursor: number;
   /** Last desk revision taken in; -1 for none. */
   inboxRevision: number;
+  /** Event id of cycle `cycle`'s EngineCycleOpened. */
+  recordId: string;
   /** Risk state (absent in snapshots of engines without risk). */
   risk?: EngineRiskState;
   /** Global position of the engine's last own risk event (decimal). */
@@ -177,6 +179,8 @@ export class PaperEngine {
   private riskPosition = -1n;
   /** A newer risk snapshot from the read model, recorded with the next cycle. */
   private pendingRisk: RiskSnapshot | null = null;
+  /** Event id of the last cycle's record: a snapshot names it, to prove it belongs to this log. */
+  private recordId = '';
   private readonly barMs: number;
 
   constructor(private readonly options: EngineOptions) {
@@ -192,9 +196,33 @@ export class PaperEngine {
     return { cycle: this.cycle, cursor: this.cursor, state: this.state };
   }
 
+  /** Back to a new engine's state, before a recovery. */
+  private reset(): void {
+    this.stepper = undefined;
+    this.state = undefined;
+    this.config = undefined;
+    this.cycle = -1;
+    this.cursor = 0;
+    this.inboxRevision = -1;
+    this.savedCycle = -1;
+    this.risk = initialRiskState();
+    this.riskPosition = -1n;
+    this.pendingRisk = null;
+    this.recordId = '';
+  }
+
   /** Loads the snapshot and replays the cycles written after it (completing a cut-short one). */
   async recover(): Promise<number> {
-    const snapshot = await this.options.snapshots.load(this.portfolioId);
+    this.reset();
+    let snapshot = await this.options.snapshots.load(this.portfolioId);
+    if (snapshot) {
+      // A snapshot of another log (a restore into the same database): replay from the start.
+      const [record] = await this.options.store.readStream(engineStream(this.portfolioId), {
+        fromRevision: BigInt(snapshot.cycle),
+        maxCount: 1,
+      });
+      if (record?.eventId !== snapshot.recordId) snapshot = undefined;
+    }
     if (snapshot) {
       this.config = snapshot.config;
       this.stepper = this.makeStepper(snapshot.config);
@@ -205,6 +233,7 @@ export class PaperEngine {
       this.savedCycle = snapshot.cycle;
       this.risk = snapshot.risk ?? initialRiskState();
       this.riskPosition = BigInt(snapshot.riskPosition ?? '-1');
+      this.recordId = snapshot.recordId;
     }
     const recorded = await this.options.store.readStream(engineStream(this.portfolioId), {
       fromRevision: BigInt(this.cycle + 1),
@@ -224,11 +253,16 @@ export class PaperEngine {
     let written = 0;
     if (this.options.risk) {
       const fetched = await this.options.risk.snapshot();
-      if (fetched.position >= this.riskPosition && !sameJson(fetched.snapshot, this.risk.snapshot))
-        this.pendingRisk = fetched.snapshot;
+      // Adopted only once the read model has our own risk events; re-decided every round.
+      this.pendingRisk =
+        fetched.position >= this.riskPosition && !sameJson(fetched.snapshot, this.risk.snapshot)
+          ? fetched.snapshot
+          : null;
     }
     let config = await this.plan();
     if (config === undefined) return 0;
+    // A configuration the Stepper refuses must never reach the write-ahead log.
+    if (!sameJson(config, this.config)) new Stepper(config);
     const symbols = [...new Set(config.books.map((book) => book.symbol))];
 
     if (this.cycle < 0) {
@@ -268,7 +302,11 @@ export class PaperEngine {
       written++;
     }
     if (candles.length === 0 && (await this.hasInbox())) {
-      await this.run({ barTime: this.cursor, candles: [], config: null });
+      await this.run({
+        barTime: this.cursor,
+        candles: [],
+        config: sameJson(config, this.config) ? null : (config ?? null),
+      });
       written++;
     }
     if (written > 0) await this.save();
@@ -415,6 +453,7 @@ export class PaperEngine {
     await this.append(outputs);
     this.state = state;
     this.cycle = record.cycle;
+    this.recordId = origin.eventId;
     if (record.candles.length > 0) this.cursor = record.barTime;
     else if (record.cycle === 0) this.cursor = record.barTime;
     if (record.inbox) this.inboxRevision = record.inbox.to;
@@ -503,7 +542,8 @@ export class PaperEngine {
     return {
       portfolioId: this.portfolioId,
       currency: state.account.currency,
-      time: record.candles.length > 0 ? record.barTime + this.barMs : record.barTime,
+      // The close of the last bar taken (a desk-only cycle revalues at the same instant).
+      time: record.barTime + this.barMs,
       cycle: record.cycle,
       cash: state.account.cash,
       equity: stepper.equity(state),
@@ -555,7 +595,10 @@ export class PaperEngine {
     }
     if (wanted.size === 0 && !current) return undefined;
     const symbols = [...new Set([...wanted.values()].map((book) => book.symbol))].sort();
-    const instruments = await this.options.candles.instruments(symbols);
+    // Only instruments quoted in the portfolio's currency can be booked in its account.
+    const instruments = (await this.options.candles.instruments(symbols)).filter(
+      (instrument) => instrument.quote === this.options.currency,
+    );
     const tradable = new Set(instruments.map((instrument) => instrument.symbol));
     // Existing books keep their order; new ones follow, sorted.
     const books: BookConfig[] = [];
@@ -649,6 +692,7 @@ export class PaperEngine {
       state: this.state,
       cursor: this.cursor,
       inboxRevision: this.inboxRevision,
+      recordId: this.recordId,
       ...(this.options.risk ? { risk: this.risk, riskPosition: this.riskPosition.toString() } : {}),
     });
     this.savedCycle = this.cycle;

@@ -8,6 +8,7 @@ import type { DomainEvent } from '../decider.js';
 import type { Candle } from '../market/types.js';
 import { evolveSnapshot } from '../risk/aggregate.js';
 import {
+  bookInScope,
   evaluateBreakers,
   flattenOrders,
   initialBreakerState,
@@ -101,10 +102,23 @@ export function afterBars(step: RiskStep): void {
     step.trading(stepper.submit(state, order, at).events);
   };
 
+  const flattened = new Set<string>();
+  /**
+   * Cancels every open order of the books in scope (resting entries must not fill after a
+   * flatten; exit and flatten orders stay) and closes their positions, once per book and cycle.
+   */
   const flatten = (scope: RiskScope, why: string): void => {
+    for (const book of state.books) {
+      if (!bookInScope(scope, portfolioId, book)) continue;
+      for (const open of stepper.venue.openOrders(state.venue, book.strategyId, book.symbol))
+        if (!/-(exit|flat)-/.test(open.clientOrderId))
+          step.trading(stepper.cancel(state, open.clientOrderId, why, time).events);
+    }
     const orders = flattenOrders(portfolioId, state.account.positions, scope, time);
     for (const order of orders) {
-      cancelBook(order.strategyId, order.symbol, why);
+      const key = `${order.strategyId}|${order.symbol}`;
+      if (flattened.has(key)) continue;
+      flattened.add(key);
       submit(order, time);
     }
   };
@@ -146,9 +160,18 @@ export function afterBars(step: RiskStep): void {
   }
 
   // Temporary states whose cooldown has ended.
-  for (const [key, entry] of Object.entries(risk.snapshot.states))
-    if (entry.temporary && entry.temporary.until <= time)
-      decideState(scopeOf(key), { type: 'EndCooldown', scope: scopeOf(key), time });
+  // In key order: the snapshot's keys come back from jsonb in another order than they were made.
+  for (const key of Object.keys(risk.snapshot.states).sort()) {
+    const entry = risk.snapshot.states[key];
+    if (!entry?.temporary || entry.temporary.until > time) continue;
+    const scope = scopeOf(key);
+    // Only the scopes this portfolio trades: another engine ends the others'.
+    const own =
+      scope.type === 'portfolio'
+        ? scope.id === portfolioId
+        : state.books.some((book) => bookInScope(scope, portfolioId, book));
+    if (own) decideState(scope, { type: 'EndCooldown', scope, time });
+  }
 
   // Take-profit and stop-loss of each open position with exit rules.
   for (const candle of candles)

@@ -205,7 +205,19 @@ describe('risk control in the paper engine: a flash crash', () => {
     expect(await typesOf('m-rest')).toEqual(['OrderSubmitted', 'OrderAccepted', 'OrderCancelled']);
   });
 
-  it('the kill switch, engaged by a risk officer, flattens every position', async () => {
+  it('the kill switch, engaged by a risk officer, flattens every position and cancels resting orders', async () => {
+    await desk('ManualOrderRequested', {
+      order: order('m-rest2', {
+        side: 'sell',
+        type: 'limit',
+        quantity: 0.01,
+        limitPrice: 999_999,
+        reduceOnly: true,
+      }),
+      requestedAt: 0,
+    });
+    await runThrough(CRASH + 4);
+    expect(await typesOf('m-rest2')).toEqual(['OrderSubmitted', 'OrderAccepted']);
     const [engaged] = killSwitch.decide(
       { type: 'EngageKillSwitch', by: RISK_OFFICER, reason: 'flash crash', flatten: true, time: 1 },
       killSwitch.initialState(),
@@ -221,6 +233,11 @@ describe('risk control in the paper engine: a flash crash', () => {
     expect(flat.length).toBeGreaterThan(0);
     const position = engine.status().state?.account.positions.find((p) => p.symbol === 'BTCUSDT');
     expect(position?.quantity).toBe(0);
+    expect(await typesOf('m-rest2')).toEqual(['OrderSubmitted', 'OrderAccepted', 'OrderCancelled']);
+    const cancelled = (await store.readStream(orderStream('m-rest2')))[2]?.data as {
+      reason: string;
+    };
+    expect(cancelled.reason).toMatch(/^KILL_SWITCH: /);
     // Still engaged: a new entry is denied.
     await desk('ManualOrderRequested', {
       order: order('m-after', { quantity: 0.01, symbol: 'ETHUSDT' }),
@@ -260,5 +277,24 @@ describe('risk control in the paper engine: a flash crash', () => {
     ).toEqual([ENGINE_ACTOR]);
     expect(actorOf((e) => e.type === 'KillSwitchEngaged')).toEqual([RISK_OFFICER.id]);
     expect(actorOf((e) => e.streamId.includes('-flat-'))).toEqual([ENGINE_ACTOR]);
+  });
+
+  it('replaying the whole write-ahead log with risk on reproduces every event: nothing new is written', async () => {
+    const head = await store.headPosition();
+    const replay = new PaperEngine({
+      portfolioId: PORTFOLIO,
+      timeframe: '1m',
+      currency: 'USDT',
+      initialCash: 100_000,
+      store,
+      candles: new MarketDataStore(pool),
+      strategies: { strategies: () => Promise.resolve(BOOKS) },
+      snapshots: { load: () => Promise.resolve(undefined), save: () => Promise.resolve() },
+      risk: riskSource,
+    });
+    const cycles = await replay.recover();
+    expect(cycles).toBe(engine.status().cycle + 1);
+    expect(await store.headPosition()).toBe(head);
+    expect(replay.status().state).toEqual(engine.status().state);
   });
 });
