@@ -47,8 +47,10 @@ const MARKET_MIGRATIONS: readonly MarketMigration[] = [
   },
   {
     version: 2,
-    name: 'live feeds',
+    name: 'live feeds; candles by time',
     sql: `
+      -- The paper engine reads the bars of one timeframe after a time, for several symbols.
+      CREATE INDEX candles_by_time ON qcat_market.candles (timeframe, open_time, symbol);
       CREATE TABLE qcat_market.feeds (
         name       text        PRIMARY KEY,
         seed       bigint      NOT NULL,
