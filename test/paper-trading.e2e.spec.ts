@@ -10,6 +10,7 @@ import {
 } from '../core/engine/engine.js';
 import type { RecordedEvent } from '../core/eventstore/event-store.js';
 import { InMemoryEventStore } from '../core/eventstore/in-memory-event-store.js';
+import { emptySnapshot } from '../core/risk/checks.js';
 import { startQcat } from './support/qcat-process.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
 
@@ -22,7 +23,7 @@ function byStream(
 ): Map<string, { type: string; data: unknown }[]> {
   const streams = new Map<string, { type: string; data: unknown }[]>();
   for (const { streamId, type, data } of events) {
-    if (!/^(order|position|account)-/.test(streamId)) continue;
+    if (!/^(order|position|account|risk)-/.test(streamId)) continue;
     const list = streams.get(streamId) ?? [];
     list.push({ type, data });
     streams.set(streamId, list);
@@ -101,6 +102,8 @@ describe('paper trading in a real qcat process, killed with -9 and restarted', (
       candles: new MarketDataStore(pool),
       strategies: { strategies: () => Promise.resolve<StrategyBook[]>([]) },
       snapshots: { load: () => Promise.resolve(undefined), save: () => Promise.resolve() },
+      // Risk on, as in serve; a replay takes every snapshot from the records, not from here.
+      risk: { snapshot: () => Promise.resolve({ snapshot: emptySnapshot(), position: -1n }) },
     });
     const cycles = await replay.recover();
     expect(cycles).toBeGreaterThan(cyclesAtCrash);
