@@ -6,7 +6,7 @@
  *
  *   npm run bench:projections
  *   npm run bench:projections -- --scenarios=a,b --events=1000000 --rounds=1 \
- *       --rebuild-batches=5000,20000 --rate=1000 --tick-ms=10 --events-per-append=1 \
+ *       --rebuild-batches=5000,20000 --rebuild-paths=sql,events --rate=1000 --tick-ms=10 --events-per-append=1 \
  *       --warmup-seconds=5 --seconds=20 --sql-every=20 --sql-poll-ms=2 --capacity-seconds=5
  *
  * Server: BENCH_DATABASE_URL, else TEST_DATABASE_URL, else an embedded PostgreSQL; one fresh
@@ -17,8 +17,13 @@
  * correlation and causation ids, schema version), then VACUUM ANALYZE (this server may run without
  * autovacuum; it also sets the hint bits, so neither contender pays for that) and CHECKPOINT before
  * each timed phase. The projection is registered with `new PostgresTarget(pool, auditTrail).ensure()`
- * and `target.rebuild(store)` is timed end to end (new generation, fill, switch, drop of the old
- * one). The store handed to it only times `readAll`, so the read/apply split can be printed.
+ * and `target.rebuild(store)` is timed end to end (new generation, fill, indexes, catch-up, switch,
+ * drop of the old one). The store handed to it only times `readAll`, so the read/apply split can be
+ * printed. Two paths: `sql` (the target told the log is in its database, as ProjectionService's
+ * `logInDatabase` does: the audit trail's `rebuildSql` fills it from qcat_events; the goal) and
+ * `events` (event by event, as over EventStoreDB). A second reference runs the floor's INSERT with
+ * the six indexes created after it (same transaction) instead of before: what the `sql` path does,
+ * in one statement.
  *
  * (b) First, as a reference, the append capacity of the store without the projection (closed loop,
  * 100 callers, `--capacity-seconds`). Then `ProjectionService` with [auditTrail] runs in this
@@ -244,7 +249,10 @@ const seed = (
 // ---------------------------------------------------------------------------------------------
 // (a) Rebuild against the physical floor.
 
+type RebuildPath = 'sql' | 'events';
+
 interface RebuildRun {
+  path: RebuildPath;
   batchSize: number;
   events: number;
   seconds: number;
@@ -268,6 +276,7 @@ interface FloorRun {
 async function timeRebuild(
   target: PostgresTarget,
   inner: EventStore,
+  path: RebuildPath,
   batchSize: number,
   expected: number,
 ): Promise<RebuildRun> {
@@ -290,9 +299,11 @@ async function timeRebuild(
   if (result.events !== expected) {
     throw new Error(`rebuild applied ${result.events} events, expected ${expected}`);
   }
+  if (result.via !== path) throw new Error(`rebuild went via ${result.via}, expected ${path}`);
   const batch = batches.stats();
   const read = store.reads.stats();
   return {
+    path,
     batchSize,
     events: result.events,
     seconds: ms / 1000,
@@ -307,15 +318,24 @@ async function timeRebuild(
 
 const FLOOR_SCHEMA = 'bench_floor';
 
-/** One INSERT ... SELECT into a fresh table made by the projection's own setup (same DDL). */
-async function timeFloor(pool: pg.Pool, expected: number): Promise<FloorRun> {
+/**
+ * One INSERT ... SELECT into a fresh table made by the projection's own DDL (setup, then its six
+ * secondary indexes). `indexesAfter`: the indexes are created after the INSERT instead, in the
+ * same transaction, with the rebuild's maintenance_work_mem (the SQL rebuild path in one go).
+ */
+async function timeFloor(pool: pg.Pool, expected: number, indexesAfter = false): Promise<FloorRun> {
   const client = await pool.connect();
   try {
     await client.query(`DROP SCHEMA IF EXISTS ${FLOOR_SCHEMA} CASCADE`);
     await client.query(`CREATE SCHEMA ${FLOOR_SCHEMA}`);
     await auditTrail.setup(client, FLOOR_SCHEMA);
+    if (!indexesAfter) await auditTrail.indexes!(client, FLOOR_SCHEMA);
     const ticks = machineTicks();
     const started = now();
+    if (indexesAfter) {
+      await client.query('BEGIN');
+      await client.query(`SET LOCAL maintenance_work_mem = '256MB'`);
+    }
     const result = await client.query(
       `INSERT INTO ${FLOOR_SCHEMA}.audit_trail
          (position, recorded_at, stream_id, category, revision, type, event_id, actor, correlation_id, causation_id)
@@ -323,6 +343,10 @@ async function timeFloor(pool: pg.Pool, expected: number): Promise<FloorRun> {
               metadata->>'actor', metadata->>'correlationId', metadata->>'causationId'
          FROM qcat_events`,
     );
+    if (indexesAfter) {
+      await auditTrail.indexes!(client, FLOOR_SCHEMA);
+      await client.query('COMMIT');
+    }
     const ms = now() - started;
     const busy = machineBusy(ticks);
     if (result.rowCount !== expected) {
@@ -356,6 +380,10 @@ async function scenarioA(
   const defaultBatch = 5000; // PostgresTarget.rebuild's default
   const batchSizes = listOption('rebuild-batches', String(defaultBatch)).map(Number);
   if (!batchSizes.includes(defaultBatch)) batchSizes.unshift(defaultBatch);
+  // sql: the path a rebuild takes over the PostgreSQL log (the target); events: the one it takes
+  // over EventStoreDB or for a projection without rebuildSql, shown for comparison.
+  const paths = listOption('rebuild-paths', 'sql,events') as RebuildPath[];
+  if (!paths.includes('sql')) paths.unshift('sql');
 
   console.log(`\n(a) Rebuild of ${PROJECTION} over ${formatInt(total)} events`);
   const database = await createDatabase(server, 'proj_rebuild');
@@ -380,10 +408,16 @@ async function scenarioA(
       `  VACUUM ANALYZE qcat_events: ${((now() - vacuumStarted) / 1000).toFixed(1)} s; qcat_events with indexes: ${size?.size ?? '?'}`,
     );
 
-    const target = new PostgresTarget(pool, auditTrail);
-    await target.ensure();
+    // The service's wiring over the PostgreSQL log (ProjectionService's logInDatabase): the store
+    // handed to rebuild() is a wrapper (it times readAll), so the target is told the log is here.
+    const targets: Record<RebuildPath, PostgresTarget> = {
+      sql: new PostgresTarget(pool, auditTrail, { logInDatabase: true }),
+      events: new PostgresTarget(pool, auditTrail),
+    };
+    await targets.sql.ensure();
 
     const floors: FloorRun[] = [];
+    const floorsAfter: FloorRun[] = [];
     const rebuilds: RebuildRun[] = [];
     for (let round_ = 1; round_ <= rounds; round_++) {
       await checkpoint(database.url);
@@ -392,30 +426,43 @@ async function scenarioA(
       console.log(
         `  round ${round_}: floor INSERT ... SELECT ${floor.seconds.toFixed(2)} s (${formatInt(floor.eventsPerSec)} events/s)`,
       );
-      for (const batchSize of batchSizes) {
-        await checkpoint(database.url);
-        const run = await timeRebuild(target, store, batchSize, seeding.events);
-        rebuilds.push(run);
-        console.log(
-          `  round ${round_}: rebuild(batch ${formatInt(batchSize)}) ${run.seconds.toFixed(2)} s (${formatInt(run.eventsPerSec)} events/s)`,
-        );
+      await checkpoint(database.url);
+      const floorAfter = await timeFloor(pool, seeding.events, true);
+      floorsAfter.push(floorAfter);
+      console.log(
+        `  round ${round_}: INSERT ... SELECT, then CREATE INDEX ${floorAfter.seconds.toFixed(2)} s (${formatInt(floorAfter.eventsPerSec)} events/s)`,
+      );
+      for (const path of paths) {
+        for (const batchSize of batchSizes) {
+          await checkpoint(database.url);
+          const run = await timeRebuild(targets[path], store, path, batchSize, seeding.events);
+          rebuilds.push(run);
+          console.log(
+            `  round ${round_}: rebuild via ${path} (batch ${formatInt(batchSize)}) ${run.seconds.toFixed(2)} s (${formatInt(run.eventsPerSec)} events/s)`,
+          );
+        }
       }
     }
 
-    const floorRate = median(floors.map((floor) => floor.eventsPerSec));
-    const byBatch = batchSizes.map((batchSize) => {
-      const runs = rebuilds.filter((run) => run.batchSize === batchSize);
-      const rate = median(runs.map((run) => run.eventsPerSec));
-      // The run closest to the median stands for the batch size in the table.
-      const typical = runs.reduce((a, b) =>
+    const typicalOf = <T extends { eventsPerSec: number }>(runs: readonly T[], rate: number): T =>
+      runs.reduce((a, b) =>
         Math.abs(b.eventsPerSec - rate) < Math.abs(a.eventsPerSec - rate) ? b : a,
       );
-      return { batchSize, rate, typical };
-    });
-    const chosen = byBatch.find((entry) => entry.batchSize === defaultBatch)!;
-    const floorTypical = floors.reduce((a, b) =>
-      Math.abs(b.eventsPerSec - floorRate) < Math.abs(a.eventsPerSec - floorRate) ? b : a,
+    const floorRate = median(floors.map((floor) => floor.eventsPerSec));
+    const floorAfterRate = median(floorsAfter.map((floor) => floor.eventsPerSec));
+    const byBatch = paths.flatMap((path) =>
+      batchSizes.map((batchSize) => {
+        const runs = rebuilds.filter((run) => run.path === path && run.batchSize === batchSize);
+        const rate = median(runs.map((run) => run.eventsPerSec));
+        // The run closest to the median stands for the path and batch size in the table.
+        return { path, batchSize, rate, typical: typicalOf(runs, rate) };
+      }),
     );
+    const chosen = byBatch.find(
+      (entry) => entry.path === 'sql' && entry.batchSize === defaultBatch,
+    )!;
+    const floorTypical = typicalOf(floors, floorRate);
+    const floorAfterTypical = typicalOf(floorsAfter, floorAfterRate);
 
     console.log(
       `\n  Rebuild of ${PROJECTION}, ${formatInt(seeding.events)} events${rounds > 1 ? `, median of ${rounds} rounds` : ''}`,
@@ -434,8 +481,8 @@ async function scenarioA(
         'vs floor',
       ],
       [
-        ...byBatch.map(({ batchSize, rate, typical }) => [
-          `QCAT target.rebuild(store), batch ${formatInt(batchSize)}${batchSize === defaultBatch ? ' (default)' : ''}`,
+        ...byBatch.map(({ path, batchSize, rate, typical }) => [
+          `QCAT target.rebuild(store) via ${path}, batch ${formatInt(batchSize)}${batchSize === defaultBatch ? ' (default)' : ''}`,
           formatInt(rate),
           typical.seconds.toFixed(2),
           formatMs(typical.batch.p50Ms),
@@ -458,19 +505,35 @@ async function scenarioA(
           formatBusy(floorTypical.machineBusy),
           formatRatio(1),
         ],
+        [
+          'INSERT ... SELECT, then CREATE INDEX',
+          formatInt(floorAfterRate),
+          floorAfterTypical.seconds.toFixed(2),
+          '',
+          '',
+          '',
+          '',
+          '',
+          formatBusy(floorAfterTypical.machineBusy),
+          formatRatio(floorAfterRate / floorRate),
+        ],
       ],
+    );
+    console.log(
+      '  via sql: filled from qcat_events in SQL, indexes built after, then caught up event by event and switched (the path over the PostgreSQL log); via events: event by event (EventStoreDB, projections without rebuildSql)',
     );
     console.log(
       `  QCAT/reference (rebuild/floor): ${formatRatio(chosen.rate / floorRate)}; seeding through appendToStream: ${seeding.seconds.toFixed(1)} s (${formatInt(seeding.eventsPerSec)} events/s)`,
     );
     const goal: Goal = {
-      label: `(a) rebuild events/s (batch ${formatInt(defaultBatch)})`,
+      label: `(a) rebuild events/s (via sql, batch ${formatInt(defaultBatch)})`,
       actual: chosen.rate,
       bound: TARGET_REBUILD_EVENTS_PER_SEC,
       direction: 'min',
       format: formatInt,
     };
     const runJson = (run: RebuildRun): Record<string, unknown> => ({
+      path: run.path,
       batchSize: run.batchSize,
       eventsPerSec: round(run.eventsPerSec, 0),
       seconds: round(run.seconds, 3),
@@ -493,14 +556,22 @@ async function scenarioA(
           machineBusy:
             floorTypical.machineBusy === null ? null : round(floorTypical.machineBusy, 3),
         },
+        floorIndexesAfter: {
+          eventsPerSec: round(floorAfterRate, 0),
+          seconds: round(floorAfterTypical.seconds, 3),
+          machineBusy:
+            floorAfterTypical.machineBusy === null ? null : round(floorAfterTypical.machineBusy, 3),
+        },
         qcatVsFloor: round(chosen.rate / floorRate, 3),
         target: goalJson(goal),
-        batches: byBatch.map(({ batchSize, rate }) => ({
+        batches: byBatch.map(({ path, batchSize, rate }) => ({
+          path,
           batchSize,
           eventsPerSec: round(rate, 0),
         })),
         runs: rebuilds.map(runJson),
         floorRuns: floors.map((floor) => round(floor.eventsPerSec, 0)),
+        floorIndexesAfterRuns: floorsAfter.map((floor) => round(floor.eventsPerSec, 0)),
         seed: {
           seconds: round(seeding.seconds, 1),
           eventsPerSec: round(seeding.eventsPerSec, 0),

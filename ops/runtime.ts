@@ -117,6 +117,8 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       projections: allProjections(config.QCAT_REDIS_PREFIX, commands),
       ...(redis ? { redis } : {}),
       redisPrefix: config.QCAT_REDIS_PREFIX,
+      // The PostgreSQL log lives in this database (wrapped for metrics): rebuilds may use SQL.
+      logInDatabase: config.EVENT_STORE === 'postgres',
       instanceId: `${hostname()}:${process.pid}`,
       log: (message) => {
         log.info(message);

@@ -1,5 +1,6 @@
 import type pg from 'pg';
-import type { EventStore, RecordedEvent } from '../core/eventstore/event-store.js';
+import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-store.js';
+import type { EventStore, Position, RecordedEvent } from '../core/eventstore/event-store.js';
 import type { PostgresProjection } from './projection.js';
 
 const NAME = /^[a-z][a-z0-9_]{0,39}$/;
@@ -28,6 +29,30 @@ async function inTransaction<T>(
     throw error;
   } finally {
     client.release();
+  }
+}
+
+/**
+ * One transaction on `client`. `relaxed`: the commit does not wait for the WAL flush — only for
+ * writes into a generation that is not live yet: a crash loses them with the rebuild that made
+ * them, and the synchronous commit of the switch flushes everything before it.
+ */
+async function transaction<T>(
+  client: pg.ClientBase,
+  work: () => Promise<T>,
+  settings: { relaxed?: boolean; maintenanceWorkMem?: string } = {},
+): Promise<T> {
+  await client.query('BEGIN');
+  try {
+    if (settings.relaxed) await client.query('SET LOCAL synchronous_commit = off');
+    if (settings.maintenanceWorkMem)
+      await client.query(`SET LOCAL maintenance_work_mem = '${settings.maintenanceWorkMem}'`);
+    const result = await work();
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
   }
 }
 
@@ -60,6 +85,30 @@ export interface RebuildProgress {
   events: number;
 }
 
+export interface RebuildOptions {
+  /** Events per read and per transaction of the event-by-event path; default 5000. */
+  batchSize?: number;
+  /** Positions per INSERT … SELECT of the SQL path; default 100,000. */
+  sqlChunk?: number;
+  onProgress?: (progress: RebuildProgress) => void;
+}
+
+export interface RebuildResult extends RebuildProgress {
+  generation: number;
+  /** How the new generation was filled before its catch-up: in SQL from qcat_events, or event by event. */
+  via: 'sql' | 'events';
+}
+
+export interface PostgresTargetOptions {
+  /**
+   * The store handed to `rebuild` reads the whole PostgreSQL log (`qcat_events`) of this target's
+   * own database, unfiltered (an instrumenting wrapper, say): lets a projection with `rebuildSql`
+   * be filled in SQL. Without it that happens only when the store is a PostgresEventStore itself.
+   * Either way the store's event at its head must be the one `qcat_events` holds there.
+   */
+  logInDatabase?: boolean;
+}
+
 /**
  * Where a PostgreSQL projection's changes go. Every batch runs in one transaction that locks the
  * projection's registry row, skips events at or below its checkpoint, applies the rest and moves
@@ -69,6 +118,7 @@ export class PostgresTarget {
   constructor(
     private readonly pool: pg.Pool,
     readonly projection: PostgresProjection,
+    private readonly options: PostgresTargetOptions = {},
   ) {
     if (!NAME.test(projection.name))
       throw new Error(`invalid projection name '${projection.name}'`);
@@ -94,6 +144,7 @@ export class PostgresTarget {
         await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
         await client.query(`CREATE SCHEMA ${schema}`);
         await this.projection.setup(client, schema);
+        await this.projection.indexes?.(client, schema);
         await exposeViews(client, this.projection, schema);
       }
       const registry = await lockRegistry(client, this.name);
@@ -130,15 +181,17 @@ export class PostgresTarget {
   }
 
   /**
-   * Builds the next generation from position 0 while the live one keeps serving, then, holding the
-   * registry row so the live runner pauses, catches it up to the head and switches the views to it.
+   * Builds the next generation from position 0 while the live one keeps serving: in SQL from
+   * `qcat_events` when the projection can and the log is in this database, else event by event
+   * (transactions that do not wait for the WAL flush, the next batch read while one is applied);
+   * then its secondary indexes; then, holding the registry row so the live runner pauses, catches
+   * it up to the head and switches the views to it. A failure before the switch drops the new
+   * generation and leaves the live one as it was.
    */
-  async rebuild(
-    store: EventStore,
-    options: { batchSize?: number; onProgress?: (progress: RebuildProgress) => void } = {},
-  ): Promise<RebuildProgress & { generation: number }> {
+  async rebuild(store: EventStore, options: RebuildOptions = {}): Promise<RebuildResult> {
     const batchSize = options.batchSize ?? 5000;
     const guard = await this.pool.connect();
+    let shadow: string | undefined;
     try {
       const { rows } = await guard.query<{ locked: boolean }>(
         'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked',
@@ -154,37 +207,83 @@ export class PostgresTarget {
       const generation = previous + 1;
       const schema = schemaOf(this.name, generation);
       await guard.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      shadow = schema;
       await guard.query(`CREATE SCHEMA ${schema}`);
       await this.projection.setup(guard, schema);
 
       const progress: RebuildProgress = { checkpoint: 0n, events: 0 };
-      const catchUp = async (client: pg.ClientBase, inOwnTransactions: boolean): Promise<void> => {
+      const advance = (checkpoint: Position, events: number): void => {
+        progress.checkpoint = checkpoint;
+        progress.events += events;
+        options.onProgress?.({ ...progress });
+      };
+
+      // 1. Fill, in SQL where possible.
+      const fill = this.projection.rebuildSql?.bind(this.projection);
+      const head = fill ? await this.sqlHead(store, guard) : null;
+      const via = head === null ? 'events' : 'sql';
+      if (fill && head !== null) {
+        const chunk = BigInt(options.sqlChunk ?? 100_000);
+        while (progress.checkpoint < head) {
+          const after = progress.checkpoint;
+          const upTo = after + chunk < head ? after + chunk : head;
+          const events = await transaction(
+            guard,
+            async () => {
+              await guard.query(fill(schema, after, upTo));
+              const { rows: counted } = await guard.query<{ n: string }>(
+                'SELECT count(*) AS n FROM qcat_events WHERE position > $1 AND position <= $2',
+                [after.toString(), upTo.toString()],
+              );
+              return Number(counted[0]?.n ?? 0);
+            },
+            { relaxed: true },
+          );
+          advance(upTo, events);
+        }
+      }
+
+      // 2. Event by event, each batch in its own transaction, reading the next one meanwhile.
+      const catchUp = async (): Promise<void> => {
+        const read = (after: Position): Promise<RecordedEvent[]> => {
+          const reading = store.readAll({ after, maxCount: batchSize });
+          reading.catch(() => undefined); // awaited below; must not count as unhandled meanwhile
+          return reading;
+        };
+        let next: Promise<RecordedEvent[]> | undefined = read(progress.checkpoint);
+        while (next) {
+          const events: RecordedEvent[] = await next;
+          const last = events.at(-1);
+          if (!last) return;
+          next = events.length < batchSize ? undefined : read(last.position);
+          await transaction(guard, () => this.projection.apply(guard, schema, events), {
+            relaxed: true,
+          });
+          advance(last.position, events.length);
+        }
+      };
+      await catchUp();
+
+      // 3. The secondary indexes, once, over the filled tables; then what came meanwhile.
+      if (this.projection.indexes) {
+        const indexes = this.projection.indexes.bind(this.projection);
+        await transaction(guard, () => indexes(guard, schema), {
+          relaxed: true,
+          maintenanceWorkMem: '256MB',
+        });
+        await catchUp();
+      }
+
+      // 4. The switch: the registry row held, the rest applied, views moved, all in one commit.
+      await inTransaction(this.pool, async (client) => {
+        await lockRegistry(client, this.name);
         for (;;) {
           const events = await store.readAll({ after: progress.checkpoint, maxCount: batchSize });
           const last = events.at(-1);
-          if (!last) return;
-          if (inOwnTransactions) {
-            await client.query('BEGIN');
-            try {
-              await this.projection.apply(client, schema, events);
-              await client.query('COMMIT');
-            } catch (error) {
-              await client.query('ROLLBACK');
-              throw error;
-            }
-          } else {
-            await this.projection.apply(client, schema, events);
-          }
-          progress.checkpoint = last.position;
-          progress.events += events.length;
-          options.onProgress?.({ ...progress });
-          if (events.length < batchSize && inOwnTransactions) return;
+          if (!last) break;
+          await this.projection.apply(client, schema, events);
+          advance(last.position, events.length);
         }
-      };
-      await catchUp(guard, true);
-      await inTransaction(this.pool, async (client) => {
-        await lockRegistry(client, this.name);
-        await catchUp(client, false);
         await client.query(
           `UPDATE qcat_projections SET generation = $2, checkpoint = $3, version = $4,
              error_position = NULL, error_message = NULL, error_at = NULL, updated_at = now()
@@ -193,11 +292,38 @@ export class PostgresTarget {
         );
         await exposeViews(client, this.projection, schema);
       });
+      shadow = undefined;
       await guard.query(`DROP SCHEMA IF EXISTS ${schemaOf(this.name, previous)} CASCADE`);
-      return { ...progress, generation };
+      return { ...progress, generation, via };
+    } catch (error) {
+      if (shadow)
+        await guard.query(`DROP SCHEMA IF EXISTS ${shadow} CASCADE`).catch(() => undefined);
+      throw error;
     } finally {
       await guard.query('SELECT pg_advisory_unlock_all()').catch(() => undefined);
       guard.release();
     }
+  }
+
+  /**
+   * The head up to which the SQL path may fill the new generation, or null for the event-by-event
+   * path: the store is the PostgreSQL log (itself, or vouched for by `logInDatabase`) and its event
+   * at its head is the one `qcat_events` here holds there.
+   */
+  private async sqlHead(store: EventStore, client: pg.ClientBase): Promise<Position | null> {
+    if (!this.options.logInDatabase && !(store instanceof PostgresEventStore)) return null;
+    const head = await store.headPosition();
+    if (head === 0n) return null;
+    const [atHead] = await store.readAll({ after: head - 1n, toPosition: head, maxCount: 1 });
+    if (atHead?.position !== head) return null;
+    const { rows: found } = await client.query<{ log: string | null }>(
+      "SELECT to_regclass('qcat_events')::text AS log",
+    );
+    if (!found[0]?.log) return null;
+    const { rows } = await client.query<{ event_id: string }>(
+      'SELECT event_id FROM qcat_events WHERE position = $1',
+      [head.toString()],
+    );
+    return rows[0]?.event_id === atHead.eventId ? head : null;
   }
 }

@@ -23,6 +23,11 @@ export interface ProjectionServiceOptions {
   /** How often a standby process tries to take over a projection; default 2 s. */
   leadershipIntervalMs?: number;
   retryDelayMs?: number;
+  /**
+   * `eventStore` is the PostgreSQL log of `pool`'s database, unfiltered (whatever wraps it): lets
+   * rebuilds fill projections that have `rebuildSql` in SQL (see PostgresTargetOptions).
+   */
+  logInDatabase?: boolean;
   log?: (message: string) => void;
 }
 
@@ -46,7 +51,12 @@ export class ProjectionService {
     const prefix = options.redisPrefix ?? 'qcat:';
     for (const projection of options.projections) {
       if (projection.kind === 'postgres') {
-        this.targets.set(projection.name, new PostgresTarget(options.pool, projection));
+        this.targets.set(
+          projection.name,
+          new PostgresTarget(options.pool, projection, {
+            ...(options.logInDatabase ? { logInDatabase: true } : {}),
+          }),
+        );
       } else if (options.redis) {
         const mirror = async (checkpoint: bigint): Promise<void> => {
           await options.pool.query(

@@ -1,6 +1,6 @@
 import type { ChainableCommander } from 'ioredis';
 import type pg from 'pg';
-import type { RecordedEvent } from '../core/eventstore/event-store.js';
+import type { Position, RecordedEvent } from '../core/eventstore/event-store.js';
 
 /**
  * A read model kept in PostgreSQL. Its tables live in a schema of their own per generation
@@ -15,10 +15,31 @@ export interface PostgresProjection {
   version: number;
   /** The tables `setup` creates, each exposed as `qcat_read.<table>`. */
   tables: readonly string[];
-  /** Creates the (empty) tables in `schema`. */
+  /** Creates the (empty) tables in `schema`, with the keys `apply` needs. */
   setup(client: pg.ClientBase, schema: string): Promise<void>;
   /** Applies events in order, inside the runner's transaction, which also moves the checkpoint. */
   apply(client: pg.ClientBase, schema: string, events: readonly RecordedEvent[]): Promise<void>;
+  /**
+   * Optional: the secondary indexes, left out of `setup` so that a rebuild builds them once after
+   * filling the new generation instead of maintaining them row by row. A first generation gets
+   * them right after `setup`; a rebuild before its catch-up and switch.
+   */
+  indexes?(client: pg.ClientBase, schema: string): Promise<void>;
+  /**
+   * Optional: one statement that writes into `schema` exactly what `apply` would write for the
+   * events of `qcat_events` at positions above `after` up to `upTo`, applied in position order to
+   * the state `apply` left for the positions up to `after` (a rebuild calls it on consecutive
+   * ranges, from an empty generation). Used by rebuilds when the log is the PostgreSQL adapter
+   * in the same database; otherwise (EventStoreDB, a filtered or cut store) rebuilds go event by
+   * event. Tested for equality with the event-by-event build.
+   */
+  rebuildSql?(schema: string, after: Position, upTo: Position): RebuildStatement;
+}
+
+/** A parametrised statement, as pg's `client.query` takes it. */
+export interface RebuildStatement {
+  text: string;
+  values: unknown[];
 }
 
 /**
