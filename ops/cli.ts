@@ -61,7 +61,12 @@ program
           server.fastify.log.warn(m);
         },
       };
-      await seedDemo(server.runtime.commands, server.runtime.eventStore, log);
+      // Another process seeding at the same moment makes a step refuse: the server stays up.
+      await seedDemo(server.runtime.commands, server.runtime.eventStore, log).catch(
+        (error: unknown) => {
+          log.warn(`demo: seeding stopped: ${toError(error).message}`);
+        },
+      );
     }
   });
 

@@ -39,6 +39,8 @@ describe('paper trading in a real qcat process, killed with -9 and restarted', (
   beforeAll(async () => {
     database = await createTestDatabase('paper_e2e');
     pool = new pg.Pool({ connectionString: database.url, max: 2 });
+    // A dropped test database ends its connections: not an error here.
+    pool.on('error', () => undefined);
     store = await PostgresEventStore.connect({ connectionString: database.url });
   });
   afterAll(async () => {

@@ -140,6 +140,8 @@ type Harness = {
 async function harness(label: string, books: () => StrategyBook[] = () => BOOKS): Promise<Harness> {
   const database = await createTestDatabase(label);
   const pool = new pg.Pool({ connectionString: database.url, max: 4 });
+  // A dropped test database ends its connections: not an error here.
+  pool.on('error', () => undefined);
   const store = await PostgresEventStore.connect({ connectionString: database.url });
   await ensureMarketSchema(pool);
   await ensureEngineSchema(pool);
@@ -261,7 +263,7 @@ describe('PaperEngine after kill -9', () => {
       try {
         const doomed = h.engine({ store: crashingStore(h.store, budget) });
         await expect(runToEnd(doomed)).rejects.toThrow('killed');
-        const restarted = h.engine();
+        const restarted = h.engine({ recoveryPage: 50 });
         await runToEnd(restarted);
         const stored = await storedStreams(h.store);
         expectSameAsBacktest(stored);

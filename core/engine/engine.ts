@@ -144,6 +144,8 @@ export type EngineOptions = {
   batchSize?: number;
   /** Save a snapshot at least every this many cycles (and whenever a round ends); default 100. */
   snapshotEvery?: number;
+  /** Write-ahead records read per page while recovering; default 1,000. */
+  recoveryPage?: number;
   /** Where the first cycle starts when the portfolio is new; default: after the newest bar. */
   startAfter?: number;
 };
@@ -235,13 +237,22 @@ export class PaperEngine {
       this.riskPosition = BigInt(snapshot.riskPosition ?? '-1');
       this.recordId = snapshot.recordId;
     }
-    const recorded = await this.options.store.readStream(engineStream(this.portfolioId), {
-      fromRevision: BigInt(this.cycle + 1),
-    });
-    for (const event of recorded) await this.apply(event.data as unknown as CycleRecord, event);
+    // In pages: after a restore the whole log of the portfolio may be replayed.
+    let replayed = 0;
+    const page = this.options.recoveryPage ?? 1_000;
+    for (;;) {
+      const records = await this.options.store.readStream(engineStream(this.portfolioId), {
+        fromRevision: BigInt(this.cycle + 1),
+        maxCount: page,
+      });
+      for (const event of records) await this.apply(event.data as unknown as CycleRecord, event);
+      replayed += records.length;
+      if (records.length < page) break;
+      await this.save();
+    }
     this.recovered = true;
-    if (recorded.length > 0) await this.save();
-    return recorded.length;
+    if (replayed > 0) await this.save();
+    return replayed;
   }
 
   /**

@@ -111,6 +111,8 @@ describe('risk control in the paper engine: a flash crash', () => {
   beforeAll(async () => {
     database = await createTestDatabase('engine_risk');
     pool = new pg.Pool({ connectionString: database.url, max: 4 });
+    // A dropped test database ends its connections: not an error here.
+    pool.on('error', () => undefined);
     store = await PostgresEventStore.connect({ connectionString: database.url });
     await ensureMarketSchema(pool);
     await ensureEngineSchema(pool);
