@@ -540,6 +540,53 @@ describe('risk read models, API and approvals', () => {
     ).toMatchObject({ base: 'REDUCING', temporary: null });
   });
 
+  it("keeps a person's halt when an engine event decided from an older copy follows it", async () => {
+    const stream = tradingStateStream({ type: 'strategy', id: 'stale-copy' });
+    const base = {
+      scopeType: 'strategy',
+      scopeId: 'stale-copy',
+      triggerId: null,
+      reason: 'x',
+      time: D0,
+    } as const;
+    await runtime.eventStore.appendToStream(stream, [
+      {
+        type: 'TradingStateChanged',
+        data: {
+          ...base,
+          from: 'ACTIVE',
+          to: 'HALTED',
+          base: 'HALTED',
+          temporary: null,
+          cause: 'manual',
+          by: { id: 'apikey:risk', role: 'risk_officer' },
+        },
+        metadata: { actor: 'apikey:risk' },
+      },
+    ]);
+    const { position } = await runtime.eventStore.appendToStream(stream, [
+      {
+        type: 'TradingStateChanged',
+        data: {
+          ...base,
+          from: 'REDUCING',
+          to: 'ACTIVE',
+          base: 'ACTIVE',
+          temporary: null,
+          cause: 'cooldown',
+          by: null,
+        },
+        metadata: { actor: ENGINE },
+      },
+    ]);
+    const { states } = await get<{ states: Json[] }>(
+      `/risk/states?scopeType=strategy&scopeId=stale-copy&minPosition=${position.toString()}`,
+    );
+    expect(states[0]).toMatchObject({ base: 'HALTED' });
+    const folded = (await snapshot())['states'] as Record<string, Json>;
+    expect(folded['strategy:stale-copy']).toMatchObject({ base: 'HALTED' });
+  });
+
   it('lists the triggers the engine fired, filtered and paged', async () => {
     const fire = async (trigger: RiskTriggerFiredData): Promise<void> => {
       const scope = { type: trigger.scopeType, id: trigger.scopeId };

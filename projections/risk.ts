@@ -88,7 +88,12 @@ async function applyRiskEvent(
                                                  position)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (scope_type, scope_id) DO UPDATE SET
-           state = $3, temporary = $4, reason = $5, changed_by = $6, changed_at = $7,
+           -- foldedBase (core/risk/common.ts): an automatic change never loosens the base.
+           state = CASE WHEN $11::text IN ('trigger', 'cooldown')
+                         AND array_position(ARRAY['ACTIVE', 'REDUCING', 'HALTED'], s.state)
+                           > array_position(ARRAY['ACTIVE', 'REDUCING', 'HALTED'], $3::text)
+                        THEN s.state ELSE $3 END,
+           temporary = $4, reason = $5, changed_by = $6, changed_at = $7,
            reset_at = COALESCE($8, s.reset_at), request_id = $9, position = $10`,
         [
           d.scopeType,
@@ -101,6 +106,7 @@ async function applyRiskEvent(
           row.requestId === null ? null : at(d.time),
           row.requestId,
           event.position,
+          risk.type === 'TradingStateChanged' ? risk.data.cause : 'reset',
         ],
       );
       return;

@@ -2,7 +2,7 @@ import type { Aggregate } from '../aggregates.js';
 import type { Decider, DomainEvent } from '../decider.js';
 import { QcatError } from '../errors.js';
 import type { RiskSnapshot } from './checks.js';
-import { scopeKey } from './common.js';
+import { foldedBase, scopeKey } from './common.js';
 import { exits, exitsKey, type ExitsEvent } from './exits.js';
 import { killSwitch, type KillSwitchEvent } from './kill-switch.js';
 import { limits, type LimitsEvent } from './limits.js';
@@ -90,9 +90,10 @@ export function evolveSnapshot(snapshot: RiskSnapshot, event: RiskEvent): RiskSn
     case 'TradingStateReset': {
       const key = scopeKey({ type: event.data.scopeType, id: event.data.scopeId });
       const resetAt = snapshot.states[key]?.resetAt ?? null;
+      const current = snapshot.states[key]?.base ?? 'ACTIVE';
       const state =
         event.type === 'TradingStateChanged'
-          ? { base: event.data.base, temporary: event.data.temporary, resetAt }
+          ? { base: foldedBase(current, event.data), temporary: event.data.temporary, resetAt }
           : { base: event.data.to, temporary: null, resetAt: event.data.time };
       return { ...snapshot, states: { ...snapshot.states, [key]: state } };
     }

@@ -27,6 +27,16 @@ export type TradingState = (typeof TRADING_STATES)[number];
 
 /** ACTIVE 0 < REDUCING 1 < HALTED 2. */
 export const strictness = (state: TradingState): number => TRADING_STATES.indexOf(state);
+/**
+ * The base state after a TradingStateChanged: a person's change (`manual`) sets it; an automatic
+ * one (`trigger`, `cooldown`, decided by an engine from a copy that may lag the log) never loosens
+ * what is in force, so it cannot undo a risk officer's halt made in the meantime.
+ */
+export const foldedBase = (
+  current: TradingState,
+  change: { cause: 'trigger' | 'manual' | 'cooldown'; base: TradingState },
+): TradingState => (change.cause === 'manual' ? change.base : stricter(current, change.base));
+
 export const stricter = (a: TradingState, b: TradingState): TradingState =>
   strictness(a) >= strictness(b) ? a : b;
 

@@ -7,6 +7,7 @@ import {
   partySchema,
   refuse,
   remember,
+  foldedBase,
   requireApproval,
   requireRiskActor,
   scopeTypeSchema,
@@ -236,7 +237,7 @@ export const tradingStates: Decider<ScopeTradingState, TradingStateCommand, Trad
       case 'TradingStateChanged':
         return {
           ...state,
-          base: event.data.base,
+          base: foldedBase(state.base, event.data),
           temporary: event.data.temporary,
           since: event.data.time,
           reason: event.data.reason,

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { given } from '../../test/support/given-when-then.js';
 import type { Party } from '../approvals/approval.js';
+import { evolveSnapshot } from './aggregate.js';
+import { emptySnapshot } from './checks.js';
 import { tradingStateStream } from './common.js';
 import {
   effectiveState,
@@ -237,6 +239,49 @@ describe('trading state: people', () => {
     given(tradingStates, halted)
       .when(move('ACTIVE'))
       .thenRefuses('RESET_REQUIRES_APPROVAL', /risk_reset/);
+  });
+});
+
+describe('trading state: an automatic change decided from a stale copy', () => {
+  // A risk officer halts the strategy; an engine that had not seen it yet ends a cooldown or
+  // fires a temporary trigger with the base it knew (ACTIVE).
+  const officer = changed({ cause: 'manual', triggerId: null, by: risk, reason: 'news' });
+  const stale = [
+    changed({ from: 'REDUCING', to: 'ACTIVE', base: 'ACTIVE', cause: 'cooldown', time: T + 9 }),
+    changed({
+      to: 'REDUCING',
+      base: 'ACTIVE',
+      temporary: { state: 'REDUCING', until: T + HOUR, triggerId: 't' },
+      time: T + 9,
+    }),
+  ];
+
+  it('never loosens the base a person set, in the stream and in the snapshot', () => {
+    for (const event of stale) {
+      const folded = [officer, event].reduce(
+        (state, e) => tradingStates.evolve(state, e),
+        tradingStates.initialState(),
+      );
+      expect(folded.base).toBe('HALTED');
+      const snapshot = [officer, event].reduce(
+        (state, e) => evolveSnapshot(state, tradingStates.parseEvent(e)),
+        emptySnapshot(),
+      );
+      expect(snapshot.states['strategy:s1']?.base).toBe('HALTED');
+      expect(snapshot.states['strategy:s1']?.temporary).toEqual(
+        event.type === 'TradingStateChanged' ? event.data.temporary : undefined,
+      );
+    }
+  });
+
+  it('an automatic change still tightens the base', () => {
+    const tighten = changed({ from: 'REDUCING', to: 'HALTED', base: 'HALTED', cause: 'trigger' });
+    const reducing = changed({ to: 'REDUCING', base: 'REDUCING', cause: 'manual', by: risk });
+    const folded = [reducing, tighten].reduce(
+      (state, e) => tradingStates.evolve(state, e),
+      tradingStates.initialState(),
+    );
+    expect(folded.base).toBe('HALTED');
   });
 });
 
