@@ -82,13 +82,45 @@ function field(value: unknown): string {
 }
 
 /**
+ * The COPY text of one event field, chosen once per column rather than per value: the envelope's
+ * fields have known types (a bigint, a string, a Date, JSON); anything else goes through `field`.
+ * `data` and `metadata` are always JSON, so a JSON `null` stays the jsonb `null` it was.
+ */
+function encoderOf(name: string): (value: unknown) => string {
+  switch (name) {
+    case 'position':
+    case 'revision':
+      return (value) => (typeof value === 'bigint' ? value.toString() : field(value));
+    case 'data':
+    case 'metadata':
+      return (value) => (value === undefined ? '\\N' : escapeJson(value));
+    case 'recordedAt': {
+      // Events appended together share their commit time: format each instant once.
+      let ms = Number.NaN;
+      let iso = '';
+      return (value) => {
+        if (!(value instanceof Date)) return field(value);
+        const time = value.getTime();
+        if (time !== ms) {
+          ms = time;
+          iso = value.toISOString();
+        }
+        return iso;
+      };
+    }
+    default:
+      return (value) => (typeof value === 'string' ? escapeText(value) : field(value));
+  }
+}
+
+/**
  * Drops the indexes of qcat_events (unique and primary key constraints included) inside the
  * import's transaction, and answers the function that builds them again as the catalog defined
  * them: one sorted build per index after the COPY is several times cheaper than maintaining each
  * one row by row. Indexes a later migration adds are read from the catalog too. If anything
  * depends on them (a foreign key), they stay and the COPY maintains them.
  */
-async function dropIndexes(client: pg.ClientBase): Promise<() => Promise<void>> {
+export async function dropEventIndexes(client: pg.ClientBase): Promise<() => Promise<void>> {
   const { rows: constraints } = await client.query<{ name: string; definition: string }>(
     `SELECT conname AS name, pg_get_constraintdef(oid) AS definition FROM pg_constraint
       WHERE conrelid = 'qcat_events'::regclass AND contype IN ('p', 'u', 'x')`,
@@ -145,7 +177,7 @@ export async function bulkImportIntoEmptyStore(
         `the target event log is not empty (head at position ${head.rows[0]?.position ?? '?'})`,
       );
 
-    const rebuild = await dropIndexes(client);
+    const rebuild = await dropEventIndexes(client);
     const started = performance.now();
     const eventColumns = await columnsOf(client, 'qcat_events');
     const envelopeColumns = new Set(ENVELOPE.map(([, column]) => column));
@@ -154,8 +186,10 @@ export async function bulkImportIntoEmptyStore(
       (column) => !['singleton', 'position', 'recorded_at'].includes(column.name),
     );
 
-    /** Per stream: its last revision, and the further qcat_streams columns from its last event. */
-    const streams = new Map<string, { revision: bigint; carried: unknown[] }>();
+    /** Per stream: its last revision; and per further qcat_streams column, its last event's field. */
+    const streams = new Map<string, bigint>();
+    let carried: Map<string, unknown>[] = [];
+    let carriedNames: string[] = [];
     const streamExtras = (await columnsOf(client, 'qcat_streams')).filter(
       (column) => !['stream_id', 'revision'].includes(column.name),
     );
@@ -165,6 +199,9 @@ export async function bulkImportIntoEmptyStore(
     let last: RecordedEvent | undefined;
     /** Decided on the first event: which extra columns its fields fill. */
     let fields: (readonly [string, string])[] | undefined;
+    let names: string[] = [];
+    let encoders: ((value: unknown) => string)[] = [];
+    let lastField = 0;
 
     const decideFields = (event: RecordedEvent): (readonly [string, string])[] => {
       const chosen: (readonly [string, string])[] = ENVELOPE.map(
@@ -194,33 +231,36 @@ export async function bulkImportIntoEmptyStore(
         for (const event of batch) {
           if (!fields) {
             fields = decideFields(event);
+            names = fields.map(([name]) => name);
+            encoders = names.map(encoderOf);
+            lastField = names.length - 1;
             carriedColumns = streamExtras
               .filter((column) => camel(column.name) in event)
               .map((column) => column.name);
+            carriedNames = carriedColumns.map(camel);
+            carried = carriedColumns.map(() => new Map<string, unknown>());
           }
           if (last && event.position <= last.position)
             throw new BulkImportError(
               `position ${event.position} comes after ${last.position}: events must be in position order`,
             );
-          const expected = (streams.get(event.streamId)?.revision ?? -1n) + 1n;
+          const expected = (streams.get(event.streamId) ?? -1n) + 1n;
           if (event.revision !== expected)
             throw new BulkImportError(
               `stream ${event.streamId}: revision ${event.revision} where ${expected} was expected`,
             );
           const record = event as unknown as Record<string, unknown>;
-          streams.set(event.streamId, {
-            revision: event.revision,
-            carried: carriedColumns.map((column) => record[camel(column)]),
-          });
-          let line = '';
-          let separator = '';
-          for (const [name] of fields) {
-            if (!(name in record))
+          streams.set(event.streamId, event.revision);
+          for (let index = 0; index < carried.length; index++)
+            carried[index]?.set(event.streamId, record[carriedNames[index] ?? '']);
+          for (let index = 0; index < names.length; index++) {
+            const name = names[index] ?? '';
+            const value = record[name];
+            if (value === undefined && !(name in record))
               throw new BulkImportError(`the event at position ${event.position} has no '${name}'`);
-            line += separator + field(record[name]);
-            separator = '\t';
+            text += encoders[index]?.(value) ?? '';
+            text += index === lastField ? '\n' : '\t';
           }
-          text += `${line}\n`;
           last = event;
           events++;
         }
@@ -251,8 +291,8 @@ export async function bulkImportIntoEmptyStore(
       );
       async function* streamRows(): AsyncGenerator<string> {
         let text = '';
-        for (const [stream, { revision, carried }] of streams) {
-          text += `${escapeText(stream)}\t${revision}${carried.map((value) => `\t${field(value)}`).join('')}\n`;
+        for (const [stream, revision] of streams) {
+          text += `${escapeText(stream)}\t${revision}${carried.map((values) => `\t${field(values.get(stream))}`).join('')}\n`;
           if (text.length > 1 << 20) {
             yield text;
             text = '';
