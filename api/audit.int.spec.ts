@@ -90,6 +90,7 @@ describe('audit API', () => {
   beforeAll(async () => {
     api = await startTestServer('audit');
     db = new pg.Pool({ connectionString: api.database.url, max: 2 });
+    db.on('error', () => undefined); // ended by the database drop
   });
   afterAll(async () => {
     await db.end();

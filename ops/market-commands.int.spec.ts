@@ -47,6 +47,7 @@ describe('qcat market generate | import', () => {
   beforeAll(async () => {
     database = await createTestDatabase('market_cli');
     pool = new pg.Pool({ connectionString: database.url, max: 2 });
+    pool.on('error', () => undefined); // ended by the database drop
     store = new MarketDataStore(pool);
     dir = mkdtempSync(join(tmpdir(), 'qcat-klines-'));
   });

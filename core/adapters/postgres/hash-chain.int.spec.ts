@@ -18,6 +18,7 @@ describe('PostgreSQL hash chain (migration 5)', () => {
   beforeAll(async () => {
     database = await createTestDatabase('hashchain');
     pool = new pg.Pool({ connectionString: database.url, max: 2 });
+    pool.on('error', () => undefined); // ended by the database drop
   });
   afterAll(async () => {
     await store?.close();

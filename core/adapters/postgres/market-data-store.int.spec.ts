@@ -22,6 +22,7 @@ describe('MarketDataStore (PostgreSQL)', () => {
   beforeAll(async () => {
     database = await createTestDatabase('market');
     pool = new pg.Pool({ connectionString: database.url, max: 5 });
+    pool.on('error', () => undefined); // ended by the database drop
     store = new MarketDataStore(pool);
     await ensureMarketSchema(pool);
   });
@@ -33,6 +34,7 @@ describe('MarketDataStore (PostgreSQL)', () => {
   it('creates its schema once, even when several processes start together', async () => {
     const fresh = await createTestDatabase('market_schema');
     const freshPool = new pg.Pool({ connectionString: fresh.url, max: 5 });
+    freshPool.on('error', () => undefined); // ended by the database drop
     try {
       const results = await Promise.all([
         ensureMarketSchema(freshPool),
