@@ -24,6 +24,7 @@ import {
   commandHeaders,
   commandOptions,
   commandResultSchema,
+  instant,
   newId,
   positionString,
   principalOf,
@@ -31,7 +32,6 @@ import {
 } from './conventions.js';
 
 const symbol = z.string().regex(/^[A-Z0-9]{2,20}$/, 'expected a symbol such as BTCUSDT');
-const instant = z.iso.datetime({ offset: true });
 const bps = z.number().min(0).max(MAX_COST_BPS);
 
 const requestBody = z.strictObject({

@@ -149,3 +149,37 @@ export class SqlFilter {
     return this.conditions.length > 0 ? `WHERE ${this.conditions.join(' AND ')}` : '';
   }
 }
+
+/** An ISO 8601 instant with an offset, as query parameters take it. */
+export const instant = z.iso.datetime({ offset: true });
+
+/** `from` / `to` of the list routes: a half-open time range. */
+export const timeRange = {
+  from: instant.optional().describe('at or after this instant'),
+  to: instant.optional().describe('before this instant (exclusive)'),
+};
+
+export const isoOrNull = (date: Date | null): string | null => (date ? date.toISOString() : null);
+
+/** The Date of an ISO instant the schema let through; the calendar may still refuse it (400). */
+export function instantOf(name: string, value: string | undefined): Date | undefined {
+  if (value === undefined) return undefined;
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms))
+    throw new HttpProblem(400, 'VALIDATION_FAILED', `${name}: '${value}' is not a real instant`);
+  return new Date(ms);
+}
+
+/** `column` within `q.from` (inclusive) and `q.to` (exclusive); 400 when from is not before to. */
+export function addTimeRange(
+  filter: SqlFilter,
+  column: string,
+  q: { from?: string | undefined; to?: string | undefined },
+): void {
+  const from = instantOf('from', q.from);
+  const to = instantOf('to', q.to);
+  if (from && to && from >= to)
+    throw new HttpProblem(400, 'VALIDATION_FAILED', 'from must be before to');
+  if (from) filter.add(`${column} >= ?`, from);
+  if (to) filter.add(`${column} < ?`, to);
+}

@@ -4,9 +4,9 @@ import { MarketDataStore } from '../../core/adapters/postgres/market-data-store.
 import { TIMEFRAMES } from '../../core/strategies/kinds.js';
 import type { Runtime } from '../../ops/runtime.js';
 import { HttpProblem } from '../problem.js';
+import { instant, instantOf } from './conventions.js';
 
 const symbol = z.string().regex(/^[A-Z0-9]{2,20}$/, 'expected a symbol such as BTCUSDT');
-const instant = z.iso.datetime({ offset: true });
 
 const instrument = z.object({
   symbol: z.string(),
@@ -36,15 +36,6 @@ const candleQuery = z
     limit: z.coerce.number().int().min(1).max(5000).default(1000),
   })
   .strict();
-
-/** Epoch ms of an ISO instant that the schema let through but the calendar may not have. */
-const epochMs = (name: string, value: string | undefined): number | undefined => {
-  if (value === undefined) return undefined;
-  const ms = Date.parse(value);
-  if (Number.isNaN(ms))
-    throw new HttpProblem(400, 'VALIDATION_FAILED', `${name}: '${value}' is not a real instant`);
-  return ms;
-};
 
 /** Market data (ADR 007): instruments and candles, straight from the `qcat_market` tables. */
 export const marketRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
@@ -86,9 +77,9 @@ export const marketRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
     },
     async (request) => {
       const q = request.query;
-      const from = epochMs('from', q.from);
-      const to = epochMs('to', q.to);
-      const after = epochMs('after', q.after);
+      const from = instantOf('from', q.from)?.getTime();
+      const to = instantOf('to', q.to)?.getTime();
+      const after = instantOf('after', q.after)?.getTime();
       if (from !== undefined && to !== undefined && from >= to)
         throw new HttpProblem(400, 'VALIDATION_FAILED', 'from must be before to');
       const rows = await store.candlePage({

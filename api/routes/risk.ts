@@ -53,14 +53,19 @@ import { positionStream } from '../../core/trading/accounting.js';
 import type { Runtime } from '../../ops/runtime.js';
 import { HttpProblem } from '../problem.js';
 import {
+  addTimeRange,
   awaitPosition,
   commandAnswer,
   commandHeaders,
   commandResultSchema,
+  instant,
+  instantOf,
+  isoOrNull,
   newId,
   positionString,
   principalOf,
   SqlFilter,
+  timeRange,
 } from './conventions.js';
 
 const PROJECTION = 'risk';
@@ -72,15 +77,10 @@ const id = z
 const scopeType = z.enum(RISK_SCOPE_TYPES);
 const scopeParams = z.object({ scopeType, scopeId: id });
 const bookParams = z.object({ portfolioId: id, strategyId: id, symbol });
-const instant = z.iso.datetime({ offset: true });
 const reason = z.string().trim().min(1).max(500);
 const limit = z.coerce.number().int().min(1).max(1000).default(100);
 const after = positionString.optional().describe('cursor: nextCursor of the previous page');
 const minPosition = positionString.optional();
-const range = {
-  from: instant.optional().describe('at or after this instant'),
-  to: instant.optional().describe('before this instant (exclusive)'),
-};
 const idempotencyHeader = commandHeaders.pick({ 'idempotency-key': true });
 
 const limitsOut = z.object({
@@ -233,26 +233,8 @@ const requestAnswer = commandResultSchema.extend({
 });
 
 const iso = (ms: number): string => new Date(ms).toISOString();
-const isoOrNull = (date: Date | null): string | null => (date ? date.toISOString() : null);
 const temporaryOf = (t: Temporary | null): z.infer<typeof temporaryOut> =>
   t ? { state: t.state, until: iso(t.until), triggerId: t.triggerId } : null;
-
-/** Epoch ms of an ISO instant the schema let through; the calendar may still refuse it. */
-const dateOf = (name: string, value: string | undefined): Date | undefined => {
-  if (value === undefined) return undefined;
-  const ms = Date.parse(value);
-  if (Number.isNaN(ms))
-    throw new HttpProblem(400, 'VALIDATION_FAILED', `${name}: '${value}' is not a real instant`);
-  return new Date(ms);
-};
-function addRange(filter: SqlFilter, column: string, q: { from?: string; to?: string }): void {
-  const from = dateOf('from', q.from);
-  const to = dateOf('to', q.to);
-  if (from && to && from >= to)
-    throw new HttpProblem(400, 'VALIDATION_FAILED', 'from must be before to');
-  if (from) filter.add(`${column} >= ?`, from);
-  if (to) filter.add(`${column} < ?`, to);
-}
 
 /** `<scopeType>:<id>` cursors of the lists ordered by scope. */
 const scopeCursor = z
@@ -1062,7 +1044,7 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
             rule: z.enum(RISK_RULES).optional(),
             scopeType: scopeType.optional(),
             scopeId: id.optional(),
-            ...range,
+            ...timeRange,
             after,
             limit,
             minPosition,
@@ -1080,7 +1062,7 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
       if (q.rule) filter.add('rule = ?', q.rule);
       if (q.scopeType) filter.add('scope_type = ?', q.scopeType);
       if (q.scopeId) filter.add('scope_id = ?', q.scopeId);
-      addRange(filter, 'fired_at', q);
+      addTimeRange(filter, 'fired_at', q);
       if (q.after) filter.add('position > ?', q.after);
       const { rows } = await pool.query<{
         trigger_id: string;
@@ -1143,7 +1125,7 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
             portfolioId: id.optional(),
             strategyId: id.optional(),
             symbol: symbol.optional(),
-            ...range,
+            ...timeRange,
             after,
             limit,
             minPosition,
@@ -1162,7 +1144,7 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
       if (q.portfolioId) filter.add('portfolio_id = ?', q.portfolioId);
       if (q.strategyId) filter.add('strategy_id = ?', q.strategyId);
       if (q.symbol) filter.add('symbol = ?', q.symbol);
-      addRange(filter, 'denied_at', q);
+      addTimeRange(filter, 'denied_at', q);
       if (q.after) filter.add('position > ?', q.after);
       const { rows } = await pool.query<{
         client_order_id: string;
@@ -1300,7 +1282,7 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
           'body: move stopPrice, takeProfitPrice or both',
         );
       await checkBook(portfolioId, strategyId, name);
-      let openedAt = dateOf('openedAt', b.openedAt)?.getTime();
+      let openedAt = instantOf('openedAt', b.openedAt)?.getTime();
       if (openedAt === undefined) {
         const trip = await openTripOf(runtime, portfolioId, strategyId, name);
         if (!trip)

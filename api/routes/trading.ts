@@ -8,25 +8,25 @@ import { isOpen, ORDER_STATUSES, type OrderRequest } from '../../core/trading/or
 import type { Runtime } from '../../ops/runtime.js';
 import { HttpProblem } from '../problem.js';
 import {
+  addTimeRange,
   awaitPosition,
   commandHeaders,
+  instant,
+  instantOf,
+  isoOrNull,
   newId,
   positionString,
   principalOf,
   SqlFilter,
+  timeRange,
 } from './conventions.js';
 
 const PROJECTION = 'trading';
 const symbol = z.string().regex(/^[A-Z0-9]{2,20}$/, 'expected a symbol such as BTCUSDT');
 const id = z.string().min(1).max(200);
-const instant = z.iso.datetime({ offset: true });
 const limit = z.coerce.number().int().min(1).max(1000).default(100);
 const after = positionString.optional().describe('cursor: nextCursor of the previous page');
 const minPosition = positionString.optional();
-const range = {
-  from: instant.optional().describe('at or after this instant'),
-  to: instant.optional().describe('before this instant (exclusive)'),
-};
 const book = {
   portfolioId: id.optional(),
   strategyId: id.optional(),
@@ -134,7 +134,6 @@ const requestedAnswer = z.object({
 const idempotencyHeader = commandHeaders.pick({ 'idempotency-key': true });
 
 const iso = (date: Date): string => date.toISOString();
-const isoOrNull = (date: Date | null): string | null => (date ? date.toISOString() : null);
 
 interface OrderRow {
   client_order_id: string;
@@ -281,22 +280,6 @@ const INTERVALS: Readonly<Record<(typeof TIMEFRAMES)[number], string>> = {
   '1d': '1 day',
 };
 
-/** Epoch ms of an ISO instant the schema let through; the calendar may still refuse it. */
-const epochMs = (name: string, value: string | undefined): Date | undefined => {
-  if (value === undefined) return undefined;
-  const ms = Date.parse(value);
-  if (Number.isNaN(ms))
-    throw new HttpProblem(400, 'VALIDATION_FAILED', `${name}: '${value}' is not a real instant`);
-  return new Date(ms);
-};
-function addRange(filter: SqlFilter, column: string, q: { from?: string; to?: string }): void {
-  const from = epochMs('from', q.from);
-  const to = epochMs('to', q.to);
-  if (from && to && from >= to)
-    throw new HttpProblem(400, 'VALIDATION_FAILED', 'from must be before to');
-  if (from) filter.add(`${column} >= ?`, from);
-  if (to) filter.add(`${column} < ?`, to);
-}
 function addBook(
   filter: SqlFilter,
   q: { portfolioId?: string; strategyId?: string; symbol?: string },
@@ -344,7 +327,7 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
             ...book,
             status: z.enum(ORDER_STATUSES).optional(),
             source: z.enum(['strategy', 'manual']).optional(),
-            ...range,
+            ...timeRange,
             after,
             limit,
             minPosition,
@@ -360,7 +343,7 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
       addBook(filter, q);
       if (q.status) filter.add('status = ?', q.status);
       if (q.source) filter.add('source = ?', q.source);
-      addRange(filter, 'submitted_at', q);
+      addTimeRange(filter, 'submitted_at', q);
       if (q.after) filter.add('submitted_position > ?', q.after);
       const { rows } = await pool.query<OrderRow>(
         `SELECT * FROM qcat_read.orders ${filter.where}
@@ -413,7 +396,14 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
         tags: ['trading'],
         summary: 'Fills, oldest first, filtered; cursor-paginated',
         querystring: z
-          .object({ ...book, clientOrderId: id.optional(), ...range, after, limit, minPosition })
+          .object({
+            ...book,
+            clientOrderId: id.optional(),
+            ...timeRange,
+            after,
+            limit,
+            minPosition,
+          })
           .strict(),
         response: { 200: z.object({ fills: z.array(fill), nextCursor: z.string().nullable() }) },
       },
@@ -424,7 +414,7 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
       const filter = new SqlFilter();
       addBook(filter, q);
       if (q.clientOrderId) filter.add('client_order_id = ?', q.clientOrderId);
-      addRange(filter, 'time', q);
+      addTimeRange(filter, 'time', q);
       if (q.after) filter.add('position > ?', q.after);
       const { rows } = await pool.query<FillRow>(
         `SELECT * FROM qcat_read.fills ${filter.where}
@@ -447,7 +437,7 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
         tags: ['trading'],
         summary:
           'Round trips (closed trades), oldest first, filtered by close time; cursor-paginated',
-        querystring: z.object({ ...book, ...range, after, limit, minPosition }).strict(),
+        querystring: z.object({ ...book, ...timeRange, after, limit, minPosition }).strict(),
         response: { 200: z.object({ trades: z.array(trade), nextCursor: z.string().nullable() }) },
       },
     },
@@ -456,7 +446,7 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
       await awaitPosition(runtime.projections, PROJECTION, q.minPosition, reply);
       const filter = new SqlFilter();
       addBook(filter, q);
-      addRange(filter, 'closed_at', q);
+      addTimeRange(filter, 'closed_at', q);
       if (q.after) filter.add('position > ?', q.after);
       const { rows } = await pool.query<{
         fill_id: string;
@@ -628,7 +618,7 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
         params: z.object({ portfolioId: id }),
         querystring: z
           .object({
-            ...range,
+            ...timeRange,
             interval: z.enum(TIMEFRAMES).optional().describe('downsample: one point per interval'),
             after: instant.optional().describe('cursor: nextCursor of the previous page'),
             limit: z.coerce.number().int().min(1).max(10_000).default(1000),
@@ -650,8 +640,8 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
       const { portfolio_id: portfolioId } = await portfolioRow(request.params.portfolioId);
       const filter = new SqlFilter();
       filter.add('portfolio_id = ?', portfolioId);
-      addRange(filter, 'time', q);
-      const cursor = epochMs('after', q.after);
+      addTimeRange(filter, 'time', q);
+      const cursor = instantOf('after', q.after);
       if (cursor) filter.add('time > ?', cursor);
       const bucket = q.interval
         ? `date_bin(${filter.param(INTERVALS[q.interval])}::interval, time, TIMESTAMPTZ '2000-01-01Z')`
