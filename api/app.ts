@@ -1,5 +1,4 @@
 import cors from '@fastify/cors';
-import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -26,7 +25,10 @@ import { projectionRoutes } from './routes/projections.js';
 import { riskRoutes } from './routes/risk.js';
 import { strategyRoutes } from './routes/strategies.js';
 import { tradingRoutes } from './routes/trading.js';
-import { httpMetrics } from './http-metrics.js';
+import { httpMetrics, metricsEndpoint } from './http-metrics.js';
+import { readCache } from './read-cache.js';
+import { securityHeaders } from './security-headers.js';
+import { ReadModelWatch } from '../projections/read-model-watch.js';
 import { liveFeed } from './ws/plugin.js';
 
 export interface AppOptions {
@@ -35,7 +37,8 @@ export interface AppOptions {
 
 /**
  * The QCAT HTTP application as a Fastify plugin; `server.ts` owns the listening instance.
- * Auth first (its onRoute hook must see every route), then security, limits, docs, metrics, routes.
+ * Security headers and request metrics first, then auth (its onRoute hook must see every route),
+ * limits, docs, the metrics endpoint, the read cache, routes.
  */
 async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Promise<void> {
   const { config } = runtime;
@@ -52,14 +55,16 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
     }),
   );
 
-  // First among the plugins: its onRoute hook must see every route, the docs' included.
+  // Before authentication: answers it refuses early carry the headers and are counted too.
+  await fastify.register(securityHeaders);
+  await fastify.register(httpMetrics, { metrics: runtime.metrics });
+  // First among the plugins with routes: its onRoute hook must see every route, the docs' included.
   const authenticator = new Authenticator(runtime.pool);
   await fastify.register(auth, {
     authenticator,
     failuresPerMinute: config.AUTH_FAILURES_PER_MINUTE,
     publicPrefixes: ['/docs'],
   });
-  await fastify.register(helmet);
   if (config.CORS_ORIGINS.length > 0) await fastify.register(cors, { origin: config.CORS_ORIGINS });
   await fastify.register(rateLimit, {
     max: config.RATE_LIMIT_PER_MINUTE,
@@ -96,9 +101,22 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
   });
   await fastify.register(swaggerUi, { routePrefix: '/docs' });
 
-  await fastify.register(httpMetrics, {
+  await fastify.register(metricsEndpoint, {
     metrics: runtime.metrics,
     projections: runtime.projections,
+  });
+
+  // Before the routes: its onRoute hook adds the cache to those that declare a read model.
+  const watch = new ReadModelWatch(runtime.pool, runtime.databaseUrl, (message) => {
+    fastify.log.warn(message);
+  });
+  if (config.READ_CACHE_MB > 0) watch.start();
+  fastify.addHook('onClose', () => watch.stop());
+  await fastify.register(readCache, {
+    watch,
+    projections: runtime.projections,
+    maxBytes: Math.round(config.READ_CACHE_MB * 1024 * 1024),
+    metrics: runtime.metrics,
   });
 
   await fastify.register(liveFeed, {

@@ -46,6 +46,40 @@ describe('QCAT server over real HTTP', () => {
     expect(response.status).toBe(404);
   });
 
+  it("sends helmet's security headers on every answer: success, 404 and 401", async () => {
+    const answers = await Promise.all(
+      ['/health/live', '/nope', '/api/v1/audit/events'].map((path) =>
+        fetch(`${server!.url}${path}`),
+      ),
+    );
+    expect(answers.map((answer) => answer.status)).toEqual([200, 404, 401]);
+    for (const answer of answers) {
+      expect(answer.headers.get('content-security-policy')).toContain("default-src 'self'");
+      expect(answer.headers.get('x-frame-options')).toBe('SAMEORIGIN');
+      expect(answer.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(answer.headers.get('strict-transport-security')).toMatch(/^max-age=\d+/);
+      expect(answer.headers.get('referrer-policy')).toBe('no-referrer');
+    }
+  });
+
+  it('counts and times the answers refused before a route runs (401)', async () => {
+    for (let i = 0; i < 3; i++) {
+      expect((await fetch(`${server!.url}/api/v1/keys`)).status).toBe(401);
+    }
+    const text = await (await fetch(`${server!.url}/metrics`)).text();
+    const sample = (pattern: string): number =>
+      Number(new RegExp(`^${pattern} (\\S+)$`, 'm').exec(text)?.[1] ?? 'NaN');
+    expect(sample('http_requests_total\\{method="GET",route="/api/v1/keys",status="401"\\}')).toBe(
+      3,
+    );
+    // Timed from its own start: no 401 took anything near a second.
+    expect(
+      sample('http_request_duration_seconds_sum\\{method="GET",route="/api/v1/keys"\\}'),
+    ).toBeLessThan(1);
+    // The /metrics request itself is the one in flight.
+    expect(sample('http_requests_in_flight')).toBe(1);
+  });
+
   it('answers 503 problem+json, without internals, when the database is gone', async () => {
     await database!.drop();
     const response = await fetch(`${server!.url}/health`);

@@ -54,8 +54,9 @@ export async function startServer(
     },
     forceCloseConnections: 'idle',
   });
-  fastify.addHook('onSend', async (request, reply) => {
+  fastify.addHook('onSend', (request, reply, payload, done) => {
     void reply.header('x-request-id', request.id);
+    done(null, payload);
   });
   const log = {
     info: (message: string) => {

@@ -45,6 +45,25 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly readCacheLookups = new Counter({
+    name: 'http_read_cache_lookups_total',
+    help: 'Read-model answer cache look-ups (ADR 009): hit, miss, or bypass (the change notices cannot be heard)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  /** What the read cache holds now; set by the cache (api/read-cache.ts). */
+  readCacheSize: () => number = () => 0;
+
+  readonly readCacheBytes = new Gauge({
+    name: 'http_read_cache_bytes',
+    help: 'Approximate memory held by cached read-model answers',
+    registers: [this.registry],
+    collect: () => {
+      this.readCacheBytes.set(this.readCacheSize());
+    },
+  });
+
   readonly websocketConnections = new Gauge({
     name: 'websocket_connections',
     help: 'Open WebSocket connections',

@@ -72,6 +72,8 @@ export const configSchema = z
         .min(1024)
         .max(16 * 1024 * 1024),
     ).default(1024 * 1024),
+    // Answers of read-model routes kept per process until their read model changes (ADR 009).
+    READ_CACHE_MB: optional(z.coerce.number().min(0).max(4096)).default(64),
     READY_MAX_LAG: optional(z.coerce.number().int().min(0)).default(10_000),
     QCAT_REDIS_PREFIX: optional(
       z

@@ -25,6 +25,7 @@ describe('configuration', () => {
       RATE_LIMIT_PER_MINUTE: 1200,
       AUTH_FAILURES_PER_MINUTE: 20,
       BODY_LIMIT_BYTES: 1048576,
+      READ_CACHE_MB: 64,
       READY_MAX_LAG: 10000,
       QCAT_BACKUP_SCHEDULE: '0 2 * * *',
       QCAT_BACKUP_RETENTION_DAYS: 30,

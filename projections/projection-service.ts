@@ -176,6 +176,11 @@ export class ProjectionService {
     return readProjectionStatus(this.options.pool, this.options.eventStore, this.runners);
   }
 
+  /** The checkpoint of `name` as this process's runner has it; undefined if another leads it. */
+  localCheckpoint(name: string): bigint | undefined {
+    return this.runners.get(name)?.checkpoint;
+  }
+
   /**
    * Read-your-writes: waits until the projection has applied `position`, at most `timeoutMs`.
    * Answers whether it got there.

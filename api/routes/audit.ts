@@ -227,7 +227,7 @@ export const auditRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
   fastify.get(
     '/audit/events',
     {
-      config: { permission: 'audit:read' },
+      config: { permission: 'audit:read', readModel: 'audit_trail' },
       schema: {
         tags: ['audit'],
         summary: 'Events of the audit trail, oldest first, filtered; cursor-paginated by position',
@@ -435,7 +435,7 @@ export const auditRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
   fastify.get(
     '/audit/correlations/:correlationId',
     {
-      config: { permission: 'audit:history' },
+      config: { permission: 'audit:history', readModel: 'audit_trail' },
       schema: {
         tags: ['audit'],
         summary:

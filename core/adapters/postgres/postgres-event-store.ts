@@ -22,7 +22,7 @@ import {
 } from '../../eventstore/event-store.js';
 import { eventIdReused } from '../../eventstore/expected-revision.js';
 import { migrate } from './migrations.js';
-import { LogNotifier } from './log-notifier.js';
+import { PgNotifications } from './pg-notifications.js';
 import { nodeSha256 as sha256 } from '../node-sha256.js';
 
 export interface PostgresEventStoreOptions {
@@ -132,14 +132,15 @@ const tupleToEvent = ([
 export class PostgresEventStore implements EventStore {
   private readonly pending: PendingAppend[] = [];
   private flushing = false;
-  private readonly notifier: LogNotifier;
+  /** Commits announce the new head on `qcat_log`: wakes live subscribers (they also poll). */
+  private readonly notifier: PgNotifications;
   private closed = false;
 
   private constructor(
     readonly pool: pg.Pool,
     private readonly options: PostgresEventStoreOptions,
   ) {
-    this.notifier = new LogNotifier(options.connectionString);
+    this.notifier = new PgNotifications(options.connectionString, 'qcat_log');
   }
 
   static async connect(options: PostgresEventStoreOptions): Promise<PostgresEventStore> {
@@ -324,8 +325,8 @@ export class PostgresEventStore implements EventStore {
     return new Observable<RecordedEvent>((subscriber) => {
       let checkpoint: Position = options.after ?? START;
       let wake: (() => void) | undefined;
-      const notification = this.notifier.heads.subscribe((head) => {
-        if (head > checkpoint) wake?.();
+      const notification = this.notifier.messages.subscribe((head) => {
+        if (!/^\d+$/.test(head) || BigInt(head) > checkpoint) wake?.();
       });
       // A function, not the property: the subscriber may close while a read is awaited.
       const closed = (): boolean => subscriber.closed;

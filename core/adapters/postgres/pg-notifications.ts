@@ -1,28 +1,37 @@
 import pg from 'pg';
-import { Subject } from 'rxjs';
+import { BehaviorSubject, Subject } from 'rxjs';
 
 /**
- * One LISTEN connection per store that tells live subscribers a new head position was committed.
- * Notifications only wake readers up; correctness never depends on them (readers also poll).
+ * One LISTEN connection on one channel: its notifications' payloads, and whether it is listening.
+ * Reconnects a second after losing its connection; notifications sent meanwhile are lost, so a
+ * user that must not miss one watches `listening` (false → true means: re-read what you know).
  */
-export class LogNotifier {
-  readonly heads = new Subject<bigint>();
+export class PgNotifications {
+  readonly messages = new Subject<string>();
+  /** true from the moment LISTEN took effect until the connection is lost or stopped. */
+  readonly listening = new BehaviorSubject<boolean>(false);
   private client: pg.Client | undefined;
   private starting = false;
   private stopped = false;
   private retry: NodeJS.Timeout | undefined;
 
-  constructor(private readonly connectionString: string) {}
+  constructor(
+    private readonly connectionString: string,
+    private readonly channel: string,
+  ) {
+    if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new Error(`bad channel name ${channel}`);
+  }
 
   start(): void {
     if (this.client || this.starting || this.stopped) return;
     this.starting = true;
     const client = new pg.Client({ connectionString: this.connectionString });
     client.on('notification', (message) => {
-      if (message.payload) this.heads.next(BigInt(message.payload));
+      if (message.channel === this.channel) this.messages.next(message.payload ?? '');
     });
     const reconnect = (): void => {
       if (this.client === client) this.client = undefined;
+      if (this.listening.value) this.listening.next(false);
       client.removeAllListeners('error');
       client.on('error', () => undefined);
       void client.end().catch(() => undefined);
@@ -32,9 +41,12 @@ export class LogNotifier {
         }, 1000);
     };
     client.on('error', reconnect);
+    client.on('end', () => {
+      if (this.client === client) reconnect();
+    });
     client
       .connect()
-      .then(() => client.query('LISTEN qcat_log'))
+      .then(() => client.query(`LISTEN ${this.channel}`))
       .then(() => {
         this.starting = false;
         if (this.stopped) {
@@ -42,6 +54,7 @@ export class LogNotifier {
           return;
         }
         this.client = client;
+        this.listening.next(true);
       })
       .catch(() => {
         this.starting = false;
@@ -52,9 +65,11 @@ export class LogNotifier {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retry);
-    this.heads.complete();
     const client = this.client;
     this.client = undefined;
+    if (this.listening.value) this.listening.next(false);
+    this.messages.complete();
+    this.listening.complete();
     await client?.end().catch(() => undefined);
   }
 }

@@ -1,0 +1,103 @@
+import type pg from 'pg';
+import type { Subscription } from 'rxjs';
+import { PgNotifications } from '../core/adapters/postgres/pg-notifications.js';
+
+/**
+ * One state of a read model as this process last heard of it. A new object for every change
+ * notice: holders compare by identity ("has anything changed since I looked?").
+ */
+export interface ReadModelVersion {
+  readonly name: string;
+  readonly generation: number;
+  /** The checkpoint the notice named: the read model holds at least this much of the log. */
+  readonly checkpoint: bigint;
+}
+
+/**
+ * Follows every projection's live generation and checkpoint through the `qcat_read_model`
+ * notices that a trigger on `qcat_projections` sends at each commit that moves one (migration 6,
+ * ADR 009), whichever process made the change.
+ *
+ * The guarantee users build on: a result read from a read model after `version(name)` answered V
+ * reflects every change up to V, and if the read model changes after that, `version(name)` stops
+ * answering V (the notice of the change arrives after its commit). While the notices cannot be
+ * heard (not connected yet, connection lost) `version()` answers undefined for every read model:
+ * nothing may be trusted then, since notices sent meanwhile are lost.
+ */
+export class ReadModelWatch {
+  private readonly versions = new Map<string, ReadModelVersion>();
+  private readonly notices: PgNotifications;
+  private readonly subscriptions: Subscription[] = [];
+  /** Bumped at each loss of the connection: a re-read begun before it must not take effect. */
+  private epoch = 0;
+  private live = false;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    connectionString: string,
+    private readonly log?: (message: string) => void,
+  ) {
+    this.notices = new PgNotifications(connectionString, 'qcat_read_model');
+  }
+
+  start(): void {
+    this.subscriptions.push(
+      this.notices.messages.subscribe((payload) => {
+        this.notice(payload);
+      }),
+      this.notices.listening.subscribe((listening) => {
+        this.epoch++;
+        this.live = false;
+        this.versions.clear();
+        if (listening) void this.reread(this.epoch);
+      }),
+    );
+    this.notices.start();
+  }
+
+  /** What is known of `name` now; undefined while nothing can be trusted. */
+  version(name: string): ReadModelVersion | undefined {
+    return this.live ? this.versions.get(name) : undefined;
+  }
+
+  async stop(): Promise<void> {
+    for (const subscription of this.subscriptions) subscription.unsubscribe();
+    this.live = false;
+    this.versions.clear();
+    await this.notices.stop();
+  }
+
+  /** After LISTEN took effect: every row as it is now; notices after it replace these. */
+  private async reread(epoch: number): Promise<void> {
+    try {
+      const { rows } = await this.pool.query<{
+        name: string;
+        generation: number;
+        checkpoint: string;
+      }>('SELECT name, generation, checkpoint FROM qcat_projections');
+      if (epoch !== this.epoch) return;
+      for (const row of rows) {
+        // A notice that came in while the query ran is at least as new: keep it.
+        if (this.versions.has(row.name)) continue;
+        this.set(row.name, row.generation, BigInt(row.checkpoint));
+      }
+      this.live = true;
+    } catch (error) {
+      this.log?.(`read model watch: reading qcat_projections failed: ${String(error)}`);
+      // Try again later; until then nothing is trusted.
+      setTimeout(() => {
+        if (epoch === this.epoch) void this.reread(epoch);
+      }, 1000).unref();
+    }
+  }
+
+  private notice(payload: string): void {
+    const match = /^(.+):(\d+):(\d+)$/.exec(payload);
+    if (!match?.[1] || !match[2] || !match[3]) return;
+    this.set(match[1], Number(match[2]), BigInt(match[3]));
+  }
+
+  private set(name: string, generation: number, checkpoint: bigint): void {
+    this.versions.set(name, { name, generation, checkpoint });
+  }
+}
