@@ -504,4 +504,62 @@ describe('backtests over HTTP', () => {
       ]),
     );
   });
+
+  it('answers the run list from the read-model cache, never stale after a change', async () => {
+    const runtime = api.server.runtime;
+    // Quiet: every run is finished, and the read model holds everything.
+    let head = await runtime.eventStore.headPosition();
+    expect(await runtime.projections.waitFor('backtest_runner', head, 30_000)).toBe(true);
+    head = await runtime.eventStore.headPosition();
+    expect(await runtime.projections.waitFor('backtests', head, 5000)).toBe(true);
+    const read = async (path: string) => {
+      const response = await api.request('GET', `/api/v1${path}`, { token: api.tokens.viewer });
+      const text = await response.text();
+      expect(response.status, text).toBe(200);
+      const ids = (JSON.parse(text) as { backtests: Json[] }).backtests.map(
+        (b) => b['backtestId'] as string,
+      );
+      return { cache: response.headers.get('x-qcat-read-cache'), text, ids };
+    };
+    const until = async <T>(get: () => Promise<T>, done: (value: T) => boolean): Promise<T> => {
+      const deadline = Date.now() + 5000;
+      for (;;) {
+        const value = await get();
+        if (done(value) || Date.now() > deadline) return value;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+    // A hit with minPosition=head: the cache has heard of every change up to the head.
+    const warm = await until(
+      () => read(`/backtests?limit=1&minPosition=${head.toString()}`),
+      (r) => r.cache === 'hit',
+    );
+    expect(warm.cache).toBe('hit');
+
+    const path = '/backtests?symbol=BTCUSDT&limit=500';
+    const first = await read(path);
+    expect(first.cache).toBe('miss');
+    expect(first.ids.length).toBeGreaterThan(0);
+    const second = await read(path);
+    expect(second.cache).toBe('hit');
+    expect(second.text).toBe(first.text);
+
+    const accepted = ok(
+      await call('analyst', 'POST', '/backtests', { ...request, to: iso(FROM + 2 * DAY) }),
+      202,
+    );
+    const backtestId = accepted['backtestId'] as string;
+    // Reading one's own write: never the answer cached before it (newest first).
+    const own = await read(`${path}&minPosition=${String(accepted['position'])}`);
+    expect(own.cache).toBe('miss');
+    expect(own.ids).toEqual([backtestId, ...first.ids]);
+    // The plain URL drops its cached answer once the change is projected, then caches the new one.
+    const plain = await until(
+      () => read(path),
+      (r) => r.ids.includes(backtestId) && r.cache === 'hit',
+    );
+    expect(plain.ids).toEqual([backtestId, ...first.ids]);
+    expect(plain.cache).toBe('hit');
+    expect((await finished(accepted))['status']).toBe('completed');
+  });
 });

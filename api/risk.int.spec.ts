@@ -1121,4 +1121,57 @@ describe('risk read models, API and approvals', () => {
     }
     expect(await view()).toEqual(live);
   });
+
+  it('answers the kill switch from the read-model cache, never stale after a change', async () => {
+    const head = await settled();
+    const read = async (path: string) => {
+      const response = await api.request('GET', `/api/v1${path}`, { token: api.tokens.viewer });
+      const text = await response.text();
+      expect(response.status, text).toBe(200);
+      return {
+        cache: response.headers.get('x-qcat-read-cache'),
+        text,
+        body: JSON.parse(text) as Json,
+      };
+    };
+    const until = async <T>(get: () => Promise<T>, done: (value: T) => boolean): Promise<T> => {
+      const deadline = Date.now() + 5000;
+      for (;;) {
+        const value = await get();
+        if (done(value) || Date.now() > deadline) return value;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+    // A hit with minPosition=head: the cache has heard of every change up to the head.
+    const warm = await until(
+      () => read(`/risk/kill-switch?minPosition=${head}`),
+      (r) => r.cache === 'hit',
+    );
+    expect(warm.cache).toBe('hit');
+
+    // The plain URL was cached by an earlier test, under a version long gone.
+    const path = '/risk/kill-switch';
+    const first = await read(path);
+    expect(first.cache).toBe('miss');
+    expect(first.body).toMatchObject({ engaged: false });
+    const second = await read(path);
+    expect(second.cache).toBe('hit');
+    expect(second.text).toBe(first.text);
+
+    const engaged = ok(
+      await call('risk_officer', 'POST', '/risk/kill-switch', { reason: 'cache probe' }),
+    );
+    const position = engaged['position'] as string;
+    // Reading one's own write: never the answer cached before it.
+    const own = await read(`${path}?minPosition=${position}`);
+    expect(own.cache).toBe('miss');
+    expect(own.body).toMatchObject({ engaged: true, reason: 'cache probe', position });
+    // The plain URL drops its cached answer once the change is projected, then caches the new one.
+    const plain = await until(
+      () => read(path),
+      (r) => r.body['engaged'] === true && r.cache === 'hit',
+    );
+    expect(plain.body).toMatchObject({ engaged: true, reason: 'cache probe', position });
+    expect(plain.cache).toBe('hit');
+  });
 });

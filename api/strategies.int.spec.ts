@@ -399,4 +399,65 @@ describe('strategies and approvals over HTTP', () => {
     expect(JSON.stringify(event)).toContain('StrategyCreated');
     ws.close();
   });
+
+  it('answers the strategy list from the read-model cache, never stale after a change', async () => {
+    const { runtime } = api.server;
+    // Quiet: the approval flow has done all it will, and the read model holds everything.
+    let head = await runtime.eventStore.headPosition();
+    expect(await runtime.projections.waitFor('approval_flow', head, 5000)).toBe(true);
+    head = await runtime.eventStore.headPosition();
+    expect(await runtime.projections.waitFor('strategies', head, 5000)).toBe(true);
+    const read = async (path: string) => {
+      const response = await api.request('GET', `/api/v1${path}`, { token: api.tokens.viewer });
+      const text = await response.text();
+      expect(response.status, text).toBe(200);
+      const ids = (JSON.parse(text) as { strategies: Json[] }).strategies.map(
+        (s) => s['strategyId'] as string,
+      );
+      return { cache: response.headers.get('x-qcat-read-cache'), text, ids };
+    };
+    const until = async <T>(get: () => Promise<T>, done: (value: T) => boolean): Promise<T> => {
+      const deadline = Date.now() + 5000;
+      for (;;) {
+        const value = await get();
+        if (done(value) || Date.now() > deadline) return value;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+    // A hit with minPosition=head: the cache has heard of every change up to the head.
+    const warm = await until(
+      () => read(`/strategies?limit=1&minPosition=${head.toString()}`),
+      (r) => r.cache === 'hit',
+    );
+    expect(warm.cache).toBe('hit');
+
+    const path = '/strategies?kind=donchian_breakout&limit=500';
+    const first = await read(path);
+    expect(first.cache).toBe('miss');
+    const second = await read(path);
+    expect(second.cache).toBe('hit');
+    expect(second.text).toBe(first.text);
+
+    const created = ok(
+      await call('trader', 'POST', '/strategies', {
+        ...definition,
+        name: 'cache probe',
+        kind: 'donchian_breakout',
+        parameters: { entryPeriod: 10, exitPeriod: 5 },
+      }),
+      201,
+    );
+    const id = created['strategyId'] as string;
+    // Reading one's own write: never the answer cached before it.
+    const own = await read(`${path}&minPosition=${String(created['position'])}`);
+    expect(own.cache).toBe('miss');
+    expect(own.ids).toEqual([...first.ids, id]);
+    // The plain URL drops its cached answer once the change is projected, then caches the new one.
+    const plain = await until(
+      () => read(path),
+      (r) => r.ids.includes(id) && r.cache === 'hit',
+    );
+    expect(plain.ids).toEqual([...first.ids, id]);
+    expect(plain.cache).toBe('hit');
+  });
 });

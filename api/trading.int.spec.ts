@@ -802,4 +802,83 @@ describe('trading read models and API', () => {
     expect(rebuilt.generation).toBe(2);
     expect(await checksums()).toEqual(before);
   });
+
+  it('answers the order list from the read-model cache, never stale after a change', async () => {
+    await caughtUp();
+    const head = await runtime.eventStore.headPosition();
+    const read = async (path: string) => {
+      const response = await api.request('GET', `/api/v1${path}`, { token: api.tokens.viewer });
+      const text = await response.text();
+      expect(response.status, text).toBe(200);
+      const orders = (JSON.parse(text) as { orders: Json[] }).orders;
+      return {
+        cache: response.headers.get('x-qcat-read-cache'),
+        text,
+        ids: orders.map((o) => o['clientOrderId'] as string),
+        orders,
+      };
+    };
+    const until = async <T>(get: () => Promise<T>, done: (value: T) => boolean): Promise<T> => {
+      const deadline = Date.now() + 5000;
+      for (;;) {
+        const value = await get();
+        if (done(value) || Date.now() > deadline) return value;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+    // A hit with minPosition=head: the cache has heard of every change up to the head.
+    const warm = await until(
+      () => read(`/orders?limit=1&minPosition=${head.toString()}`),
+      (r) => r.cache === 'hit',
+    );
+    expect(warm.cache).toBe('hit');
+
+    const path = '/orders?source=manual&limit=500';
+    const first = await read(path);
+    expect(first.cache).toBe('miss');
+    const second = await read(path);
+    expect(second.cache).toBe('hit');
+    expect(second.text).toBe(first.text);
+
+    // A manual order through the API; the engine (by hand here, PAPER_TRADING is off) takes it in.
+    const placed = ok(
+      await call('trader', 'POST', '/orders', {
+        strategyId: strategyA,
+        symbol: 'BTCUSDT',
+        side: 'sell',
+        type: 'limit',
+        quantity: 0.01,
+        limitPrice: 90_000,
+      }),
+      202,
+    );
+    const clientOrderId = placed['clientOrderId'] as string;
+    const requested = (await runtime.eventStore.readStream(deskStream(PORTFOLIO))).find(
+      (e) => e.position.toString() === placed['position'],
+    )!;
+    const { order: request, requestedAt } = requested.data as {
+      order: JsonObject;
+      requestedAt: number;
+    };
+    expect(request['clientOrderId']).toBe(clientOrderId);
+    const written = await runtime.eventStore.appendToStream(orderStream(clientOrderId), [
+      {
+        type: 'OrderSubmitted',
+        data: { ...request, time: requestedAt },
+        metadata: { actor: ENGINE },
+      },
+    ]);
+    // Reading one's own write: never the answer cached before it.
+    const own = await read(`${path}&minPosition=${written.position.toString()}`);
+    expect(own.cache).toBe('miss');
+    expect(own.ids).toEqual([...first.ids, clientOrderId]);
+    expect(own.orders.at(-1)).toMatchObject({ clientOrderId, source: 'manual', side: 'sell' });
+    // The plain URL drops its cached answer once the change is projected, then caches the new one.
+    const plain = await until(
+      () => read(path),
+      (r) => r.ids.includes(clientOrderId) && r.cache === 'hit',
+    );
+    expect(plain.ids).toEqual([...first.ids, clientOrderId]);
+    expect(plain.cache).toBe('hit');
+  });
 });

@@ -180,7 +180,7 @@ export const approvalRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
   fastify.get(
     '/approvals',
     {
-      config: { permission: 'approvals:read' },
+      config: { permission: 'approvals:read', readModel: 'approvals' },
       schema: {
         tags: ['approvals'],
         summary: 'Approval requests, oldest first, filtered; cursor-paginated',
@@ -219,6 +219,7 @@ export const approvalRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
   fastify.get(
     '/approvals/queue',
     {
+      // Not cached (readModel): depends on the caller and on the clock (expires_at > now()).
       config: { permission: 'approvals:read' },
       schema: {
         tags: ['approvals'],
@@ -254,7 +255,7 @@ export const approvalRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
   fastify.get(
     '/approvals/:requestId',
     {
-      config: { permission: 'approvals:read' },
+      config: { permission: 'approvals:read', readModel: 'approvals' },
       schema: {
         tags: ['approvals'],
         summary: 'One approval request; ETag is its revision',

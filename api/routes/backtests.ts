@@ -304,7 +304,7 @@ export const backtestRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
   fastify.get(
     '/backtests',
     {
-      config: { permission: 'backtests:read' },
+      config: { permission: 'backtests:read', readModel: 'backtests' },
       schema: {
         tags: ['backtests'],
         summary: 'Backtest runs, newest first, filtered; cursor-paginated',
@@ -347,7 +347,7 @@ export const backtestRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
   fastify.get(
     '/backtests/:backtestId',
     {
-      config: { permission: 'backtests:read' },
+      config: { permission: 'backtests:read', readModel: 'backtests' },
       schema: {
         tags: ['backtests'],
         summary: 'One backtest run: its request, status, and summary statistics once completed',
@@ -367,6 +367,8 @@ export const backtestRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
   fastify.get(
     '/backtests/:backtestId/trades',
     {
+      // Not cached (readModel), nor /equity: qcat_backtest is written by the runner, not by the
+      // `backtests` projection whose read model says the run is completed.
       config: { permission: 'backtests:read' },
       schema: {
         tags: ['backtests'],

@@ -572,6 +572,7 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
   fastify.get(
     '/risk/overview',
     {
+      // Not cached (readModel): depends on the clock and on the trading read model.
       config: { permission: 'risk:read' },
       schema: {
         tags: ['risk'],
@@ -663,6 +664,7 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
   fastify.get(
     '/risk/limits',
     {
+      // Not cached (readModel): with a scope, checkScope reads the strategies or trading read model.
       config: { permission: 'risk:read' },
       schema: {
         tags: ['risk'],
@@ -803,6 +805,7 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
   fastify.get(
     '/risk/states',
     {
+      // Not cached (readModel): the effective state depends on the clock (temporary states end).
       config: { permission: 'risk:read' },
       schema: {
         tags: ['risk'],
@@ -964,7 +967,7 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
   fastify.get(
     '/risk/kill-switch',
     {
-      config: { permission: 'risk:read' },
+      config: { permission: 'risk:read', readModel: PROJECTION },
       schema: {
         tags: ['risk'],
         summary: 'The kill switch: engaged since when, by whom, why; the last release',
@@ -1035,7 +1038,7 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
   fastify.get(
     '/risk/triggers',
     {
-      config: { permission: 'risk:read' },
+      config: { permission: 'risk:read', readModel: PROJECTION },
       schema: {
         tags: ['risk'],
         summary: 'Circuit breaker triggers, oldest first, filtered; cursor-paginated',
@@ -1111,7 +1114,7 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
   fastify.get(
     '/risk/denied-orders',
     {
-      config: { permission: 'risk:read' },
+      config: { permission: 'risk:read', readModel: PROJECTION },
       schema: {
         tags: ['risk'],
         summary:
@@ -1186,6 +1189,7 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
   fastify.get(
     '/risk/exits/:portfolioId/:strategyId/:symbol',
     {
+      // Not cached (readModel): reads the event store and the strategies read model.
       config: { permission: 'risk:read' },
       schema: {
         tags: ['risk'],

@@ -176,7 +176,7 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
   fastify.get(
     '/strategies',
     {
-      config: { permission: 'strategies:read' },
+      config: { permission: 'strategies:read', readModel: 'strategies' },
       schema: {
         tags: ['strategies'],
         summary: 'Strategies, oldest first, filtered; cursor-paginated',
@@ -222,6 +222,7 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
   fastify.get(
     '/strategies/live-status',
     {
+      // Not cached (readModel): answers from Redis when there is one.
       config: { permission: 'strategies:read' },
       schema: {
         tags: ['strategies'],
@@ -294,7 +295,7 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
   fastify.get(
     '/strategies/:strategyId',
     {
-      config: { permission: 'strategies:read' },
+      config: { permission: 'strategies:read', readModel: 'strategies' },
       schema: {
         tags: ['strategies'],
         summary: 'One strategy with its current parameter version; ETag is its revision',
@@ -534,7 +535,7 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
   fastify.get(
     '/strategies/:strategyId/history',
     {
-      config: { permission: 'strategies:read' },
+      config: { permission: 'strategies:read', readModel: 'strategies' },
       schema: {
         tags: ['strategies'],
         summary: 'Every event of one strategy and of its approval requests, with actor and time',
@@ -596,7 +597,7 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
   fastify.get(
     '/strategies/:strategyId/parameter-versions',
     {
-      config: { permission: 'strategies:read' },
+      config: { permission: 'strategies:read', readModel: 'strategies' },
       schema: {
         tags: ['strategies'],
         summary: 'Every parameter version of one strategy, with who approved it',

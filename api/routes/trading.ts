@@ -318,7 +318,7 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
   fastify.get(
     '/orders',
     {
-      config: { permission: 'trading:read' },
+      config: { permission: 'trading:read', readModel: PROJECTION },
       schema: {
         tags: ['trading'],
         summary: 'Orders, oldest first, filtered; cursor-paginated',
@@ -361,7 +361,7 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
   fastify.get(
     '/orders/:clientOrderId',
     {
-      config: { permission: 'trading:read' },
+      config: { permission: 'trading:read', readModel: PROJECTION },
       schema: {
         tags: ['trading'],
         summary: 'One order with its fills',
@@ -391,7 +391,7 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
   fastify.get(
     '/fills',
     {
-      config: { permission: 'trading:read' },
+      config: { permission: 'trading:read', readModel: PROJECTION },
       schema: {
         tags: ['trading'],
         summary: 'Fills, oldest first, filtered; cursor-paginated',
@@ -432,7 +432,7 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
   fastify.get(
     '/trades',
     {
-      config: { permission: 'trading:read' },
+      config: { permission: 'trading:read', readModel: PROJECTION },
       schema: {
         tags: ['trading'],
         summary:
@@ -496,7 +496,7 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
   fastify.get(
     '/positions',
     {
-      config: { permission: 'trading:read' },
+      config: { permission: 'trading:read', readModel: PROJECTION },
       schema: {
         tags: ['trading'],
         summary: 'Positions per book (strategy × symbol); flat ones only with includeFlat=true',
@@ -555,7 +555,7 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
   fastify.get(
     '/portfolios',
     {
-      config: { permission: 'trading:read' },
+      config: { permission: 'trading:read', readModel: PROJECTION },
       schema: {
         tags: ['trading'],
         summary: 'Every portfolio: cash, equity, PnL, high-water mark',
@@ -586,7 +586,7 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
   fastify.get(
     '/portfolios/:portfolioId',
     {
-      config: { permission: 'trading:read' },
+      config: { permission: 'trading:read', readModel: PROJECTION },
       schema: {
         tags: ['trading'],
         summary: 'One portfolio with the PnL of each strategy in it',
@@ -610,7 +610,7 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
   fastify.get(
     '/portfolios/:portfolioId/equity',
     {
-      config: { permission: 'trading:read' },
+      config: { permission: 'trading:read', readModel: PROJECTION },
       schema: {
         tags: ['trading'],
         summary:
@@ -666,7 +666,7 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
   fastify.get(
     '/pnl',
     {
-      config: { permission: 'trading:read' },
+      config: { permission: 'trading:read', readModel: PROJECTION },
       schema: {
         tags: ['trading'],
         summary: 'PnL per portfolio and per strategy: realized, unrealized, fees, net',
