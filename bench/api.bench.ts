@@ -2,6 +2,8 @@
  * HTTP read path: the real QCAT server (`qcat serve`) answering `GET /api/v1/audit/events?limit=50`
  * from the PostgreSQL audit-trail read model, against a bare Fastify 5 app (no plugins) whose one
  * route returns a constant JSON object, measured in one run with the same autocannon settings.
+ * The bare app also serves QCAT's answer as constant bytes (`/same`, a reference only): what
+ * writing an answer of that size costs by itself.
  *
  *   npm run bench:api
  *   npm run bench:api -- --events=100000 --connections=50 --seconds=10 --warmup-seconds=3 \
@@ -27,9 +29,15 @@
  * projection has reached the head (checked in `qcat_projections` and through
  * `GET /api/v1/projections`), after VACUUM ANALYZE and CHECKPOINT.
  *
- * The full request path of the read route is measured: authentication (bearer API key), the rate
- * limit (RATE_LIMIT_PER_MINUTE raised to 1,000,000,000: every request comes from 127.0.0.1),
- * query validation, SQL, response serialisation. LOG_LEVEL is `warn` unless `--log-level` says
+ * The full request path of the read route is measured, as deployed: authentication (bearer API
+ * key), the rate limit (RATE_LIMIT_PER_MINUTE raised to 1,000,000,000: every request comes from
+ * 127.0.0.1), query validation, and the read-model answer cache (ADR 009, on by default): the
+ * first request runs the SQL and serialises, the next ones are served from the cache while the
+ * audit trail does not change (nothing writes during the measurement; every append would make
+ * the next request a miss). How many were hits is printed (the server's own
+ * http_read_cache_lookups_total). A second QCAT process on the same database with the cache off
+ * (READ_CACHE_MB=0, `--uncached=off` leaves it out) is measured as a reference: every request
+ * runs the SQL and the serialisation, so the cost of the path without the cache is told too. LOG_LEVEL is `warn` unless `--log-level` says
  * otherwise (at `info` Fastify writes two log lines per request). Redis is off unless
  * `--redis=on` (then REDIS_URL, else redis://127.0.0.1:6379, with a prefix of its own that is
  * deleted at the end): without Redis the rate limit is counted in the process, as in the
@@ -44,7 +52,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -110,6 +118,11 @@ async function listenUntilStopped(app: FastifyInstance, onStop = async () => {})
 async function serveBare(): Promise<void> {
   const app = Fastify();
   app.get('/', async () => ({ hello: 'world' }));
+  // QCAT's answer, as bytes read once: the same size on the wire, none of the work.
+  const same = readFileSync(process.env['BODY_FILE'] ?? '');
+  app.get('/same', (_request, reply) => {
+    void reply.type('application/json; charset=utf-8').send(same);
+  });
   await listenUntilStopped(app);
 }
 
@@ -529,6 +542,20 @@ const figuresJson = (f: Figures): Record<string, unknown> => ({
 
 // ---------------------------------------------------------------------------------------------
 
+/** The cache's own counters, from the server's /metrics. */
+async function readCacheLookups(
+  url: string,
+): Promise<{ hit: number; miss: number; bypass: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const value = (result: string): number =>
+    Number(
+      new RegExp(`^http_read_cache_lookups_total\\{result="${result}"\\} (\\d+)$`, 'm').exec(
+        text,
+      )?.[1] ?? 0,
+    );
+  return { hit: value('hit'), miss: value('miss'), bypass: value('bypass') };
+}
+
 async function waitForProjections(
   databaseUrl: string,
   names: readonly string[],
@@ -574,6 +601,7 @@ async function main(): Promise<Record<string, unknown>> {
     redisChoice === 'on' ? process.env['REDIS_URL']?.trim() || 'redis://127.0.0.1:6379' : '';
   const redisPrefix = `qcat-bench-${randomBytes(3).toString('hex')}:`;
   const withFloor = option('floor', 'on') !== 'off';
+  const withUncached = option('uncached', 'on') !== 'off';
 
   const server = await startServer();
   const info = await serverInfo(server);
@@ -657,14 +685,13 @@ async function main(): Promise<Record<string, unknown>> {
   console.log(
     `  QCAT up; projections ${projectionNames.join(', ')} reached position ${head} ${catchUpSeconds.toFixed(1)} s after start`,
   );
-  const bare = await startChild('bare', import.meta.filename, ['--serve=bare'], {}, '/');
-  const floor = withFloor
+  const uncached = withUncached
     ? await startChild(
-        'floor',
-        import.meta.filename,
-        ['--serve=floor'],
-        { DATABASE_URL: database.url, LIMIT: String(limit) },
-        '/audit',
+        'qcat-uncached',
+        join(ROOT, 'ops/cli.ts'),
+        ['serve'],
+        { ...qcatEnv, READ_CACHE_MB: '0' },
+        '/health/live',
       )
     : null;
 
@@ -695,6 +722,37 @@ async function main(): Promise<Record<string, unknown>> {
       `GET ${path} answered ${probe.status} with ${page.events?.length ?? 0} events: not a full page`,
     );
   }
+  // The bare server also serves QCAT's answer as a constant: what the bytes alone cost.
+  const bodyFile = join(logDir(), 'answer.json');
+  writeFileSync(
+    bodyFile,
+    await (await fetch(`${qcat.url}${path}`, { headers: { authorization } })).text(),
+  );
+  const bare = await startChild(
+    'bare',
+    import.meta.filename,
+    ['--serve=bare'],
+    { BODY_FILE: bodyFile },
+    '/',
+  );
+  const floor = withFloor
+    ? await startChild(
+        'floor',
+        import.meta.filename,
+        ['--serve=floor'],
+        { DATABASE_URL: database.url, LIMIT: String(limit) },
+        '/audit',
+      )
+    : null;
+  if (uncached) {
+    const plain = await fetch(`${uncached.url}${path}`, { headers: { authorization } });
+    if (plain.headers.get('x-qcat-read-cache') !== null) {
+      throw new Error('the cache-off process answered through a cache');
+    }
+    if (JSON.stringify(await plain.json()) !== JSON.stringify(page)) {
+      throw new Error('QCAT with the cache off does not answer what QCAT with the cache answers');
+    }
+  }
   const bareBody = await (await fetch(`${bare.url}/`)).text();
   if (floor) {
     const floorPage = await (await fetch(`${floor.url}/audit`)).json();
@@ -703,15 +761,23 @@ async function main(): Promise<Record<string, unknown>> {
     }
   }
 
-  const layout = `each server in its own child process (node + tsx, forked alike: QCAT as ops/cli.ts serve, bare${floor ? ' and floor' : ''} as this file --serve=...); autocannon in the parent process main thread`;
+  const layout = `each server in its own child process (node + tsx, forked alike: QCAT as ops/cli.ts serve${uncached ? ' (twice: cache on, cache off)' : ''}, bare${floor ? ' and floor' : ''} as this file --serve=...); autocannon in the parent process main thread`;
   console.log(`\n  process layout: ${layout}`);
   console.log(
-    `  read:  QCAT GET ${path} as auditor, answer 200 with ${limit} events (${formatInt(Buffer.byteLength(JSON.stringify(page)))} bytes JSON); audit_trail has ${formatInt(auditRows)} rows`,
+    `  read:  QCAT GET ${path} as auditor, answer 200 with ${limit} events (${formatInt(Buffer.byteLength(JSON.stringify(page)))} bytes JSON); audit_trail has ${formatInt(auditRows)} rows; read-model answer cache on (default)`,
   );
+  if (uncached) {
+    console.log(
+      '  uncached: the same route from a second QCAT process on the same database with READ_CACHE_MB=0 (reference only): SQL and serialisation on every request',
+    );
+  }
   console.log(
     `         LOG_LEVEL=${logLevel}, RATE_LIMIT_PER_MINUTE=${formatInt(RATE_LIMIT_PER_MINUTE)} (raised for the bench; default 1,200), Redis ${redisUrl ? `on (${redisUrl}, prefix ${redisPrefix}): rate limit counted in Redis` : 'off: rate limit counted in the process'}`,
   );
   console.log(`  bare:  Fastify 5 GET /, no plugins, no logger, answers ${bareBody}`);
+  console.log(
+    "         and GET /same: QCAT's answer above as a constant Buffer (reference only: the cost of the bytes)",
+  );
   if (floor) {
     console.log(
       `  floor: Fastify 5, no plugins, pg pool of 10 as QCAT's (references only): GET /audit runs the same SELECT and answers the same JSON, nothing else; GET /select1 runs SELECT 1`,
@@ -723,7 +789,9 @@ async function main(): Promise<Record<string, unknown>> {
 
   const targets: Target[] = [
     { label: 'bare', child: bare, path: '/', headers: {} },
+    { label: 'same', child: bare, path: '/same', headers: {} },
     { label: 'read', child: qcat, path, headers: { authorization } },
+    ...(uncached ? [{ label: 'uncached', child: uncached, path, headers: { authorization } }] : []),
     ...(floor
       ? [
           { label: 'floor', child: floor, path: '/audit', headers: {} },
@@ -738,16 +806,23 @@ async function main(): Promise<Record<string, unknown>> {
       await measure(target, tallies.get(target.label)!, settings, failures, round_);
     }
   }
+  const cacheLookups = await readCacheLookups(qcat.url);
   await qcat.stop();
+  await uncached?.stop();
   await bare.stop();
   await floor?.stop();
 
   const bareFigures = figures(tallies.get('bare')!);
+  const sameFigures = figures(tallies.get('same')!);
   const readFigures = figures(tallies.get('read')!);
   const floorTally = tallies.get('floor');
   const floorFigures = floorTally ? figures(floorTally) : null;
   const select1Tally = tallies.get('select1');
   const select1Figures = select1Tally ? figures(select1Tally) : null;
+  const uncachedTally = tallies.get('uncached');
+  const uncachedFigures = uncachedTally ? figures(uncachedTally) : null;
+  const lookups = cacheLookups.hit + cacheLookups.miss + cacheLookups.bypass;
+  const hitRate = lookups === 0 ? 0 : cacheLookups.hit / lookups;
   const ratio = readFigures.reqPerSec / bareFigures.reqPerSec;
   const valid = failures.non2xx === 0 && failures.errors === 0;
   const ratioMet = ratio >= TARGET_RATIO;
@@ -788,15 +863,28 @@ async function main(): Promise<Record<string, unknown>> {
     ],
     [
       row('bare: Fastify GET /', bareFigures),
+      row("same bytes: Fastify, QCAT's answer as a constant", sameFigures),
       row(`read: QCAT GET ${path}`, readFigures),
+      ...(uncachedFigures ? [row('uncached: the same, READ_CACHE_MB=0', uncachedFigures)] : []),
       ...(floorFigures ? [row('floor: Fastify + same SELECT', floorFigures)] : []),
       ...(select1Figures ? [row('floor: Fastify + SELECT 1', select1Figures)] : []),
     ],
   );
   console.log('  (server and autocannon CPU: share of one core; machine busy: share of all CPUs)');
+  console.log(
+    `  read ÷ same bytes: ${formatPercent(readFigures.reqPerSec / sameFigures.reqPerSec)}; same bytes ÷ bare: ${formatPercent(sameFigures.reqPerSec / bareFigures.reqPerSec)} — what writing a ${formatInt(Buffer.byteLength(JSON.stringify(page)))}-byte answer costs by itself`,
+  );
+  console.log(
+    `  read-model answer cache of the read server, whole run (warm-ups and checks included): ${formatInt(cacheLookups.hit)} hits, ${formatInt(cacheLookups.miss)} misses, ${formatInt(cacheLookups.bypass)} bypasses — ${formatPercent(hitRate)} hits`,
+  );
+  if (uncachedFigures) {
+    console.log(
+      `  uncached ÷ bare: ${formatPercent(uncachedFigures.reqPerSec / bareFigures.reqPerSec)}, p99 ${formatMs(uncachedFigures.p99Ms)} ms — the same route when every request runs its SQL (what a read model that changes between every two requests would give)`,
+    );
+  }
   if (floorFigures && select1Figures) {
     console.log(
-      `  read ÷ floor (same SELECT): ${formatPercent(readFigures.reqPerSec / floorFigures.reqPerSec)} — what auth, rate limit, validation, hooks and zod serialisation leave of a bare route doing the same SQL`,
+      `  uncached ÷ floor (same SELECT): ${uncachedFigures ? formatPercent(uncachedFigures.reqPerSec / floorFigures.reqPerSec) : 'n/a'} — what auth, rate limit, validation, hooks and zod serialisation leave of a bare route doing the same SQL`,
     );
     console.log(
       `  floor ÷ bare: same SELECT ${formatPercent(floorFigures.reqPerSec / bareFigures.reqPerSec)}, SELECT 1 ${formatPercent(select1Figures.reqPerSec / bareFigures.reqPerSec)} — the most any route with one PostgreSQL query per request can reach here`,
@@ -848,11 +936,20 @@ async function main(): Promise<Record<string, unknown>> {
       catchUpSeconds: round(catchUpSeconds, 2),
     },
     bare: figuresJson(bareFigures),
+    sameBytes: figuresJson(sameFigures),
     read: figuresJson(readFigures),
+    readCache: { ...cacheLookups, hitRate: round(hitRate, 4) },
+    uncached: uncachedFigures ? figuresJson(uncachedFigures) : null,
+    uncachedRatio: uncachedFigures
+      ? round(uncachedFigures.reqPerSec / bareFigures.reqPerSec, 3)
+      : null,
     floor: floorFigures ? figuresJson(floorFigures) : null,
     floorSelect1: select1Figures ? figuresJson(select1Figures) : null,
     ratio: round(ratio, 3),
-    readOverFloor: floorFigures ? round(readFigures.reqPerSec / floorFigures.reqPerSec, 3) : null,
+    uncachedOverFloor:
+      floorFigures && uncachedFigures
+        ? round(uncachedFigures.reqPerSec / floorFigures.reqPerSec, 3)
+        : null,
     targets: {
       ratio: { actual: round(ratio, 3), min: TARGET_RATIO, met: ratioMet },
       p99Ms: { actual: round(readFigures.p99Ms, 3), max: TARGET_P99_MS, met: p99Met },
