@@ -47,6 +47,8 @@ export async function startServer(
       return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
     },
     requestIdHeader: false,
+    // The client address behind the proxies named in TRUST_PROXY; none trusted by default.
+    trustProxy: config.TRUST_PROXY.length > 0 ? config.TRUST_PROXY : false,
     return503OnClosing: true,
     // Errors the router raises before any route runs (bad or overlong URLs): problem+json too.
     frameworkErrors: (error, request, reply) => {

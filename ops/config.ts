@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { DEFAULT_SCHEDULE, scheduleProblem } from '../backup/cron.js';
 
@@ -15,6 +16,16 @@ const postgresUrl = z
     (value) => /^postgres(ql)?:\/\/.+/.test(value),
     'expected a postgres:// or postgresql:// URL',
   );
+
+/** What Fastify's `trustProxy` (proxy-addr) takes: an address, a CIDR range or a named range. */
+function isProxyAddress(entry: string): boolean {
+  if (['loopback', 'linklocal', 'uniquelocal'].includes(entry)) return true;
+  const [address = '', prefix, ...rest] = entry.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
 
 /**
  * Every environment variable QCAT reads, in one place. README.md's configuration table mirrors
@@ -59,6 +70,27 @@ export const configSchema = z
           z.array(
             z.url({
               message: 'expected a comma-separated list of origins such as https://ops.example.com',
+            }),
+          ),
+        ),
+    ).default([]),
+    // Proxies whose X-Forwarded-For is believed: the client address (rate limit, failed
+    // authentications, logs) is then the one the nearest untrusted hop gave. Empty: none.
+    TRUST_PROXY: optional(
+      z
+        .string()
+        .trim()
+        .transform((value) =>
+          value
+            .split(',')
+            .map((entry) => entry.trim())
+            .filter(Boolean),
+        )
+        .pipe(
+          z.array(
+            z.string().refine(isProxyAddress, {
+              message:
+                'expected comma-separated addresses or CIDR ranges of trusted proxies (10.0.0.5, 172.16.0.0/12, fd00::/8) or loopback, linklocal, uniquelocal',
             }),
           ),
         ),

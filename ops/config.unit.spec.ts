@@ -22,6 +22,7 @@ describe('configuration', () => {
       EVENT_STORE: 'postgres',
       QCAT_REDIS_PREFIX: 'qcat:',
       CORS_ORIGINS: [],
+      TRUST_PROXY: [],
       RATE_LIMIT_PER_MINUTE: 1200,
       AUTH_FAILURES_PER_MINUTE: 20,
       BODY_LIMIT_BYTES: 1048576,
@@ -50,6 +51,12 @@ describe('configuration', () => {
     ).toEqual(['https://a.example.com', 'https://b.example.com']);
   });
 
+  it('reads the trusted proxies: addresses, CIDR ranges and named ranges', () => {
+    expect(
+      loadConfig({ TRUST_PROXY: '10.0.0.5, 172.16.0.0/12,fd00::/8 , uniquelocal' }).TRUST_PROXY,
+    ).toEqual(['10.0.0.5', '172.16.0.0/12', 'fd00::/8', 'uniquelocal']);
+  });
+
   it('reads given values', () => {
     const config = loadConfig({
       PORT: '9000',
@@ -76,6 +83,10 @@ describe('configuration', () => {
     [{ QCAT_REDIS_PREFIX: 'has space' }, 'QCAT_REDIS_PREFIX'],
     [{ CORS_ORIGINS: 'not a url' }, 'CORS_ORIGINS'],
     [{ BODY_LIMIT_BYTES: '10' }, 'BODY_LIMIT_BYTES'],
+    [{ TRUST_PROXY: 'true' }, 'TRUST_PROXY'],
+    [{ TRUST_PROXY: '10.0.0.0/33' }, 'TRUST_PROXY'],
+    [{ TRUST_PROXY: 'nginx' }, 'TRUST_PROXY'],
+    [{ READ_CACHE_MB: '-1' }, 'READ_CACHE_MB'],
     [{ EVENT_STORE: 'eventstoredb' }, 'EVENTSTORE_URL'],
   ])('refuses %o naming %s', (env, name) => {
     expect(failure(env)).toMatch(new RegExp(`^  ${name} \\(`, 'm'));
