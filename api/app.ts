@@ -26,6 +26,7 @@ import { riskRoutes } from './routes/risk.js';
 import { strategyRoutes } from './routes/strategies.js';
 import { tradingRoutes } from './routes/trading.js';
 import { httpMetrics, metricsEndpoint } from './http-metrics.js';
+import { nulGuard } from './nul-guard.js';
 import { readCache } from './read-cache.js';
 import { securityHeaders } from './security-headers.js';
 import { ReadModelWatch } from '../projections/read-model-watch.js';
@@ -58,6 +59,7 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
   // Before authentication: answers it refuses early carry the headers and are counted too.
   await fastify.register(securityHeaders);
   await fastify.register(httpMetrics, { metrics: runtime.metrics });
+  await fastify.register(nulGuard);
   // First among the plugins with routes: its onRoute hook must see every route, the docs' included.
   const authenticator = new Authenticator(runtime.pool);
   await fastify.register(auth, {

@@ -48,6 +48,8 @@ const queryNoise = [
   'actor=',
   'actor=%27%20OR%201%3D1',
   'limit=1&limit=2',
+  'actor=a%00b',
+  'streamId=x%00',
 ];
 
 describe('robustness: malformed requests across every route', () => {
@@ -90,6 +92,9 @@ describe('robustness: malformed requests across every route', () => {
           });
           requests.push({ method: route.method, path, body: value === null ? 'null' : value });
         }
+        // Valid but for one NUL character (PostgreSQL cannot store U+0000).
+        requests.push({ method: route.method, path, body: { name: 'a\u0000b', role: 'viewer' } });
+        requests.push({ method: route.method, path, body: { ['a\u0000b']: 1 } });
         for (const raw of brokenBodies) {
           requests.push({
             method: route.method,

@@ -295,6 +295,19 @@ export function eventStoreContract(
           () => [newStream(), [event('A', cyclic as never)]],
         ],
         [
+          'a NUL character in a string of data',
+          'EVENT_NOT_SERIALIZABLE',
+          () => [newStream(), [event('A', { name: 'a\u0000b' })]],
+        ],
+        [
+          'a NUL character in a key of metadata',
+          'EVENT_NOT_SERIALIZABLE',
+          () => [
+            newStream(),
+            [{ type: 'A', data: {}, metadata: { actor: 'test', ['k\u0000']: 1 } }],
+          ],
+        ],
+        [
           'an event over 1 MiB',
           'EVENT_TOO_LARGE',
           () => [newStream(), [event('A', { blob: 'x'.repeat(MAX_EVENT_BYTES) })]],
@@ -341,6 +354,18 @@ export function eventStoreContract(
         expect(error).toMatchObject({ code });
         expect((error as Error).message.length).toBeGreaterThan(10);
         expect(await store.headPosition()).toBe(head);
+      });
+
+      it('stores the text \\u0000 (a backslash, not a NUL), and appends beside a refused NUL', async () => {
+        const good = newStream();
+        const [refused, written] = await Promise.allSettled([
+          store.appendToStream(newStream(), [event('A', { name: 'a\u0000b' })]),
+          store.appendToStream(good, [event('A', { text: '\\u0000' })]),
+        ]);
+        expect(refused.status).toBe('rejected');
+        expect(written.status).toBe('fulfilled');
+        const [stored] = await store.readStream(good);
+        expect(stored?.data).toEqual({ text: '\\u0000' });
       });
 
       it('refuses a negative expected revision', async () => {

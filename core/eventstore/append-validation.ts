@@ -97,7 +97,19 @@ function serialize(value: unknown, path: string, index: number): string {
   // Canonical, not JSON.stringify: the same text serves the write and the content digest. One
   // walk checks and writes; only a value it refuses is walked again, to name the problem's path.
   const text = canonicalJsonIfPlain(value);
-  if (text !== null) return text;
+  if (text !== null) {
+    // U+0000 is written `\u0000` (not after an escaping backslash): PostgreSQL's jsonb refuses
+    // it, and a refused event would fail the other appends of its group commit. Refused here,
+    // in every store, so any log can be restored into any other.
+    if (text.includes('\\u0000') && /(?:^|[^\\])(?:\\\\)*\\u0000/.test(text)) {
+      throw new ValidationError(
+        'EVENT_NOT_SERIALIZABLE',
+        `event ${index}: ${path} holds the NUL character (U+0000), which the log cannot store`,
+        { index },
+      );
+    }
+    return text;
+  }
   const problem = firstNonJson(value, path, new Set());
   if (problem !== null) {
     throw new ValidationError(
