@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import pg from 'pg';
 import { migrate } from '../core/adapters/postgres/migrations.js';
-import { toError } from '../core/errors.js';
+import { QcatError, toError } from '../core/errors.js';
 import { startServer } from '../api/server.js';
 import { ConfigurationError, loadConfig, redact, type Config } from './config.js';
 import { seedDemo } from './demo.js';
@@ -226,6 +226,12 @@ keys
       }>(
         'SELECT key_id, name, role, status, issued_at FROM qcat_read.api_keys ORDER BY issued_at, key_id',
       );
+      const status = (await runtime.projections.status()).find((row) => row.name === 'api_keys');
+      if (status && status.lag > 0n) {
+        console.error(
+          `note: the api_keys read model is ${status.lag.toString()} event${status.lag === 1n ? '' : 's'} behind the log (${status.state}); keys issued, rotated or revoked since are not shown until a running \`qcat serve\` projects them`,
+        );
+      }
       return result.rows;
     });
     console.table(
@@ -321,10 +327,12 @@ registerMarketCommands(program, { withRuntime, fail: (message) => new UsageError
 
 program.parseAsync().catch((error: unknown) => {
   const failure = toError(error);
-  // Expected failures get their message; anything else also gets its stack for the operator.
+  // Expected failures (bad usage or configuration, a refusal with a code) get their message;
+  // anything else also gets its stack for the operator.
   const expected = failure instanceof ConfigurationError || failure instanceof UsageError;
-  console.error(
-    expected ? `qcat: ${failure.message}` : `qcat: ${failure.stack ?? failure.message}`,
-  );
+  if (expected) console.error(`qcat: ${failure.message}`);
+  else if (failure instanceof QcatError)
+    console.error(`qcat: ${failure.message} (${failure.code})`);
+  else console.error(`qcat: ${failure.stack ?? failure.message}`);
   process.exit(1);
 });
