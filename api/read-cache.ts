@@ -45,9 +45,8 @@ const LARGEST_ENTRY_SHARE = 8;
  * the raw URL and valid while the read model's version (ReadModelWatch) is the one the answer was
  * read under. Authentication, permission and rate limit still run for every request; a hit
  * replaces validation (the URL was valid when its answer was stored) and the handler (its SQL
- * and serialisation). `minPosition` is honoured:
- * a hit is served only if the version it was read under is at or past it; so is what this
- * process's own projection runner has committed (a hit only when the version has caught up).
+ * and serialisation). A hit needs the version to be at or past `minPosition`, and past what this
+ * process's own projection runner has committed (its notice may still be on its way).
  */
 async function readCachePlugin(fastify: FastifyInstance, options: ReadCacheOptions): Promise<void> {
   const { watch, metrics } = options;

@@ -7,7 +7,8 @@
  *
  *   npm run bench:api
  *   npm run bench:api -- --events=100000 --connections=50 --seconds=10 --warmup-seconds=3 \
- *       --rounds=2 --limit=50 --log-level=warn --redis=off --floor=on
+ *       --rounds=2 --limit=50 --log-level=warn --redis=off --floor=on --uncached=on \
+ *       --writes-per-second=0
  *
  * Process layout: each server runs in its own child process, forked the same way (node with this
  * run's tsx loader): QCAT as `ops/cli.ts serve`, exactly what `qcat serve` runs, configured through
@@ -37,7 +38,10 @@
  * the next request a miss). How many were hits is printed (the server's own
  * http_read_cache_lookups_total). A second QCAT process on the same database with the cache off
  * (READ_CACHE_MB=0, `--uncached=off` leaves it out) is measured as a reference: every request
- * runs the SQL and the serialisation, so the cost of the path without the cache is told too. LOG_LEVEL is `warn` unless `--log-level` says
+ * runs the SQL and the serialisation, so the cost of the path without the cache is told too.
+ * `--writes-per-second=N` appends N events a second to the log while the QCAT servers are loaded
+ * (off by default): each batch the audit trail projects empties its cached answers, so the hit
+ * rate and the throughput of a read model that keeps changing are measured. LOG_LEVEL is `warn` unless `--log-level` says
  * otherwise (at `info` Fastify writes two log lines per request). Redis is off unless
  * `--redis=on` (then REDIS_URL, else redis://127.0.0.1:6379, with a prefix of its own that is
  * deleted at the end): without Redis the rate limit is counted in the process, as in the
@@ -602,6 +606,7 @@ async function main(): Promise<Record<string, unknown>> {
   const redisPrefix = `qcat-bench-${randomBytes(3).toString('hex')}:`;
   const withFloor = option('floor', 'on') !== 'off';
   const withUncached = option('uncached', 'on') !== 'off';
+  const writesPerSecond = numberOption('writes-per-second', 0);
 
   const server = await startServer();
   const info = await serverInfo(server);
@@ -801,11 +806,44 @@ async function main(): Promise<Record<string, unknown>> {
   ];
   const tallies = new Map(targets.map((target) => [target.label, newTally()]));
   const failures: Failures = { non2xx: 0, errors: 0, statusCodes: {} };
+  // With --writes-per-second: events appended while QCAT's read routes are loaded, so every
+  // projected batch empties the audit trail's cached answers (what a busy log does to the cache).
+  const writer =
+    writesPerSecond > 0
+      ? await PostgresEventStore.connect({ connectionString: database.url, migrate: false })
+      : null;
+  let written = 0;
+  let writeSeconds = 0;
+  const writing = (active: boolean): (() => Promise<void>) => {
+    if (!writer || !active) return () => Promise.resolve();
+    const started = now();
+    let pending = Promise.resolve();
+    const timer = setInterval(() => {
+      pending = pending.then(async () => {
+        await writer.appendToStream(`benchwrite-w${written % 10}`, [
+          {
+            type: 'OrderPlaced',
+            data: orderPlaced(0, written),
+            metadata: { actor: 'bench-writer' },
+          },
+        ]);
+        written++;
+      });
+    }, 1000 / writesPerSecond);
+    return async () => {
+      clearInterval(timer);
+      await pending;
+      writeSeconds += (now() - started) / 1000;
+    };
+  };
   for (let round_ = 1; round_ <= settings.rounds; round_++) {
     for (const target of targets) {
+      const stop = writing(target.child === qcat || target.child === uncached);
       await measure(target, tallies.get(target.label)!, settings, failures, round_);
+      await stop();
     }
   }
+  await writer?.close();
   const cacheLookups = await readCacheLookups(qcat.url);
   await qcat.stop();
   await uncached?.stop();
@@ -874,6 +912,11 @@ async function main(): Promise<Record<string, unknown>> {
   console.log(
     `  read ÷ same bytes: ${formatPercent(readFigures.reqPerSec / sameFigures.reqPerSec)}; same bytes ÷ bare: ${formatPercent(sameFigures.reqPerSec / bareFigures.reqPerSec)} — what writing a ${formatInt(Buffer.byteLength(JSON.stringify(page)))}-byte answer costs by itself`,
   );
+  if (writesPerSecond > 0) {
+    console.log(
+      `  writes while QCAT was loaded: ${formatInt(written)} events appended in ${writeSeconds.toFixed(1)} s (${formatInt(written / writeSeconds)}/s asked ${formatInt(writesPerSecond)}/s), each batch projected empties the cached audit answers`,
+    );
+  }
   console.log(
     `  read-model answer cache of the read server, whole run (warm-ups and checks included): ${formatInt(cacheLookups.hit)} hits, ${formatInt(cacheLookups.miss)} misses, ${formatInt(cacheLookups.bypass)} bypasses — ${formatPercent(hitRate)} hits`,
   );
@@ -939,6 +982,10 @@ async function main(): Promise<Record<string, unknown>> {
     sameBytes: figuresJson(sameFigures),
     read: figuresJson(readFigures),
     readCache: { ...cacheLookups, hitRate: round(hitRate, 4) },
+    writes:
+      writesPerSecond > 0
+        ? { asked: writesPerSecond, appended: written, seconds: round(writeSeconds, 1) }
+        : null,
     uncached: uncachedFigures ? figuresJson(uncachedFigures) : null,
     uncachedRatio: uncachedFigures
       ? round(uncachedFigures.reqPerSec / bareFigures.reqPerSec, 3)
