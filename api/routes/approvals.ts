@@ -20,6 +20,9 @@ import {
   commandHeaders,
   commandOptions,
   commandResultSchema,
+  cursorPage,
+  pageLimit,
+  positionCursor,
   positionString,
   principalOf,
   SqlFilter,
@@ -96,15 +99,11 @@ const toApproval = (row: Row): z.infer<typeof approval> => ({
   revision: row.revision,
 });
 
-const page = (rows: Row[], limit: number) => ({
-  approvals: rows.slice(0, limit).map(toApproval),
-  nextCursor: rows.length > limit ? (rows[limit - 1]?.requested_position ?? null) : null,
-});
 const pageSchema = z.object({ approvals: z.array(approval), nextCursor: z.string().nullable() });
 const requestIdParams = z.object({ requestId: z.uuid() });
 const listQuery = {
-  after: positionString.optional().describe('cursor: nextCursor of the previous page'),
-  limit: z.coerce.number().int().min(1).max(500).default(50),
+  after: positionCursor,
+  limit: pageLimit(500, 50),
   minPosition: positionString.optional(),
 };
 
@@ -212,7 +211,8 @@ export const approvalRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
           ORDER BY requested_position LIMIT ${filter.param(q.limit + 1)}`,
         filter.values,
       );
-      return page(rows, q.limit);
+      const { page, nextCursor } = cursorPage(rows, q.limit, (row) => row.requested_position);
+      return { approvals: page.map(toApproval), nextCursor };
     },
   );
 
@@ -241,13 +241,12 @@ export const approvalRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
         [party.role, party.id, q.after ?? '0', q.limit + 1],
       );
       // A page holds what the caller can act on; the cursor still walks every pending request.
-      const cursor = page(rows, q.limit).nextCursor;
+      const { page, nextCursor } = cursorPage(rows, q.limit, (row) => row.requested_position);
       return {
-        approvals: rows
-          .slice(0, q.limit)
+        approvals: page
           .filter((row) => approvalBlocker(row.state, party) === undefined)
           .map(toApproval),
-        nextCursor: cursor,
+        nextCursor,
       };
     },
   );

@@ -9,7 +9,7 @@ import { assertValidStreamId } from '../../core/eventstore/append-validation.js'
 import type { JsonValue, RecordedEvent } from '../../core/eventstore/event-store.js';
 import type { Runtime } from '../../ops/runtime.js';
 import { HttpProblem } from '../problem.js';
-import { awaitPosition, positionString, SqlFilter } from './conventions.js';
+import { awaitPosition, cursorPage, pageLimit, positionString, SqlFilter } from './conventions.js';
 
 const auditEvent = z.object({
   position: z.string(),
@@ -42,7 +42,7 @@ const listQuery = z
   .object({
     ...filters,
     after: positionString.optional().describe('cursor: the nextCursor of the previous page'),
-    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    limit: pageLimit(1000, 100),
   })
   .strict();
 
@@ -62,7 +62,7 @@ const streamParams = z.object({ streamId: z.string().min(1).max(200) });
 const historyQuery = z
   .object({
     after: revisionString.optional().describe('cursor: the nextCursor of the previous page'),
-    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    limit: pageLimit(1000, 100),
   })
   .strict();
 
@@ -85,7 +85,7 @@ const stateQuery = z
 const correlationParams = z.object({ correlationId: z.string().min(1).max(200) });
 const correlationQuery = z
   .object({
-    limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+    limit: pageLimit(10_000, 1000),
     minPosition: positionString.optional(),
   })
   .strict();
@@ -247,11 +247,8 @@ export const auditRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
           ORDER BY position LIMIT ${filter.param(q.limit + 1)}`,
         filter.values,
       );
-      const page = rows.slice(0, q.limit);
-      return {
-        events: page.map(toAuditEvent),
-        nextCursor: rows.length > q.limit ? (page.at(-1)?.position ?? null) : null,
-      };
+      const { page, nextCursor } = cursorPage(rows, q.limit, (row) => row.position);
+      return { events: page.map(toAuditEvent), nextCursor };
     },
   );
 
@@ -353,12 +350,12 @@ export const auditRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
         maxCount: q.limit + 1,
       });
       if (events.length === 0 && q.after === undefined) throw streamNotFound(streamId);
-      const page = events.slice(0, q.limit);
+      const { page, nextCursor } = cursorPage(events, q.limit, (e) => e.revision.toString());
       return {
         streamId,
         aggregate: aggregateOf(streamId)?.name ?? null,
         events: page.map(toStoredEvent),
-        nextCursor: events.length > q.limit ? (page.at(-1)?.revision.toString() ?? null) : null,
+        nextCursor,
       };
     },
   );

@@ -24,8 +24,11 @@ import {
   commandHeaders,
   commandOptions,
   commandResultSchema,
+  cursorPage,
   instant,
   newId,
+  pageLimit,
+  positionCursor,
   positionString,
   principalOf,
   SqlFilter,
@@ -314,8 +317,8 @@ export const backtestRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
             status: z.enum(BACKTEST_STATUSES).optional(),
             kind: z.enum(STRATEGY_KIND_NAMES).optional(),
             symbol: symbol.optional(),
-            after: positionString.optional().describe('cursor: nextCursor of the previous page'),
-            limit: z.coerce.number().int().min(1).max(500).default(50),
+            after: positionCursor,
+            limit: pageLimit(500, 50),
             minPosition: positionString.optional(),
           })
           .strict(),
@@ -336,11 +339,8 @@ export const backtestRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
           ORDER BY requested_position DESC LIMIT ${filter.param(q.limit + 1)}`,
         filter.values,
       );
-      const page = rows.slice(0, q.limit);
-      return {
-        backtests: page.map(toRun),
-        nextCursor: rows.length > q.limit ? (page.at(-1)?.requested_position ?? null) : null,
-      };
+      const { page, nextCursor } = cursorPage(rows, q.limit, (row) => row.requested_position);
+      return { backtests: page.map(toRun), nextCursor };
     },
   );
 
@@ -380,7 +380,7 @@ export const backtestRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
               .string()
               .regex(/^\d{1,9}$/, 'expected the nextCursor of the previous page')
               .optional(),
-            limit: z.coerce.number().int().min(1).max(1000).default(200),
+            limit: pageLimit(1000, 200),
             minPosition: positionString.optional(),
           })
           .strict(),
@@ -428,7 +428,7 @@ export const backtestRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
            FROM qcat_backtest.trades WHERE backtest_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
         [backtestId, Number(q.after ?? '0'), q.limit + 1],
       );
-      const page = rows.slice(0, q.limit);
+      const { page, nextCursor } = cursorPage(rows, q.limit, (t) => String(t.seq));
       return {
         backtestId,
         trades: page.map((t) => ({
@@ -443,7 +443,7 @@ export const backtestRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
           fees: t.fees,
           netPnl: t.net_pnl,
         })),
-        nextCursor: rows.length > q.limit ? String(page.at(-1)?.seq ?? '') : null,
+        nextCursor,
       };
     },
   );

@@ -183,3 +183,26 @@ export function addTimeRange(
   if (from) filter.add(`${column} >= ?`, from);
   if (to) filter.add(`${column} < ?`, to);
 }
+
+/** `limit` of a cursor-paginated list: 1 to `max` items, `fallback` when not given. */
+export const pageLimit = (max: number, fallback: number) =>
+  z.coerce.number().int().min(1).max(max).default(fallback);
+
+/** `after` of a list paginated by a global position. */
+export const positionCursor = positionString
+  .optional()
+  .describe('cursor: nextCursor of the previous page');
+
+/**
+ * One page of a keyset-paginated list, from a query that asked for `limit + 1` rows: the first
+ * `limit` rows, and the cursor of the last of them when there were more (else null).
+ */
+export function cursorPage<Row>(
+  rows: readonly Row[],
+  limit: number,
+  cursorOf: (row: Row) => string,
+): { page: Row[]; nextCursor: string | null } {
+  const page = rows.slice(0, limit);
+  const last = page.at(-1);
+  return { page, nextCursor: rows.length > limit && last !== undefined ? cursorOf(last) : null };
+}

@@ -4,7 +4,7 @@ import { MarketDataStore } from '../../core/adapters/postgres/market-data-store.
 import { TIMEFRAMES } from '../../core/strategies/kinds.js';
 import type { Runtime } from '../../ops/runtime.js';
 import { HttpProblem } from '../problem.js';
-import { instant, instantOf } from './conventions.js';
+import { cursorPage, instant, instantOf, pageLimit } from './conventions.js';
 
 const symbol = z.string().regex(/^[A-Z0-9]{2,20}$/, 'expected a symbol such as BTCUSDT');
 
@@ -33,7 +33,7 @@ const candleQuery = z
     from: instant.optional().describe('bars opening at or after this instant'),
     to: instant.optional().describe('bars opening before this instant (exclusive)'),
     after: instant.optional().describe('cursor: the nextCursor of the previous page'),
-    limit: z.coerce.number().int().min(1).max(5000).default(1000),
+    limit: pageLimit(5000, 1000),
   })
   .strict();
 
@@ -93,8 +93,9 @@ export const marketRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
       // An empty answer for a symbol nobody ever stored is more likely a typo than a quiet market.
       if (rows.length === 0 && !(await store.getInstrument(q.symbol)))
         throw new HttpProblem(404, 'INSTRUMENT_NOT_FOUND', `no instrument ${q.symbol}`);
-      const page = rows.slice(0, q.limit);
-      const last = page.at(-1);
+      const { page, nextCursor } = cursorPage(rows, q.limit, (c) =>
+        new Date(c.openTime).toISOString(),
+      );
       return {
         symbol: q.symbol,
         timeframe: q.timeframe,
@@ -106,7 +107,7 @@ export const marketRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
           close: c.close,
           volume: c.volume,
         })),
-        nextCursor: rows.length > q.limit && last ? new Date(last.openTime).toISOString() : null,
+        nextCursor,
       };
     },
   );

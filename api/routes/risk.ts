@@ -58,10 +58,13 @@ import {
   commandAnswer,
   commandHeaders,
   commandResultSchema,
+  cursorPage,
   instant,
   instantOf,
   isoOrNull,
   newId,
+  pageLimit,
+  positionCursor,
   positionString,
   principalOf,
   SqlFilter,
@@ -78,8 +81,8 @@ const scopeType = z.enum(RISK_SCOPE_TYPES);
 const scopeParams = z.object({ scopeType, scopeId: id });
 const bookParams = z.object({ portfolioId: id, strategyId: id, symbol });
 const reason = z.string().trim().min(1).max(500);
-const limit = z.coerce.number().int().min(1).max(1000).default(100);
-const after = positionString.optional().describe('cursor: nextCursor of the previous page');
+const limit = pageLimit(1000, 100);
+const after = positionCursor;
 const minPosition = positionString.optional();
 const idempotencyHeader = commandHeaders.pick({ 'idempotency-key': true });
 
@@ -245,6 +248,9 @@ const scopeCursor = z
   )
   .optional()
   .describe('cursor: nextCursor of the previous page');
+/** The cursor after a row of a by-scope list: `<scopeType>:<id>`, as addScopeCursor reads it. */
+const scopeCursorOf = (row: { scope_type: RiskScope['type']; scope_id: string }): string =>
+  scopeKey({ type: row.scope_type, id: row.scope_id });
 function addScopeCursor(filter: SqlFilter, cursor: string | undefined): void {
   if (!cursor) return;
   const colon = cursor.indexOf(':');
@@ -721,12 +727,8 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
           nextCursor: null,
         };
       }
-      const page = rows.slice(0, q.limit);
-      const last = page.at(-1);
-      return {
-        limits: page.map(toLimits),
-        nextCursor: rows.length > q.limit && last ? `${last.scope_type}:${last.scope_id}` : null,
-      };
+      const { page, nextCursor } = cursorPage(rows, q.limit, scopeCursorOf);
+      return { limits: page.map(toLimits), nextCursor };
     },
   );
 
@@ -838,8 +840,7 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
         filter.values,
       );
       const now = Date.now();
-      const page = rows.slice(0, q.limit);
-      const last = page.at(-1);
+      const { page, nextCursor } = cursorPage(rows, q.limit, scopeCursorOf);
       return {
         states: page.map((r) => ({
           scopeType: r.scope_type,
@@ -854,7 +855,7 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
           requestId: r.request_id,
           position: r.position,
         })),
-        nextCursor: rows.length > q.limit && last ? `${last.scope_type}:${last.scope_id}` : null,
+        nextCursor,
       };
     },
   );
@@ -1088,7 +1089,7 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
           ORDER BY position LIMIT ${filter.param(q.limit + 1)}`,
         filter.values,
       );
-      const page = rows.slice(0, q.limit);
+      const { page, nextCursor } = cursorPage(rows, q.limit, (r) => r.position);
       return {
         triggers: page.map((r) => ({
           triggerId: r.trigger_id,
@@ -1106,7 +1107,7 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
           firedAt: r.fired_at.toISOString(),
           position: r.position,
         })),
-        nextCursor: rows.length > q.limit ? (page.at(-1)?.position ?? null) : null,
+        nextCursor,
       };
     },
   );
@@ -1166,7 +1167,7 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
           ORDER BY position LIMIT ${filter.param(q.limit + 1)}`,
         filter.values,
       );
-      const page = rows.slice(0, q.limit);
+      const { page, nextCursor } = cursorPage(rows, q.limit, (r) => r.position);
       return {
         deniedOrders: page.map((r) => ({
           clientOrderId: r.client_order_id,
@@ -1181,7 +1182,7 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
           actor: r.actor,
           position: r.position,
         })),
-        nextCursor: rows.length > q.limit ? (page.at(-1)?.position ?? null) : null,
+        nextCursor,
       };
     },
   );

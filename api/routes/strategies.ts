@@ -22,7 +22,10 @@ import {
   commandHeaders,
   commandOptions,
   commandResultSchema,
+  cursorPage,
   newId,
+  pageLimit,
+  positionCursor,
   positionString,
   principalOf,
   SqlFilter,
@@ -186,8 +189,8 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
             kind: z.enum(STRATEGY_KIND_NAMES).optional(),
             symbol: symbol.optional(),
             owner: z.string().min(1).max(200).optional().describe('the owner id, apikey:<keyId>'),
-            after: positionString.optional().describe('cursor: nextCursor of the previous page'),
-            limit: z.coerce.number().int().min(1).max(500).default(50),
+            after: positionCursor,
+            limit: pageLimit(500, 50),
             minPosition: positionString.optional(),
           })
           .strict(),
@@ -211,11 +214,8 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
           ORDER BY created_position LIMIT ${filter.param(q.limit + 1)}`,
         filter.values,
       );
-      const page = rows.slice(0, q.limit);
-      return {
-        strategies: page.map(toSummary),
-        nextCursor: rows.length > q.limit ? (page.at(-1)?.created_position ?? null) : null,
-      };
+      const { page, nextCursor } = cursorPage(rows, q.limit, (row) => row.created_position);
+      return { strategies: page.map(toSummary), nextCursor };
     },
   );
 
@@ -543,7 +543,7 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
         querystring: z
           .object({
             after: positionString.optional(),
-            limit: z.coerce.number().int().min(1).max(1000).default(200),
+            limit: pageLimit(1000, 200),
             minPosition: positionString.optional(),
           })
           .strict(),
@@ -579,7 +579,7 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
           WHERE strategy_id = $1 AND position > $2 ORDER BY position LIMIT $3`,
         [request.params.strategyId, q.after ?? '0', q.limit + 1],
       );
-      const page = rows.slice(0, q.limit);
+      const { page, nextCursor } = cursorPage(rows, q.limit, (row) => row.position);
       return {
         events: page.map((row) => ({
           position: row.position,
@@ -589,7 +589,7 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
           actor: row.actor,
           data: row.data,
         })),
-        nextCursor: rows.length > q.limit ? (page.at(-1)?.position ?? null) : null,
+        nextCursor,
       };
     },
   );

@@ -11,10 +11,13 @@ import {
   addTimeRange,
   awaitPosition,
   commandHeaders,
+  cursorPage,
   instant,
   instantOf,
   isoOrNull,
   newId,
+  pageLimit,
+  positionCursor,
   positionString,
   principalOf,
   SqlFilter,
@@ -24,8 +27,8 @@ import {
 const PROJECTION = 'trading';
 const symbol = z.string().regex(/^[A-Z0-9]{2,20}$/, 'expected a symbol such as BTCUSDT');
 const id = z.string().min(1).max(200);
-const limit = z.coerce.number().int().min(1).max(1000).default(100);
-const after = positionString.optional().describe('cursor: nextCursor of the previous page');
+const limit = pageLimit(1000, 100);
+const after = positionCursor;
 const minPosition = positionString.optional();
 const book = {
   portfolioId: id.optional(),
@@ -350,11 +353,8 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
           ORDER BY submitted_position LIMIT ${filter.param(q.limit + 1)}`,
         filter.values,
       );
-      const page = rows.slice(0, q.limit);
-      return {
-        orders: page.map(toOrder),
-        nextCursor: rows.length > q.limit ? (page.at(-1)?.submitted_position ?? null) : null,
-      };
+      const { page, nextCursor } = cursorPage(rows, q.limit, (row) => row.submitted_position);
+      return { orders: page.map(toOrder), nextCursor };
     },
   );
 
@@ -421,11 +421,8 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
           ORDER BY position LIMIT ${filter.param(q.limit + 1)}`,
         filter.values,
       );
-      const page = rows.slice(0, q.limit);
-      return {
-        fills: page.map(toFill),
-        nextCursor: rows.length > q.limit ? (page.at(-1)?.position ?? null) : null,
-      };
+      const { page, nextCursor } = cursorPage(rows, q.limit, (row) => row.position);
+      return { fills: page.map(toFill), nextCursor };
     },
   );
 
@@ -469,7 +466,7 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
           ORDER BY position LIMIT ${filter.param(q.limit + 1)}`,
         filter.values,
       );
-      const page = rows.slice(0, q.limit);
+      const { page, nextCursor } = cursorPage(rows, q.limit, (r) => r.position);
       return {
         trades: page.map((r) => ({
           fillId: r.fill_id,
@@ -488,7 +485,7 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
           netPnl: r.net_pnl,
           position: r.position,
         })),
-        nextCursor: rows.length > q.limit ? (page.at(-1)?.position ?? null) : null,
+        nextCursor,
       };
     },
   );
@@ -621,7 +618,7 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
             ...timeRange,
             interval: z.enum(TIMEFRAMES).optional().describe('downsample: one point per interval'),
             after: instant.optional().describe('cursor: nextCursor of the previous page'),
-            limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+            limit: pageLimit(10_000, 1000),
             minPosition,
           })
           .strict(),
@@ -653,12 +650,11 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
           ORDER BY time LIMIT ${filter.param(q.limit + 1)}`,
         filter.values,
       );
-      const page = rows.slice(0, q.limit);
-      const last = page.at(-1);
+      const { page, nextCursor } = cursorPage(rows, q.limit, (r) => iso(r.time));
       return {
         portfolioId,
         points: page.map((r) => ({ time: iso(r.time), equity: r.equity, cash: r.cash })),
-        nextCursor: rows.length > q.limit && last ? iso(last.time) : null,
+        nextCursor,
       };
     },
   );
