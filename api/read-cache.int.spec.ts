@@ -90,6 +90,30 @@ describe('read-model answer cache', () => {
     expect(second.headers.get('x-request-id')).not.toBe(first.headers.get('x-request-id'));
   });
 
+  it('runs the route once for concurrent requests of an answer it does not have yet', async () => {
+    const path = '/api/v1/audit/events?limit=40&category=apikey';
+    // Hold the read model's table so the first request's SQL waits while the others arrive.
+    await admin.query('BEGIN');
+    await admin.query('LOCK TABLE qcat_read.audit_trail IN ACCESS EXCLUSIVE MODE');
+    const pending = Promise.all(
+      Array.from({ length: 30 }, async () => {
+        const response = await get(qcat.server.url, path);
+        return {
+          status: response.status,
+          cache: response.headers.get('x-qcat-read-cache'),
+          body: await response.text(),
+        };
+      }),
+    );
+    await sleep(500);
+    await admin.query('COMMIT');
+    const answers = await pending;
+    expect(answers.every((answer) => answer.status === 200)).toBe(true);
+    expect(new Set(answers.map((answer) => answer.body)).size).toBe(1);
+    const how = answers.map((answer) => answer.cache).sort();
+    expect(how).toEqual(['miss', ...Array<string>(29).fill('shared')]);
+  });
+
   it('still checks the key and the permission on a hit', async () => {
     const path = '/api/v1/audit/events?limit=3';
     await get(qcat.server.url, path);

@@ -18,15 +18,33 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The read model's version when this request looked in the cache; null when it did not. */
     readCacheVersion: ReadModelVersion | null;
+    /** This request reads an answer others wait for; settled at onSend (or onResponse). */
+    readCacheFlight: Flight | null;
   }
 }
 
-interface Entry {
+/** A 200 answer as sent: bytes, content type, ETag. */
+interface Answer {
   body: Buffer;
   contentType: string;
   etag: string | undefined;
+}
+
+interface Entry extends Answer {
   version: ReadModelVersion;
 }
+
+/** A request reading an answer under `version`; its followers wait for `answer`. */
+interface Flight {
+  version: ReadModelVersion;
+  /** Its SQL began after the read model was known to hold this position. */
+  reads: bigint;
+  answer: Promise<Answer | null>;
+  settle(answer: Answer | null): void;
+}
+
+/** How long followers wait for a reader before running the route themselves. */
+const FLIGHT_TIMEOUT_MS = 10_000;
 
 export interface ReadCacheOptions {
   watch: ReadModelWatch;
@@ -51,6 +69,7 @@ const LARGEST_ENTRY_SHARE = 8;
 async function readCachePlugin(fastify: FastifyInstance, options: ReadCacheOptions): Promise<void> {
   const { watch, metrics } = options;
   fastify.decorateRequest('readCacheVersion', null);
+  fastify.decorateRequest('readCacheFlight', null);
   if (options.maxBytes === 0) return;
   const cache = new LRUCache<string, Entry>({
     maxSize: options.maxBytes,
@@ -60,12 +79,34 @@ async function readCachePlugin(fastify: FastifyInstance, options: ReadCacheOptio
   const hits = metrics.readCacheLookups.labels('hit');
   const misses = metrics.readCacheLookups.labels('miss');
   const bypasses = metrics.readCacheLookups.labels('bypass');
+  const shared = metrics.readCacheLookups.labels('shared');
   metrics.readCacheSize = () => cache.calculatedSize;
+
+  /**
+   * Requests reading an answer now, by URL: others that come for the same answer under the same
+   * version wait for it instead of running the same SQL (after each change of a busy read model,
+   * one query per URL, not one per waiting connection).
+   */
+  const flights = new Map<string, Flight>();
+
+  const serve = (reply: FastifyReply, answer: Answer, how: 'hit' | 'shared'): void => {
+    (how === 'hit' ? hits : shared).inc();
+    void reply.header('x-qcat-read-cache', how).header('content-type', answer.contentType);
+    if (answer.etag !== undefined) void reply.header('etag', answer.etag);
+    void reply.send(answer.body);
+  };
+
+  const miss = (reply: FastifyReply, done: () => void): void => {
+    misses.inc();
+    void reply.header('x-qcat-read-cache', 'miss');
+    done();
+  };
 
   /**
    * The route's last onRequest hook: after authentication, the permission check and the rate
    * limit (hooks of the app, or added to the route before this), before parsing and validation.
-   * A hit skips those, and the handler: its URL was valid when the answer was stored.
+   * A request answered here (a hit, or a shared answer) skips those and the handler, and does not
+   * call `done`: its URL was valid when the answer was read.
    */
   const lookup = (request: FastifyRequest, reply: FastifyReply, done: () => void): void => {
     const model = request.routeOptions.config.readModel;
@@ -80,32 +121,59 @@ async function readCachePlugin(fastify: FastifyInstance, options: ReadCacheOptio
       return;
     }
     request.readCacheVersion = version;
-    const entry = cache.get(request.url);
     // Not validated yet: a malformed one is a miss, and validation answers it.
     const minPosition = (request.query as { minPosition?: unknown } | undefined)?.minPosition;
-    // This process's runner committed past the version and its notice is on its way: a request
-    // that follows an in-process wait (a command's answer) must not get the answer from before.
-    const local = options.projections.localCheckpoint(model);
     if (
-      entry?.version !== version ||
-      (local !== undefined && local > version.checkpoint) ||
-      (minPosition !== undefined &&
-        (typeof minPosition !== 'string' ||
-          !/^\d{1,19}$/.test(minPosition) ||
-          BigInt(minPosition) > version.checkpoint))
+      minPosition !== undefined &&
+      (typeof minPosition !== 'string' ||
+        !/^\d{1,19}$/.test(minPosition) ||
+        BigInt(minPosition) > version.checkpoint)
     ) {
-      misses.inc();
-      void reply.header('x-qcat-read-cache', 'miss');
-      done();
+      miss(reply, done);
       return;
     }
-    hits.inc();
-    void reply.header('x-qcat-read-cache', 'hit').header('content-type', entry.contentType);
-    if (entry.etag !== undefined) void reply.header('etag', entry.etag);
-    // Answered here: the remaining hooks and the handler do not run (done is not called).
-    void reply.send(entry.body);
+    // This process's runner may have committed past the version, its notice still on its way: a
+    // request that follows an in-process wait (a command's answer) must not get the answer from
+    // before. It needs an answer read from now on: a fresh reading, or one that began after that.
+    const local = options.projections.localCheckpoint(model);
+    const needs = local !== undefined && local > version.checkpoint ? local : version.checkpoint;
+    const entry = needs === version.checkpoint ? cache.get(request.url) : undefined;
+    if (entry?.version === version) {
+      serve(reply, entry, 'hit');
+      return;
+    }
+    const flight = flights.get(request.url);
+    if (flight?.version === version && flight.reads >= needs) {
+      void flight.answer.then((answer) => {
+        if (answer) serve(reply, answer, 'shared');
+        else miss(reply, done);
+      });
+      return;
+    }
+    let resolve: (answer: Answer | null) => void = () => undefined;
+    const answer = new Promise<Answer | null>((settle) => {
+      resolve = settle;
+    });
+    const mine: Flight = {
+      version,
+      reads: needs,
+      answer,
+      settle: (value) => {
+        clearTimeout(timer);
+        if (flights.get(request.url) === mine) flights.delete(request.url);
+        resolve(value);
+      },
+    };
+    // A reader that never answers (it cannot, but) must not hold its followers forever.
+    const timer = setTimeout(() => {
+      mine.settle(null);
+    }, FLIGHT_TIMEOUT_MS);
+    flights.set(request.url, mine);
+    request.readCacheFlight = mine;
+    miss(reply, done);
   };
 
+  /** onSend: keeps a 200 read under a version that is still current; shares it with followers. */
   const store = (
     request: FastifyRequest,
     reply: FastifyReply,
@@ -113,23 +181,35 @@ async function readCachePlugin(fastify: FastifyInstance, options: ReadCacheOptio
     done: (error: null, payload: unknown) => void,
   ): void => {
     const version = request.readCacheVersion;
+    let entry: Entry | null = null;
     if (
       version !== null &&
       reply.statusCode === 200 &&
       typeof payload === 'string' &&
-      reply.getHeader('x-qcat-read-cache') === 'miss' &&
-      watch.version(version.name) === version
+      reply.getHeader('x-qcat-read-cache') === 'miss'
     ) {
       const etag = reply.getHeader('etag');
-      cache.set(request.url, {
+      entry = {
         // Encoded once: a hit sends the bytes as they are.
         body: Buffer.from(payload),
         contentType: String(reply.getHeader('content-type') ?? 'application/json; charset=utf-8'),
         etag: typeof etag === 'string' ? etag : undefined,
         version,
-      });
+      };
+      if (watch.version(version.name) === version) cache.set(request.url, entry);
     }
+    // Followers came while `version` was current: this answer is at least as new as the hit they
+    // could have had then, even if the version has moved on since. Without one they run the route.
+    request.readCacheFlight?.settle(entry);
+    request.readCacheFlight = null;
     done(null, payload);
+  };
+
+  /** onResponse: a reader whose answer never went through onSend releases its followers. */
+  const release = (request: FastifyRequest, _reply: FastifyReply, done: () => void): void => {
+    request.readCacheFlight?.settle(null);
+    request.readCacheFlight = null;
+    done();
   };
 
   // Only the routes that declare a read model pay for the hooks.
@@ -139,6 +219,7 @@ async function readCachePlugin(fastify: FastifyInstance, options: ReadCacheOptio
       return;
     route.onRequest = [...asArray(route.onRequest), lookup];
     route.onSend = [...asArray(route.onSend), store];
+    route.onResponse = [...asArray(route.onResponse), release];
   });
 }
 

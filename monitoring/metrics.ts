@@ -47,7 +47,7 @@ export class Metrics {
 
   readonly readCacheLookups = new Counter({
     name: 'http_read_cache_lookups_total',
-    help: 'Read-model answer cache look-ups (ADR 009): hit, miss, or bypass (the change notices cannot be heard)',
+    help: 'Read-model answer cache look-ups (ADR 009): hit, shared (waited for another request reading the same answer), miss, or bypass (the change notices cannot be heard)',
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
