@@ -611,7 +611,9 @@ async function main(): Promise<Record<string, unknown>> {
   const redisPrefix = `qcat-bench-${randomBytes(3).toString('hex')}:`;
   const withFloor = option('floor', 'on') !== 'off';
   const withUncached = option('uncached', 'on') !== 'off';
-  const writesPerSecond = numberOption('writes-per-second', 0);
+  // 0 (the default) writes nothing; numberOption only takes positive numbers.
+  const writesPerSecond =
+    option('writes-per-second', '0') === '0' ? 0 : numberOption('writes-per-second', 1);
 
   const server = await startServer();
   const info = await serverInfo(server);
