@@ -8,6 +8,7 @@ import type { StepperConfig } from '../core/trading/stepper.js';
 import { BACKTEST_RUNNER_ACTOR } from '../projections/backtests.js';
 import type { PostgresTarget } from '../projections/postgres-target.js';
 import { startTestServer, type TestServer } from '../test/support/test-server.js';
+import { until } from '../test/support/until.js';
 
 const DAY = 86_400_000;
 /** Candles are stored for 40 days from here; the runs below cover parts of them. */
@@ -520,14 +521,6 @@ describe('backtests over HTTP', () => {
         (b) => b['backtestId'] as string,
       );
       return { cache: response.headers.get('x-qcat-read-cache'), text, ids };
-    };
-    const until = async <T>(get: () => Promise<T>, done: (value: T) => boolean): Promise<T> => {
-      const deadline = Date.now() + 5000;
-      for (;;) {
-        const value = await get();
-        if (done(value) || Date.now() > deadline) return value;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
     };
     // A hit with minPosition=head: the cache has heard of every change up to the head.
     const warm = await until(

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../ops/config.js';
 import { ApiKeyService } from './auth/api-key-service.js';
 import { startTestServer, type TestServer } from '../test/support/test-server.js';
+import { until } from '../test/support/until.js';
 import { startServer, type RunningServer } from './server.js';
 
 interface Page {
@@ -14,16 +15,6 @@ const sleep = (ms: number): Promise<void> =>
   new Promise((resolve) => {
     setTimeout(resolve, ms);
   });
-
-/** Polls `read` until `done` holds, at most `ms`; answers the last value read. */
-async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, ms = 5000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await sleep(50);
-  }
-}
 
 /**
  * The read-model answer cache (ADR 009) over real HTTP and a real PostgreSQL: a hit is the same

@@ -17,6 +17,7 @@ import { liveRiskKeys, liveRiskView, riskProjection } from '../projections/risk.
 import type { PortfolioValuedData } from '../projections/trading.js';
 import { tableChecksum } from '../test/support/read-model-checksums.js';
 import { startTestServer, type TestServer } from '../test/support/test-server.js';
+import { until } from '../test/support/until.js';
 import { connectTestRedis, type TestRedis } from '../test/support/test-redis.js';
 
 /**
@@ -1133,14 +1134,6 @@ describe('risk read models, API and approvals', () => {
         text,
         body: JSON.parse(text) as Json,
       };
-    };
-    const until = async <T>(get: () => Promise<T>, done: (value: T) => boolean): Promise<T> => {
-      const deadline = Date.now() + 5000;
-      for (;;) {
-        const value = await get();
-        if (done(value) || Date.now() > deadline) return value;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
     };
     // A hit with minPosition=head: the cache has heard of every change up to the head.
     const warm = await until(

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { expireDueApprovals } from '../projections/approval-flow.js';
 import { startTestServer, type TestServer } from '../test/support/test-server.js';
+import { until } from '../test/support/until.js';
 import { connectTestRedis, type TestRedis } from '../test/support/test-redis.js';
 
 /**
@@ -415,14 +416,6 @@ describe('strategies and approvals over HTTP', () => {
         (s) => s['strategyId'] as string,
       );
       return { cache: response.headers.get('x-qcat-read-cache'), text, ids };
-    };
-    const until = async <T>(get: () => Promise<T>, done: (value: T) => boolean): Promise<T> => {
-      const deadline = Date.now() + 5000;
-      for (;;) {
-        const value = await get();
-        if (done(value) || Date.now() > deadline) return value;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
     };
     // A hit with minPosition=head: the cache has heard of every change up to the head.
     const warm = await until(

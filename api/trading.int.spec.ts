@@ -26,6 +26,7 @@ import {
   type PortfolioValuedData,
 } from '../projections/trading.js';
 import { startTestServer, type TestServer } from '../test/support/test-server.js';
+import { until } from '../test/support/until.js';
 import { tableChecksum } from '../test/support/read-model-checksums.js';
 import { connectTestRedis, type TestRedis } from '../test/support/test-redis.js';
 
@@ -817,14 +818,6 @@ describe('trading read models and API', () => {
         ids: orders.map((o) => o['clientOrderId'] as string),
         orders,
       };
-    };
-    const until = async <T>(get: () => Promise<T>, done: (value: T) => boolean): Promise<T> => {
-      const deadline = Date.now() + 5000;
-      for (;;) {
-        const value = await get();
-        if (done(value) || Date.now() > deadline) return value;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
     };
     // A hit with minPosition=head: the cache has heard of every change up to the head.
     const warm = await until(
