@@ -60,14 +60,17 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
   await fastify.register(securityHeaders);
   await fastify.register(httpMetrics, { metrics: runtime.metrics });
   await fastify.register(nulGuard);
-  // First among the plugins with routes: its onRoute hook must see every route, the docs' included.
+  // CORS headers on every answer to an allowed origin, refusals included (a browser cannot read
+  // a 401 without them); its preflight route needs no key.
+  if (config.CORS_ORIGINS.length > 0) await fastify.register(cors, { origin: config.CORS_ORIGINS });
+  // Before every plugin with routes but CORS (whose preflight needs no key): its onRoute hook
+  // must see every route, the docs' included.
   const authenticator = new Authenticator(runtime.pool);
   await fastify.register(auth, {
     authenticator,
     failuresPerMinute: config.AUTH_FAILURES_PER_MINUTE,
     publicPrefixes: ['/docs'],
   });
-  if (config.CORS_ORIGINS.length > 0) await fastify.register(cors, { origin: config.CORS_ORIGINS });
   await fastify.register(rateLimit, {
     max: config.RATE_LIMIT_PER_MINUTE,
     timeWindow: '1 minute',

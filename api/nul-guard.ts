@@ -4,18 +4,23 @@ import { sendProblem } from './problem.js';
 
 const NUL = '\u0000';
 
-/** Every path in `value` whose key or string holds U+0000, under `path`. */
+/**
+ * Every path in `value` whose key or string holds U+0000, under `path`. A loop over a stack, not
+ * recursion: a body nested thousands deep must get its 400, not overflow the call stack.
+ */
 function nulPaths(value: unknown, path: string, found: string[]): void {
-  if (typeof value === 'string') {
-    if (value.includes(NUL)) found.push(path);
-  } else if (Array.isArray(value)) {
-    value.forEach((item, index) => {
-      nulPaths(item, `${path}[${index}]`, found);
-    });
-  } else if (typeof value === 'object' && value !== null) {
-    for (const [key, item] of Object.entries(value)) {
-      if (key.includes(NUL)) found.push(`${path} (a key)`);
-      nulPaths(item, `${path}.${key}`, found);
+  const pending: [unknown, string][] = [[value, path]];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [item, at] = next;
+    if (typeof item === 'string') {
+      if (item.includes(NUL)) found.push(at);
+    } else if (Array.isArray(item)) {
+      item.forEach((element, index) => pending.push([element, `${at}[${index}]`]));
+    } else if (typeof item === 'object' && item !== null) {
+      for (const [key, element] of Object.entries(item)) {
+        if (key.includes(NUL)) found.push(`${at} (a key)`);
+        pending.push([element, `${at}.${key}`]);
+      }
     }
   }
 }

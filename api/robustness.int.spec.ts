@@ -92,6 +92,13 @@ describe('robustness: malformed requests across every route', () => {
           });
           requests.push({ method: route.method, path, body: value === null ? 'null' : value });
         }
+        // Nested deeper than any walk by recursion could go.
+        requests.push({
+          method: route.method,
+          path,
+          body: `{"name":"x","role":"viewer","x":${'['.repeat(20_000)}${']'.repeat(20_000)}}`,
+          headers: { 'content-type': 'application/json' },
+        });
         // Valid but for one NUL character (PostgreSQL cannot store U+0000).
         requests.push({ method: route.method, path, body: { name: 'a\u0000b', role: 'viewer' } });
         requests.push({ method: route.method, path, body: { ['a\u0000b']: 1 } });

@@ -90,3 +90,51 @@ describe('QCAT server over real HTTP', () => {
     expect(JSON.stringify(body)).not.toMatch(/at .*\.ts|stack|postgres:\/\//);
   });
 });
+
+describe('QCAT server with a CORS allow-list', () => {
+  let database: TestDatabase | undefined;
+  let server: RunningServer | undefined;
+  const allowed = 'https://ops.example.com';
+
+  beforeAll(async () => {
+    database = await createTestDatabase('server_cors');
+    server = await startServer(
+      loadConfig({
+        DATABASE_URL: database.url,
+        PORT: '0',
+        LOG_LEVEL: 'silent',
+        PAPER_TRADING: 'off',
+        CORS_ORIGINS: allowed,
+      }),
+      { announce: () => undefined },
+    );
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await database?.drop();
+  });
+
+  const preflight = (origin: string) =>
+    fetch(`${server!.url}/api/v1/audit/events`, {
+      method: 'OPTIONS',
+      headers: {
+        origin,
+        'access-control-request-method': 'GET',
+        'access-control-request-headers': 'authorization',
+      },
+    });
+
+  it('answers the preflight of an allowed origin without credentials, and no other', async () => {
+    const ok = await preflight(allowed);
+    expect(ok.status).toBe(204);
+    expect(ok.headers.get('access-control-allow-origin')).toBe(allowed);
+    const other = await preflight('https://evil.example.net');
+    expect(other.headers.get('access-control-allow-origin')).toBeNull();
+    // The real request still needs its key.
+    const unauthenticated = await fetch(`${server!.url}/api/v1/audit/events`, {
+      headers: { origin: allowed },
+    });
+    expect(unauthenticated.status).toBe(401);
+    expect(unauthenticated.headers.get('access-control-allow-origin')).toBe(allowed);
+  });
+});
