@@ -48,8 +48,8 @@ const FLIGHT_TIMEOUT_MS = 10_000;
 
 export interface ReadCacheOptions {
   watch: ReadModelWatch;
-  /** Where this process's own runners are: ahead of the watch until their notice arrives. */
-  projections: Pick<ProjectionService, 'localCheckpoint'>;
+  /** What this process knows was committed: ahead of the watch until the notice arrives. */
+  projections: Pick<ProjectionService, 'knownCheckpoint'>;
   /** Bytes of bodies kept at most; 0 turns the cache off. */
   maxBytes: number;
   metrics: Metrics;
@@ -63,8 +63,9 @@ const LARGEST_ENTRY_SHARE = 8;
  * the raw URL and valid while the read model's version (ReadModelWatch) is the one the answer was
  * read under. Authentication, permission and rate limit still run for every request; a hit
  * replaces validation (the URL was valid when its answer was stored) and the handler (its SQL
- * and serialisation). A hit needs the version to be at or past `minPosition`, and past what this
- * process's own projection runner has committed (its notice may still be on its way).
+ * and serialisation). A hit needs the version to be at or past `minPosition`, and at or past what
+ * this process knows was committed (its runner's checkpoint, or one a wait read; the notice of it
+ * may still be on its way).
  */
 async function readCachePlugin(fastify: FastifyInstance, options: ReadCacheOptions): Promise<void> {
   const { watch, metrics } = options;
@@ -132,10 +133,10 @@ async function readCachePlugin(fastify: FastifyInstance, options: ReadCacheOptio
       miss(reply, done);
       return;
     }
-    // This process's runner may have committed past the version, its notice still on its way: a
-    // request that follows an in-process wait (a command's answer) must not get the answer from
-    // before. It needs an answer read from now on: a fresh reading, or one that began after that.
-    const local = options.projections.localCheckpoint(model);
+    // This process may know of a commit past the version (its own runner's, or one a `waitFor`
+    // saw), the notice still on its way: a request that follows such a wait (a command's answer)
+    // must not get the answer from before. It needs a fresh reading, or one begun after that.
+    const local = options.projections.knownCheckpoint(model);
     const needs = local !== undefined && local > version.checkpoint ? local : version.checkpoint;
     const entry = needs === version.checkpoint ? cache.get(request.url) : undefined;
     if (entry?.version === version) {
@@ -168,6 +169,7 @@ async function readCachePlugin(fastify: FastifyInstance, options: ReadCacheOptio
     const timer = setTimeout(() => {
       mine.settle(null);
     }, FLIGHT_TIMEOUT_MS);
+    timer.unref();
     flights.set(request.url, mine);
     request.readCacheFlight = mine;
     miss(reply, done);

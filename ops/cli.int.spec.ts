@@ -17,7 +17,8 @@ interface Run {
 describe('qcat keys | projections', () => {
   let qcat: TestServer;
   beforeAll(async () => {
-    qcat = await startTestServer('cli');
+    // The test polls with a key the server may not know yet: those 401s must not lock it out.
+    qcat = await startTestServer('cli', { AUTH_FAILURES_PER_MINUTE: '100000' });
   });
   afterAll(async () => {
     await qcat.stop();

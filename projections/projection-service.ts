@@ -40,6 +40,8 @@ type Target = (PostgresTarget | RedisTarget) & ProjectionTarget;
 export class ProjectionService {
   private readonly targets = new Map<string, Target>();
   private readonly runners = new Map<string, ProjectionRunner>();
+  /** Checkpoints `waitFor` read from the registry (projections another process leads). */
+  private readonly checkpointsRead = new Map<string, bigint>();
   private readonly leadership: Leadership;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -176,9 +178,15 @@ export class ProjectionService {
     return readProjectionStatus(this.options.pool, this.options.eventStore, this.runners);
   }
 
-  /** The checkpoint of `name` as this process's runner has it; undefined if another leads it. */
-  localCheckpoint(name: string): bigint | undefined {
-    return this.runners.get(name)?.checkpoint;
+  /**
+   * The furthest this process knows `name` to have committed: its own runner's checkpoint, or the
+   * highest checkpoint a `waitFor` here read from the registry; undefined when it knows neither.
+   */
+  knownCheckpoint(name: string): bigint | undefined {
+    const runner = this.runners.get(name)?.checkpoint;
+    const read = this.checkpointsRead.get(name);
+    if (runner === undefined) return read;
+    return read !== undefined && read > runner ? read : runner;
   }
 
   /**
@@ -192,6 +200,8 @@ export class ProjectionService {
     for (;;) {
       const runner = this.runners.get(name);
       const reached = runner ? runner.checkpoint : await target.checkpoint();
+      if (!runner && reached > (this.checkpointsRead.get(name) ?? -1n))
+        this.checkpointsRead.set(name, reached);
       if (reached >= position) return true;
       if (Date.now() >= deadline) return false;
       await new Promise((resolve) => setTimeout(resolve, runner ? 2 : 20));
