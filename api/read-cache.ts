@@ -111,7 +111,7 @@ async function readCachePlugin(fastify: FastifyInstance, options: ReadCacheOptio
    */
   const lookup = (request: FastifyRequest, reply: FastifyReply, done: () => void): void => {
     const model = request.routeOptions.config.readModel;
-    if (model === undefined || request.method !== 'GET') {
+    if (model === undefined) {
       done();
       return;
     }
