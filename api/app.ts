@@ -17,6 +17,7 @@ import { auth } from './auth/plugin.js';
 import { handleError, sendProblem } from './problem.js';
 import { approvalRoutes } from './routes/approvals.js';
 import { auditRoutes } from './routes/audit.js';
+import { automationRoutes } from './routes/automation.js';
 import { backtestRoutes } from './routes/backtests.js';
 import { healthRoutes } from './routes/health.js';
 import { keyRoutes } from './routes/keys.js';
@@ -145,6 +146,7 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
       await api.register(marketRoutes, { runtime });
       await api.register(backtestRoutes, { runtime });
       await api.register(tradingRoutes, { runtime });
+      await api.register(automationRoutes, { runtime });
       await api.register(riskRoutes, { runtime });
       await api.register(keyRoutes, {
         runtime,

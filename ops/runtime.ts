@@ -9,7 +9,9 @@ import { CommandHandler } from '../core/commands/command-handler.js';
 import type { EventStore } from '../core/eventstore/event-store.js';
 import { Metrics } from '../monitoring/metrics.js';
 import { ProcessManagerService } from '../automation/process-manager-service.js';
+import { automationGate } from '../automation/gate.js';
 import { allProcessManagers } from '../automation/registry.js';
+import { haltedPortfolios } from '../projections/automation.js';
 import { ProjectionService } from '../projections/projection-service.js';
 import { allProjections } from '../projections/registry.js';
 import { backupServiceFor, type BackupService } from '../backup/backup-service.js';
@@ -137,6 +139,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       eventStore,
       commands,
       managers: allProcessManagers({ commands }),
+      gate: automationGate(commands, () => haltedPortfolios(pool)),
       instanceId: `${hostname()}:${process.pid}`,
       onOutcome: (outcome) => {
         metrics.automationOutcomes.inc({ manager: outcome.manager, result: outcome.result });
