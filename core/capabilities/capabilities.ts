@@ -118,6 +118,7 @@ export const CAPABILITIES = {
         funding: fraction.default(0.15),
         regime: fraction.default(0.2),
         topN: z.number().int().min(1).max(100).default(5),
+        minScore: z.number().min(0).max(6).default(1),
         expiryDays: days.default(7),
       })
       .refine(
