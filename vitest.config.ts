@@ -28,7 +28,10 @@ export default defineConfig({
           name: 'int',
           include: only(['**/*.int.spec.ts', '**/*.e2e.spec.ts']),
           exclude,
-          globalSetup: ['test/support/postgres-global-setup.ts'],
+          globalSetup: [
+            'test/support/environment-setup.ts',
+            'test/support/postgres-global-setup.ts',
+          ],
           testTimeout: 120_000,
           hookTimeout: 120_000,
         },

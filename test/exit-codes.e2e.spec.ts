@@ -49,7 +49,7 @@ describe('the test command (npm test) with the embedded PostgreSQL', () => {
   // A fixture spec (test/fixtures/, collected only with QCAT_TEST_FIXTURES=1) that uses the run's
   // database and then passes or fails as told.
   const npmTest = (outcome: 'pass' | 'fail'): Promise<Run> =>
-    run('npm', ['test', '--', '--project', 'int'], {
+    run('npm', ['test', '--', '--project', 'int', 'test/fixtures/exit-codes/'], {
       ...embeddedEnv,
       QCAT_TEST_FIXTURES: '1',
       QCAT_FIXTURE_OUTCOME: outcome,
