@@ -50,6 +50,8 @@ function installMissingPackages(alsoWanted: ToolName[]): void {
     'psql',
     'openssl',
     'chromium',
+    'curl',
+    'jq',
     ...alsoWanted,
   ];
   const packages = [

@@ -24,6 +24,8 @@ export const TOOLS = {
   openssl: { binaries: ['openssl'], debianPackage: 'openssl' },
   chromium: { binaries: ['chromium', 'chromium-browser'], debianPackage: 'chromium' },
   'redis-server': { binaries: ['redis-server'], debianPackage: 'redis-server' },
+  curl: { binaries: ['curl'], debianPackage: 'curl' },
+  jq: { binaries: ['jq'], debianPackage: 'jq' },
 } as const satisfies Record<string, { binaries: readonly string[]; debianPackage: string }>;
 
 export type ToolName = keyof typeof TOOLS;
