@@ -14,6 +14,7 @@ import type { Runtime } from '../ops/runtime.js';
 import { ApiKeyService } from './auth/api-key-service.js';
 import { Authenticator } from './auth/authenticator.js';
 import { auth } from './auth/plugin.js';
+import { acceptEmptyJsonBodies } from './empty-body.js';
 import { handleError, sendProblem } from './problem.js';
 import { approvalRoutes } from './routes/approvals.js';
 import { auditRoutes } from './routes/audit.js';
@@ -49,6 +50,7 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
   fastify.setErrorHandler(handleError);
   // JSON bodies only: anything else is 415.
   fastify.removeContentTypeParser('text/plain');
+  acceptEmptyJsonBodies(fastify);
   fastify.setNotFoundHandler((request, reply) =>
     sendProblem(request, reply, {
       status: 404,
