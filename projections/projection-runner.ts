@@ -93,6 +93,8 @@ export class ProjectionRunner {
     while (!this.isStopping()) {
       try {
         // In the loop: the database may be down right now, and a rejection here has no reader.
+        // Again after a failure: a Redis that came back empty has lost its views, which then
+        // catch up from its checkpoint (0), not from where this runner was.
         if (!started) this.checkpoint = await this.target.checkpoint();
         started = true;
         await this.follow();
@@ -105,6 +107,7 @@ export class ProjectionRunner {
             : this.checkpoint + 1n;
         this.state = 'stopped';
         this.error = { position, message: error.message, at: new Date() };
+        started = false;
         await this.options.onError?.(position, error).catch(() => undefined);
         // A database or Redis that does not answer is waited for briefly, not for minutes.
         await this.pause(isUnavailable(error) ? Math.min(delay, RECONNECT_MS) : delay);
