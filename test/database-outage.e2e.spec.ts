@@ -149,6 +149,8 @@ describe.skipIf(!binaries)('a PostgreSQL outage under load', () => {
       await new Promise((resolve) => setTimeout(resolve, ms / 2));
       const ready = await call('GET', '/health/ready');
       expect(ready.status, 'ready while the database is down').toBe(503);
+      expect(ready.body['status']).toBe('unavailable');
+      expect(Number(ready.retryAfter)).toBeGreaterThan(0);
       await new Promise((resolve) => setTimeout(resolve, ms / 2));
       expect(server.child.exitCode, said()).toBeNull();
       db.start();

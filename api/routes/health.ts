@@ -11,6 +11,9 @@ const readyStatus = z
   .regex(/^(ok|unavailable|degraded: [a-z, ]+)$/)
   .describe('ok | degraded: <optional dependencies that fail> | unavailable');
 
+/** Seconds to wait before asking again when not ready (a restart of a dependency, say). */
+const RETRY_AFTER = '2';
+
 /** How long one readiness probe may take before it counts as failing. */
 const PROBE_TIMEOUT_MS = 2000;
 
@@ -50,11 +53,18 @@ export const healthRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
     () => ({ status: 'ok' as const }),
   );
 
-  /** Fails when a projection of `kind` is stopped or further behind than READY_MAX_LAG. */
-  const lagging = (statuses: readonly ProjectionStatus[], kind: ProjectionStatus['kind']) => {
+  /**
+   * Fails when a projection (a Redis view, or any other) is stopped or further behind than
+   * READY_MAX_LAG.
+   */
+  const lagging = (statuses: readonly ProjectionStatus[], redisViews: boolean) => {
     const max = BigInt(runtime.config.READY_MAX_LAG);
     const behind = statuses
-      .filter((status) => status.kind === kind && (status.state === 'stopped' || status.lag > max))
+      .filter(
+        (status) =>
+          (status.kind === 'redis') === redisViews &&
+          (status.state === 'stopped' || status.lag > max),
+      )
       .map((status) => status.name);
     if (behind.length > 0)
       throw new Lagging(`stopped, or lag above ${max.toString()}: ${behind.join(', ')}`);
@@ -99,14 +109,14 @@ export const healthRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
         : []),
       {
         name: 'projections',
-        run: async () => lagging(await statuses, 'postgres'),
+        run: async () => lagging(await statuses, false),
       },
       ...(redis
         ? [
             {
               name: 'redis_views',
               optional: 'redis',
-              run: async () => lagging(await statuses, 'redis'),
+              run: async () => lagging(await statuses, true),
             },
           ]
         : []),
@@ -148,6 +158,7 @@ export const healthRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
     },
     async (_request, reply) => {
       const result = await ready();
+      if (result.status === 'unavailable') void reply.header('retry-after', RETRY_AFTER);
       return reply.code(result.status === 'unavailable' ? 503 : 200).send(result);
     },
   );
@@ -172,7 +183,7 @@ export const healthRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
       const result = await ready();
       if (result.status === 'unavailable') {
         const failing = result.checks.filter((c) => !c.ok).map((c) => c.name);
-        return sendProblem(request, reply, {
+        return sendProblem(request, reply.header('retry-after', RETRY_AFTER), {
           status: 503,
           code: 'UNAVAILABLE',
           detail: `failing: ${failing.join(', ')}`,
