@@ -30,6 +30,7 @@ import { tradingRoutes } from './routes/trading.js';
 import { httpMetrics, metricsEndpoint } from './http-metrics.js';
 import { nulGuard } from './nul-guard.js';
 import { readCache } from './read-cache.js';
+import { sharedRateLimitStore } from './rate-limit-store.js';
 import { securityHeaders } from './security-headers.js';
 import { ReadModelWatch } from '../projections/read-model-watch.js';
 import { liveFeed } from './ws/plugin.js';
@@ -77,8 +78,17 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
   await fastify.register(rateLimit, {
     max: config.RATE_LIMIT_PER_MINUTE,
     timeWindow: '1 minute',
+    // Shared through Redis when there is one, per process while it does not answer.
     ...(runtime.redis
-      ? { redis: runtime.redis, nameSpace: `${config.QCAT_REDIS_PREFIX}ratelimit:` }
+      ? {
+          store: sharedRateLimitStore(
+            runtime.redis,
+            `${config.QCAT_REDIS_PREFIX}ratelimit:`,
+            (error) => {
+              fastify.log.debug({ err: error }, 'rate limit: Redis does not answer; counting here');
+            },
+          ),
+        }
       : {}),
     errorResponseBuilder: (_request, context) =>
       Object.assign(

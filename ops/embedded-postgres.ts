@@ -171,6 +171,7 @@ export async function startEmbeddedPostgres(
   const forgetOnExit = stopOnExit(clusterDir);
   const database = options.database ?? 'qcat';
   const admin = server.getPgClient('postgres', '127.0.0.1');
+  admin.on('error', () => undefined); // a server that dies now fails the query below instead
   await admin.connect();
   try {
     const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [
