@@ -21,6 +21,7 @@ import { auditRoutes } from './routes/audit.js';
 import { automationRoutes } from './routes/automation.js';
 import { backtestRoutes } from './routes/backtests.js';
 import { healthRoutes } from './routes/health.js';
+import { hotSymbolRoutes } from './routes/hot-symbols.js';
 import { keyRoutes } from './routes/keys.js';
 import { marketRoutes } from './routes/market.js';
 import { projectionRoutes } from './routes/projections.js';
@@ -159,6 +160,7 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
       await api.register(backtestRoutes, { runtime });
       await api.register(tradingRoutes, { runtime });
       await api.register(automationRoutes, { runtime });
+      await api.register(hotSymbolRoutes, { runtime });
       await api.register(riskRoutes, { runtime });
       await api.register(keyRoutes, {
         runtime,

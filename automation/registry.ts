@@ -1,13 +1,18 @@
+import type { MarketDataStore } from '../core/adapters/postgres/market-data-store.js';
 import type { CommandHandler } from '../core/commands/command-handler.js';
+import { hotSymbolsManager } from './hot-symbols/manager.js';
 import type { ProcessManager } from './process-manager.js';
 
 /** What process managers may read and use; the composition root (ops/runtime.ts) provides it. */
 export interface AutomationDeps {
   commands: CommandHandler;
+  market: MarketDataStore;
 }
 
 /**
  * Every process manager QCAT runs (ADR 010). Add new ones here; each lives in a folder of its own
  * under automation/ with its pure decision function and its given/when/then spec.
  */
-export const allProcessManagers = (_deps: AutomationDeps): ProcessManager[] => [];
+export const allProcessManagers = (deps: AutomationDeps): ProcessManager[] => [
+  hotSymbolsManager(deps),
+];

@@ -3,7 +3,10 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type pg from 'pg';
 import { migrate } from '../core/adapters/postgres/migrations.js';
 import { createPool } from '../core/adapters/postgres/pool.js';
-import { ensureMarketSchema } from '../core/adapters/postgres/market-data-store.js';
+import {
+  ensureMarketSchema,
+  MarketDataStore,
+} from '../core/adapters/postgres/market-data-store.js';
 import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-store.js';
 import { PostgresIdempotencyStore } from '../core/adapters/postgres/postgres-idempotency-store.js';
 import { CommandHandler } from '../core/commands/command-handler.js';
@@ -169,7 +172,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       connectionString: databaseUrl,
       eventStore,
       commands,
-      managers: allProcessManagers({ commands }),
+      managers: allProcessManagers({ commands, market: new MarketDataStore(pool) }),
       gate: automationGate(commands, () => haltedPortfolios(pool)),
       instanceId: `${hostname()}:${process.pid}`,
       onOutcome: (outcome) => {

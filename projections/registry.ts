@@ -3,6 +3,7 @@ import { apiKeysProjection } from './api-keys.js';
 import { approvalFlow } from './approval-flow.js';
 import { auditTrail } from './audit-trail.js';
 import { automationDecisionsProjection } from './automation.js';
+import { hotSymbolsProjection } from './hot-symbols.js';
 import { backtestRunner, backtestsProjection } from './backtests.js';
 import { liveActivity } from './live-activity.js';
 import type { Projection } from './projection.js';
@@ -27,6 +28,7 @@ export const allProjections = (redisPrefix: string, commands?: CommandHandler): 
   liveRiskView,
   backtestsProjection,
   automationDecisionsProjection,
+  hotSymbolsProjection,
   ...(commands ? [approvalFlow(commands)] : []),
   ...(commands ? [backtestRunner(commands)] : []),
 ];

@@ -139,6 +139,10 @@ export const PERMISSIONS = {
     description:
       'see each automation capability: on or off, thresholds, and its last decisions with reasons',
   },
+  'hot_symbols:rank': {
+    roles: ['admin', 'analyst', 'risk_officer'],
+    description: 'rank the hot symbols now (the scheduled ranking is an automation capability)',
+  },
   'automation:configure': {
     roles: ['admin', 'risk_officer'],
     description: 'switch automation capabilities on or off and set their thresholds',

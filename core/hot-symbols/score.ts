@@ -38,7 +38,7 @@ export interface ScoreOptions {
   lookbackDays?: number;
 }
 
-export interface DimensionScore {
+export type DimensionScore = {
   /**
    * Robust z-score against the symbol's own history, less the median of the symbols' (clipped to
    * ±CLIP); null when missing.
@@ -48,14 +48,14 @@ export interface DimensionScore {
   rank: number | null;
   /** Why it is missing. */
   missing?: string;
-}
+};
 
-export interface SymbolScore {
+export type SymbolScore = {
   symbol: string;
   /** Σ weight × z over the dimensions present / Σ their weights; null with none present. */
   score: number | null;
   dimensions: Record<Dimension, DimensionScore>;
-}
+};
 
 const CLIP = 6;
 const HOUR = 3_600_000;
