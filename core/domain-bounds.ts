@@ -52,8 +52,9 @@ export function instantMs(path: string, value: string, code = 'INVALID_INSTANT')
 }
 
 /** The one schema of an instant in requests and commands: ISO 8601 with an offset, in range. */
-export const instantSchema = z.string().superRefine((value, context) => {
-  const problem = instantProblem(value);
+export const instantSchema = z.iso.datetime({ offset: true }).superRefine((value, context) => {
+  // Not ISO at all: zod's own format check has said so already.
+  const problem = ISO_INSTANT.test(value) ? instantProblem(value) : null;
   if (problem !== null) context.addIssue({ code: 'custom', message: problem });
 });
 

@@ -17,6 +17,7 @@ import { activeGenerationKey, redisViewKeys } from '../../projections/redis-targ
 import type { LiveStrategyStatus } from '../../projections/strategies.js';
 import { HttpProblem } from '../problem.js';
 import {
+  amount,
   awaitPosition,
   commandAnswer,
   commandHeaders,
@@ -46,11 +47,7 @@ const definitionBody = {
   parameters: z
     .record(z.string().max(100), z.unknown())
     .describe("checked against the kind's parameter schema (GET /strategy-kinds)"),
-  capitalRequest: z
-    .number()
-    .positive()
-    .max(1e12)
-    .describe('capital asked for, in the quote currency'),
+  capitalRequest: amount.describe('capital asked for, in the quote currency'),
 };
 const createBody = z.strictObject({
   ...definitionBody,
