@@ -72,6 +72,7 @@ async function metricsEndpointPlugin(
           { projection: status.name },
           status.state === 'stopped' ? 1 : 0,
         );
+        metrics.projectionParked.set({ projection: status.name }, status.parked);
       }
       return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
     },

@@ -123,7 +123,13 @@ export function sendProblem(
     requestId: request.id,
     ...problem,
   };
-  return reply.code(problem.status).type('application/problem+json').send(body);
+  // Its own serializer: a route's response schema for the same status (a 202, say) describes the
+  // success, and would refuse a problem as FST_ERR_RESPONSE_SERIALIZATION (a 500).
+  return reply
+    .code(problem.status)
+    .type('application/problem+json')
+    .serializer(JSON.stringify)
+    .send(body);
 }
 
 const fastifyValidation = (error: FastifyError): { path: string; message: string }[] =>

@@ -4,6 +4,7 @@ import type { Config } from '../ops/config.js';
 import { openRuntime, type Runtime } from '../ops/runtime.js';
 import { ApiKeyService } from './auth/api-key-service.js';
 import { app } from './app.js';
+import { answerClientError } from './client-errors.js';
 import { toError } from '../core/errors.js';
 import { expireDueApprovals } from '../projections/approval-flow.js';
 import { handleError } from './problem.js';
@@ -55,6 +56,8 @@ export async function startServer(
       handleError(error, request, reply);
     },
     forceCloseConnections: 'idle',
+    // What Node's HTTP parser refuses (overlong URL, bad method or header): problem+json as well.
+    clientErrorHandler: answerClientError,
   });
   fastify.addHook('onSend', (request, reply, payload, done) => {
     void reply.header('x-request-id', request.id);

@@ -109,6 +109,8 @@ describe('backup format', () => {
     });
     for (const bad of ['yesterday', '2026-11-26', '2026-11-26T10:00:00', '-3', '1.5'])
       expect(() => parseRestorePoint(bad), bad).toThrow('neither a position');
+    // ADR 011: instants outside the domain range are refused by name, not sent to SQL.
+    expect(() => parseRestorePoint('0000-01-01T00:00:00Z')).toThrow('outside the accepted range');
   });
 });
 

@@ -4,6 +4,7 @@
  * last. Events are serialised generically: every field of the recorded event is kept, bigints as
  * decimal strings and dates as ISO strings, so fields added to RecordedEvent later are carried too.
  */
+import { inInstantRange, RANGE_TEXT } from '../core/domain-bounds.js';
 import { z } from 'zod';
 import type { RecordedEvent } from '../core/eventstore/event-store.js';
 
@@ -247,6 +248,8 @@ export function parseRestorePoint(value: string): RestorePoint {
     throw new Error(
       `--to '${value}' is neither a position (digits) nor an ISO instant with a time zone such as 2026-11-26T10:00:00Z`,
     );
+  if (!inInstantRange(at))
+    throw new Error(`--to '${value}' is outside the accepted range, ${RANGE_TEXT}`);
   return { instant: new Date(at) };
 }
 

@@ -98,6 +98,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly projectionParked = new Gauge({
+    name: 'projection_parked_events',
+    help: 'Events a projection could not apply and parked in qcat_projection_parked (ADR 011)',
+    labelNames: ['projection'] as const,
+    registers: [this.registry],
+  });
+
   readonly projectionStopped = new Gauge({
     name: 'projection_stopped',
     help: '1 while a projection is stopped on a failing event, else 0',

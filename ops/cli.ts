@@ -125,7 +125,9 @@ const projections = program.command('projections').description('inspect and rebu
 
 projections
   .command('status')
-  .description('every projection: state, checkpoint, head, lag, leader and last error')
+  .description(
+    'every projection: state, checkpoint, head, lag, leader, last error and parked events',
+  )
   .option('--json', 'print JSON instead of a table')
   .action(async (options: { json?: boolean }) => {
     const rows = await withRuntime(async (runtime) => {
@@ -152,6 +154,11 @@ projections
         lag: row.lag.toString(),
         leader: row.leader ?? '',
         error: row.error ? `at ${row.error.position.toString()}: ${row.error.message}` : '',
+        // ADR 011: what it does with an event it cannot apply, and how many it parked.
+        poison: row.onPoisonEvent,
+        parked: row.lastParked
+          ? `${row.parked.toString()} (last at ${row.lastParked.position.toString()}: ${row.lastParked.error})`
+          : row.parked.toString(),
       })),
     );
   });

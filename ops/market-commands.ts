@@ -2,6 +2,7 @@
  * `qcat market generate` and `qcat market import`, registered on the CLI's program. Market data
  * goes to the `qcat_market` tables, not the event log (ADR 007).
  */
+import { inInstantRange, RANGE_TEXT } from '../core/domain-bounds.js';
 import { createReadStream } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
@@ -72,6 +73,8 @@ export function registerMarketCommands(program: Command, parts: MarketCliParts):
     const ms = /^\d{4}-\d{2}-\d{2}/.test(value) ? Date.parse(value) : NaN;
     if (Number.isNaN(ms))
       throw fail(`${option} '${value}': expected an ISO date or instant, e.g. 2025-01-01`);
+    if (!inInstantRange(ms))
+      throw fail(`${option} '${value}': outside the accepted range, ${RANGE_TEXT}`);
     return ms - (ms % TIMEFRAME_MS['1m']);
   };
 

@@ -30,6 +30,8 @@ export const backtestsProjection: PostgresProjection = {
   kind: 'postgres',
   name: 'backtests',
   version: 1,
+  // One row per run, read by people only: an event it cannot apply is parked (ADR 011).
+  onPoisonEvent: 'park',
   tables: ['backtests'],
 
   async setup(client, schema) {

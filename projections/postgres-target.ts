@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-store.js';
 import type { EventStore, Position, RecordedEvent } from '../core/eventstore/event-store.js';
+import { applyOrPark, recordParked, type ParkedEvent } from './poison.js';
 import type { PostgresProjection } from './projection.js';
 
 const NAME = /^[a-z][a-z0-9_]{0,39}$/;
@@ -107,6 +108,8 @@ export interface PostgresTargetOptions {
    * Either way the store's event at its head must be the one `qcat_events` holds there.
    */
   logInDatabase?: boolean;
+  /** Where a parked event is reported (ADR 011). */
+  log?: (message: string) => void;
 }
 
 /**
@@ -170,7 +173,10 @@ export class PostgresTarget {
       const fresh = events.filter((event) => event.position > registry.checkpoint);
       const last = fresh.at(-1);
       if (!last) return registry.checkpoint;
-      await this.projection.apply(client, schemaOf(this.name, registry.generation), fresh);
+      const schema = schemaOf(this.name, registry.generation);
+      const parked = await applyOrPark(client, this.projection, schema, fresh);
+      await recordParked(client, this.name, parked);
+      this.report(parked);
       await client.query(
         `UPDATE qcat_projections SET checkpoint = $2, error_position = NULL, error_message = NULL,
            error_at = NULL, updated_at = now() WHERE name = $1`,
@@ -178,6 +184,13 @@ export class PostgresTarget {
       );
       return last.position;
     });
+  }
+
+  private report(parked: readonly ParkedEvent[]): void {
+    for (const { event, error } of parked)
+      this.options.log?.(
+        `projections: ${this.name} parked ${event.type} at position ${event.position.toString()} (${event.streamId}): ${error}`,
+      );
   }
 
   /**
@@ -212,6 +225,8 @@ export class PostgresTarget {
       await this.projection.setup(guard, schema);
 
       const progress: RebuildProgress = { checkpoint: 0n, events: 0 };
+      // What this generation parks replaces what the live one parked, at the switch.
+      const parked: ParkedEvent[] = [];
       const advance = (checkpoint: Position, events: number): void => {
         progress.checkpoint = checkpoint;
         progress.events += events;
@@ -256,9 +271,13 @@ export class PostgresTarget {
           const last = events.at(-1);
           if (!last) return;
           next = events.length < batchSize ? undefined : read(last.position);
-          await transaction(guard, () => this.projection.apply(guard, schema, events), {
-            relaxed: true,
-          });
+          await transaction(
+            guard,
+            async () => {
+              parked.push(...(await applyOrPark(guard, this.projection, schema, events)));
+            },
+            { relaxed: true },
+          );
           advance(last.position, events.length);
         }
       };
@@ -281,9 +300,11 @@ export class PostgresTarget {
           const events = await store.readAll({ after: progress.checkpoint, maxCount: batchSize });
           const last = events.at(-1);
           if (!last) break;
-          await this.projection.apply(client, schema, events);
+          parked.push(...(await applyOrPark(client, this.projection, schema, events)));
           advance(last.position, events.length);
         }
+        await client.query('DELETE FROM qcat_projection_parked WHERE projection = $1', [this.name]);
+        await recordParked(client, this.name, parked);
         await client.query(
           `UPDATE qcat_projections SET generation = $2, checkpoint = $3, version = $4,
              error_position = NULL, error_message = NULL, error_at = NULL, updated_at = now()
@@ -293,6 +314,7 @@ export class PostgresTarget {
         await exposeViews(client, this.projection, schema);
       });
       shadow = undefined;
+      this.report(parked);
       await guard.query(`DROP SCHEMA IF EXISTS ${schemaOf(this.name, previous)} CASCADE`);
       return { ...progress, generation, via };
     } catch (error) {

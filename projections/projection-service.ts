@@ -62,6 +62,7 @@ export class ProjectionService {
           projection.name,
           new PostgresTarget(options.pool, projection, {
             ...(options.logInDatabase ? { logInDatabase: true } : {}),
+            ...(options.log ? { log: options.log } : {}),
           }),
         );
       } else if (options.redis) {
@@ -209,7 +210,12 @@ export class ProjectionService {
 
   /** Every projection, as this process sees it (standby ones from the registry). */
   async status(): Promise<ProjectionStatus[]> {
-    return readProjectionStatus(this.options.pool, this.options.eventStore, this.runners);
+    const parking = new Set(
+      this.options.projections
+        .filter((p) => p.kind === 'postgres' && p.onPoisonEvent === 'park')
+        .map((p) => p.name),
+    );
+    return readProjectionStatus(this.options.pool, this.options.eventStore, this.runners, parking);
   }
 
   /**
@@ -248,6 +254,8 @@ export async function readProjectionStatus(
   pool: pg.Pool,
   store: EventStore,
   runners: ReadonlyMap<string, ProjectionRunner> = new Map(),
+  /** The projections that park events they cannot apply (ADR 011); the others stop. */
+  parking: ReadonlySet<string> = new Set(),
 ): Promise<ProjectionStatus[]> {
   const head = await store.headPosition();
   const { rows } = await pool.query<{
@@ -259,9 +267,22 @@ export async function readProjectionStatus(
     error_message: string | null;
     error_at: Date | null;
     led: boolean;
+    parked: string;
+    last_position: string | null;
+    last_type: string | null;
+    last_error: string | null;
+    last_at: Date | null;
   }>(
-    `SELECT name, kind, checkpoint, leader, error_position, error_message, error_at, ${LEADER_ALIVE_SQL} AS led
-       FROM qcat_projections ORDER BY name`,
+    `SELECT name, kind, checkpoint, leader, error_position, error_message, error_at,
+            ${LEADER_ALIVE_SQL} AS led,
+            (SELECT count(*) FROM qcat_projection_parked k WHERE k.projection = name) AS parked,
+            last.position AS last_position, last.event_type AS last_type, last.error AS last_error,
+            last.parked_at AS last_at
+       FROM qcat_projections
+       LEFT JOIN LATERAL (
+         SELECT position, event_type, error, parked_at FROM qcat_projection_parked k
+          WHERE k.projection = name ORDER BY position DESC LIMIT 1) last ON true
+      ORDER BY name`,
   );
   return rows.map((row) => {
     const runner = runners.get(row.name);
@@ -280,6 +301,17 @@ export async function readProjectionStatus(
       lag: head > checkpoint ? head - checkpoint : 0n,
       leader: row.led ? row.leader : null,
       error,
+      onPoisonEvent: parking.has(row.name) ? 'park' : 'stop',
+      parked: Number(row.parked),
+      lastParked:
+        row.last_position && row.last_type && row.last_error && row.last_at
+          ? {
+              position: BigInt(row.last_position),
+              type: row.last_type,
+              error: row.last_error,
+              at: row.last_at,
+            }
+          : null,
     };
   });
 }

@@ -13,6 +13,12 @@ export interface PostgresProjection {
   name: string;
   /** Bump when tables or handlers change; a different stored version means "rebuild me". */
   version: number;
+  /**
+   * What to do with an event `apply` cannot apply (a data error, not an outage; ADR 011): `stop`
+   * (the default) there until the handler is fixed, or `park` it in `qcat_projection_parked` with
+   * the error and go on. Both are visible in the status, the metrics and an alert.
+   */
+  onPoisonEvent?: 'stop' | 'park';
   /** The tables `setup` creates, each exposed as `qcat_read.<table>`. */
   tables: readonly string[];
   /** Creates the (empty) tables in `schema`, with the keys `apply` needs. */
@@ -73,4 +79,9 @@ export interface ProjectionStatus {
   /** The process that leads it, while one does. */
   leader: string | null;
   error: { position: bigint; message: string; at: Date } | null;
+  /** `stop` or `park` (PostgresProjection.onPoisonEvent); Redis views stop. */
+  onPoisonEvent: 'stop' | 'park';
+  /** Events parked so far (ADR 011), and the last one. */
+  parked: number;
+  lastParked: { position: bigint; type: string; error: string; at: Date } | null;
 }

@@ -200,6 +200,8 @@ export const approvalsProjection: PostgresProjection = {
   kind: 'postgres',
   name: 'approvals',
   version: 1,
+  // One row per request, nothing decides from it (the deciders do): park (ADR 011).
+  onPoisonEvent: 'park',
   tables: ['approvals'],
 
   async setup(client, schema) {

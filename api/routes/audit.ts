@@ -9,7 +9,14 @@ import { assertValidStreamId } from '../../core/eventstore/append-validation.js'
 import type { JsonValue, RecordedEvent } from '../../core/eventstore/event-store.js';
 import type { Runtime } from '../../ops/runtime.js';
 import { HttpProblem } from '../problem.js';
-import { awaitPosition, cursorPage, pageLimit, positionString, SqlFilter } from './conventions.js';
+import {
+  awaitPosition,
+  cursorPage,
+  instant,
+  pageLimit,
+  positionString,
+  SqlFilter,
+} from './conventions.js';
 
 const auditEvent = z.object({
   position: z.string(),
@@ -32,8 +39,8 @@ const filters = {
   category: z.string().min(1).max(200).optional(),
   type: z.string().min(1).max(200).optional(),
   correlationId: z.string().min(1).max(200).optional(),
-  from: z.iso.datetime({ offset: true }).optional().describe('recorded at or after this instant'),
-  to: z.iso.datetime({ offset: true }).optional().describe('recorded at or before this instant'),
+  from: instant.optional().describe('recorded at or after this instant'),
+  to: instant.optional().describe('recorded at or before this instant'),
   minPosition: positionString.optional(),
 };
 type Filters = { [K in keyof typeof filters]?: string };
@@ -68,8 +75,7 @@ const historyQuery = z
 
 const stateQuery = z
   .object({
-    asOf: z.iso
-      .datetime({ offset: true })
+    asOf: instant
       .optional()
       .describe('the state as of this instant: every event recorded at or before it'),
     atPosition: positionString

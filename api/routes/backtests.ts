@@ -19,6 +19,7 @@ import type { Runtime } from '../../ops/runtime.js';
 import { ensureBacktestResultsSchema } from '../../projections/backtests.js';
 import { HttpProblem } from '../problem.js';
 import {
+  amount,
   awaitPosition,
   commandAnswer,
   commandHeaders,
@@ -53,9 +54,7 @@ const requestBody = z.strictObject({
   timeframe: z.enum(TIMEFRAMES).optional().describe('required without strategyId'),
   from: instant.describe('candles opening at or after this instant'),
   to: instant.describe('candles opening before this instant; at most 731 days after from'),
-  initialCash: z
-    .number()
-    .positive()
+  initialCash: amount
     .max(MAX_INITIAL_CASH)
     .optional()
     .describe(`starting cash in the quote currency; default ${DEFAULT_INITIAL_CASH.toString()}`),

@@ -4,13 +4,23 @@ import { z } from 'zod';
 import type { Party } from '../../core/approvals/approval.js';
 import type { CommandResult } from '../../core/commands/idempotency.js';
 import type { ProjectionService } from '../../projections/projection-service.js';
+import { amountSchema, instantSchema } from '../../core/domain-bounds.js';
 import { ConcurrencyConflictError } from '../../core/errors.js';
 import { HttpProblem } from '../problem.js';
 
-/** Positions and revisions travel as decimal strings: JSON numbers cannot hold every bigint. */
+/** The largest position or revision: PostgreSQL's bigint. */
+const MAX_POSITION = 9223372036854775807n;
+
+/**
+ * Positions and revisions travel as decimal strings: JSON numbers cannot hold every bigint. Beyond
+ * PostgreSQL's bigint a position is the client's mistake (400), not an overflow in SQL (500).
+ */
 export const positionString = z
   .string()
-  .regex(/^\d{1,19}$/, 'expected a position: a whole number as a string');
+  .regex(/^\d{1,19}$/, 'expected a position: a whole number as a string')
+  .refine((value) => !/^\d+$/.test(value) || BigInt(value) <= MAX_POSITION, {
+    message: `expected a position: a whole number up to ${MAX_POSITION.toString()}`,
+  });
 
 /** What every command answers: where it wrote, so the client can read its own write. */
 export const commandResultSchema = z.object({
@@ -150,8 +160,14 @@ export class SqlFilter {
   }
 }
 
-/** An ISO 8601 instant with an offset, as query parameters take it. */
-export const instant = z.iso.datetime({ offset: true });
+/**
+ * An ISO 8601 instant with an offset, in the domain's range (core/domain-bounds.ts, ADR 011): the
+ * one schema of an instant in every query, path and body.
+ */
+export const instant = instantSchema;
+
+/** A positive amount (quantity, price, cash) in the domain's sane range. */
+export const amount = amountSchema;
 
 /** `from` / `to` of the list routes: a half-open time range. */
 export const timeRange = {

@@ -12,6 +12,13 @@ const status = z.object({
   lag: z.string(),
   leader: z.string().nullable(),
   error: z.object({ position: z.string(), message: z.string(), at: z.string() }).nullable(),
+  onPoisonEvent: z
+    .enum(['stop', 'park'])
+    .describe('what it does with an event it cannot apply (ADR 011)'),
+  parked: z.number().int().describe('events parked in qcat_projection_parked'),
+  lastParked: z
+    .object({ position: z.string(), type: z.string(), error: z.string(), at: z.string() })
+    .nullable(),
   rebuilding: z.boolean(),
 });
 
@@ -28,7 +35,8 @@ export const projectionRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = asy
       config: { permission: 'projections:read' },
       schema: {
         tags: ['projections'],
-        summary: 'Every projection: state, checkpoint, lag, leader, last error',
+        summary:
+          'Every projection: state, checkpoint, lag, leader, last error, events parked (ADR 011)',
         response: { 200: z.array(status) },
       },
     },
@@ -43,6 +51,13 @@ export const projectionRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = asy
               position: s.error.position.toString(),
               message: s.error.message,
               at: s.error.at.toISOString(),
+            }
+          : null,
+        lastParked: s.lastParked
+          ? {
+              ...s.lastParked,
+              position: s.lastParked.position.toString(),
+              at: s.lastParked.at.toISOString(),
             }
           : null,
         rebuilding: rebuilding.has(s.name),

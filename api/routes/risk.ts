@@ -54,6 +54,7 @@ import type { Runtime } from '../../ops/runtime.js';
 import { HttpProblem } from '../problem.js';
 import {
   addTimeRange,
+  amount,
   awaitPosition,
   commandAnswer,
   commandHeaders,
@@ -1270,8 +1271,8 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
           openedAt: instant
             .optional()
             .describe('the round trip the levels are for; default the open one'),
-          stopPrice: z.number().positive().max(1e12).nullable().optional(),
-          takeProfitPrice: z.number().positive().max(1e12).nullable().optional(),
+          stopPrice: amount.nullable().optional(),
+          takeProfitPrice: amount.nullable().optional(),
           reason,
         }),
         response: { 200: commandResultSchema },

@@ -19,6 +19,7 @@ import { activeGenerationKey, redisViewKeys } from '../../projections/redis-targ
 import type { LiveStrategyStatus } from '../../projections/strategies.js';
 import { HttpProblem } from '../problem.js';
 import {
+  amount,
   awaitPosition,
   commandAnswer,
   commandHeaders,
@@ -48,11 +49,7 @@ const definitionBody = {
   parameters: z
     .record(z.string().max(100), z.unknown())
     .describe("checked against the kind's parameter schema (GET /strategy-kinds)"),
-  capitalRequest: z
-    .number()
-    .positive()
-    .max(1e12)
-    .describe('capital asked for, in the quote currency'),
+  capitalRequest: amount.describe('capital asked for, in the quote currency'),
 };
 const createBody = z.strictObject({
   ...definitionBody,

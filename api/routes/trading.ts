@@ -9,6 +9,7 @@ import type { Runtime } from '../../ops/runtime.js';
 import { HttpProblem } from '../problem.js';
 import {
   addTimeRange,
+  amount,
   awaitPosition,
   commandHeaders,
   cursorPage,
@@ -711,9 +712,9 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
           symbol,
           side: z.enum(['buy', 'sell']),
           type: z.enum(['market', 'limit', 'stop']),
-          quantity: z.number().positive().max(1e12).describe('base currency'),
-          limitPrice: z.number().positive().max(1e12).optional().describe('limit orders only'),
-          stopPrice: z.number().positive().max(1e12).optional().describe('stop orders only'),
+          quantity: amount.describe('base currency'),
+          limitPrice: amount.optional().describe('limit orders only'),
+          stopPrice: amount.optional().describe('stop orders only'),
           reduceOnly: z.boolean().default(false),
         }),
         response: { 202: requestedAnswer },

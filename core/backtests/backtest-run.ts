@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ROLES } from '../access/roles.js';
 import type { Party } from '../approvals/approval.js';
 import type { Decider, DomainEvent } from '../decider.js';
+import { instantMs } from '../domain-bounds.js';
 import { QcatError, ValidationError } from '../errors.js';
 import type { JsonObject } from '../eventstore/event-store.js';
 import type { Candle, Instrument } from '../market/types.js';
@@ -168,14 +169,6 @@ const invalid = (code: string, path: string, message: string): never => {
   throw new ValidationError(code, `${path} ${message}`, { errors: [{ path, message }] });
 };
 
-/** An ISO instant with an explicit offset, as epoch ms. */
-function instant(path: string, value: string): number {
-  const ms = /^\d{4}-\d{2}-\d{2}T.*(Z|[+-]\d{2}:?\d{2})$/i.test(value) ? Date.parse(value) : NaN;
-  if (!Number.isFinite(ms))
-    invalid('INVALID_RANGE', path, `'${value}' is not an ISO instant such as 2025-01-01T00:00:00Z`);
-  return ms;
-}
-
 /** Checks a request and fills in its defaults; throws a ValidationError naming the field. */
 export function checkRequest(
   command: Extract<BacktestCommand, { type: 'RequestBacktest' }>,
@@ -189,8 +182,9 @@ export function checkRequest(
       `'${command.timeframe}' is not one of ${TIMEFRAMES.join(', ')}`,
     );
   const parameters = validateParameters(command.kind, command.parameters ?? {});
-  const from = instant('from', command.from);
-  const to = instant('to', command.to);
+  // In the domain's range (ADR 011): year 0 was accepted once and stopped the read model.
+  const from = instantMs('from', command.from, 'INVALID_RANGE');
+  const to = instantMs('to', command.to, 'INVALID_RANGE');
   if (from >= to) invalid('INVALID_RANGE', 'to', 'must be after from');
   if (to - from > MAX_RANGE_DAYS * DAY_MS)
     invalid('RANGE_TOO_LONG', 'to', `must be at most ${MAX_RANGE_DAYS.toString()} days after from`);

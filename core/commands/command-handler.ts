@@ -1,5 +1,6 @@
 import { v5 as uuidv5 } from 'uuid';
 import type { Decider, DomainEvent } from '../decider.js';
+import { assertInDomain } from '../domain-bounds.js';
 import { ConcurrencyConflictError, ValidationError } from '../errors.js';
 import type { EventStore, JsonValue, NewEvent, RecordedEvent } from '../eventstore/event-store.js';
 import { Upcasters } from '../eventstore/upcasting.js';
@@ -146,6 +147,8 @@ export class CommandHandler {
       const decided = decider.decide(command, state);
       if (decided.length === 0)
         return { streamId, nextExpectedRevision: revision, position, eventCount: 0 };
+      // Whatever the write side accepts, every read model must be able to apply (ADR 011).
+      assertInDomain(decided);
       const events: NewEvent[] = decided.map((event, index) => ({
         // Derived from the idempotency key, so even a racing duplicate cannot write twice.
         eventId: eventIdSeed ? uuidv5(`${eventIdSeed}:${index}`, EVENT_ID_NAMESPACE) : this.newId(),

@@ -179,7 +179,7 @@ describe('the risk snapshot', () => {
     expect(snapshot.killSwitch).toEqual({ engaged: true, flatten: false, since: T + 60 });
     expect(check(small, context, portfolio)).toEqual({
       ok: false,
-      reason: `KILL_SWITCH_ENGAGED: since=${T + 60}`,
+      reason: `KILL_SWITCH_ENGAGED: since=${new Date(T + 60).toISOString()}`,
     });
     apply(
       killSwitch.decide(

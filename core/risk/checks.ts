@@ -178,8 +178,13 @@ export function preTradeCheck(
       side: order.side,
       quantity: order.quantity,
     });
-  if (snapshot.killSwitch.engaged && !protective)
-    return deny('KILL_SWITCH_ENGAGED', { since: snapshot.killSwitch.since ?? 'unknown' });
+  if (snapshot.killSwitch.engaged && !protective) {
+    const since = snapshot.killSwitch.since;
+    // An ISO instant, as every other reason and event writes times for people.
+    return deny('KILL_SWITCH_ENGAGED', {
+      since: since === null ? 'unknown' : new Date(since).toISOString(),
+    });
+  }
 
   const scopes = scopesOf(context.portfolioId, strategyId, symbol);
   const strictest = strictestState(snapshot, scopes, time);

@@ -169,10 +169,12 @@ describe('KILL_SWITCH_ENGAGED', () => {
   };
 
   it('denies every order but reduce-only ones that shrink', () => {
-    expect(check({}, engaged)).toEqual(denied(`KILL_SWITCH_ENGAGED: since=${T0}`));
+    expect(check({}, engaged)).toEqual(
+      denied(`KILL_SWITCH_ENGAGED: since=${new Date(T0).toISOString()}`),
+    );
     const long = { 's1/BTCUSDT': { quantity: 5 } };
     expect(check({ side: 'sell', quantity: 2 }, engaged, long)).toEqual(
-      denied(`KILL_SWITCH_ENGAGED: since=${T0}`),
+      denied(`KILL_SWITCH_ENGAGED: since=${new Date(T0).toISOString()}`),
     );
     expect(check({ side: 'sell', quantity: 2, reduceOnly: true }, engaged, long)).toEqual(OK);
   });
@@ -444,7 +446,10 @@ describe('the engine hook', () => {
       'ORDER_RATE_EXCEEDED: scope=strategy:s1, orders=2, max=2, windowMs=300000',
     ]);
     snapshot = { ...snapshot, killSwitch: { engaged: true, flatten: true, since: at } };
-    expect(reasons('e', 1)).toEqual(['OrderSubmitted', `KILL_SWITCH_ENGAGED: since=${at}`]);
+    expect(reasons('e', 1)).toEqual([
+      'OrderSubmitted',
+      `KILL_SWITCH_ENGAGED: since=${new Date(at).toISOString()}`,
+    ]);
     // Filled: the reduce-only exit passes the kill switch and the rate limit.
     stepper.step(state, bar(T0 + MINUTE, 100, 100));
     expect(state.account.positions[0]!.quantity).toBe(20);

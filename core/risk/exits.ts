@@ -340,17 +340,22 @@ export type ExitsCommand =
 export type ExitsState = ExitSettings & { lastExit: string | null };
 
 const fraction = z.number().positive().max(1);
-export const exitRulesSchema = z.strictObject({
-  stopLoss: fraction.nullable(),
-  takeProfit: z.number().positive().nullable(),
-  trailing: z.strictObject({ activation: z.number().min(0), distance: fraction }).nullable(),
-  atrStop: z
-    .strictObject({
-      period: z.number().int().min(1).max(500),
-      multiple: z.number().positive(),
-    })
-    .nullable(),
-});
+/** Gains and multiples beyond this (+10,000 %, 100 ATRs) are typos, and overflow the levels. */
+const MAX_MULTIPLE = 100;
+/** Exit rules, with gains and multiples checked by `multiple`. */
+const exitRulesShape = (multiple: z.ZodNumber) =>
+  z.strictObject({
+    stopLoss: fraction.nullable(),
+    takeProfit: multiple.positive().nullable(),
+    trailing: z.strictObject({ activation: multiple.min(0), distance: fraction }).nullable(),
+    atrStop: z
+      .strictObject({ period: z.number().int().min(1).max(500), multiple: multiple.positive() })
+      .nullable(),
+  });
+/** New rules: in the domain's sane range (ADR 011). */
+export const exitRulesSchema = exitRulesShape(z.number().max(MAX_MULTIPLE));
+/** Recorded rules are read as they were accepted then, so an older event always folds. */
+const recordedExitRules = exitRulesShape(z.number());
 
 /** Checks exit rules; throws ValidationError `INVALID_EXIT_RULES`. */
 export function validateExitRules(rules: unknown): ExitRules {
@@ -367,7 +372,7 @@ const bookRef = { portfolioId: z.string(), strategyId: z.string(), symbol: z.str
 export const exitsEventSchema = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('ExitRulesSet'),
-    data: z.object({ ...bookRef, rules: exitRulesSchema, by: partySchema, time: z.number() }),
+    data: z.object({ ...bookRef, rules: recordedExitRules, by: partySchema, time: z.number() }),
   }),
   z.object({
     type: z.literal('ExitLevelsMoved'),

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Party } from '../approvals/approval.js';
 import type { Decider, DomainEvent } from '../decider.js';
+import { amountSchema } from '../domain-bounds.js';
 import { ValidationError } from '../errors.js';
 import { RECENT_ORDERS_KEPT } from '../trading/stepper.js';
 import {
@@ -100,7 +101,6 @@ export const LIMIT_SCOPES: Readonly<Record<LimitName, readonly RiskScopeType[]>>
   priceBreaker: ['symbol'],
 };
 
-const positive = z.number().positive();
 const fraction = z.number().positive().max(1);
 const duration = z.number().int().positive();
 const orderRateSchema = z.strictObject({
@@ -112,7 +112,8 @@ const priceBreakerSchema = z.strictObject({
   windowMs: duration,
   cooldownMs: duration,
 });
-const limitsShape = {
+/** The limits, with notionals and other amounts checked by `positive`. */
+const limitsShape = (positive: z.ZodNumber) => ({
   maxOrderNotional: positive.nullable(),
   maxPositionNotional: positive.nullable(),
   maxPositionShareOfEquity: positive.max(100).nullable(),
@@ -122,9 +123,11 @@ const limitsShape = {
   dailyLossLimit: fraction.nullable(),
   maxDrawdown: fraction.nullable(),
   priceBreaker: priceBreakerSchema.nullable(),
-};
-const changesSchema = z.strictObject(limitsShape).partial();
-const limitsSchema = z.object(limitsShape);
+});
+/** New limits: amounts in the domain's sane range (core/domain-bounds.ts, ADR 011). */
+const changesSchema = z.strictObject(limitsShape(amountSchema)).partial();
+/** Recorded limits are read as they were accepted then, so an older event always folds. */
+const limitsSchema = z.object(limitsShape(z.number().positive()));
 
 /**
  * Checks changes to a scope's limits: known names, values in range (fractions in (0, 1], orderRate

@@ -622,6 +622,24 @@ export const eventLogMigrations: readonly Migration[] = [
         EXECUTE FUNCTION qcat_projections_notify();
     `,
   },
+  {
+    version: 7,
+    name: 'parked projection events',
+    // ADR 011: an event a parking projection cannot apply is recorded here, with the error, and
+    // skipped; the projection moves on. A rebuild replaces the projection's rows.
+    sql: `
+      CREATE TABLE qcat_projection_parked (
+        projection text        NOT NULL,
+        position   bigint      NOT NULL,
+        event_id   uuid        NOT NULL,
+        event_type text        NOT NULL,
+        stream_id  text        NOT NULL,
+        error      text        NOT NULL,
+        parked_at  timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (projection, position)
+      );
+    `,
+  },
 ];
 
 /** Arbitrary constant: the advisory lock that serialises concurrent migrators. */
