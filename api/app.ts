@@ -15,6 +15,7 @@ import { ApiKeyService } from './auth/api-key-service.js';
 import { Authenticator } from './auth/authenticator.js';
 import { auth } from './auth/plugin.js';
 import { handleError, sendProblem } from './problem.js';
+import { commandRoutesChecked } from './command-route.js';
 import { approvalRoutes } from './routes/approvals.js';
 import { auditRoutes } from './routes/audit.js';
 import { backtestRoutes } from './routes/backtests.js';
@@ -71,6 +72,8 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
     failuresPerMinute: config.AUTH_FAILURES_PER_MINUTE,
     publicPrefixes: ['/docs'],
   });
+  // Its onRoute hook refuses a write route under the API not declared with commandRoute.
+  await fastify.register(commandRoutesChecked, { prefix: '/api/v1' });
   await fastify.register(rateLimit, {
     max: config.RATE_LIMIT_PER_MINUTE,
     timeWindow: '1 minute',
