@@ -15,6 +15,7 @@ import { ApiKeyService } from './auth/api-key-service.js';
 import { Authenticator } from './auth/authenticator.js';
 import { auth } from './auth/plugin.js';
 import { handleError, sendProblem } from './problem.js';
+import { FailureCounter } from './auth/failure-counter.js';
 import { commandRoutesChecked } from './command-route.js';
 import { approvalRoutes } from './routes/approvals.js';
 import { auditRoutes } from './routes/audit.js';
@@ -67,8 +68,14 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
   // Before every plugin with routes but CORS (whose preflight needs no key): its onRoute hook
   // must see every route, the docs' included.
   const authenticator = new Authenticator(runtime.pool);
+  // One count of failed authentications for HTTP and the WebSocket feed, shared through Redis.
+  const failures = new FailureCounter(
+    config.AUTH_FAILURES_PER_MINUTE,
+    runtime.redis ? { redis: runtime.redis, prefix: config.QCAT_REDIS_PREFIX } : undefined,
+  );
   await fastify.register(auth, {
     authenticator,
+    failures,
     failuresPerMinute: config.AUTH_FAILURES_PER_MINUTE,
     publicPrefixes: ['/docs'],
   });
@@ -131,6 +138,7 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
     eventStore: runtime.eventStore,
     metrics: runtime.metrics,
     authenticator,
+    failures,
     failuresPerMinute: config.AUTH_FAILURES_PER_MINUTE,
   });
 
