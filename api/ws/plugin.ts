@@ -47,7 +47,9 @@ export interface LiveFeedOptions {
   closeGraceMs?: number;
 }
 
-type Settings = Required<Omit<LiveFeedOptions, 'eventStore' | 'metrics' | 'authenticator' | 'failures'>>;
+type Settings = Required<
+  Omit<LiveFeedOptions, 'eventStore' | 'metrics' | 'authenticator' | 'failures'>
+>;
 
 const DEFAULTS: Settings = {
   failuresPerMinute: 20,
