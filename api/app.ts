@@ -16,6 +16,8 @@ import { Authenticator } from './auth/authenticator.js';
 import { auth } from './auth/plugin.js';
 import { acceptEmptyJsonBodies } from './empty-body.js';
 import { handleError, sendProblem } from './problem.js';
+import { FailureCounter } from './auth/failure-counter.js';
+import { commandRoutesChecked } from './command-route.js';
 import { approvalRoutes } from './routes/approvals.js';
 import { auditRoutes } from './routes/audit.js';
 import { automationRoutes } from './routes/automation.js';
@@ -71,11 +73,19 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
   // Before every plugin with routes but CORS (whose preflight needs no key): its onRoute hook
   // must see every route, the docs' included.
   const authenticator = new Authenticator(runtime.pool);
+  // One count of failed authentications for HTTP and the WebSocket feed, shared through Redis.
+  const failures = new FailureCounter(
+    config.AUTH_FAILURES_PER_MINUTE,
+    runtime.redis ? { redis: runtime.redis, prefix: config.QCAT_REDIS_PREFIX } : undefined,
+  );
   await fastify.register(auth, {
     authenticator,
+    failures,
     failuresPerMinute: config.AUTH_FAILURES_PER_MINUTE,
     publicPrefixes: ['/docs'],
   });
+  // Its onRoute hook refuses a write route under the API not declared with commandRoute.
+  await fastify.register(commandRoutesChecked, { prefix: '/api/v1' });
   await fastify.register(rateLimit, {
     max: config.RATE_LIMIT_PER_MINUTE,
     timeWindow: '1 minute',
@@ -142,6 +152,7 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
     eventStore: runtime.eventStore,
     metrics: runtime.metrics,
     authenticator,
+    failures,
     failuresPerMinute: config.AUTH_FAILURES_PER_MINUTE,
   });
 

@@ -128,6 +128,8 @@ function expireApprovalsEveryMinute(
   return timer;
 }
 
+const BOOTSTRAP_LOCK = 'qcat.bootstrap-admin';
+
 /**
  * No default credentials: on the very first start of an empty log, one admin key is issued and
  * its token shown once. From then on keys come from `qcat keys create` or the API.
@@ -139,11 +141,25 @@ async function bootstrapAdminKey(
   },
 ): Promise<string | undefined> {
   if ((await runtime.eventStore.headPosition()) !== 0n) return undefined;
-  const issued = await new ApiKeyService(runtime.commands).issue(
-    'bootstrap-admin',
-    'admin',
-    'qcat-bootstrap',
-  );
+  // Two processes starting on one empty store: the lock lets one of them issue the key; the
+  // other then finds the log no longer empty.
+  const client = await runtime.pool.connect();
+  let issued;
+  try {
+    await client.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [BOOTSTRAP_LOCK]);
+    try {
+      if ((await runtime.eventStore.headPosition()) !== 0n) return undefined;
+      issued = await new ApiKeyService(runtime.commands).issue(
+        'bootstrap-admin',
+        'admin',
+        'qcat-bootstrap',
+      );
+    } finally {
+      await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [BOOTSTRAP_LOCK]);
+    }
+  } finally {
+    client.release();
+  }
   announce(
     `First start of an empty store: created admin API key ${issued.keyId}. Token (shown only now): ${issued.token}`,
   );

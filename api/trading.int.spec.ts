@@ -625,7 +625,7 @@ describeNeeding(['redis'], 'trading read models and API', () => {
     expect(again['clientOrderId']).toBe(clientOrderId);
     const reused = await call('trader', 'POST', '/orders', { ...order, quantity: 1 }, headers);
     expect(reused.status).toBe(422);
-    expect(reused.body['code']).toBe('ORDER_ID_REUSED');
+    expect(reused.body['code']).toBe('IDEMPOTENCY_KEY_REUSED');
     // Another key, another order.
     const second = ok(await call('admin', 'POST', '/orders', order, headers), 202);
     expect(second['clientOrderId']).not.toBe(clientOrderId);

@@ -19,7 +19,7 @@ import {
 } from './format.js';
 import { applyRetention } from './retention.js';
 import { BackupScheduler } from './schedule.js';
-import { chainContinues, takeBackup, type StoreInfo } from './take-backup.js';
+import { NothingNewError, chainContinues, takeBackup, type StoreInfo } from './take-backup.js';
 
 /** The scheduled run takes a new full backup when the newest chain's is this old. */
 export const FULL_EVERY_DAYS = 7;
@@ -51,9 +51,14 @@ export interface BackupServiceOptions {
 }
 
 export interface BackupRun {
+  /** The backup written; with `written: false`, the newest backup, which nothing new followed. */
   manifest: Manifest;
+  /** False for an incremental with nothing new to back up: no folder was written. */
+  written: boolean;
   /** What retention deleted afterwards. */
   removed: string[];
+  /** What the operator must know (the log's hash chain was found broken). */
+  warnings: string[];
 }
 
 const lastBackup = (manifest: Manifest): LastBackup => ({
@@ -126,21 +131,34 @@ export class BackupService {
           'another backup is running against this database (advisory lock qcat.backup.run); try again when it is done',
         );
       const chosen = kind === 'scheduled' ? await this.scheduledKind() : kind;
-      const manifest = await takeBackup({
-        store: this.options.store,
-        dir: this.options.dir,
-        kind: chosen,
-        storeInfo: this.options.storeInfo,
-        ...(this.options.segmentEvents ? { segmentEvents: this.options.segmentEvents } : {}),
-        ...(this.options.now ? { now: this.options.now } : {}),
-      });
+      const warnings: string[] = [];
+      let manifest: Manifest;
+      try {
+        manifest = await takeBackup({
+          store: this.options.store,
+          dir: this.options.dir,
+          kind: chosen,
+          storeInfo: this.options.storeInfo,
+          warn: (message) => {
+            warnings.push(message);
+            this.options.log?.warn(`backups: ${message}`);
+          },
+          ...(this.options.segmentEvents ? { segmentEvents: this.options.segmentEvents } : {}),
+          ...(this.options.now ? { now: this.options.now } : {}),
+        });
+      } catch (error) {
+        // Nothing new is not a failure: the newest backup is still the newest.
+        if (error instanceof NothingNewError)
+          return { manifest: error.previous, written: false, removed: [], warnings };
+        throw error;
+      }
       this.options.metrics?.setLastBackup(lastBackup(manifest));
       const retention = await applyRetention(
         this.options.dir,
         this.options.retentionDays,
         (this.options.now ?? (() => new Date()))(),
       );
-      return { manifest, removed: retention.removed };
+      return { manifest, written: true, removed: retention.removed, warnings };
     } catch (error) {
       this.options.metrics?.backupFailures.inc();
       throw error;
@@ -161,7 +179,11 @@ export class BackupService {
       log: (message) => log?.info(message),
       run: async () => {
         try {
-          const { manifest, removed } = await this.run('scheduled');
+          const { manifest, written, removed } = await this.run('scheduled');
+          if (!written) {
+            log?.info(`backups: nothing new since backup ${manifest.backupId}; nothing written`);
+            return;
+          }
           log?.info(
             `backups: ${manifest.kind} backup ${manifest.backupId}: ${manifest.eventCount} events, ${manifest.bytes} bytes in ${manifest.durationSeconds} s${removed.length > 0 ? `; retention removed ${removed.join(', ')}` : ''}`,
           );

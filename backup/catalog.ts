@@ -6,6 +6,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MANIFEST_FILE, isBackupId, manifestProblems, type Manifest } from './format.js';
+import { checkSegmentFile } from './segments.js';
 
 export const PARTIAL_PREFIX = '.partial-';
 
@@ -157,4 +158,41 @@ export function chainsByEnd(catalog: Catalog): Manifest[][] {
     if ('chain' in found) chains.push(found.chain);
   }
   return chains;
+}
+
+/**
+ * What `backup list` says of each backup: `ok (chain of N)` only when its segments and those of
+ * every backup before it in its chain are present with their manifest's size and SHA-256.
+ */
+export async function chainStatuses(catalog: Catalog): Promise<Map<string, string>> {
+  const damaged = new Map<string, string>();
+  for (const manifest of catalog.byId.values()) {
+    for (const segment of manifest.segments) {
+      const problem = await checkSegmentFile(
+        join(catalog.dir, manifest.backupId, segment.file),
+        segment,
+      );
+      if (problem) {
+        damaged.set(manifest.backupId, `${manifest.backupId}/${segment.file}: ${problem}`);
+        break;
+      }
+    }
+  }
+  const statuses = new Map<string, string>();
+  for (const manifest of catalog.byId.values()) {
+    const own = damaged.get(manifest.backupId);
+    const found = chainTo(catalog, manifest.backupId);
+    if (own) statuses.set(manifest.backupId, `DAMAGED: ${own}`);
+    else if ('problem' in found) statuses.set(manifest.backupId, found.problem);
+    else {
+      const broken = found.chain.find((link) => damaged.has(link.backupId));
+      statuses.set(
+        manifest.backupId,
+        broken
+          ? `chain cannot be restored: ${broken.kind} backup ${broken.backupId} is damaged`
+          : `ok (chain of ${found.chain.length})`,
+      );
+    }
+  }
+  return statuses;
 }

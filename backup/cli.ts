@@ -9,7 +9,7 @@ import { BulkImportError } from '../core/adapters/postgres/bulk-import.js';
 import { loadConfig, type Config } from '../ops/config.js';
 import type { Runtime } from '../ops/runtime.js';
 import { backupDir, backupServiceFor } from './backup-service.js';
-import { chainTo, loadCatalog } from './catalog.js';
+import { chainStatuses, loadCatalog } from './catalog.js';
 import { BackupError } from './errors.js';
 import { describePoint, parseRestorePoint, type Manifest } from './format.js';
 import { restore } from './restore.js';
@@ -74,7 +74,14 @@ export function registerBackupCommands(program: Command, parts: BackupCliParts):
               { ...config, QCAT_BACKUP_DIR: dir },
               { store: runtime.eventStore, pool: runtime.pool, databaseUrl: runtime.databaseUrl },
             );
-            const { manifest, removed } = await service.run(kind);
+            const { manifest, written, removed, warnings } = await service.run(kind);
+            for (const warning of warnings) console.error(`qcat: warning: ${warning}`);
+            if (!written) {
+              console.log(
+                `nothing new since backup ${manifest.backupId} (the log ends at its position ${manifest.positions.last}): no backup written`,
+              );
+              return;
+            }
             console.log(describeManifest(manifest));
             console.log(`written to ${dir}/${manifest.backupId}`);
             if (removed.length > 0) console.log(`retention removed: ${removed.join(', ')}`);
@@ -108,11 +115,11 @@ export function registerBackupCommands(program: Command, parts: BackupCliParts):
           console.log(`no backups in ${dir}`);
           return;
         }
+        const statuses = await chainStatuses(catalog);
         console.table(
           catalog.entries.map((entry) => {
             const manifest = entry.manifest;
             if (!manifest) return { backup: entry.id, status: entry.problems.join('; ') };
-            const chain = chainTo(catalog, manifest.backupId);
             return {
               backup: manifest.backupId,
               kind: manifest.kind,
@@ -124,7 +131,7 @@ export function registerBackupCommands(program: Command, parts: BackupCliParts):
               from: manifest.time.first ?? '',
               to: manifest.time.last ?? '',
               size: size(manifest.bytes),
-              status: 'chain' in chain ? `ok (chain of ${chain.chain.length})` : chain.problem,
+              status: statuses.get(manifest.backupId) ?? '',
             };
           }),
         );

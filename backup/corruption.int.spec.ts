@@ -236,7 +236,12 @@ describe('damaged backups: verify and restore name the file and the reason; the 
     const reason = /line 5: position 4 is not after 5/;
     const report = await verifyBackups(dir);
     const problems = report.backups.flatMap((check) => check.problems);
-    expect(problems).toEqual([expect.stringMatching(reason)]);
+    // The incrementals on top cannot be restored without it: they fail too, saying why.
+    expect(problems).toEqual([
+      expect.stringMatching(reason),
+      `${ids.first}: its chain cannot be restored: full backup ${ids.full} failed verification`,
+      `${ids.second}: its chain cannot be restored: full backup ${ids.full}, incremental backup ${ids.first} failed verification`,
+    ]);
     expect(problems[0]).toContain(file);
 
     // Files whole, so the restore finds it line by line during the import, and rolls it back: the

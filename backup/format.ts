@@ -79,6 +79,12 @@ export const manifestSchema = z.object({
   /** The last event of the log this backup brings the chain up to (null: the log was empty). */
   lastEvent: chainEndSchema.nullable(),
   segmentEvents: count.min(1),
+  /**
+   * The hash-chain check of the log a full backup copied (`qcat audit verify`'s walk up to the
+   * backup's head): `problem` names the first broken link, null when intact. Absent in older
+   * manifests and in incrementals.
+   */
+  logCheck: z.object({ toPosition: decimal, problem: z.string().nullable() }).optional(),
   createdBy: z.string(),
   segments: z.array(segmentSchema),
 });

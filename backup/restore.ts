@@ -80,6 +80,19 @@ export async function planRestore(dir: string, point: RestorePoint): Promise<Res
   if (!newest) throw new BackupError(`no full backup in ${dir}`);
   const chain = chains.find((candidate) => covers(candidate, point)) ?? newest;
   const beyondBackups = !covers(chain, point);
+  const first = chain.flatMap((manifest) => manifest.segments)[0];
+  const before =
+    first &&
+    ('position' in point
+      ? BigInt(first.firstPosition) > point.position
+      : Date.parse(first.firstRecordedAt) > point.instant.getTime());
+  // Restoring nothing would leave an empty store that looks like a successful restore.
+  if (!first || before)
+    throw new BackupError(
+      first
+        ? `nothing to restore: ${describePoint(point)} is before the first event in the backups (position ${first.firstPosition}, recorded at ${first.firstRecordedAt})`
+        : `nothing to restore: the backups in ${dir} hold no event`,
+    );
 
   const reads: PlannedRead[] = [];
   planning: for (const manifest of chain) {

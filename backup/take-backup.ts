@@ -8,6 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { nodeSha256 } from '../core/adapters/node-sha256.js';
+import { verifyLog, verifyOptionsFor } from '../core/audit/verify.js';
 import type { EventStore, RecordedEvent } from '../core/eventstore/event-store.js';
 import { PARTIAL_PREFIX, loadCatalog, newestRestorableChain } from './catalog.js';
 import { BackupError } from './errors.js';
@@ -44,6 +46,40 @@ export interface TakeBackupOptions {
   readBatch?: number;
   now?: () => Date;
   onProgress?: (events: number) => void;
+  /** Told what the operator must know (a broken hash chain in the log backed up). */
+  warn?: (message: string) => void;
+}
+
+/** An incremental with nothing new to back up: nothing is written. */
+export class NothingNewError extends BackupError {
+  constructor(readonly previous: Manifest) {
+    super(
+      `nothing new since backup ${previous.backupId} (the log ends at its position ${previous.positions.last}): no backup written`,
+    );
+  }
+}
+
+/**
+ * The hash chain of the log up to `head`, as `qcat audit verify` walks it: a full backup copies
+ * whatever the log holds, so a broken log is backed up as it is, with the break on record.
+ */
+async function checkLog(
+  store: EventStore,
+  adapter: string,
+  head: bigint,
+): Promise<NonNullable<Manifest['logCheck']>> {
+  const report = await verifyLog(store, {
+    ...verifyOptionsFor(adapter === 'eventstoredb' ? 'eventstoredb' : 'postgres'),
+    sha256: nodeSha256,
+    toPosition: head,
+  });
+  const broken = report.firstBroken;
+  return {
+    toPosition: head.toString(),
+    problem: broken
+      ? `${broken.reason} at position ${broken.position.toString()}: ${broken.detail}`
+      : null,
+  };
 }
 
 const chainEnd = (event: RecordedEvent): ChainEnd => ({
@@ -114,6 +150,13 @@ export async function takeBackup(options: TakeBackupOptions): Promise<Manifest> 
       `the log does not continue backup ${previous.backupId}: ${problem}; start a new chain with \`qcat backup full\``,
     );
   const after = previous ? BigInt(previous.positions.last) : 0n;
+  if (previous && head <= after) throw new NothingNewError(previous);
+  const logCheck =
+    kind === 'full' ? await checkLog(store, options.storeInfo.adapter, head) : undefined;
+  if (logCheck?.problem)
+    options.warn?.(
+      `the log's hash chain is broken (${logCheck.problem}); backing it up as it is and recording the break in the manifest. Run \`qcat audit verify\``,
+    );
 
   const backupId = newBackupId(kind, started, randomBytes(2).toString('hex'));
   const partial = join(dir, `${PARTIAL_PREFIX}${backupId}`);
@@ -217,6 +260,7 @@ export async function takeBackup(options: TakeBackupOptions): Promise<Manifest> 
       eventFields: [...fields].sort(),
       lastEvent: end,
       segmentEvents,
+      ...(logCheck ? { logCheck } : {}),
       createdBy: `${hostname()}:${process.pid}`,
       segments,
     };

@@ -127,6 +127,21 @@ export async function verifyBackups(dir: string): Promise<VerifyReport> {
     await visit(start, freshState(BigInt(start.positions.after), start.kind === 'full'));
   }
 
+  // An incremental is only as good as the backups before it: a failed link cannot be restored.
+  for (const manifest of catalog.byId.values()) {
+    const found = chainTo(catalog, manifest.backupId);
+    if (!('chain' in found)) continue;
+    const failed = found.chain
+      .slice(0, -1)
+      .filter((link) => (checks.get(link.backupId)?.problems.length ?? 0) > 0);
+    if (failed.length > 0)
+      checks
+        .get(manifest.backupId)
+        ?.problems.push(
+          `${manifest.backupId}: its chain cannot be restored: ${failed.map((link) => `${link.kind} backup ${link.backupId}`).join(', ')} failed verification`,
+        );
+  }
+
   report.backups = [...checks.values()];
   report.ok = report.backups.every((check) => check.problems.length === 0);
   return report;

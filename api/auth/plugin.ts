@@ -30,6 +30,8 @@ export interface AuthOptions {
   authenticator: Authenticator;
   /** Failed authentications allowed per client address and minute before 429. */
   failuresPerMinute: number;
+  /** The count shared with the WebSocket feed (and other processes through Redis). */
+  failures?: FailureCounter;
   /** Routes under these prefixes are public (plugins such as the API docs). */
   publicPrefixes: readonly string[];
 }
@@ -39,7 +41,7 @@ export interface AuthOptions {
  * start-up. Requests carry an API key as a bearer token; the matrix in core/access/roles.ts decides.
  */
 async function authPlugin(fastify: FastifyInstance, options: AuthOptions): Promise<void> {
-  const failures = new FailureCounter(options.failuresPerMinute);
+  const failures = options.failures ?? new FailureCounter(options.failuresPerMinute);
   fastify.decorateRequest('principal', null);
   const routes: RouteDeclaration[] = [];
   fastify.decorate('qcatRoutes', routes);
@@ -76,7 +78,6 @@ async function authPlugin(fastify: FastifyInstance, options: AuthOptions): Promi
     principal: Principal | null,
   ): boolean => {
     if (!principal) {
-      failures.record(request.ip);
       void sendProblem(request, reply.header('www-authenticate', 'Bearer error="invalid_token"'), {
         status: 401,
         code: 'INVALID_API_KEY',
@@ -104,36 +105,39 @@ async function authPlugin(fastify: FastifyInstance, options: AuthOptions): Promi
       done();
       return;
     }
-    if (failures.blocked(request.ip)) {
-      void sendProblem(request, reply.header('retry-after', '60'), {
-        status: 429,
-        code: 'TOO_MANY_FAILED_AUTHENTICATIONS',
-        detail: 'too many failed authentications from this address; wait a minute',
-      });
-      return;
-    }
     const token = bearer(request);
-    if (token === null) {
-      void sendProblem(request, reply.header('www-authenticate', 'Bearer'), {
-        status: 401,
-        code: 'AUTHENTICATION_REQUIRED',
-        detail: 'send an API key as "Authorization: Bearer <key>"',
-      });
-      return;
-    }
-    const known = options.authenticator.known(token);
+    // A key verified moments ago goes on without a promise, from any address: a lockout is for
+    // guessers, not for the keys that work.
+    const known = token ? options.authenticator.known(token) : undefined;
     if (known) {
       if (admit(request, reply, permission, known)) done();
       return;
     }
-    options.authenticator.authenticate(token).then(
-      (principal) => {
-        if (admit(request, reply, permission, principal)) done();
-      },
-      (error: unknown) => {
-        done(toError(error));
-      },
-    );
+    const check = async (): Promise<void> => {
+      if (await failures.refused(request.ip, token)) {
+        void sendProblem(request, reply.header('retry-after', '60'), {
+          status: 429,
+          code: 'TOO_MANY_FAILED_AUTHENTICATIONS',
+          detail: 'too many failed authentications from this address; wait a minute',
+        });
+        return;
+      }
+      if (token === null) {
+        void sendProblem(request, reply.header('www-authenticate', 'Bearer'), {
+          status: 401,
+          code: 'AUTHENTICATION_REQUIRED',
+          detail: 'send an API key as "Authorization: Bearer <key>"',
+        });
+        return;
+      }
+      const principal = await options.authenticator.authenticate(token);
+      if (principal) await failures.succeeded(token);
+      else await failures.record(request.ip);
+      if (admit(request, reply, permission, principal)) done();
+    };
+    check().catch((error: unknown) => {
+      done(toError(error));
+    });
   });
 }
 

@@ -17,8 +17,6 @@ import { HttpProblem } from '../problem.js';
 import {
   awaitPosition,
   commandAnswer,
-  commandHeaders,
-  commandOptions,
   commandResultSchema,
   cursorPage,
   pageLimit,
@@ -26,8 +24,8 @@ import {
   positionString,
   principalOf,
   SqlFilter,
-  withPrecondition,
 } from './conventions.js';
+import { commandOf, commandRoute } from '../command-route.js';
 
 type Open = Exclude<ApprovalState, { status: 'none' }>;
 
@@ -134,14 +132,12 @@ export const approvalRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
   const decide = async (
     request: FastifyRequest,
     reply: FastifyReply,
-    headers: z.infer<typeof commandHeaders>,
     command: ApprovalCommand,
   ): Promise<z.infer<typeof decisionAnswer>> => {
-    const result = await withPrecondition(headers['if-match'] !== undefined, () =>
-      runtime.commands.handle(approvals, approvalStream(command.requestId), command, {
-        actor: principalOf(request).actor,
-        ...commandOptions(headers),
-      }),
+    const result = await commandOf(request, runtime.commands).handle(
+      approvals,
+      approvalStream(command.requestId),
+      command,
     );
     const { state } = await runtime.commands.load(approvals, approvalStream(command.requestId));
     const status = state.status === 'none' ? 'pending' : state.status;
@@ -283,23 +279,19 @@ export const approvalRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
 
   fastify.post(
     '/approvals/:requestId/approve',
-    {
-      config: { permission: 'approvals:decide' },
-      schema: {
-        tags: ['approvals'],
-        summary:
-          'Approve a request (never your own); the last approval the rule needs approves it and the flow applies it',
-        params: requestIdParams,
-        headers: commandHeaders,
-        body: z
-          .strictObject({ comment: z.string().max(1000).default('') })
-          .nullish()
-          .describe('optional'),
-        response: { 200: decisionAnswer },
-      },
-    },
+    commandRoute('approvals:decide', {
+      tags: ['approvals'],
+      summary:
+        'Approve a request (never your own); the last approval the rule needs approves it and the flow applies it',
+      params: requestIdParams,
+      body: z
+        .strictObject({ comment: z.string().max(1000).default('') })
+        .nullish()
+        .describe('optional'),
+      response: { 200: decisionAnswer },
+    }),
     async (request, reply) =>
-      decide(request, reply, request.headers, {
+      decide(request, reply, {
         type: 'GrantApproval',
         requestId: request.params.requestId,
         approver: principalOf(request).party,
@@ -310,19 +302,15 @@ export const approvalRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
 
   fastify.post(
     '/approvals/:requestId/reject',
-    {
-      config: { permission: 'approvals:decide' },
-      schema: {
-        tags: ['approvals'],
-        summary: 'Reject a request, with the reason',
-        params: requestIdParams,
-        headers: commandHeaders,
-        body: z.strictObject({ reason: z.string().trim().min(1).max(1000) }),
-        response: { 200: decisionAnswer },
-      },
-    },
+    commandRoute('approvals:decide', {
+      tags: ['approvals'],
+      summary: 'Reject a request, with the reason',
+      params: requestIdParams,
+      body: z.strictObject({ reason: z.string().trim().min(1).max(1000) }),
+      response: { 200: decisionAnswer },
+    }),
     async (request, reply) =>
-      decide(request, reply, request.headers, {
+      decide(request, reply, {
         type: 'RejectApproval',
         requestId: request.params.requestId,
         by: principalOf(request).party,
@@ -333,19 +321,15 @@ export const approvalRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
 
   fastify.post(
     '/approvals/:requestId/withdraw',
-    {
-      config: { permission: 'approvals:withdraw' },
-      schema: {
-        tags: ['approvals'],
-        summary: 'Withdraw a request you made',
-        params: requestIdParams,
-        headers: commandHeaders,
-        body: z.strictObject({ reason: z.string().trim().min(1).max(1000) }),
-        response: { 200: decisionAnswer },
-      },
-    },
+    commandRoute('approvals:withdraw', {
+      tags: ['approvals'],
+      summary: 'Withdraw a request you made',
+      params: requestIdParams,
+      body: z.strictObject({ reason: z.string().trim().min(1).max(1000) }),
+      response: { 200: decisionAnswer },
+    }),
     async (request, reply) =>
-      decide(request, reply, request.headers, {
+      decide(request, reply, {
         type: 'WithdrawApproval',
         requestId: request.params.requestId,
         by: principalOf(request).party,

@@ -8,14 +8,8 @@ import {
 import { AUTOMATION_POLICY_STREAM, automationPolicy } from '../../core/capabilities/policy.js';
 import type { Runtime } from '../../ops/runtime.js';
 import { latestDecisions } from '../../projections/automation.js';
-import {
-  commandAnswer,
-  commandHeaders,
-  commandOptions,
-  commandResultSchema,
-  principalOf,
-  withPrecondition,
-} from './conventions.js';
+import { commandOf, commandRoute } from '../command-route.js';
+import { commandAnswer, commandResultSchema } from './conventions.js';
 
 const thresholds = z.record(z.string(), z.union([z.number(), z.string()]));
 const decision = z.object({
@@ -99,39 +93,25 @@ export const automationRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = asy
 
   fastify.put(
     '/automation/:capability',
-    {
-      config: { permission: 'automation:configure' },
-      schema: {
-        tags: ['automation'],
-        summary:
-          'Switch a capability on or off and change its thresholds (merged over the current ones); prerequisites must be on first',
-        params: z.object({ capability: z.string().max(100) }),
-        headers: commandHeaders,
-        body: z.strictObject({
-          enabled: z.boolean().optional(),
-          thresholds: thresholds.optional(),
-        }),
-        response: { 200: commandResultSchema },
-      },
-    },
+    commandRoute('automation:configure', {
+      tags: ['automation'],
+      summary:
+        'Switch a capability on or off and change its thresholds (merged over the current ones); prerequisites must be on first',
+      params: z.object({ capability: z.string().max(100) }),
+      body: z.strictObject({ enabled: z.boolean().optional(), thresholds: thresholds.optional() }),
+      response: { 200: commandResultSchema },
+    }),
     async (request, reply) => {
-      const { actor, party } = principalOf(request);
+      const command = commandOf(request, runtime.commands);
       const { enabled, thresholds: changed } = request.body;
-      const result = await withPrecondition(request.headers['if-match'] !== undefined, () =>
-        runtime.commands.handle(
-          automationPolicy,
-          AUTOMATION_POLICY_STREAM,
-          {
-            type: 'ConfigureAutomationCapability',
-            capability: request.params.capability,
-            ...(enabled === undefined ? {} : { enabled }),
-            ...(changed === undefined ? {} : { thresholds: changed }),
-            by: party,
-            time: Date.now(),
-          },
-          { actor, ...commandOptions(request.headers) },
-        ),
-      );
+      const result = await command.handle(automationPolicy, AUTOMATION_POLICY_STREAM, {
+        type: 'ConfigureAutomationCapability',
+        capability: request.params.capability,
+        ...(enabled === undefined ? {} : { enabled }),
+        ...(changed === undefined ? {} : { thresholds: changed }),
+        by: command.party,
+        time: Date.now(),
+      });
       return commandAnswer(reply, result);
     },
   );

@@ -22,18 +22,15 @@ import {
   amount,
   awaitPosition,
   commandAnswer,
-  commandHeaders,
-  commandOptions,
   commandResultSchema,
   cursorPage,
   instant,
-  newId,
   pageLimit,
   positionCursor,
   positionString,
-  principalOf,
   SqlFilter,
 } from './conventions.js';
+import { commandOf, commandRoute } from '../command-route.js';
 
 const symbol = z.string().regex(/^[A-Z0-9]{2,20}$/, 'expected a symbol such as BTCUSDT');
 const bps = z.number().min(0).max(MAX_COST_BPS);
@@ -223,19 +220,15 @@ export const backtestRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
 
   fastify.post(
     '/backtests',
-    {
-      config: { permission: 'backtests:run' },
-      schema: {
-        tags: ['backtests'],
-        summary:
-          'Request a backtest over stored candles; 202: it runs in the background (poll GET /backtests/{id})',
-        headers: commandHeaders,
-        body: requestBody,
-        response: { 202: commandResultSchema.extend({ backtestId: z.string() }) },
-      },
-    },
+    commandRoute('backtests:run', {
+      tags: ['backtests'],
+      summary:
+        'Request a backtest over stored candles; 202: it runs in the background (poll GET /backtests/{id})',
+      body: requestBody,
+      response: { 202: commandResultSchema.extend({ backtestId: z.string() }) },
+    }),
     async (request, reply) => {
-      const { party, actor } = principalOf(request);
+      const command = commandOf(request, runtime.commands);
       const body = request.body;
       let strategy: Strategy | undefined;
       if (body.strategyId !== undefined) {
@@ -277,27 +270,22 @@ export const backtestRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
       if (!(await market.getInstrument(symbol)))
         throw new QcatError('INSTRUMENT_NOT_FOUND', `no instrument ${symbol}`);
 
-      const backtestId = newId(party, request.headers, 'backtest');
-      const result = await runtime.commands.handle(
-        backtests,
-        backtestStream(backtestId),
-        {
-          type: 'RequestBacktest',
-          backtestId,
-          requestedBy: party,
-          strategyId: strategy?.strategyId ?? null,
-          strategyParameterVersion: strategy?.parameterVersion ?? null,
-          kind,
-          parameters: (body.parameters ?? strategy?.parameters ?? {}) as JsonObject,
-          symbol,
-          timeframe,
-          from: body.from,
-          to: body.to,
-          ...(body.initialCash === undefined ? {} : { initialCash: body.initialCash }),
-          ...(body.costs === undefined ? {} : { costs: body.costs }),
-        },
-        { actor, ...commandOptions(request.headers) },
-      );
+      const backtestId = command.newId('backtest');
+      const result = await command.handle(backtests, backtestStream(backtestId), {
+        type: 'RequestBacktest',
+        backtestId,
+        requestedBy: command.party,
+        strategyId: strategy?.strategyId ?? null,
+        strategyParameterVersion: strategy?.parameterVersion ?? null,
+        kind,
+        parameters: (body.parameters ?? strategy?.parameters ?? {}) as JsonObject,
+        symbol,
+        timeframe,
+        from: body.from,
+        to: body.to,
+        ...(body.initialCash === undefined ? {} : { initialCash: body.initialCash }),
+        ...(body.costs === undefined ? {} : { costs: body.costs }),
+      });
       void reply.header('location', `/api/v1/backtests/${backtestId}`);
       return reply.code(202).send({ ...commandAnswer(reply, result), backtestId });
     },

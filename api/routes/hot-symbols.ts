@@ -11,12 +11,12 @@ import {
 import type { Runtime } from '../../ops/runtime.js';
 import { latestRanking } from '../../projections/hot-symbols.js';
 import { HttpProblem } from '../problem.js';
+import { commandOf, commandRoute } from '../command-route.js';
 import {
   awaitPosition,
   commandAnswer,
   commandResultSchema,
   positionString,
-  principalOf,
 } from './conventions.js';
 
 const PROJECTION = 'hot_symbols';
@@ -77,15 +77,12 @@ export const hotSymbolRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = asyn
 
   fastify.post(
     '/hot-symbols/rankings',
-    {
-      config: { permission: 'hot_symbols:rank' },
-      schema: {
-        tags: ['hot-symbols'],
-        summary:
-          "Rank the symbols now on the stored hourly candles, with the policy's weights (also when the scheduled ranking is off)",
-        response: { 201: commandResultSchema },
-      },
-    },
+    commandRoute('hot_symbols:rank', {
+      tags: ['hot-symbols'],
+      summary:
+        "Rank the symbols now on the stored hourly candles, with the policy's weights (also when the scheduled ranking is off)",
+      response: { 201: commandResultSchema },
+    }),
     async (request, reply) => {
       const { state } = await runtime.commands.load(automationPolicy, AUTOMATION_POLICY_STREAM);
       const at = Math.floor(Date.now() / 60_000) * 60_000;
@@ -95,9 +92,11 @@ export const hotSymbolRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = asyn
         state.hot_symbols.thresholds,
         'manual',
       );
-      const result = await runtime.commands.handle(hotSymbolsRanking, HOT_SYMBOLS_STREAM, command, {
-        actor: principalOf(request).actor,
-      });
+      const result = await commandOf(request, runtime.commands).handle(
+        hotSymbolsRanking,
+        HOT_SYMBOLS_STREAM,
+        command,
+      );
       void reply.code(201);
       return commandAnswer(reply, result);
     },

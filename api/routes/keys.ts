@@ -4,14 +4,8 @@ import { ROLES } from '../../core/access/roles.js';
 import type { Runtime } from '../../ops/runtime.js';
 import type { ApiKeyService } from '../auth/api-key-service.js';
 import type { Authenticator } from '../auth/authenticator.js';
-import {
-  commandAnswer,
-  commandHeaders,
-  commandOptions,
-  commandResultSchema,
-  principalOf,
-  withPrecondition,
-} from './conventions.js';
+import { commandAnswer, commandResultSchema } from './conventions.js';
+import { commandOf, commandRoute } from '../command-route.js';
 
 const keyId = z.object({
   keyId: z.string().regex(/^[a-z0-9]{16}$/, 'expected a 16-character key id'),
@@ -85,27 +79,30 @@ export const keyRoutes: FastifyPluginAsyncZod<{
 
   fastify.post(
     '/keys',
-    {
-      config: { permission: 'keys:manage' },
-      schema: {
-        tags: ['keys'],
-        summary: 'Issue an API key; the token is in this answer only',
-        body: z.object({ name: z.string().trim().min(1).max(100), role: z.enum(ROLES) }).strict(),
-        response: {
-          201: commandResultSchema.extend({
-            keyId: z.string(),
-            name: z.string(),
-            role: z.enum(ROLES),
-            token: z.string(),
-          }),
-        },
+    commandRoute('keys:manage', {
+      tags: ['keys'],
+      summary: 'Issue an API key; the token is in this answer only',
+      body: z.object({ name: z.string().trim().min(1).max(100), role: z.enum(ROLES) }).strict(),
+      response: {
+        201: commandResultSchema.extend({
+          keyId: z.string(),
+          name: z.string(),
+          role: z.enum(ROLES),
+          token: z
+            .string()
+            .nullable()
+            .describe('shown once: null on a retry with the Idempotency-Key of an earlier issue'),
+        }),
       },
-    },
+    }),
     async (request, reply) => {
-      const issued = await keys.issue(
-        request.body.name,
-        request.body.role,
-        principalOf(request).actor,
+      const command = commandOf(request, runtime.commands);
+      const keyId =
+        command.context.idempotencyKey === undefined
+          ? undefined
+          : command.newId('api-key').replaceAll('-', '').slice(0, 16);
+      const issued = await command.run((context) =>
+        keys.issue(request.body.name, request.body.role, context, keyId),
       );
       await runtime.projections.waitFor('api_keys', issued.result.position, 2000);
       const answer = commandAnswer(reply, issued.result);
@@ -121,17 +118,25 @@ export const keyRoutes: FastifyPluginAsyncZod<{
 
   fastify.post(
     '/keys/:keyId/rotate',
-    {
-      config: { permission: 'keys:manage' },
-      schema: {
-        tags: ['keys'],
-        summary: 'Replace the secret of a key; the old token stops working',
-        params: keyId,
-        response: { 200: commandResultSchema.extend({ token: z.string() }) },
+    commandRoute('keys:manage', {
+      tags: ['keys'],
+      summary: 'Replace the secret of a key; the old token stops working',
+      params: keyId,
+      response: {
+        200: commandResultSchema.extend({
+          token: z
+            .string()
+            .nullable()
+            .describe(
+              'shown once: null on a retry with the Idempotency-Key of an earlier rotation',
+            ),
+        }),
       },
-    },
+    }),
     async (request, reply) => {
-      const rotated = await keys.rotate(request.params.keyId, principalOf(request).actor);
+      const rotated = await commandOf(request, runtime.commands).run((context) =>
+        keys.rotate(request.params.keyId, context),
+      );
       authenticator.forget(request.params.keyId);
       await runtime.projections.waitFor('api_keys', rotated.result.position, 2000);
       return { ...commandAnswer(reply, rotated.result), token: rotated.token };
@@ -140,29 +145,20 @@ export const keyRoutes: FastifyPluginAsyncZod<{
 
   fastify.delete(
     '/keys/:keyId',
-    {
-      config: { permission: 'keys:manage' },
-      schema: {
-        tags: ['keys'],
-        summary: 'Revoke a key',
-        params: keyId,
-        headers: commandHeaders,
-        querystring: z
-          .object({
-            reason: z.string().trim().min(1).max(500).default('revoked by an administrator'),
-          })
-          .strict(),
-        response: { 200: commandResultSchema },
-      },
-    },
+    commandRoute('keys:manage', {
+      tags: ['keys'],
+      summary: 'Revoke a key',
+      params: keyId,
+      querystring: z
+        .object({
+          reason: z.string().trim().min(1).max(500).default('revoked by an administrator'),
+        })
+        .strict(),
+      response: { 200: commandResultSchema },
+    }),
     async (request, reply) => {
-      const result = await withPrecondition(request.headers['if-match'] !== undefined, () =>
-        keys.revoke(
-          request.params.keyId,
-          request.query.reason,
-          principalOf(request).actor,
-          commandOptions(request.headers),
-        ),
+      const result = await commandOf(request, runtime.commands).run((context) =>
+        keys.revoke(request.params.keyId, request.query.reason, context),
       );
       authenticator.forget(request.params.keyId);
       await runtime.projections.waitFor('api_keys', result.position, 2000);

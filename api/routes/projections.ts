@@ -67,7 +67,9 @@ export const projectionRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = asy
   fastify.post(
     '/projections/:name/rebuild',
     {
-      config: { permission: 'projections:rebuild' },
+      // Not a command: a rebuild writes no event (it re-reads the log into a shadow copy), and
+      // rebuilding twice is harmless; there is no stream for If-Match to guard.
+      config: { permission: 'projections:rebuild', command: false },
       schema: {
         tags: ['projections'],
         summary:

@@ -57,13 +57,11 @@ import {
   amount,
   awaitPosition,
   commandAnswer,
-  commandHeaders,
   commandResultSchema,
   cursorPage,
   instant,
   instantOf,
   isoOrNull,
-  newId,
   pageLimit,
   positionCursor,
   positionString,
@@ -71,6 +69,7 @@ import {
   SqlFilter,
   timeRange,
 } from './conventions.js';
+import { commandOf, commandRoute } from '../command-route.js';
 
 const PROJECTION = 'risk';
 const SYMBOL = /^[A-Z0-9]{2,20}$/;
@@ -85,7 +84,6 @@ const reason = z.string().trim().min(1).max(500);
 const limit = pageLimit(1000, 100);
 const after = positionCursor;
 const minPosition = positionString.optional();
-const idempotencyHeader = commandHeaders.pick({ 'idempotency-key': true });
 
 const limitsOut = z.object({
   maxOrderNotional: z.number().nullable(),
@@ -474,7 +472,7 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
     streamId: string,
     command: JsonObject,
   ): Promise<CommandResult> =>
-    runtime.commands.handle(decider, streamId, command, { actor: principalOf(request).actor });
+    commandOf(request, runtime.commands).handle(decider, streamId, command);
   const as = <S, C, E extends DomainEvent>(decider: Decider<S, C, E>) =>
     decider as unknown as Decider<unknown, JsonObject, DomainEvent>;
 
@@ -539,9 +537,9 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
     payload: JsonObject,
     why: string,
   ) => {
-    const { actor, party } = principalOf(request);
-    const headers = request.headers as z.infer<typeof idempotencyHeader>;
-    const requestId = newId(party, headers, purpose);
+    const command = commandOf(request, runtime.commands);
+    const { party } = command;
+    const requestId = command.newId(purpose);
     const { rows } = await pool.query<{ request_id: string }>(
       `SELECT request_id FROM qcat_read.approvals
         WHERE status = 'pending' AND kind = $1 AND subject_type = $2 AND subject_id = $3
@@ -556,21 +554,16 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
         `a ${kind} request for ${subject.type} ${subject.id} is already pending: ${open.request_id}`,
         { openRequestId: open.request_id },
       );
-    const result = await runtime.commands.handle(
-      approvals,
-      approvalStream(requestId),
-      {
-        type: 'RequestApproval',
-        requestId,
-        kind,
-        subject,
-        requester: party,
-        payload,
-        reason: why,
-        now: new Date().toISOString(),
-      },
-      { actor },
-    );
+    const result = await command.handle(approvals, approvalStream(requestId), {
+      type: 'RequestApproval',
+      requestId,
+      kind,
+      subject,
+      requester: party,
+      payload,
+      reason: why,
+      now: new Date().toISOString(),
+    });
     await runtime.projections.waitFor('approvals', result.position, 2000);
     void reply.header('location', `/api/v1/approvals/${requestId}`);
     return reply.code(201).send({ ...commandAnswer(reply, result), approvalRequestId: requestId });
@@ -735,26 +728,22 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
 
   fastify.put(
     '/risk/limits/:scopeType/:scopeId',
-    {
-      config: { permission: 'risk:operate' },
-      schema: {
-        tags: ['risk'],
-        summary:
-          "Set a scope's limits the first time, each at least as strict as its default (omitted: the defaults); later changes are change requests",
-        params: scopeParams,
-        headers: idempotencyHeader,
-        body: z
-          .strictObject({
-            limits: z
-              .record(z.string(), z.unknown())
-              .optional()
-              .describe('limits to set instead of the defaults (docs/risk.md); null: no limit'),
-          })
-          .nullish()
-          .describe('optional'),
-        response: { 200: commandResultSchema },
-      },
-    },
+    commandRoute('risk:operate', {
+      tags: ['risk'],
+      summary:
+        "Set a scope's limits the first time, each at least as strict as its default (omitted: the defaults); later changes are change requests",
+      params: scopeParams,
+      body: z
+        .strictObject({
+          limits: z
+            .record(z.string(), z.unknown())
+            .optional()
+            .describe('limits to set instead of the defaults (docs/risk.md); null: no limit'),
+        })
+        .nullish()
+        .describe('optional'),
+      response: { 200: commandResultSchema },
+    }),
     async (request, reply) => {
       const scope = { type: request.params.scopeType, id: request.params.scopeId };
       await checkScope(scope);
@@ -772,23 +761,19 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
 
   fastify.post(
     '/risk/limits/:scopeType/:scopeId/change-requests',
-    {
-      config: { permission: 'risk:operate' },
-      schema: {
-        tags: ['risk'],
-        summary:
-          'Ask to change limits: a risk_limit_change approval request (a risk officer other than you approves; then the limits change)',
-        params: scopeParams,
-        headers: idempotencyHeader,
-        body: z.strictObject({
-          changes: z
-            .record(z.string(), z.unknown())
-            .describe('limit → new value (null: no limit), checked as docs/risk.md says'),
-          reason,
-        }),
-        response: { 201: requestAnswer },
-      },
-    },
+    commandRoute('risk:operate', {
+      tags: ['risk'],
+      summary:
+        'Ask to change limits: a risk_limit_change approval request (a risk officer other than you approves; then the limits change)',
+      params: scopeParams,
+      body: z.strictObject({
+        changes: z
+          .record(z.string(), z.unknown())
+          .describe('limit → new value (null: no limit), checked as docs/risk.md says'),
+        reason,
+      }),
+      response: { 201: requestAnswer },
+    }),
     async (request, reply) => {
       const scope = { type: request.params.scopeType, id: request.params.scopeId };
       const changes = validateLimitChanges(scope.type, request.body.changes);
@@ -863,18 +848,14 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
 
   fastify.post(
     '/risk/states/:scopeType/:scopeId',
-    {
-      config: { permission: 'risk:operate' },
-      schema: {
-        tags: ['risk'],
-        summary:
-          'Make a scope stricter at once (HALTED or REDUCING); loosening it is a reset request',
-        params: scopeParams,
-        headers: idempotencyHeader,
-        body: z.strictObject({ state: z.enum(['HALTED', 'REDUCING']), reason }),
-        response: { 200: commandResultSchema },
-      },
-    },
+    commandRoute('risk:operate', {
+      tags: ['risk'],
+      summary:
+        'Make a scope stricter at once (HALTED or REDUCING); loosening it is a reset request',
+      params: scopeParams,
+      body: z.strictObject({ state: z.enum(['HALTED', 'REDUCING']), reason }),
+      response: { 200: commandResultSchema },
+    }),
     async (request, reply) => {
       const scope = { type: request.params.scopeType, id: request.params.scopeId };
       await checkScope(scope);
@@ -892,18 +873,14 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
 
   fastify.post(
     '/risk/states/:scopeType/:scopeId/reset-requests',
-    {
-      config: { permission: 'risk:operate' },
-      schema: {
-        tags: ['risk'],
-        summary:
-          'Ask to reset a scope to ACTIVE (or REDUCING): a risk_reset approval request; the reset also re-arms its breakers',
-        params: scopeParams,
-        headers: idempotencyHeader,
-        body: z.strictObject({ to: z.enum(['ACTIVE', 'REDUCING']).default('ACTIVE'), reason }),
-        response: { 201: requestAnswer },
-      },
-    },
+    commandRoute('risk:operate', {
+      tags: ['risk'],
+      summary:
+        'Ask to reset a scope to ACTIVE (or REDUCING): a risk_reset approval request; the reset also re-arms its breakers',
+      params: scopeParams,
+      body: z.strictObject({ to: z.enum(['ACTIVE', 'REDUCING']).default('ACTIVE'), reason }),
+      response: { 201: requestAnswer },
+    }),
     async (request, reply) => {
       const scope = { type: request.params.scopeType, id: request.params.scopeId };
       await checkScope(scope);
@@ -985,17 +962,13 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
 
   fastify.post(
     '/risk/kill-switch',
-    {
-      config: { permission: 'risk:operate' },
-      schema: {
-        tags: ['risk'],
-        summary:
-          'Engage the kill switch: every order but reduce-only exits is denied; with flatten, the engine closes every position. Released only by an approved reset',
-        headers: idempotencyHeader,
-        body: z.strictObject({ reason, flatten: z.boolean().default(false) }),
-        response: { 200: commandResultSchema },
-      },
-    },
+    commandRoute('risk:operate', {
+      tags: ['risk'],
+      summary:
+        'Engage the kill switch: every order but reduce-only exits is denied; with flatten, the engine closes every position. Released only by an approved reset',
+      body: z.strictObject({ reason, flatten: z.boolean().default(false) }),
+      response: { 200: commandResultSchema },
+    }),
     async (request, reply) => {
       const result = await handle(request, as(killSwitch), KILL_SWITCH_STREAM, {
         type: 'EngageKillSwitch',
@@ -1010,17 +983,13 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
 
   fastify.post(
     '/risk/kill-switch/release-requests',
-    {
-      config: { permission: 'risk:operate' },
-      schema: {
-        tags: ['risk'],
-        summary:
-          'Ask to release the kill switch: a risk_reset approval request (a risk officer other than you approves)',
-        headers: idempotencyHeader,
-        body: z.strictObject({ reason }),
-        response: { 201: requestAnswer },
-      },
-    },
+    commandRoute('risk:operate', {
+      tags: ['risk'],
+      summary:
+        'Ask to release the kill switch: a risk_reset approval request (a risk officer other than you approves)',
+      body: z.strictObject({ reason }),
+      response: { 201: requestAnswer },
+    }),
     async (request, reply) => {
       const { state } = await runtime.commands.load(killSwitch, KILL_SWITCH_STREAM);
       if (!state.engaged)
@@ -1222,18 +1191,14 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
 
   fastify.put(
     '/risk/exits/:portfolioId/:strategyId/:symbol',
-    {
-      config: { permission: 'risk:exits' },
-      schema: {
-        tags: ['risk'],
-        summary:
-          "Set a book's take-profit / stop-loss rules (omitted or null: none); evaluated on each bar",
-        params: bookParams,
-        headers: idempotencyHeader,
-        body: exitRulesSchema.partial(),
-        response: { 200: commandResultSchema },
-      },
-    },
+    commandRoute('risk:exits', {
+      tags: ['risk'],
+      summary:
+        "Set a book's take-profit / stop-loss rules (omitted or null: none); evaluated on each bar",
+      params: bookParams,
+      body: exitRulesSchema.partial(),
+      response: { 200: commandResultSchema },
+    }),
     async (request, reply) => {
       const { portfolioId, strategyId, symbol: name } = request.params;
       await checkBook(portfolioId, strategyId, name);
@@ -1259,25 +1224,21 @@ export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
 
   fastify.post(
     '/risk/exits/:portfolioId/:strategyId/:symbol/levels',
-    {
-      config: { permission: 'risk:exits' },
-      schema: {
-        tags: ['risk'],
-        summary:
-          'Move the stop and/or take-profit price of the open round trip (null: back to the rules)',
-        params: bookParams,
-        headers: idempotencyHeader,
-        body: z.strictObject({
-          openedAt: instant
-            .optional()
-            .describe('the round trip the levels are for; default the open one'),
-          stopPrice: amount.nullable().optional(),
-          takeProfitPrice: amount.nullable().optional(),
-          reason,
-        }),
-        response: { 200: commandResultSchema },
-      },
-    },
+    commandRoute('risk:exits', {
+      tags: ['risk'],
+      summary:
+        'Move the stop and/or take-profit price of the open round trip (null: back to the rules)',
+      params: bookParams,
+      body: z.strictObject({
+        openedAt: instant
+          .optional()
+          .describe('the round trip the levels are for; default the open one'),
+        stopPrice: amount.nullable().optional(),
+        takeProfitPrice: amount.nullable().optional(),
+        reason,
+      }),
+      response: { 200: commandResultSchema },
+    }),
     async (request, reply) => {
       const { portfolioId, strategyId, symbol: name } = request.params;
       const b = request.body;

@@ -22,18 +22,15 @@ import {
   amount,
   awaitPosition,
   commandAnswer,
-  commandHeaders,
-  commandOptions,
   commandResultSchema,
   cursorPage,
-  newId,
   pageLimit,
   positionCursor,
   positionString,
   principalOf,
   SqlFilter,
-  withPrecondition,
 } from './conventions.js';
+import { commandOf, commandRoute } from '../command-route.js';
 
 const symbol = z.string().regex(/^[A-Z0-9]{2,20}$/, 'expected a symbol such as BTCUSDT');
 const definitionBody = {
@@ -140,16 +137,11 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
   fastify,
   { runtime },
 ) => {
-  const handle = async (
-    request: FastifyRequest,
-    headers: z.infer<typeof commandHeaders>,
-    command: StrategyCommand,
-  ): Promise<CommandResult> =>
-    withPrecondition(headers['if-match'] !== undefined, () =>
-      runtime.commands.handle(strategies, strategyStream(command.strategyId), command, {
-        actor: principalOf(request).actor,
-        ...commandOptions(headers),
-      }),
+  const handle = (request: FastifyRequest, command: StrategyCommand): Promise<CommandResult> =>
+    commandOf(request, runtime.commands).handle(
+      strategies,
+      strategyStream(command.strategyId),
+      command,
     );
 
   /** A command that opens an approval request: wait (briefly) until the flow has opened it. */
@@ -278,20 +270,16 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
 
   fastify.post(
     '/strategies',
-    {
-      config: { permission: 'strategies:create' },
-      schema: {
-        tags: ['strategies'],
-        summary: 'Create a strategy (a draft); parameters are checked against its kind',
-        headers: commandHeaders,
-        body: createBody,
-        response: { 201: commandResultSchema.extend({ strategyId: z.string() }) },
-      },
-    },
+    commandRoute('strategies:create', {
+      tags: ['strategies'],
+      summary: 'Create a strategy (a draft); parameters are checked against its kind',
+      body: createBody,
+      response: { 201: commandResultSchema.extend({ strategyId: z.string() }) },
+    }),
     async (request, reply) => {
       const { party } = principalOf(request);
-      const strategyId = newId(party, request.headers, 'strategy');
-      const result = await handle(request, request.headers, {
+      const strategyId = commandOf(request, runtime.commands).newId('strategy');
+      const result = await handle(request, {
         type: 'CreateStrategy',
         strategyId,
         owner: party,
@@ -347,20 +335,16 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
 
   fastify.patch(
     '/strategies/:strategyId',
-    {
-      config: { permission: 'strategies:edit' },
-      schema: {
-        tags: ['strategies'],
-        summary: 'Edit a draft (If-Match guards against overwriting a concurrent edit)',
-        params: idParams,
-        headers: commandHeaders,
-        body: editBody,
-        response: { 200: commandResultSchema },
-      },
-    },
+    commandRoute('strategies:edit', {
+      tags: ['strategies'],
+      summary: 'Edit a draft (If-Match guards against overwriting a concurrent edit)',
+      params: idParams,
+      body: editBody,
+      response: { 200: commandResultSchema },
+    }),
     async (request, reply) => {
       const { parameters, ...rest } = request.body;
-      const result = await handle(request, request.headers, {
+      const result = await handle(request, {
         type: 'EditStrategy',
         strategyId: request.params.strategyId,
         changes: {
@@ -374,20 +358,16 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
 
   fastify.post(
     '/strategies/:strategyId/submit',
-    {
-      config: { permission: 'strategies:operate' },
-      schema: {
-        tags: ['strategies'],
-        summary: 'Submit a draft for review: opens a strategy-activation approval request',
-        params: idParams,
-        headers: commandHeaders,
-        response: { 200: requestAnswer },
-      },
-    },
+    commandRoute('strategies:operate', {
+      tags: ['strategies'],
+      summary: 'Submit a draft for review: opens a strategy-activation approval request',
+      params: idParams,
+      response: { 200: requestAnswer },
+    }),
     async (request, reply) => {
       const { party } = principalOf(request);
-      const requestId = newId(party, request.headers, 'submit');
-      const result = await handle(request, request.headers, {
+      const requestId = commandOf(request, runtime.commands).newId('submit');
+      const result = await handle(request, {
         type: 'SubmitForReview',
         strategyId: request.params.strategyId,
         requestId,
@@ -399,20 +379,16 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
 
   fastify.post(
     '/strategies/:strategyId/start-paper',
-    {
-      config: { permission: 'strategies:operate' },
-      schema: {
-        tags: ['strategies'],
-        summary: 'Start paper trading an approved strategy',
-        params: idParams,
-        headers: commandHeaders,
-        response: { 200: commandResultSchema },
-      },
-    },
+    commandRoute('strategies:operate', {
+      tags: ['strategies'],
+      summary: 'Start paper trading an approved strategy',
+      params: idParams,
+      response: { 200: commandResultSchema },
+    }),
     async (request, reply) =>
       commandAnswer(
         reply,
-        await handle(request, request.headers, {
+        await handle(request, {
           type: 'StartPaperTrading',
           strategyId: request.params.strategyId,
         }),
@@ -421,21 +397,17 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
 
   fastify.post(
     '/strategies/:strategyId/request-live',
-    {
-      config: { permission: 'strategies:operate' },
-      schema: {
-        tags: ['strategies'],
-        summary:
-          'Ask to promote a paper strategy to live: a mode-change request (two approvers, one a risk officer)',
-        params: idParams,
-        headers: commandHeaders,
-        response: { 200: requestAnswer },
-      },
-    },
+    commandRoute('strategies:operate', {
+      tags: ['strategies'],
+      summary:
+        'Ask to promote a paper strategy to live: a mode-change request (two approvers, one a risk officer)',
+      params: idParams,
+      response: { 200: requestAnswer },
+    }),
     async (request, reply) => {
       const { party } = principalOf(request);
-      const requestId = newId(party, request.headers, 'request-live');
-      const result = await handle(request, request.headers, {
+      const requestId = commandOf(request, runtime.commands).newId('request-live');
+      const result = await handle(request, {
         type: 'RequestPromotion',
         strategyId: request.params.strategyId,
         requestId,
@@ -447,22 +419,18 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
 
   fastify.post(
     '/strategies/:strategyId/parameters',
-    {
-      config: { permission: 'strategies:edit' },
-      schema: {
-        tags: ['strategies'],
-        summary:
-          'Ask to change the parameters of an approved, paper, live or paused strategy; once approved they become the next version',
-        params: idParams,
-        headers: commandHeaders,
-        body: z.strictObject({ parameters: definitionBody.parameters }),
-        response: { 200: requestAnswer },
-      },
-    },
+    commandRoute('strategies:edit', {
+      tags: ['strategies'],
+      summary:
+        'Ask to change the parameters of an approved, paper, live or paused strategy; once approved they become the next version',
+      params: idParams,
+      body: z.strictObject({ parameters: definitionBody.parameters }),
+      response: { 200: requestAnswer },
+    }),
     async (request, reply) => {
       const { party } = principalOf(request);
-      const requestId = newId(party, request.headers, 'parameters');
-      const result = await handle(request, request.headers, {
+      const requestId = commandOf(request, runtime.commands).newId('parameters');
+      const result = await handle(request, {
         type: 'RequestParameterChange',
         strategyId: request.params.strategyId,
         requestId,
@@ -475,21 +443,17 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
 
   fastify.post(
     '/strategies/:strategyId/pause',
-    {
-      config: { permission: 'strategies:pause' },
-      schema: {
-        tags: ['strategies'],
-        summary: 'Pause a paper or live strategy',
-        params: idParams,
-        headers: commandHeaders,
-        body: reasonBody,
-        response: { 200: commandResultSchema },
-      },
-    },
+    commandRoute('strategies:pause', {
+      tags: ['strategies'],
+      summary: 'Pause a paper or live strategy',
+      params: idParams,
+      body: reasonBody,
+      response: { 200: commandResultSchema },
+    }),
     async (request, reply) =>
       commandAnswer(
         reply,
-        await handle(request, request.headers, {
+        await handle(request, {
           type: 'PauseStrategy',
           strategyId: request.params.strategyId,
           reason: request.body.reason,
@@ -499,20 +463,16 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
 
   fastify.post(
     '/strategies/:strategyId/resume',
-    {
-      config: { permission: 'strategies:operate' },
-      schema: {
-        tags: ['strategies'],
-        summary: 'Resume a paused strategy in the mode it was paused from',
-        params: idParams,
-        headers: commandHeaders,
-        response: { 200: commandResultSchema },
-      },
-    },
+    commandRoute('strategies:operate', {
+      tags: ['strategies'],
+      summary: 'Resume a paused strategy in the mode it was paused from',
+      params: idParams,
+      response: { 200: commandResultSchema },
+    }),
     async (request, reply) =>
       commandAnswer(
         reply,
-        await handle(request, request.headers, {
+        await handle(request, {
           type: 'ResumeStrategy',
           strategyId: request.params.strategyId,
         }),
@@ -521,21 +481,17 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
 
   fastify.post(
     '/strategies/:strategyId/retire',
-    {
-      config: { permission: 'strategies:operate' },
-      schema: {
-        tags: ['strategies'],
-        summary: 'Retire a strategy for good; its open approval requests are withdrawn',
-        params: idParams,
-        headers: commandHeaders,
-        body: reasonBody,
-        response: { 200: commandResultSchema },
-      },
-    },
+    commandRoute('strategies:operate', {
+      tags: ['strategies'],
+      summary: 'Retire a strategy for good; its open approval requests are withdrawn',
+      params: idParams,
+      body: reasonBody,
+      response: { 200: commandResultSchema },
+    }),
     async (request, reply) =>
       commandAnswer(
         reply,
-        await handle(request, request.headers, {
+        await handle(request, {
           type: 'RetireStrategy',
           strategyId: request.params.strategyId,
           reason: request.body.reason,

@@ -11,19 +11,17 @@ import {
   addTimeRange,
   amount,
   awaitPosition,
-  commandHeaders,
   cursorPage,
   instant,
   instantOf,
   isoOrNull,
-  newId,
   pageLimit,
   positionCursor,
   positionString,
-  principalOf,
   SqlFilter,
   timeRange,
 } from './conventions.js';
+import { commandOf, commandRoute } from '../command-route.js';
 
 const PROJECTION = 'trading';
 const symbol = z.string().regex(/^[A-Z0-9]{2,20}$/, 'expected a symbol such as BTCUSDT');
@@ -135,7 +133,6 @@ const requestedAnswer = z.object({
   revision: z.string(),
   position: z.string().describe('the desk event; the order events follow at the next engine cycle'),
 });
-const idempotencyHeader = commandHeaders.pick({ 'idempotency-key': true });
 
 const iso = (date: Date): string => date.toISOString();
 
@@ -700,26 +697,22 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
 
   fastify.post(
     '/orders',
-    {
-      config: { permission: 'orders:write' },
-      schema: {
-        tags: ['trading'],
-        summary:
-          'Place a manual order for a paper or live strategy on one of its symbols; the engine takes it in at its next cycle (202)',
-        headers: idempotencyHeader,
-        body: z.strictObject({
-          strategyId: id,
-          symbol,
-          side: z.enum(['buy', 'sell']),
-          type: z.enum(['market', 'limit', 'stop']),
-          quantity: amount.describe('base currency'),
-          limitPrice: amount.optional().describe('limit orders only'),
-          stopPrice: amount.optional().describe('stop orders only'),
-          reduceOnly: z.boolean().default(false),
-        }),
-        response: { 202: requestedAnswer },
-      },
-    },
+    commandRoute('orders:write', {
+      tags: ['trading'],
+      summary:
+        'Place a manual order for a paper or live strategy on one of its symbols; the engine takes it in at its next cycle (202)',
+      body: z.strictObject({
+        strategyId: id,
+        symbol,
+        side: z.enum(['buy', 'sell']),
+        type: z.enum(['market', 'limit', 'stop']),
+        quantity: amount.describe('base currency'),
+        limitPrice: amount.optional().describe('limit orders only'),
+        stopPrice: amount.optional().describe('stop orders only'),
+        reduceOnly: z.boolean().default(false),
+      }),
+      response: { 202: requestedAnswer },
+    }),
     async (request, reply) => {
       const body = request.body;
       if ((body.type === 'limit') !== (body.limitPrice !== undefined))
@@ -756,9 +749,9 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
           `strategy ${body.strategyId} does not trade ${body.symbol} (it trades ${strategy.symbols.join(', ')})`,
         );
 
-      const { actor, party } = principalOf(request);
+      const command = commandOf(request, runtime.commands);
       // With an Idempotency-Key the id is derived from it, and the desk writes an id only once.
-      const clientOrderId = `${MANUAL_ORDER_PREFIX}${newId(party, request.headers, 'order')}`;
+      const clientOrderId = `${MANUAL_ORDER_PREFIX}${command.newId('order')}`;
       const portfolioId = portfolioOf(strategy.timeframe);
       const requested: OrderRequest = {
         clientOrderId,
@@ -772,12 +765,11 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
         stopPrice: body.stopPrice ?? null,
         reduceOnly: body.reduceOnly,
       };
-      const result = await runtime.commands.handle(
-        desk,
-        deskStream(portfolioId),
-        { type: 'RequestOrder', order: requested, requestedAt: Date.now() },
-        { actor },
-      );
+      const result = await command.handle(desk, deskStream(portfolioId), {
+        type: 'RequestOrder',
+        order: requested,
+        requestedAt: Date.now(),
+      });
       void reply.header('location', `/api/v1/orders/${clientOrderId}`);
       return reply.code(202).send(requestAnswer(result, clientOrderId, portfolioId, 'requested'));
     },
@@ -785,23 +777,20 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
 
   fastify.delete(
     '/orders/:clientOrderId',
-    {
-      config: { permission: 'orders:cancel' },
-      schema: {
-        tags: ['trading'],
-        summary:
-          'Ask to cancel an open order (manual or placed by a strategy); the engine cancels it at its next cycle (202)',
-        params: z.object({ clientOrderId: id }),
-        querystring: z
-          .object({ reason: z.string().trim().min(1).max(500).optional(), minPosition })
-          .strict(),
-        body: z
-          .strictObject({ reason: z.string().trim().min(1).max(500).optional() })
-          .nullish()
-          .describe('optional'),
-        response: { 202: requestedAnswer },
-      },
-    },
+    commandRoute('orders:cancel', {
+      tags: ['trading'],
+      summary:
+        'Ask to cancel an open order (manual or placed by a strategy); the engine cancels it at its next cycle (202)',
+      params: z.object({ clientOrderId: id }),
+      querystring: z
+        .object({ reason: z.string().trim().min(1).max(500).optional(), minPosition })
+        .strict(),
+      body: z
+        .strictObject({ reason: z.string().trim().min(1).max(500).optional() })
+        .nullish()
+        .describe('optional'),
+      response: { 202: requestedAnswer },
+    }),
     async (request, reply) => {
       await awaitPosition(runtime.projections, PROJECTION, request.query.minPosition, reply);
       const { clientOrderId } = request.params;
@@ -818,13 +807,11 @@ export const tradingRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async 
           'ORDER_NOT_OPEN',
           `order ${clientOrderId} is ${row.status}: only accepted or partially filled orders can be cancelled`,
         );
-      const { actor } = principalOf(request);
       const reason = request.body?.reason ?? request.query.reason ?? 'MANUAL_CANCEL';
-      const result = await runtime.commands.handle(
+      const result = await commandOf(request, runtime.commands).handle(
         desk,
         deskStream(row.portfolio_id),
         { type: 'RequestCancel', clientOrderId, reason, requestedAt: Date.now() },
-        { actor },
       );
       return reply
         .code(202)

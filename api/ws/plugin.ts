@@ -31,6 +31,8 @@ export interface LiveFeedOptions {
   authenticator: Pick<Authenticator, 'authenticate'>;
   /** Failed authentications per client address and minute before 4429; default 20. */
   failuresPerMinute?: number;
+  /** The count shared with HTTP (and other processes through Redis); default its own. */
+  failures?: FailureCounter;
   /** How long a socket without an Authorization header has to send `auth`; default 5 s. */
   authTimeoutMs?: number;
   /** Ping interval; a socket that has not answered the previous ping is terminated. Default 15 s. */
@@ -45,7 +47,9 @@ export interface LiveFeedOptions {
   closeGraceMs?: number;
 }
 
-type Settings = Required<Omit<LiveFeedOptions, 'eventStore' | 'metrics' | 'authenticator'>>;
+type Settings = Required<
+  Omit<LiveFeedOptions, 'eventStore' | 'metrics' | 'authenticator' | 'failures'>
+>;
 
 const DEFAULTS: Settings = {
   failuresPerMinute: 20,
@@ -195,14 +199,15 @@ class FeedConnection {
 
   private async authenticate(token: string): Promise<void> {
     const { failures, authenticator } = this.shared;
-    if (failures.blocked(this.address)) {
+    if (await failures.refused(this.address, token)) {
       this.close(CLOSE.TOO_MANY_FAILED_AUTHENTICATIONS, 'too many failed authentications');
       return;
     }
     const principal = token === '' ? null : await authenticator.authenticate(token);
+    if (principal) await failures.succeeded(token);
+    else await failures.record(this.address);
     if (this.state === 'closed') return;
     if (!principal) {
-      failures.record(this.address);
       this.close(CLOSE.AUTHENTICATION_FAILED, 'the API key is unknown, revoked or malformed');
       return;
     }
@@ -343,7 +348,7 @@ async function liveFeedPlugin(fastify: FastifyInstance, options: LiveFeedOptions
     settings,
     live,
     authenticator: options.authenticator,
-    failures: new FailureCounter(settings.failuresPerMinute),
+    failures: options.failures ?? new FailureCounter(settings.failuresPerMinute),
     log: fastify.log,
   };
   const connections = new Set<FeedConnection>();

@@ -24,6 +24,11 @@ export interface CommandContext {
   idempotencyKey?: string;
   /** From the client (If-Match): a mismatch is the client's conflict and is not retried. */
   expectedRevision?: bigint;
+  /**
+   * What the client sent (route, parameters, body), hashed with the idempotency key instead of
+   * the command: a command holds server-side values (`now`, new secrets) that differ on a retry.
+   */
+  clientInput?: JsonValue;
 }
 
 export interface CommandHandlerOptions {
@@ -79,7 +84,13 @@ export class CommandHandler {
     decider: Decider<State, Command, Event>,
     streamId: string,
   ): Promise<{ state: State; revision: bigint; position: bigint }> {
-    const events = await this.options.eventStore.readStream(streamId);
+    return this.fold(decider, await this.options.eventStore.readStream(streamId));
+  }
+
+  private fold<State, Command, Event extends DomainEvent>(
+    decider: Decider<State, Command, Event>,
+    events: RecordedEvent[],
+  ): { state: State; revision: bigint; position: bigint } {
     let state = decider.initialState();
     for (const recorded of events)
       state = decider.evolve(state, decider.parseEvent(this.toDomainEvent(recorded)));
@@ -99,11 +110,11 @@ export class CommandHandler {
     if (key === undefined) return this.run(decider, streamId, command, context, undefined);
 
     const scopedKey = `${context.actor}:${key}`;
-    const commandHash = await sha256(canonicalJson([streamId, command]));
+    const commandHash = await sha256(canonicalJson([streamId, context.clientInput ?? command]));
     const claim = await this.options.idempotency.claim(scopedKey, commandHash);
     switch (claim.status) {
       case 'completed':
-        return claim.result;
+        return { ...claim.result, replayed: true };
       case 'mismatch':
         throw new IdempotencyKeyReusedError(key);
       case 'in_progress':
@@ -136,7 +147,12 @@ export class CommandHandler {
   ): Promise<CommandResult> {
     const commandId = context.commandId ?? this.newId();
     for (let attempt = 0; ; attempt++) {
-      const { state, revision, position } = await this.load(decider, streamId);
+      const recorded = await this.options.eventStore.readStream(streamId);
+      if (eventIdSeed !== undefined) {
+        const earlier = this.earlierResult(streamId, recorded, eventIdSeed);
+        if (earlier) return earlier;
+      }
+      const { state, revision, position } = this.fold(decider, recorded);
       if (context.expectedRevision !== undefined && context.expectedRevision !== revision) {
         throw new ConcurrencyConflictError(
           streamId,
@@ -172,6 +188,34 @@ export class CommandHandler {
         await this.sleep(this.random() * 10 * 2 ** attempt);
       }
     }
+  }
+
+  /**
+   * The result of a run of this keyed command whose process died between the append and the
+   * key's completion: its events carry ids derived from the key, so they say what it wrote.
+   */
+  private earlierResult(
+    streamId: string,
+    recorded: RecordedEvent[],
+    eventIdSeed: string,
+  ): CommandResult | undefined {
+    const first = uuidv5(`${eventIdSeed}:0`, EVENT_ID_NAMESPACE);
+    const start = recorded.findIndex((event) => event.eventId === first);
+    if (start === -1) return undefined;
+    let count = 1;
+    while (
+      recorded[start + count]?.eventId === uuidv5(`${eventIdSeed}:${count}`, EVENT_ID_NAMESPACE)
+    )
+      count++;
+    const last = recorded[start + count - 1];
+    if (!last) return undefined;
+    return {
+      streamId,
+      nextExpectedRevision: last.revision,
+      position: last.position,
+      eventCount: count,
+      replayed: true,
+    };
   }
 
   private toDomainEvent(recorded: RecordedEvent): DomainEvent {

@@ -237,8 +237,72 @@ describe('command handler', () => {
           idempotencyKey: 'k1',
         },
       );
-      expect(second).toEqual(first);
+      expect(second).toEqual({ ...first, replayed: true });
       expect(await store.headPosition()).toBe(head);
+    });
+
+    it("hashes the client's input when given, not the command's server-side values", async () => {
+      const { store, handler } = setup();
+      const input = { route: 'POST /watch', body: { symbol: 'BTCUSDT' } };
+      const first = await handler.handle(
+        watchlist,
+        'watchlist-u1',
+        { type: 'Watch', symbol: 'BTCUSDT' },
+        { actor: 'a', idempotencyKey: 'k1', clientInput: input },
+      );
+      // A retry whose command differs only by what the server added (here: another symbol).
+      const second = await handler.handle(
+        watchlist,
+        'watchlist-u1',
+        { type: 'Watch', symbol: 'ETHUSDT' },
+        { actor: 'a', idempotencyKey: 'k1', clientInput: input },
+      );
+      expect(second).toEqual({ ...first, replayed: true });
+      expect(await store.readStream('watchlist-u1')).toHaveLength(1);
+      await expect(
+        handler.handle(
+          watchlist,
+          'watchlist-u1',
+          { type: 'Watch', symbol: 'BTCUSDT' },
+          { actor: 'a', idempotencyKey: 'k1', clientInput: { ...input, body: {} } },
+        ),
+      ).rejects.toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED' });
+    });
+
+    it('recovers the first result from its events when the process died before completing the key', async () => {
+      const store = new InMemoryEventStore();
+      // The crash point: the append is done, the key is never completed nor released.
+      const dying = new InMemoryIdempotencyStore();
+      dying.complete = () => Promise.reject(new Error('killed'));
+      dying.release = () => Promise.resolve();
+      const first = new CommandHandler({ eventStore: store, idempotency: dying });
+      await expect(
+        first.handle(
+          watchlist,
+          'watchlist-u1',
+          { type: 'Watch', symbol: 'BTCUSDT' },
+          { actor: 'a', idempotencyKey: 'k2' },
+        ),
+      ).rejects.toThrow('killed');
+      // After the lease another process claims the key afresh (a new store stands for that).
+      const retry = new CommandHandler({
+        eventStore: store,
+        idempotency: new InMemoryIdempotencyStore(),
+      });
+      const again = await retry.handle(
+        watchlist,
+        'watchlist-u1',
+        { type: 'Watch', symbol: 'BTCUSDT' },
+        { actor: 'a', idempotencyKey: 'k2' },
+      );
+      expect(again).toEqual({
+        streamId: 'watchlist-u1',
+        nextExpectedRevision: 0n,
+        position: 1n,
+        eventCount: 1,
+        replayed: true,
+      });
+      expect(await store.readStream('watchlist-u1')).toHaveLength(1);
     });
 
     it('refuses the same key with a different command', async () => {

@@ -9,6 +9,8 @@ export interface CommandResult {
   position: bigint;
   /** How many events the command wrote (0 when it changed nothing). */
   eventCount: number;
+  /** True when this is the first result again, for a retry with the same idempotency key. */
+  replayed?: boolean;
 }
 
 export type IdempotencyClaim =
