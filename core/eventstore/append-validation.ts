@@ -93,6 +93,9 @@ function firstNonJson(value: unknown, path: string, seen: Set<object>): string |
   }
 }
 
+/** A `\\udXXX` escape for U+D800–U+DFFF that is not itself an escaped backslash's text. */
+const LONE_SURROGATE_ESCAPE = /(?:^|[^\\])(?:\\\\)*\\ud[89a-f][0-9a-f]{2}/i;
+
 function serialize(value: unknown, path: string, index: number): string {
   // Canonical, not JSON.stringify: the same text serves the write and the content digest. One
   // walk checks and writes; only a value it refuses is walked again, to name the problem's path.
@@ -105,6 +108,15 @@ function serialize(value: unknown, path: string, index: number): string {
       throw new ValidationError(
         'EVENT_NOT_SERIALIZABLE',
         `event ${index}: ${path} holds the NUL character (U+0000), which the log cannot store`,
+        { index },
+      );
+    }
+    // JSON.stringify writes a lone UTF-16 surrogate as `\udXXX` (a paired one as the character
+    // itself): not well-formed Unicode, and PostgreSQL's jsonb refuses it, like NUL.
+    if (text.includes('\\ud') && LONE_SURROGATE_ESCAPE.test(text)) {
+      throw new ValidationError(
+        'EVENT_NOT_SERIALIZABLE',
+        `event ${index}: ${path} holds a lone UTF-16 surrogate (not well-formed Unicode), which the log cannot store`,
         { index },
       );
     }
