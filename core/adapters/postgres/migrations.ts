@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { GENESIS_HASH, chainText, contentText } from '../../eventstore/event-hash.js';
 import type { EventMetadata, JsonValue } from '../../eventstore/event-store.js';
 import { nodeSha256 as sha256 } from '../node-sha256.js';
+import { timeIndexMigration } from './migration-007-time-index.js';
 
 /**
  * Versioned schema of the PostgreSQL event log. Append-only list: never edit a released entry,
@@ -622,6 +623,7 @@ export const eventLogMigrations: readonly Migration[] = [
         EXECUTE FUNCTION qcat_projections_notify();
     `,
   },
+  timeIndexMigration,
 ];
 
 /** Arbitrary constant: the advisory lock that serialises concurrent migrators. */

@@ -387,9 +387,9 @@ export class PostgresEventStore implements EventStore {
   }
 
   async positionAt(instant: Date): Promise<Position> {
+    // Bisection on the primary key: recorded_at never decreases along the log (migration 7).
     const { rows } = await this.pool.query<{ position: string }>(
-      `SELECT position FROM qcat_events WHERE recorded_at <= $1
-        ORDER BY recorded_at DESC, position DESC LIMIT 1`,
+      'SELECT qcat_position_at($1) AS position',
       [instant],
     );
     return BigInt(rows[0]?.position ?? '0');
