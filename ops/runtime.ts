@@ -4,6 +4,8 @@ import pg from 'pg';
 import { migrate } from '../core/adapters/postgres/migrations.js';
 import { ensureMarketSchema } from '../core/adapters/postgres/market-data-store.js';
 import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-store.js';
+import { PostgresSnapshotStore } from '../core/adapters/postgres/postgres-snapshot-store.js';
+import { snapshotSchemaOf } from '../core/snapshot-schemas.js';
 import { PostgresIdempotencyStore } from '../core/adapters/postgres/postgres-idempotency-store.js';
 import { CommandHandler } from '../core/commands/command-handler.js';
 import type { EventStore } from '../core/eventstore/event-store.js';
@@ -109,6 +111,15 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
     const commands = new CommandHandler({
       eventStore,
       idempotency: new PostgresIdempotencyStore(pool),
+      ...(config.SNAPSHOT_EVERY > 0
+        ? {
+            snapshots: {
+              store: new PostgresSnapshotStore(pool),
+              every: config.SNAPSHOT_EVERY,
+              schemaOf: snapshotSchemaOf,
+            },
+          }
+        : {}),
     });
     const projections = new ProjectionService({
       pool,

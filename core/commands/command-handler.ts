@@ -9,6 +9,7 @@ import {
   type CommandResult,
   type IdempotencyStore,
 } from './idempotency.js';
+import { snapshotText, type SnapshotOptions, type StateSnapshot } from './snapshots.js';
 
 export interface CommandContext {
   /** Who issues the command; recorded on every event it produces. */
@@ -34,6 +35,8 @@ export interface CommandHandlerOptions {
   random?: () => number;
   sleep?: (ms: number) => Promise<void>;
   newId?: () => string;
+  /** Snapshots of the deciders that name a schema (ADR 012); none by default. */
+  snapshots?: SnapshotOptions;
 }
 
 /** Namespace for event ids derived from idempotency keys (uuid v5). */
@@ -78,12 +81,70 @@ export class CommandHandler {
     decider: Decider<State, Command, Event>,
     streamId: string,
   ): Promise<{ state: State; revision: bigint; position: bigint }> {
-    const events = await this.options.eventStore.readStream(streamId);
+    const schema = this.snapshotSchema(decider);
+    const snapshot = schema === undefined ? undefined : await this.usableSnapshot(streamId, schema);
+    // From the snapshot's own revision: its event, read again, proves the snapshot is of this log.
+    let events = await this.options.eventStore.readStream(
+      streamId,
+      snapshot ? { fromRevision: snapshot.revision } : {},
+    );
     let state = decider.initialState();
-    for (const recorded of events)
+    let folded = events;
+    const foreign = snapshot !== undefined && events[0]?.eventId !== snapshot.eventId;
+    if (snapshot && !foreign) {
+      // Plain JSON by construction (snapshotText refused anything else when it was saved).
+      state = snapshot.state as State;
+      folded = events.slice(1);
+    } else if (foreign) {
+      // Another log under the same stream id (a restore into this database): fold from the start.
+      events = await this.options.eventStore.readStream(streamId);
+      folded = events;
+    }
+    for (const recorded of folded)
       state = decider.evolve(state, decider.parseEvent(this.toDomainEvent(recorded)));
     const last = events.at(-1);
-    return { state, revision: last?.revision ?? -1n, position: last?.position ?? 0n };
+    const revision = last?.revision ?? -1n;
+    const position = last?.position ?? 0n;
+    const every = this.options.snapshots?.every ?? 200;
+    if (schema !== undefined && last && (foreign || folded.length >= every)) {
+      await this.saveSnapshot(streamId, schema, state, last, foreign);
+    }
+    return { state, revision, position };
+  }
+
+  private snapshotSchema(decider: object): string | undefined {
+    const options = this.options.snapshots;
+    return options?.schemaOf?.(decider as Decider<unknown, unknown, DomainEvent>);
+  }
+
+  /** The stored snapshot if it is of the schema asked for; a failing store is no snapshot. */
+  private async usableSnapshot(
+    streamId: string,
+    schema: string,
+  ): Promise<StateSnapshot | undefined> {
+    const snapshot = await this.options.snapshots?.store.load(streamId).catch(() => undefined);
+    return snapshot?.schema === schema ? snapshot : undefined;
+  }
+
+  private async saveSnapshot(
+    streamId: string,
+    schema: string,
+    state: unknown,
+    last: RecordedEvent,
+    replace: boolean,
+  ): Promise<void> {
+    // Serialized now: some deciders update their state in place as later events are folded.
+    const text = snapshotText(state);
+    if (text === null) return;
+    const snapshot: StateSnapshot = {
+      schema,
+      revision: last.revision,
+      eventId: last.eventId,
+      position: last.position,
+      state: JSON.parse(text) as JsonValue,
+    };
+    // A snapshot is a cache: failing to keep one must not fail the command.
+    await this.options.snapshots?.store.save(streamId, snapshot, replace).catch(() => undefined);
   }
 
   async handle<State, Command extends JsonValue, Event extends DomainEvent>(

@@ -3,6 +3,7 @@ import { GENESIS_HASH, chainText, contentText } from '../../eventstore/event-has
 import type { EventMetadata, JsonValue } from '../../eventstore/event-store.js';
 import { nodeSha256 as sha256 } from '../node-sha256.js';
 import { timeIndexMigration } from './migration-007-time-index.js';
+import { snapshotsMigration } from './migration-008-snapshots.js';
 
 /**
  * Versioned schema of the PostgreSQL event log. Append-only list: never edit a released entry,
@@ -624,6 +625,7 @@ export const eventLogMigrations: readonly Migration[] = [
     `,
   },
   timeIndexMigration,
+  snapshotsMigration,
 ];
 
 /** Arbitrary constant: the advisory lock that serialises concurrent migrators. */
