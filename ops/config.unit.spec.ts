@@ -28,6 +28,7 @@ describe('configuration', () => {
       BODY_LIMIT_BYTES: 1048576,
       READ_CACHE_MB: 64,
       READY_MAX_LAG: 10000,
+      SNAPSHOT_EVERY: 200,
       QCAT_BACKUP_SCHEDULE: '0 2 * * *',
       QCAT_BACKUP_RETENTION_DAYS: 30,
       PAPER_TRADING: 'on',
@@ -87,6 +88,7 @@ describe('configuration', () => {
     [{ TRUST_PROXY: '10.0.0.0/33' }, 'TRUST_PROXY'],
     [{ TRUST_PROXY: 'nginx' }, 'TRUST_PROXY'],
     [{ READ_CACHE_MB: '-1' }, 'READ_CACHE_MB'],
+    [{ SNAPSHOT_EVERY: '-1' }, 'SNAPSHOT_EVERY'],
     [{ EVENT_STORE: 'eventstoredb' }, 'EVENTSTORE_URL'],
   ])('refuses %o naming %s', (env, name) => {
     expect(failure(env)).toMatch(new RegExp(`^  ${name} \\(`, 'm'));

@@ -8,6 +8,8 @@ import {
   MarketDataStore,
 } from '../core/adapters/postgres/market-data-store.js';
 import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-store.js';
+import { PostgresSnapshotStore } from '../core/adapters/postgres/postgres-snapshot-store.js';
+import { snapshotSchemaOf } from '../core/snapshot-schemas.js';
 import { PostgresIdempotencyStore } from '../core/adapters/postgres/postgres-idempotency-store.js';
 import { CommandHandler } from '../core/commands/command-handler.js';
 import type { EventStore } from '../core/eventstore/event-store.js';
@@ -149,6 +151,15 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
     const commands = new CommandHandler({
       eventStore,
       idempotency: new PostgresIdempotencyStore(pool),
+      ...(config.SNAPSHOT_EVERY > 0
+        ? {
+            snapshots: {
+              store: new PostgresSnapshotStore(pool),
+              every: config.SNAPSHOT_EVERY,
+              schemaOf: snapshotSchemaOf,
+            },
+          }
+        : {}),
     });
     const projections = new ProjectionService({
       pool,

@@ -308,6 +308,24 @@ export function eventStoreContract(
           ],
         ],
         [
+          'a lone high surrogate in a string of data',
+          'EVENT_NOT_SERIALIZABLE',
+          () => [newStream(), [event('A', { name: 'x\ud800' })]],
+        ],
+        [
+          'a lone low surrogate in a string of data',
+          'EVENT_NOT_SERIALIZABLE',
+          () => [newStream(), [event('A', { name: '\udc00y' })]],
+        ],
+        [
+          'a lone surrogate in a key of metadata',
+          'EVENT_NOT_SERIALIZABLE',
+          () => [
+            newStream(),
+            [{ type: 'A', data: {}, metadata: { actor: 'test', ['k\udfff']: 1 } }],
+          ],
+        ],
+        [
           'an event over 1 MiB',
           'EVENT_TOO_LARGE',
           () => [newStream(), [event('A', { blob: 'x'.repeat(MAX_EVENT_BYTES) })]],
@@ -366,6 +384,18 @@ export function eventStoreContract(
         expect(written.status).toBe('fulfilled');
         const [stored] = await store.readStream(good);
         expect(stored?.data).toEqual({ text: '\\u0000' });
+      });
+
+      it('stores a surrogate pair and the text \\ud800, and appends beside a refused lone surrogate', async () => {
+        const good = newStream();
+        const [refused, written] = await Promise.allSettled([
+          store.appendToStream(newStream(), [event('A', { name: 'x\ud800' })]),
+          store.appendToStream(good, [event('A', { emoji: '\ud83d\ude00', text: '\\ud800' })]),
+        ]);
+        expect(refused.status).toBe('rejected');
+        expect(written.status).toBe('fulfilled');
+        const [stored] = await store.readStream(good);
+        expect(stored?.data).toEqual({ emoji: '\u{1f600}', text: '\\ud800' });
       });
 
       it('refuses a negative expected revision', async () => {

@@ -10,6 +10,7 @@ import {
   type CommandResult,
   type IdempotencyStore,
 } from './idempotency.js';
+import { snapshotText, type SnapshotOptions, type StateSnapshot } from './snapshots.js';
 
 export interface CommandContext {
   /** Who issues the command; recorded on every event it produces. */
@@ -40,6 +41,8 @@ export interface CommandHandlerOptions {
   random?: () => number;
   sleep?: (ms: number) => Promise<void>;
   newId?: () => string;
+  /** Snapshots of the deciders that name a schema (ADR 012); none by default. */
+  snapshots?: SnapshotOptions;
 }
 
 /** Namespace for event ids derived from idempotency keys (uuid v5). */
@@ -84,9 +87,73 @@ export class CommandHandler {
     decider: Decider<State, Command, Event>,
     streamId: string,
   ): Promise<{ state: State; revision: bigint; position: bigint }> {
-    return this.fold(decider, await this.options.eventStore.readStream(streamId));
+    const schema = this.snapshotSchema(decider);
+    const snapshot = schema === undefined ? undefined : await this.usableSnapshot(streamId, schema);
+    // From the snapshot's own revision: its event, read again, proves the snapshot is of this log.
+    let events = await this.options.eventStore.readStream(
+      streamId,
+      snapshot ? { fromRevision: snapshot.revision } : {},
+    );
+    let state = decider.initialState();
+    let folded = events;
+    const foreign = snapshot !== undefined && events[0]?.eventId !== snapshot.eventId;
+    if (snapshot && !foreign) {
+      // Plain JSON by construction (snapshotText refused anything else when it was saved).
+      state = snapshot.state as State;
+      folded = events.slice(1);
+    } else if (foreign) {
+      // Another log under the same stream id (a restore into this database): fold from the start.
+      events = await this.options.eventStore.readStream(streamId);
+      folded = events;
+    }
+    for (const recorded of folded)
+      state = decider.evolve(state, decider.parseEvent(this.toDomainEvent(recorded)));
+    const last = events.at(-1);
+    const revision = last?.revision ?? -1n;
+    const position = last?.position ?? 0n;
+    const every = this.options.snapshots?.every ?? 200;
+    if (schema !== undefined && last && (foreign || folded.length >= every)) {
+      await this.saveSnapshot(streamId, schema, state, last, foreign);
+    }
+    return { state, revision, position };
   }
 
+  private snapshotSchema(decider: object): string | undefined {
+    const options = this.options.snapshots;
+    return options?.schemaOf?.(decider as Decider<unknown, unknown, DomainEvent>);
+  }
+
+  /** The stored snapshot if it is of the schema asked for; a failing store is no snapshot. */
+  private async usableSnapshot(
+    streamId: string,
+    schema: string,
+  ): Promise<StateSnapshot | undefined> {
+    const snapshot = await this.options.snapshots?.store.load(streamId).catch(() => undefined);
+    return snapshot?.schema === schema ? snapshot : undefined;
+  }
+
+  private async saveSnapshot(
+    streamId: string,
+    schema: string,
+    state: unknown,
+    last: RecordedEvent,
+    replace: boolean,
+  ): Promise<void> {
+    // Serialized now: some deciders update their state in place as later events are folded.
+    const text = snapshotText(state);
+    if (text === null) return;
+    const snapshot: StateSnapshot = {
+      schema,
+      revision: last.revision,
+      eventId: last.eventId,
+      position: last.position,
+      state: JSON.parse(text) as JsonValue,
+    };
+    // A snapshot is a cache: failing to keep one must not fail the command.
+    await this.options.snapshots?.store.save(streamId, snapshot, replace).catch(() => undefined);
+  }
+
+  /** `events` (a whole stream) folded into the decider's state. */
   private fold<State, Command, Event extends DomainEvent>(
     decider: Decider<State, Command, Event>,
     events: RecordedEvent[],
@@ -147,12 +214,16 @@ export class CommandHandler {
   ): Promise<CommandResult> {
     const commandId = context.commandId ?? this.newId();
     for (let attempt = 0; ; attempt++) {
-      const recorded = await this.options.eventStore.readStream(streamId);
+      // A keyed command reads its whole stream, to find events a run that died before the key's
+      // completion wrote (their ids derive from the key); others load from a snapshot (ADR 012).
+      let loaded: { state: State; revision: bigint; position: bigint };
       if (eventIdSeed !== undefined) {
+        const recorded = await this.options.eventStore.readStream(streamId);
         const earlier = this.earlierResult(streamId, recorded, eventIdSeed);
         if (earlier) return earlier;
-      }
-      const { state, revision, position } = this.fold(decider, recorded);
+        loaded = this.fold(decider, recorded);
+      } else loaded = await this.load(decider, streamId);
+      const { state, revision, position } = loaded;
       if (context.expectedRevision !== undefined && context.expectedRevision !== revision) {
         throw new ConcurrencyConflictError(
           streamId,

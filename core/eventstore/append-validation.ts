@@ -1,3 +1,4 @@
+import { v7 as uuidv7 } from 'uuid';
 import { ValidationError } from '../errors.js';
 import { canonicalJson, canonicalJsonIfPlain, joinContent } from './event-hash.js';
 import type { ExpectedRevision, JsonValue, NewEvent } from './event-store.js';
@@ -93,6 +94,9 @@ function firstNonJson(value: unknown, path: string, seen: Set<object>): string |
   }
 }
 
+/** A `\\udXXX` escape for U+D800–U+DFFF that is not itself an escaped backslash's text. */
+const LONE_SURROGATE_ESCAPE = /(?:^|[^\\])(?:\\\\)*\\ud[89a-f][0-9a-f]{2}/i;
+
 function serialize(value: unknown, path: string, index: number): string {
   // Canonical, not JSON.stringify: the same text serves the write and the content digest. One
   // walk checks and writes; only a value it refuses is walked again, to name the problem's path.
@@ -105,6 +109,15 @@ function serialize(value: unknown, path: string, index: number): string {
       throw new ValidationError(
         'EVENT_NOT_SERIALIZABLE',
         `event ${index}: ${path} holds the NUL character (U+0000), which the log cannot store`,
+        { index },
+      );
+    }
+    // JSON.stringify writes a lone UTF-16 surrogate as `\udXXX` (a paired one as the character
+    // itself): not well-formed Unicode, and PostgreSQL's jsonb refuses it, like NUL.
+    if (text.includes('\\ud') && LONE_SURROGATE_ESCAPE.test(text)) {
+      throw new ValidationError(
+        'EVENT_NOT_SERIALIZABLE',
+        `event ${index}: ${path} holds a lone UTF-16 surrogate (not well-formed Unicode), which the log cannot store`,
         { index },
       );
     }
@@ -201,7 +214,9 @@ export function prepareAppend(
   streamId: string,
   events: readonly NewEvent[] | readonly unknown[],
   expectedRevision: unknown,
-  newId: () => string = () => crypto.randomUUID(),
+  // Time-ordered (UUIDv7): a new id lands at the right edge of the log's unique event_id index
+  // instead of on a random page of it, which keeps appends' index cost flat as the log grows.
+  newId: () => string = uuidv7,
 ): PreparedEvent[] {
   assertValidStreamId(streamId);
   assertValidExpectedRevision(expectedRevision);

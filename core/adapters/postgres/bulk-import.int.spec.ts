@@ -87,6 +87,17 @@ describe('bulk import into an empty PostgreSQL log', () => {
     expect(await snapshot(targetPool)).toEqual(before);
   });
 
+  it('refuses a log whose recordedAt goes back in time, and leaves the target as it was', async () => {
+    const before = await snapshot(targetPool);
+    const third = events[2]!;
+    const earlier = { ...third, recordedAt: new Date(events[1]!.recordedAt.getTime() - 1) };
+    const backwards = [...events.slice(0, 2), earlier, ...events.slice(3)];
+    await expect(bulkImportIntoEmptyStore(targetPool, inBatches(backwards, 7))).rejects.toThrow(
+      /position 3 was recorded at .*, before position 2 .*recordedAt must not decrease/,
+    );
+    expect(await snapshot(targetPool)).toEqual(before);
+  });
+
   it('writes the log as it was, field for field, JSON null and control characters included', async () => {
     const result = await bulkImportIntoEmptyStore(targetPool, inBatches(events, 7));
     expect(result).toMatchObject({ events: 40, streams: 3, lastPosition: 40n });
@@ -101,6 +112,13 @@ describe('bulk import into an empty PostgreSQL log', () => {
       expect(chain.firstBroken).toBeNull();
       expect(chain.eventsChecked).toBe(40);
       expect(chain.digest).toBe((await verifyLog(store, verifyOptionsFor('postgres'))).digest);
+      // positionAt bisects on positions: every event's instant maps to the last event recorded by
+      // then, as on the source.
+      for (const event of events) {
+        expect(await restored.positionAt(event.recordedAt)).toBe(
+          await store.positionAt(event.recordedAt),
+        );
+      }
     } finally {
       await restored.close();
     }

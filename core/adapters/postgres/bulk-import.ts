@@ -244,6 +244,11 @@ export async function bulkImportIntoEmptyStore(
             throw new BulkImportError(
               `position ${event.position} comes after ${last.position}: events must be in position order`,
             );
+          // recordedAt never decreases along the log (ADR 001); positionAt bisects on it.
+          if (last && event.recordedAt.getTime() < last.recordedAt.getTime())
+            throw new BulkImportError(
+              `position ${event.position} was recorded at ${event.recordedAt.toISOString()}, before position ${last.position} (${last.recordedAt.toISOString()}): recordedAt must not decrease along the log`,
+            );
           const expected = (streams.get(event.streamId) ?? -1n) + 1n;
           if (event.revision !== expected)
             throw new BulkImportError(

@@ -2,6 +2,8 @@ import type pg from 'pg';
 import { GENESIS_HASH, chainText, contentText } from '../../eventstore/event-hash.js';
 import type { EventMetadata, JsonValue } from '../../eventstore/event-store.js';
 import { nodeSha256 as sha256 } from '../node-sha256.js';
+import { timeIndexMigration } from './migration-007-time-index.js';
+import { snapshotsMigration } from './migration-008-snapshots.js';
 
 /**
  * Versioned schema of the PostgreSQL event log. Append-only list: never edit a released entry,
@@ -622,8 +624,10 @@ export const eventLogMigrations: readonly Migration[] = [
         EXECUTE FUNCTION qcat_projections_notify();
     `,
   },
+  timeIndexMigration,
+  snapshotsMigration,
   {
-    version: 7,
+    version: 9,
     name: 'parked projection events',
     // ADR 011: an event a parking projection cannot apply is recorded here, with the error, and
     // skipped; the projection moves on. A rebuild replaces the projection's rows.

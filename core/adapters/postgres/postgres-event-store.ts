@@ -201,18 +201,36 @@ export class PostgresEventStore implements EventStore {
         // One turn of the event loop lets callers whose appends just settled queue their next
         // ones, so they share the coming commit instead of alternating between small batches.
         await new Promise((resolve) => setImmediate(resolve));
-        const batch = this.takeBatch();
-        try {
-          const rows = await this.writeBatch(batch);
-          batch.forEach((append, index) => {
-            settle(append, rows[index]);
-          });
-        } catch (error) {
-          for (const append of batch) append.reject(toError(error));
-        }
+        await this.writeIsolated(this.takeBatch(), false);
       }
     } finally {
       this.flushing = false;
+    }
+  }
+
+  /**
+   * Writes a group and settles its appends. One append the database refuses (whatever the cause)
+   * must not fail the others it shares a commit with: a failed group is split in halves and each
+   * half written again, down to the single append that fails, which alone is rejected. A failed
+   * statement rolled its whole transaction back, so nothing of the group was written; should the
+   * failure have hidden a commit (a connection lost while committing), the retries look their
+   * event ids up and answer that commit as an idempotent repeat instead of writing it twice.
+   */
+  private async writeIsolated(batch: PendingAppend[], retry: boolean): Promise<void> {
+    try {
+      const rows = await this.writeBatch(batch, retry);
+      batch.forEach((append, index) => {
+        settle(append, rows[index]);
+      });
+    } catch (error) {
+      const [only] = batch;
+      if (batch.length === 1 && only) {
+        only.reject(toError(error));
+        return;
+      }
+      const half = Math.ceil(batch.length / 2);
+      await this.writeIsolated(batch.slice(0, half), true);
+      await this.writeIsolated(batch.slice(half), true);
     }
   }
 
@@ -234,7 +252,7 @@ export class PostgresEventStore implements EventStore {
     return this.pending.splice(0, count);
   }
 
-  private async writeBatch(batch: PendingAppend[]): Promise<AppendRow[]> {
+  private async writeBatch(batch: PendingAppend[], checkAllIds: boolean): Promise<AppendRow[]> {
     const streams: string[] = [];
     const expected: string[] = [];
     const counts: number[] = [];
@@ -245,7 +263,7 @@ export class PostgresEventStore implements EventStore {
     const metadata: string[] = [];
     const digests: string[] = [];
     const lastOfStream = new Map<string, number>();
-    let checkIds = false;
+    let checkIds = checkAllIds;
     batch.forEach((append, index) => {
       streams.push(append.streamId);
       expected.push(String(append.expected));
@@ -369,9 +387,9 @@ export class PostgresEventStore implements EventStore {
   }
 
   async positionAt(instant: Date): Promise<Position> {
+    // Bisection on the primary key: recorded_at never decreases along the log (migration 7).
     const { rows } = await this.pool.query<{ position: string }>(
-      `SELECT position FROM qcat_events WHERE recorded_at <= $1
-        ORDER BY recorded_at DESC, position DESC LIMIT 1`,
+      'SELECT qcat_position_at($1) AS position',
       [instant],
     );
     return BigInt(rows[0]?.position ?? '0');
