@@ -299,7 +299,7 @@ describe('a running Alertmanager with this configuration', () => {
       annotations: {
         summary,
         description: `${name} for the test`,
-        runbook: `docs/operations.md#runbook-${name.toLowerCase()}`,
+        runbook: `docs/runbooks/api.md#runbook-${name.toLowerCase()}`,
       },
       generatorURL: 'http://prometheus.test/graph',
     });
@@ -333,7 +333,7 @@ describe('a running Alertmanager with this configuration', () => {
     expect(critical.color).toBe('danger');
     expect(critical.text).toContain('*CRITICAL* QCAT answers 10% of requests with 5xx');
     expect(critical.text).toContain(
-      'Runbook: <https://runbooks.test/qcat/docs/operations.md#runbook-qcatveryhigherrorrate|',
+      'Runbook: <https://runbooks.test/qcat/docs/runbooks/api.md#runbook-qcatveryhigherrorrate|',
     );
 
     const team = await eventually('the team Slack message', async () =>
