@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { z } from 'zod';
 
 /**
@@ -70,6 +70,7 @@ function placeholderSecrets(): Record<string, string> {
 function compose(
   args: string[],
   env: Record<string, string>,
+  input?: string,
 ): { status: number; stdout: string; stderr: string } {
   const binary = requireTool('docker-compose', 'docker-compose');
   // Only PATH and what the test gives: no variable of the machine leaks into the result.
@@ -77,6 +78,7 @@ function compose(
     cwd: root,
     encoding: 'utf8',
     env: { PATH: process.env['PATH'], HOME: process.env['HOME'], ...env },
+    ...(input === undefined ? {} : { input }),
   });
   return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
 }
@@ -144,6 +146,30 @@ describe('docker-compose.yml', () => {
     const result = compose(['config', '-q'], secrets);
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
+  });
+
+  it('docker-compose config -q accepts it with the opt-in eventstoredb profile too', () => {
+    const result = compose(['--profile', 'eventstoredb', 'config', '-q'], secrets);
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+  });
+
+  it('keeps the log in PostgreSQL by default; without the eventstoredb service the file still holds', () => {
+    const file = z
+      .looseObject({ services: z.record(z.string(), z.looseObject({})) })
+      .parse(parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8')));
+    expect(file.services['eventstoredb']?.['profiles']).toEqual(['eventstoredb']);
+    for (const [name, service] of Object.entries(file.services))
+      if (name !== 'eventstoredb') expect(service['profiles'], name).toBeUndefined();
+    // Removing the service outright: nothing depends on it, so the file is still valid.
+    delete file.services['eventstoredb'];
+    const without = compose(
+      ['-f', '-', '--project-directory', '.', 'config', '-q'],
+      secrets,
+      stringify(file),
+    );
+    expect(without.stderr).toBe('');
+    expect(without.status).toBe(0);
   });
 
   it('refuses to start while a secret is blank, naming it', () => {
@@ -236,7 +262,7 @@ describe('docker-compose.yml', () => {
         `postgres://qcat:${secrets['POSTGRES_PASSWORD']}@postgres:5432/qcat`,
       );
       expect(env['REDIS_URL']).toBe(`redis://:${secrets['REDIS_PASSWORD']}@redis:6379`);
-      expect(env['EVENT_STORE']).toBe('eventstoredb');
+      expect(env['EVENT_STORE']).toBe('postgres');
       expect(env['EVENTSTORE_URL']).toBe('esdb://eventstoredb:2113?tls=false');
       expect(env['HOST']).toBe('0.0.0.0');
     });

@@ -244,7 +244,11 @@ describe('Prometheus configuration and alert rules (promtool)', () => {
     // Replicas are found through DNS, so scaling out needs no edit here.
     expect(jobs.get('qcat')?.dns_sd_configs).toEqual([{ names: ['qcat'], type: 'A', port: 8082 }]);
     const target = (job: string) => jobs.get(job)?.static_configs?.[0]?.targets[0];
-    expect(target('eventstoredb')).toBe('eventstoredb:2113');
+    // EventStoreDB is an opt-in compose profile: found through DNS, so without it no target.
+    expect(jobs.get('eventstoredb')?.static_configs).toBeUndefined();
+    expect(jobs.get('eventstoredb')?.dns_sd_configs).toEqual([
+      { names: ['eventstoredb'], type: 'A', port: 2113 },
+    ]);
     expect(target('postgres')).toBe('postgres-exporter:9187');
     expect(target('redis')).toBe('redis-exporter:9121');
     expect(target('alertmanager')).toBe('alertmanager:9093');
