@@ -304,7 +304,7 @@ describe('restore drill: full + two incrementals, restored to an instant between
       expect(audit.rows).toBe(originalCut.length);
       expect(BigInt(audit.rows)).toBeLessThan(await store.headPosition());
       const keys = await restoredPool.query<{ name: string }>(
-        'SELECT name FROM qcat_read.api_keys ORDER BY name',
+        'SELECT name FROM qcat_private.api_keys ORDER BY name',
       );
       expect(keys.rows.map((row) => row.name)).toEqual([
         'a-auditor',

@@ -18,6 +18,7 @@ const SERVICES = [
   'alertmanager',
   'eventstoredb',
   'grafana',
+  'migrate',
   'nginx',
   'node-exporter',
   'postgres',
@@ -30,6 +31,7 @@ const SERVICES = [
 /** Only reachable on the internal network. */
 const BACK_ONLY = [
   'eventstoredb',
+  'migrate',
   'postgres',
   'redis',
   'postgres-exporter',
@@ -131,6 +133,8 @@ describe('docker-compose.yml', () => {
         'GRAFANA_PG_PASSWORD',
         'POSTGRES_EXPORTER_PASSWORD',
         'POSTGRES_PASSWORD',
+        'QCAT_PG_APP_PASSWORD',
+        'QCAT_PG_OWNER_PASSWORD',
         'REDIS_PASSWORD',
       ].sort(),
     );
@@ -166,7 +170,7 @@ describe('docker-compose.yml', () => {
     const without = compose(
       ['-f', '-', '--project-directory', '.', 'config', '-q'],
       secrets,
-      stringify(file),
+      stringify(file, { version: '1.1' }), // docker-compose reads YAML 1.1: 'no' stays a string
     );
     expect(without.stderr).toBe('');
     expect(without.status).toBe(0);
@@ -190,9 +194,14 @@ describe('docker-compose.yml', () => {
       const config = resolved();
       expect(Object.keys(config.services).sort()).toEqual(SERVICES);
       for (const [name, service] of Object.entries(config.services)) {
+        expect(service.logging?.options['max-size'], name).toBe('10m');
+        // `migrate` runs once and exits: nothing to restart or to check the health of.
+        if (name === 'migrate') {
+          expect(service.restart, name).toBe('no');
+          continue;
+        }
         expect(service.restart, name).toBe('unless-stopped');
         expect(service.healthcheck?.test[0], name).toMatch(/^CMD(-SHELL)?$/);
-        expect(service.logging?.options['max-size'], name).toBe('10m');
         // Pinned images: a new upstream release is an upgrade someone chose.
         if (service.image !== undefined && name !== 'qcat')
           expect(service.image, name).toMatch(/:[\w.-]*\d[\w.-]*$/);
@@ -258,9 +267,18 @@ describe('docker-compose.yml', () => {
         '--storage.tsdb.retention.time=200h',
       );
       const env = config.services['qcat']!.environment!;
+      // Least privilege (ADR 015): QCAT serves as qcat_app; migrations run as qcat_owner.
       expect(env['DATABASE_URL']).toBe(
-        `postgres://qcat:${secrets['POSTGRES_PASSWORD']}@postgres:5432/qcat`,
+        `postgres://qcat_app:${secrets['QCAT_PG_APP_PASSWORD']}@postgres:5432/qcat`,
       );
+      expect(config.services['migrate']!.environment!['DATABASE_URL']).toBe(
+        `postgres://qcat_owner:${secrets['QCAT_PG_OWNER_PASSWORD']}@postgres:5432/qcat`,
+      );
+      expect(config.services['migrate']!.command).toEqual(['migrate']);
+      expect(config.services['qcat']!['depends_on']).toMatchObject({
+        migrate: { condition: 'service_completed_successfully' },
+      });
+      expect(config.services['postgres']!.environment!['POSTGRES_USER']).toBe('postgres');
       expect(env['REDIS_URL']).toBe(`redis://:${secrets['REDIS_PASSWORD']}@redis:6379`);
       expect(env['EVENT_STORE']).toBe('postgres');
       expect(env['EVENTSTORE_URL']).toBe('esdb://eventstoredb:2113?tls=false');

@@ -224,7 +224,7 @@ keys
         status: string;
         issued_at: Date;
       }>(
-        'SELECT key_id, name, role, status, issued_at FROM qcat_read.api_keys ORDER BY issued_at, key_id',
+        'SELECT key_id, name, role, status, issued_at FROM qcat_private.api_keys ORDER BY issued_at, key_id',
       );
       const status = (await runtime.projections.status()).find((row) => row.name === 'api_keys');
       if (status && status.lag > 0n) {

@@ -72,7 +72,13 @@ async function exposeViews(
   schema: string,
 ): Promise<void> {
   for (const table of projection.tables) {
-    const view = `qcat_read.${client.escapeIdentifier(table)}`;
+    const hidden = projection.privateTables?.includes(table) ?? false;
+    if (hidden) {
+      await client.query('CREATE SCHEMA IF NOT EXISTS qcat_private');
+      // Where an older version exposed it, readers of qcat_read must not keep it.
+      await client.query(`DROP VIEW IF EXISTS qcat_read.${client.escapeIdentifier(table)}`);
+    }
+    const view = `${hidden ? 'qcat_private' : 'qcat_read'}.${client.escapeIdentifier(table)}`;
     await client.query(`DROP VIEW IF EXISTS ${view}`);
     await client.query(
       `CREATE VIEW ${view} AS SELECT * FROM ${schema}.${client.escapeIdentifier(table)}`,

@@ -13,8 +13,14 @@ export interface PostgresProjection {
   name: string;
   /** Bump when tables or handlers change; a different stored version means "rebuild me". */
   version: number;
-  /** The tables `setup` creates, each exposed as `qcat_read.<table>`. */
+  /** The tables `setup` creates, each exposed as `qcat_read.<table>` (or `qcat_private.<table>`). */
   tables: readonly string[];
+  /**
+   * Optional: those of `tables` that hold secrets (API key hashes). They are exposed in schema
+   * `qcat_private`, which is never granted to anyone, instead of `qcat_read`, which Grafana's
+   * reader role reads (ADR 015).
+   */
+  privateTables?: readonly string[];
   /** Creates the (empty) tables in `schema`, with the keys `apply` needs. */
   setup(client: pg.ClientBase, schema: string): Promise<void>;
   /** Applies events in order, inside the runner's transaction, which also moves the checkpoint. */
