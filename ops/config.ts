@@ -129,6 +129,9 @@ export const configSchema = z
         }),
     ).default(DEFAULT_SCHEDULE),
     QCAT_BACKUP_RETENTION_DAYS: optional(z.coerce.number().int().min(1)).default(30),
+    // Where the first start of an empty log writes the admin token (mode 0600) instead of
+    // printing it: container logs are kept and shipped; a file on a volume is not.
+    QCAT_BOOTSTRAP_TOKEN_FILE: optional(z.string().trim().min(1)),
     // Paper trading (core/engine, ADR 008).
     PAPER_TRADING: optional(z.enum(['on', 'off'])).default('on'),
     PAPER_INITIAL_CASH: optional(z.coerce.number().positive().max(1e12)).default(100_000),
