@@ -44,6 +44,7 @@ function sampleEnvironment(overrides: Record<string, string> = {}): Record<strin
   return {
     ALERT_SLACK_WEBHOOK_URL: `http://127.0.0.1:9/slack-${randomBytes(8).toString('hex')}`,
     ALERT_SMTP_PASSWORD: `smtp-${randomBytes(8).toString('hex')}`,
+    ALERT_WATCHDOG_URL: `http://127.0.0.1:9/watchdog-${randomBytes(8).toString('hex')}`,
     ALERT_SLACK_CHANNEL_CRITICAL: '#qcat-oncall',
     ALERT_SLACK_CHANNEL_WARNING: '#qcat-alerts',
     ALERT_EMAIL_TO: 'oncall@example.com',
@@ -114,7 +115,7 @@ describe('Alertmanager configuration', () => {
     });
     expect(`${check.stdout}${check.stderr}`).toContain('SUCCESS');
     expect(check.stdout).toContain('1 inhibit rules');
-    expect(check.stdout).toContain('2 receivers');
+    expect(check.stdout).toContain('3 receivers');
     expect(check.stdout).toContain('1 templates');
     expect(check.status).toBe(0);
 
@@ -177,6 +178,8 @@ describe('Alertmanager configuration', () => {
     expect(receiver('severity=critical', 'scope=qcat')).toBe('oncall');
     expect(receiver('severity=warning', 'scope=qcat')).toBe('team');
     expect(receiver('alertname=SomethingNew')).toBe('team');
+    // The dead man's switch goes to its own receiver only, whatever its severity.
+    expect(receiver('alertname=Watchdog', 'severity=none')).toBe('watchdog');
   });
 
   it('every template renders', () => {

@@ -16,6 +16,7 @@ const root = new URL('..', import.meta.url).pathname;
 
 const SERVICES = [
   'alertmanager',
+  'blackbox-exporter',
   'eventstoredb',
   'grafana',
   'migrate',
@@ -38,7 +39,7 @@ const BACK_ONLY = [
   'redis-exporter',
   'node-exporter',
 ];
-const SECRET = /PASSWORD|SECRET|TOKEN|WEBHOOK/;
+const SECRET = /PASSWORD|SECRET|TOKEN|WEBHOOK|WATCHDOG_URL/;
 
 function requireTool(name: string, debianPackage: string): string {
   const found = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
@@ -129,6 +130,7 @@ describe('docker-compose.yml', () => {
       [
         'ALERT_SLACK_WEBHOOK_URL',
         'ALERT_SMTP_PASSWORD',
+        'ALERT_WATCHDOG_URL',
         'GRAFANA_ADMIN_PASSWORD',
         'GRAFANA_PG_PASSWORD',
         'POSTGRES_EXPORTER_PASSWORD',

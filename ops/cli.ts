@@ -52,6 +52,7 @@ program
     process.on('SIGTERM', stop);
     // After the handlers: a stop during start-up must still be a clean one.
     await server.runtime.backups.startSchedule(); // runs only while this process leads it
+    await server.runtime.maintenance.start(); // daily verify, monthly restore drill: leader only
     if (options.demo) {
       const log = {
         info: (m: string) => {

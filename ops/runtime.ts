@@ -10,7 +10,8 @@ import type { EventStore } from '../core/eventstore/event-store.js';
 import { Metrics } from '../monitoring/metrics.js';
 import { ProjectionService } from '../projections/projection-service.js';
 import { allProjections } from '../projections/registry.js';
-import { backupServiceFor, type BackupService } from '../backup/backup-service.js';
+import { backupDir, backupServiceFor, type BackupService } from '../backup/backup-service.js';
+import { BackupMaintenance, registerMaintenanceMetrics } from '../backup/maintenance.js';
 import { redact, type Config } from './config.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './embedded-postgres.js';
 
@@ -31,6 +32,8 @@ export interface Runtime {
   projections: ProjectionService;
   metrics: Metrics;
   backups: BackupService;
+  /** Scheduled verify and restore drill; `serve` starts them (leader only). */
+  maintenance: BackupMaintenance;
   close(): Promise<void>;
 }
 
@@ -136,6 +139,17 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       log,
     });
     closers.push(() => backups.stop());
+    const maintenance = new BackupMaintenance({
+      dir: backupDir(config),
+      connectionString: databaseUrl,
+      verifySchedule: config.QCAT_BACKUP_VERIFY_SCHEDULE,
+      drillSchedule: config.QCAT_RESTORE_DRILL_SCHEDULE,
+      drillUrl: config.QCAT_RESTORE_DRILL_URL,
+      redisPrefix: config.QCAT_REDIS_PREFIX,
+      log,
+    });
+    registerMaintenanceMetrics(metrics.registry, backupDir(config));
+    closers.push(() => maintenance.stop());
     return {
       config,
       databaseUrl,
@@ -146,6 +160,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       projections,
       metrics,
       backups,
+      maintenance,
       close,
     };
   } catch (error) {
