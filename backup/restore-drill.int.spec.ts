@@ -23,6 +23,7 @@ import { loadConfig } from '../ops/config.js';
 import { openRuntime, type Runtime } from '../ops/runtime.js';
 import { ProjectionService } from '../projections/projection-service.js';
 import { activeGenerationKey, redisViewKeys } from '../projections/redis-target.js';
+import { viewSchemaOf } from '../projections/projection.js';
 import { allProjections } from '../projections/registry.js';
 import { tableChecksum } from '../test/support/read-model-checksums.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/test-database.js';
@@ -286,7 +287,7 @@ describe('restore drill: full + two incrementals, restored to an instant between
       for (const projection of projections) {
         if (projection.kind === 'postgres') {
           for (const table of projection.tables) {
-            const relation = `qcat_read.${table}`;
+            const relation = `${viewSchemaOf(projection, table)}.${table}`;
             const mine = await tableChecksum(restoredPool, relation, 't::text');
             expect(mine, relation).toEqual(await tableChecksum(referencePool, relation, 't::text'));
             tables++;

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-store.js';
 import type { EventStore, Position, RecordedEvent } from '../core/eventstore/event-store.js';
-import type { PostgresProjection } from './projection.js';
+import { viewSchemaOf, type PostgresProjection } from './projection.js';
 
 const NAME = /^[a-z][a-z0-9_]{0,39}$/;
 
@@ -72,7 +72,7 @@ async function exposeViews(
   schema: string,
 ): Promise<void> {
   for (const table of projection.tables) {
-    const hidden = projection.privateTables?.includes(table) ?? false;
+    const hidden = viewSchemaOf(projection, table) === 'qcat_private';
     if (hidden) {
       await client.query('CREATE SCHEMA IF NOT EXISTS qcat_private');
       // Where an older version exposed it, readers of qcat_read must not keep it.

@@ -7,6 +7,10 @@ import type { Position, RecordedEvent } from '../core/eventstore/event-store.js'
  * (`qcat_p_<name>_<generation>`) and are read through views in `qcat_read`, so a rebuilt generation
  * replaces the live one atomically.
  */
+/** Where queries read one of a projection's tables: `qcat_read.<table>`, or `qcat_private.<table>`. */
+export const viewSchemaOf = (projection: PostgresProjection, table: string): string =>
+  projection.privateTables?.includes(table) ? 'qcat_private' : 'qcat_read';
+
 export interface PostgresProjection {
   kind: 'postgres';
   /** snake_case; also the view names' owner. */
