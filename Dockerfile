@@ -31,7 +31,10 @@ COPY package.json ./
 # The folders QCAT writes to: QCAT_DATA_DIR (the embedded PostgreSQL, when DATABASE_URL is not
 # set) and the backups (docker-compose.yml mounts a volume there). Owned by `node`, so a new
 # volume mounted on them is too.
-RUN mkdir -p /var/lib/qcat /var/lib/qcat-backups && chown node:node /var/lib/qcat /var/lib/qcat-backups
+# /var/lib/qcat-secrets (mode 0700): the first admin token (QCAT_BOOTSTRAP_TOKEN_FILE under compose).
+RUN mkdir -p /var/lib/qcat /var/lib/qcat-backups /var/lib/qcat-secrets \
+  && chown node:node /var/lib/qcat /var/lib/qcat-backups /var/lib/qcat-secrets \
+  && chmod 0700 /var/lib/qcat-secrets
 USER node
 EXPOSE 8082
 # Liveness: the process answers HTTP. Readiness (dependencies, projection lag) is /health/ready.

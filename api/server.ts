@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from '../ops/config.js';
 import { openRuntime, type Runtime } from '../ops/runtime.js';
@@ -159,6 +160,15 @@ async function bootstrapAdminKey(
     }
   } finally {
     client.release();
+  }
+  const file = runtime.config.QCAT_BOOTSTRAP_TOKEN_FILE;
+  if (file !== undefined) {
+    // 'wx': never overwrite a token file an operator has not collected yet.
+    await writeFile(file, `${issued.token}\n`, { mode: 0o600, flag: 'wx' });
+    announce(
+      `First start of an empty store: created admin API key ${issued.keyId}. Its token is in ${file} (readable by this user and root only); delete the file once you have it.`,
+    );
+    return issued.token;
   }
   announce(
     `First start of an empty store: created admin API key ${issued.keyId}. Token (shown only now): ${issued.token}`,

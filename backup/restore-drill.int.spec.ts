@@ -23,6 +23,7 @@ import { loadConfig } from '../ops/config.js';
 import { openRuntime, type Runtime } from '../ops/runtime.js';
 import { ProjectionService } from '../projections/projection-service.js';
 import { activeGenerationKey, redisViewKeys } from '../projections/redis-target.js';
+import { viewSchemaOf } from '../projections/projection.js';
 import { allProjections } from '../projections/registry.js';
 import { tableChecksum } from '../test/support/read-model-checksums.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/test-database.js';
@@ -288,7 +289,7 @@ describeNeeding(['redis'], drill, () => {
       for (const projection of projections) {
         if (projection.kind === 'postgres') {
           for (const table of projection.tables) {
-            const relation = `qcat_read.${table}`;
+            const relation = `${viewSchemaOf(projection, table)}.${table}`;
             const mine = await tableChecksum(restoredPool, relation, 't::text');
             expect(mine, relation).toEqual(await tableChecksum(referencePool, relation, 't::text'));
             tables++;
@@ -306,7 +307,7 @@ describeNeeding(['redis'], drill, () => {
       expect(audit.rows).toBe(originalCut.length);
       expect(BigInt(audit.rows)).toBeLessThan(await store.headPosition());
       const keys = await restoredPool.query<{ name: string }>(
-        'SELECT name FROM qcat_read.api_keys ORDER BY name',
+        'SELECT name FROM qcat_private.api_keys ORDER BY name',
       );
       expect(keys.rows.map((row) => row.name)).toEqual([
         'a-auditor',

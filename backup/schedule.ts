@@ -64,6 +64,8 @@ export interface BackupSchedulerOptions {
   /** The scheduled work; only called in the process that holds the lock. */
   run: () => Promise<void>;
   log?: (message: string) => void;
+  /** The advisory lock's key; one per kind of scheduled job (default: the backups'). */
+  lockKey?: string;
 }
 
 export class BackupScheduler {
@@ -72,7 +74,7 @@ export class BackupScheduler {
   private running: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: BackupSchedulerOptions) {
-    this.lock = new SchedulerLock(options.connectionString);
+    this.lock = new SchedulerLock(options.connectionString, options.lockKey);
   }
 
   /** Starts the timer; tries the lock now so the leader is known from the start. */

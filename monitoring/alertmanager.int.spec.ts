@@ -35,6 +35,7 @@ function sampleEnvironment(overrides: Record<string, string> = {}): Record<strin
   return {
     ALERT_SLACK_WEBHOOK_URL: `http://127.0.0.1:9/slack-${randomBytes(8).toString('hex')}`,
     ALERT_SMTP_PASSWORD: `smtp-${randomBytes(8).toString('hex')}`,
+    ALERT_WATCHDOG_URL: `http://127.0.0.1:9/watchdog-${randomBytes(8).toString('hex')}`,
     ALERT_SLACK_CHANNEL_CRITICAL: '#qcat-oncall',
     ALERT_SLACK_CHANNEL_WARNING: '#qcat-alerts',
     ALERT_EMAIL_TO: 'oncall@example.com',
@@ -105,7 +106,7 @@ describeNeeding(['amtool'], 'Alertmanager configuration', () => {
     });
     expect(`${check.stdout}${check.stderr}`).toContain('SUCCESS');
     expect(check.stdout).toContain('1 inhibit rules');
-    expect(check.stdout).toContain('2 receivers');
+    expect(check.stdout).toContain('3 receivers');
     expect(check.stdout).toContain('1 templates');
     expect(check.status).toBe(0);
 
@@ -168,6 +169,8 @@ describeNeeding(['amtool'], 'Alertmanager configuration', () => {
     expect(receiver('severity=critical', 'scope=qcat')).toBe('oncall');
     expect(receiver('severity=warning', 'scope=qcat')).toBe('team');
     expect(receiver('alertname=SomethingNew')).toBe('team');
+    // The dead man's switch goes to its own receiver only, whatever its severity.
+    expect(receiver('alertname=Watchdog', 'severity=none')).toBe('watchdog');
   });
 
   it('every template renders', () => {
@@ -287,7 +290,7 @@ describeNeeding(['alertmanager'], 'a running Alertmanager with this configuratio
       annotations: {
         summary,
         description: `${name} for the test`,
-        runbook: `docs/operations.md#runbook-${name.toLowerCase()}`,
+        runbook: `docs/runbooks/api.md#runbook-${name.toLowerCase()}`,
       },
       generatorURL: 'http://prometheus.test/graph',
     });
@@ -321,7 +324,7 @@ describeNeeding(['alertmanager'], 'a running Alertmanager with this configuratio
     expect(critical.color).toBe('danger');
     expect(critical.text).toContain('*CRITICAL* QCAT answers 10% of requests with 5xx');
     expect(critical.text).toContain(
-      'Runbook: <https://runbooks.test/qcat/docs/operations.md#runbook-qcatveryhigherrorrate|',
+      'Runbook: <https://runbooks.test/qcat/docs/runbooks/api.md#runbook-qcatveryhigherrorrate|',
     );
 
     const team = await eventually('the team Slack message', async () =>

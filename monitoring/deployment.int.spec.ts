@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { z } from 'zod';
 import { describeNeeding, toolPath } from '../test/support/tools.js';
 
@@ -17,8 +17,10 @@ const root = new URL('..', import.meta.url).pathname;
 
 const SERVICES = [
   'alertmanager',
+  'blackbox-exporter',
   'eventstoredb',
   'grafana',
+  'migrate',
   'nginx',
   'node-exporter',
   'postgres',
@@ -31,13 +33,14 @@ const SERVICES = [
 /** Only reachable on the internal network. */
 const BACK_ONLY = [
   'eventstoredb',
+  'migrate',
   'postgres',
   'redis',
   'postgres-exporter',
   'redis-exporter',
   'node-exporter',
 ];
-const SECRET = /PASSWORD|SECRET|TOKEN|WEBHOOK/;
+const SECRET = /PASSWORD|SECRET|TOKEN|WEBHOOK|WATCHDOG_URL/;
 
 /** NAME=value lines of .env.example. */
 function envExample(): Map<string, string> {
@@ -60,6 +63,7 @@ function placeholderSecrets(): Record<string, string> {
 function compose(
   args: string[],
   env: Record<string, string>,
+  input?: string,
 ): { status: number; stdout: string; stderr: string } {
   const binary = toolPath('docker-compose');
   // Only PATH and what the test gives: no variable of the machine leaks into the result.
@@ -67,6 +71,7 @@ function compose(
     cwd: root,
     encoding: 'utf8',
     env: { PATH: process.env['PATH'], HOME: process.env['HOME'], ...env },
+    ...(input === undefined ? {} : { input }),
   });
   return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
 }
@@ -115,10 +120,13 @@ describeNeeding(['docker-compose'], 'docker-compose.yml', () => {
       [
         'ALERT_SLACK_WEBHOOK_URL',
         'ALERT_SMTP_PASSWORD',
+        'ALERT_WATCHDOG_URL',
         'GRAFANA_ADMIN_PASSWORD',
         'GRAFANA_PG_PASSWORD',
         'POSTGRES_EXPORTER_PASSWORD',
         'POSTGRES_PASSWORD',
+        'QCAT_PG_APP_PASSWORD',
+        'QCAT_PG_OWNER_PASSWORD',
         'REDIS_PASSWORD',
       ].sort(),
     );
@@ -134,6 +142,30 @@ describeNeeding(['docker-compose'], 'docker-compose.yml', () => {
     const result = compose(['config', '-q'], secrets);
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
+  });
+
+  it('docker-compose config -q accepts it with the opt-in eventstoredb profile too', () => {
+    const result = compose(['--profile', 'eventstoredb', 'config', '-q'], secrets);
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+  });
+
+  it('keeps the log in PostgreSQL by default; without the eventstoredb service the file still holds', () => {
+    const file = z
+      .looseObject({ services: z.record(z.string(), z.looseObject({})) })
+      .parse(parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8')));
+    expect(file.services['eventstoredb']?.['profiles']).toEqual(['eventstoredb']);
+    for (const [name, service] of Object.entries(file.services))
+      if (name !== 'eventstoredb') expect(service['profiles'], name).toBeUndefined();
+    // Removing the service outright: nothing depends on it, so the file is still valid.
+    delete file.services['eventstoredb'];
+    const without = compose(
+      ['-f', '-', '--project-directory', '.', 'config', '-q'],
+      secrets,
+      stringify(file, { version: '1.1' }), // docker-compose reads YAML 1.1: 'no' stays a string
+    );
+    expect(without.stderr).toBe('');
+    expect(without.status).toBe(0);
   });
 
   it('refuses to start while a secret is blank, naming it', () => {
@@ -154,9 +186,14 @@ describeNeeding(['docker-compose'], 'docker-compose.yml', () => {
       const config = resolved();
       expect(Object.keys(config.services).sort()).toEqual(SERVICES);
       for (const [name, service] of Object.entries(config.services)) {
+        expect(service.logging?.options['max-size'], name).toBe('10m');
+        // `migrate` runs once and exits: nothing to restart or to check the health of.
+        if (name === 'migrate') {
+          expect(service.restart, name).toBe('no');
+          continue;
+        }
         expect(service.restart, name).toBe('unless-stopped');
         expect(service.healthcheck?.test[0], name).toMatch(/^CMD(-SHELL)?$/);
-        expect(service.logging?.options['max-size'], name).toBe('10m');
         // Pinned images: a new upstream release is an upgrade someone chose.
         if (service.image !== undefined && name !== 'qcat')
           expect(service.image, name).toMatch(/:[\w.-]*\d[\w.-]*$/);
@@ -222,11 +259,23 @@ describeNeeding(['docker-compose'], 'docker-compose.yml', () => {
         '--storage.tsdb.retention.time=200h',
       );
       const env = config.services['qcat']!.environment!;
+      // Least privilege (ADR 015): QCAT serves as qcat_app; migrations run as qcat_owner.
       expect(env['DATABASE_URL']).toBe(
-        `postgres://qcat:${secrets['POSTGRES_PASSWORD']}@postgres:5432/qcat`,
+        `postgres://qcat_app:${secrets['QCAT_PG_APP_PASSWORD']}@postgres:5432/qcat`,
       );
+      expect(config.services['migrate']!.environment!['DATABASE_URL']).toBe(
+        `postgres://qcat_owner:${secrets['QCAT_PG_OWNER_PASSWORD']}@postgres:5432/qcat`,
+      );
+      expect(config.services['migrate']!.command).toEqual(['migrate']);
+      expect(config.services['qcat']!['depends_on']).toMatchObject({
+        migrate: { condition: 'service_completed_successfully' },
+      });
+      expect(config.services['postgres']!.environment!['POSTGRES_USER']).toBe('postgres');
+      // The first admin token goes to a file on its own volume, not to the container logs.
+      expect(env['QCAT_BOOTSTRAP_TOKEN_FILE']).toBe('/var/lib/qcat-secrets/admin-token');
+      expect(config.services['qcat']!.volumes).toContain('qcat-secrets:/var/lib/qcat-secrets:rw');
       expect(env['REDIS_URL']).toBe(`redis://:${secrets['REDIS_PASSWORD']}@redis:6379`);
-      expect(env['EVENT_STORE']).toBe('eventstoredb');
+      expect(env['EVENT_STORE']).toBe('postgres');
       expect(env['EVENTSTORE_URL']).toBe('esdb://eventstoredb:2113?tls=false');
       expect(env['HOST']).toBe('0.0.0.0');
     });
@@ -235,7 +284,8 @@ describeNeeding(['docker-compose'], 'docker-compose.yml', () => {
       const config = resolved();
       for (const [service, value] of Object.entries(config.services)) {
         for (const [name, setting] of Object.entries(value.environment ?? {})) {
-          if (SECRET.test(name))
+          // *_FILE names where a secret is written (a path), not a secret.
+          if (SECRET.test(name) && !name.endsWith('_FILE'))
             expect(Object.values(secrets), `${service}: ${name}`).toContain(setting);
         }
       }

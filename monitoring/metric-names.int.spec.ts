@@ -13,7 +13,10 @@ import { startTestServer, type TestServer } from '../test/support/test-server.js
  */
 
 const root = new URL('..', import.meta.url).pathname;
-const rulesFile = join(root, 'monitoring/prometheus/rules/qcat-alerts.yml');
+/** Every rule file prometheus.yml loads (rules/*.yml). */
+const ruleFiles = readdirSync(join(root, 'monitoring/prometheus/rules'))
+  .filter((name) => name.endsWith('.yml'))
+  .map((name) => join(root, 'monitoring/prometheus/rules', name));
 const dashboardsDir = join(root, 'monitoring/grafana/dashboards');
 
 const PROMQL_KEYWORDS = new Set([
@@ -134,8 +137,11 @@ interface Query {
 /** Every PromQL query: alert expressions, dashboard targets on Prometheus, variable queries. */
 function promqlQueries(): Query[] {
   const queries: Query[] = [];
-  for (const group of ruleSchema.parse(parse(readFileSync(rulesFile, 'utf8'))).groups) {
-    for (const rule of group.rules) queries.push({ where: `alert ${rule.alert}`, expr: rule.expr });
+  for (const file of ruleFiles) {
+    for (const group of ruleSchema.parse(parse(readFileSync(file, 'utf8'))).groups) {
+      for (const rule of group.rules)
+        queries.push({ where: `alert ${rule.alert}`, expr: rule.expr });
+    }
   }
   for (const file of readdirSync(dashboardsDir).filter((name) => name.endsWith('.json'))) {
     const dashboard = dashboardSchema.parse(

@@ -52,6 +52,7 @@ program
     process.on('SIGTERM', stop);
     // After the handlers: a stop during start-up must still be a clean one.
     await server.runtime.backups.startSchedule(); // runs only while this process leads it
+    await server.runtime.maintenance.start(); // daily verify, monthly restore drill: leader only
     if (options.demo) {
       const log = {
         info: (m: string) => {
@@ -231,7 +232,7 @@ keys
         status: string;
         issued_at: Date;
       }>(
-        'SELECT key_id, name, role, status, issued_at FROM qcat_read.api_keys ORDER BY issued_at, key_id',
+        'SELECT key_id, name, role, status, issued_at FROM qcat_private.api_keys ORDER BY issued_at, key_id',
       );
       const status = (await runtime.projections.status()).find((row) => row.name === 'api_keys');
       if (status && status.lag > 0n) {

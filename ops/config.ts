@@ -132,6 +132,35 @@ export const configSchema = z
         }),
     ).default(DEFAULT_SCHEDULE),
     QCAT_BACKUP_RETENTION_DAYS: optional(z.coerce.number().int().min(1)).default(30),
+    // Scheduled `backup verify` (daily) and restore drill (monthly) into a scratch database
+    // (backup/maintenance.ts); no drill while QCAT_RESTORE_DRILL_URL is unset.
+    QCAT_BACKUP_VERIFY_SCHEDULE: optional(
+      z
+        .string()
+        .trim()
+        .refine(
+          (value) => !scheduleProblem(value),
+          'expected a cron expression such as "30 3 * * *"',
+        ),
+    ).default('30 3 * * *'),
+    QCAT_RESTORE_DRILL_SCHEDULE: optional(
+      z
+        .string()
+        .trim()
+        .refine(
+          (value) => !scheduleProblem(value),
+          'expected a cron expression such as "0 4 1 * *"',
+        ),
+    ).default('0 4 1 * *'),
+    QCAT_RESTORE_DRILL_URL: optional(
+      z
+        .string()
+        .trim()
+        .regex(/^postgres(ql)?:\/\//, 'expected postgres://…'),
+    ),
+    // Where the first start of an empty log writes the admin token (mode 0600) instead of
+    // printing it: container logs are kept and shipped; a file on a volume is not.
+    QCAT_BOOTSTRAP_TOKEN_FILE: optional(z.string().trim().min(1)),
     // Paper trading (core/engine, ADR 008).
     PAPER_TRADING: optional(z.enum(['on', 'off'])).default('on'),
     PAPER_INITIAL_CASH: optional(z.coerce.number().positive().max(1e12)).default(100_000),

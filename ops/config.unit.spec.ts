@@ -31,6 +31,8 @@ describe('configuration', () => {
       SNAPSHOT_EVERY: 200,
       QCAT_BACKUP_SCHEDULE: '0 2 * * *',
       QCAT_BACKUP_RETENTION_DAYS: 30,
+      QCAT_BACKUP_VERIFY_SCHEDULE: '30 3 * * *',
+      QCAT_RESTORE_DRILL_SCHEDULE: '0 4 1 * *',
       PAPER_TRADING: 'on',
       PAPER_INITIAL_CASH: 100_000,
       ENGINE_POLL_MS: 500,

@@ -20,7 +20,8 @@ import { allProcessManagers } from '../automation/registry.js';
 import { haltedPortfolios } from '../projections/automation.js';
 import { ProjectionService } from '../projections/projection-service.js';
 import { allProjections } from '../projections/registry.js';
-import { backupServiceFor, type BackupService } from '../backup/backup-service.js';
+import { backupDir, backupServiceFor, type BackupService } from '../backup/backup-service.js';
+import { BackupMaintenance, registerMaintenanceMetrics } from '../backup/maintenance.js';
 import { redact, type Config } from './config.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './embedded-postgres.js';
 
@@ -43,6 +44,8 @@ export interface Runtime {
   automation: ProcessManagerService;
   metrics: Metrics;
   backups: BackupService;
+  /** Scheduled verify and restore drill; `serve` starts them (leader only). */
+  maintenance: BackupMaintenance;
   close(): Promise<void>;
 }
 
@@ -203,6 +206,17 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       log,
     });
     closers.push(() => backups.stop());
+    const maintenance = new BackupMaintenance({
+      dir: backupDir(config),
+      connectionString: databaseUrl,
+      verifySchedule: config.QCAT_BACKUP_VERIFY_SCHEDULE,
+      drillSchedule: config.QCAT_RESTORE_DRILL_SCHEDULE,
+      drillUrl: config.QCAT_RESTORE_DRILL_URL,
+      redisPrefix: config.QCAT_REDIS_PREFIX,
+      log,
+    });
+    registerMaintenanceMetrics(metrics.registry, backupDir(config));
+    closers.push(() => maintenance.stop());
     return {
       config,
       databaseUrl,
@@ -214,6 +228,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       automation,
       metrics,
       backups,
+      maintenance,
       close,
     };
   } catch (error) {

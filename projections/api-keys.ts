@@ -11,14 +11,17 @@ const field = (event: RecordedEvent, key: string): string | null => {
 };
 
 /**
- * API keys as authentication reads them: role, secret hash, status. Read as `qcat_read.api_keys`;
+ * API keys as authentication reads them: role, secret hash, status. Read as
+ * `qcat_private.api_keys` (not `qcat_read`: Grafana's reader must not see the hashes, ADR 015);
  * secrets never leave it except as their scrypt hashes.
  */
 export const apiKeysProjection: PostgresProjection = {
   kind: 'postgres',
   name: 'api_keys',
-  version: 1,
+  // 2: exposed in qcat_private instead of qcat_read.
+  version: 2,
   tables: ['api_keys'],
+  privateTables: ['api_keys'],
 
   async setup(client: pg.ClientBase, schema: string): Promise<void> {
     await client.query(`

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-store.js';
 import type { EventStore, Position, RecordedEvent } from '../core/eventstore/event-store.js';
 import { applyOrPark, recordParked, type ParkedEvent } from './poison.js';
-import type { PostgresProjection } from './projection.js';
+import { viewSchemaOf, type PostgresProjection } from './projection.js';
 
 const NAME = /^[a-z][a-z0-9_]{0,39}$/;
 
@@ -73,7 +73,13 @@ async function exposeViews(
   schema: string,
 ): Promise<void> {
   for (const table of projection.tables) {
-    const view = `qcat_read.${client.escapeIdentifier(table)}`;
+    const hidden = viewSchemaOf(projection, table) === 'qcat_private';
+    if (hidden) {
+      await client.query('CREATE SCHEMA IF NOT EXISTS qcat_private');
+      // Where an older version exposed it, readers of qcat_read must not keep it.
+      await client.query(`DROP VIEW IF EXISTS qcat_read.${client.escapeIdentifier(table)}`);
+    }
+    const view = `${hidden ? 'qcat_private' : 'qcat_read'}.${client.escapeIdentifier(table)}`;
     await client.query(`DROP VIEW IF EXISTS ${view}`);
     await client.query(
       `CREATE VIEW ${view} AS SELECT * FROM ${schema}.${client.escapeIdentifier(table)}`,

@@ -7,6 +7,10 @@ import type { Position, RecordedEvent } from '../core/eventstore/event-store.js'
  * (`qcat_p_<name>_<generation>`) and are read through views in `qcat_read`, so a rebuilt generation
  * replaces the live one atomically.
  */
+/** Where queries read one of a projection's tables: `qcat_read.<table>`, or `qcat_private.<table>`. */
+export const viewSchemaOf = (projection: PostgresProjection, table: string): string =>
+  projection.privateTables?.includes(table) ? 'qcat_private' : 'qcat_read';
+
 export interface PostgresProjection {
   kind: 'postgres';
   /** snake_case; also the view names' owner. */
@@ -19,8 +23,14 @@ export interface PostgresProjection {
    * the error and go on. Both are visible in the status, the metrics and an alert.
    */
   onPoisonEvent?: 'stop' | 'park';
-  /** The tables `setup` creates, each exposed as `qcat_read.<table>`. */
+  /** The tables `setup` creates, each exposed as `qcat_read.<table>` (or `qcat_private.<table>`). */
   tables: readonly string[];
+  /**
+   * Optional: those of `tables` that hold secrets (API key hashes). They are exposed in schema
+   * `qcat_private`, which is never granted to anyone, instead of `qcat_read`, which Grafana's
+   * reader role reads (ADR 015).
+   */
+  privateTables?: readonly string[];
   /** Creates the (empty) tables in `schema`, with the keys `apply` needs. */
   setup(client: pg.ClientBase, schema: string): Promise<void>;
   /** Applies events in order, inside the runner's transaction, which also moves the checkpoint. */

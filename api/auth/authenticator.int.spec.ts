@@ -42,7 +42,7 @@ describe('Authenticator: verified-key cache and revocation', () => {
       Array.from({ length: 20 }, () => authenticator.authenticate(token)),
     );
     const lookups = query.mock.calls.filter(
-      ([sql]) => typeof sql === 'string' && sql.includes('FROM qcat_read.api_keys WHERE key_id'),
+      ([sql]) => typeof sql === 'string' && sql.includes('FROM qcat_private.api_keys WHERE key_id'),
     );
     query.mockRestore();
     expect(principals.every((principal) => principal?.keyId === keyId)).toBe(true);

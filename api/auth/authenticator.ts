@@ -22,7 +22,7 @@ interface Check {
 
 /**
  * Resolves a bearer token to its key. The slow hash is checked once per token and process; after
- * that the key's status and hash are re-read from `qcat_read.api_keys` at most every `recheckMs`,
+ * that the key's status and hash are re-read from `qcat_private.api_keys` at most every `recheckMs`,
  * so a revoked or rotated key stops working within that time everywhere. Concurrent requests with
  * the same token share one check (one look-up, at most one hash), so a burst of them after a start
  * or at each recheck costs what one request costs.
@@ -52,7 +52,9 @@ export class Authenticator {
       role: string;
       secret_hash: string;
       status: string;
-    }>('SELECT name, role, secret_hash, status FROM qcat_read.api_keys WHERE key_id = $1', [keyId]);
+    }>('SELECT name, role, secret_hash, status FROM qcat_private.api_keys WHERE key_id = $1', [
+      keyId,
+    ]);
     const row = rows[0];
     if (!row || row.status !== 'active' || !isRole(row.role)) return null;
     return { principal: { keyId, name: row.name, role: row.role }, secretHash: row.secret_hash };

@@ -63,7 +63,7 @@ export const keyRoutes: FastifyPluginAsyncZod<{
         issued_by: string;
         revoked_at: Date | null;
       }>(
-        'SELECT key_id, name, role, status, issued_at, issued_by, revoked_at FROM qcat_read.api_keys ORDER BY issued_at, key_id',
+        'SELECT key_id, name, role, status, issued_at, issued_by, revoked_at FROM qcat_private.api_keys ORDER BY issued_at, key_id',
       );
       return rows.map((row) => ({
         keyId: row.key_id,

@@ -649,6 +649,24 @@ export const eventLogMigrations: readonly Migration[] = [
 /** Arbitrary constant: the advisory lock that serialises concurrent migrators. */
 const MIGRATION_LOCK = 7_302_145_001;
 
+/**
+ * True when every migration is recorded. Checked before anything else so that a process logging
+ * in as the application role, which may not change the schema (ADR 015), starts without DDL.
+ */
+async function upToDate(client: pg.ClientBase, migrations: readonly Migration[]): Promise<boolean> {
+  const table = await client.query<{ found: boolean }>(
+    "SELECT to_regclass('qcat_migrations') IS NOT NULL AS found",
+  );
+  if (!table.rows[0]?.found) return false;
+  const { rows } = await client.query<{ version: number }>('SELECT version FROM qcat_migrations');
+  const done = new Set(rows.map((row) => row.version));
+  return migrations.every((migration) => done.has(migration.version));
+}
+
+/** SQLSTATE insufficient_privilege (42501) or must_be_owner. */
+const lacksPrivilege = (error: unknown): error is Error & { code: string } =>
+  error instanceof Error && 'code' in error && error.code === '42501';
+
 /** Applies the migrations that are not yet recorded; safe to run from several processes at once. */
 export async function migrate(
   pool: pg.Pool,
@@ -656,6 +674,17 @@ export async function migrate(
 ): Promise<number[]> {
   const client = await pool.connect();
   const applied: number[] = [];
+  let current: boolean;
+  try {
+    current = await upToDate(client, migrations);
+  } catch (error) {
+    client.release();
+    throw error;
+  }
+  if (current) {
+    client.release();
+    return applied;
+  }
   try {
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
     await client.query(`
@@ -683,6 +712,14 @@ export async function migrate(
       }
       applied.push(migration.version);
     }
+  } catch (error) {
+    if (lacksPrivilege(error))
+      throw new Error(
+        `pending migrations need the database owner role: run \`qcat migrate\` with the ` +
+          `owner's DATABASE_URL first (docs/deployment.md, "Database roles"): ${error.message}`,
+        { cause: error },
+      );
+    throw error;
   } finally {
     await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => undefined);
     client.release();

@@ -6,7 +6,8 @@
 #                      qcat_read, present and future (QCAT recreates them at each rebuild), nothing else.
 #   postgres_exporter  postgres_exporter: the built-in pg_monitor role, no table access.
 #
-# Environment: POSTGRES_USER (the role QCAT connects as, which owns qcat_read), POSTGRES_DB,
+# Environment: POSTGRES_USER (the role to run this as), QCAT_READ_OWNER (the role QCAT serves as,
+# which makes the views in qcat_read; default POSTGRES_USER), POSTGRES_DB,
 # GRAFANA_PG_PASSWORD, POSTGRES_EXPORTER_PASSWORD; optionally GRAFANA_PG_USER and
 # POSTGRES_EXPORTER_USER to rename the roles. psql's own PG* variables say where to connect.
 set -eu
@@ -18,7 +19,7 @@ set -eu
 
 psql --no-psqlrc --quiet -v ON_ERROR_STOP=1 \
   --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
-  -v owner="$POSTGRES_USER" \
+  -v owner="${QCAT_READ_OWNER:-$POSTGRES_USER}" \
   -v database="$POSTGRES_DB" \
   -v reader="${GRAFANA_PG_USER:-grafana_reader}" \
   -v reader_password="$GRAFANA_PG_PASSWORD" \
