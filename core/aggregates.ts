@@ -7,6 +7,7 @@ import { QcatError } from './errors.js';
 import { categoryOf } from './eventstore/append-validation.js';
 import type { RecordedEvent } from './eventstore/event-store.js';
 import { Upcasters } from './eventstore/upcasting.js';
+import { portfolios } from './portfolio/portfolio.js';
 import { riskAggregate } from './risk/aggregate.js';
 import { strategies } from './strategies/strategy.js';
 import { orders } from './trading/orders.js';
@@ -46,6 +47,7 @@ export const AGGREGATES: Readonly<Record<string, Aggregate>> = {
   order: fromDecider('order', orders),
   desk: fromDecider('trading desk', desk),
   risk: riskAggregate,
+  portfolio: fromDecider('portfolio', portfolios),
 };
 
 export const aggregateOf = (streamId: string): Aggregate | undefined =>
