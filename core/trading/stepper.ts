@@ -94,8 +94,13 @@ export type BookConfig = {
   /** A kind of core/strategies/kinds.ts and its parameters (checked, defaults filled in). */
   kind: string;
   parameters: JsonObject;
-  /** Share of the portfolio's equity the strategy trades with, > 0. */
+  /** Share of the portfolio's equity the strategy trades with, > 0 (≥ 0 with `sizing`). */
   allocation: number;
+  /**
+   * With `sizing`: the strategy's own capital (what it asked for), the fixed base of its risk
+   * measures (drawdown), so that a change of allocation does not read as a loss. Unused by `step`.
+   */
+  capital?: number;
   /**
    * false: the book's signal is not evaluated, so it places no orders of its own (a paused or
    * retiring strategy); its position, open orders and fills carry on. Default true.
@@ -449,9 +454,10 @@ export class Stepper {
     const delta = cleanQuantity(desired - held);
     if (delta === 0) return events;
     if (band > 0 && desired !== 0 && Math.abs(delta) <= band * Math.abs(desired)) return events;
-    const step = room
-      ? floorToStep(room.orderNotional / price, lotSize, book.lotDecimals)
-      : Infinity;
+    const step =
+      room && Number.isFinite(room.orderNotional)
+        ? floorToStep(room.orderNotional / price, lotSize, book.lotDecimals)
+        : Infinity;
     const quantity = Math.min(floorToStep(Math.abs(delta), lotSize, book.lotDecimals), step);
     if (!(quantity > 0) || quantity * price < minNotional) return events;
     const placed: TradingEvent[] = events ?? [];
