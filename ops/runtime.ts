@@ -136,7 +136,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       connectionString: databaseUrl,
       eventStore,
       commands,
-      managers: allProcessManagers({ commands }),
+      managers: allProcessManagers({ commands, pool }),
       instanceId: `${hostname()}:${process.pid}`,
       onOutcome: (outcome) => {
         metrics.automationOutcomes.inc({ manager: outcome.manager, result: outcome.result });

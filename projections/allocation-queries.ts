@@ -87,6 +87,16 @@ export class AllocationQueries implements AllocationSource {
   }
 
   async current(portfolioId: string): Promise<AppliedAllocation | undefined> {
+    try {
+      return await this.currentOrThrow(portfolioId);
+    } catch (error) {
+      // Before the read model's first generation exists (a fresh start): no allocation yet.
+      if (error instanceof Error && 'code' in error && error.code === '42P01') return undefined;
+      throw error;
+    }
+  }
+
+  private async currentOrThrow(portfolioId: string): Promise<AppliedAllocation | undefined> {
     const { rows } = await this.pool.query<{
       proposal_id: string;
       weights: Record<string, number>;
