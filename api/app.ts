@@ -18,6 +18,7 @@ import { handleError, sendProblem } from './problem.js';
 import { approvalRoutes } from './routes/approvals.js';
 import { auditRoutes } from './routes/audit.js';
 import { backtestRoutes } from './routes/backtests.js';
+import { portfolioRoutes } from './routes/portfolios.js';
 import { healthRoutes } from './routes/health.js';
 import { keyRoutes } from './routes/keys.js';
 import { marketRoutes } from './routes/market.js';
@@ -144,6 +145,7 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
       await api.register(approvalRoutes, { runtime });
       await api.register(marketRoutes, { runtime });
       await api.register(backtestRoutes, { runtime });
+      await api.register(portfolioRoutes, { runtime });
       await api.register(tradingRoutes, { runtime });
       await api.register(riskRoutes, { runtime });
       await api.register(keyRoutes, {

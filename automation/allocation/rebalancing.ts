@@ -52,6 +52,7 @@ export async function proposalIntent(
   valuation: Valuation | undefined,
   proposalId: string,
   now: Date,
+  by: Party = PARTY,
 ): Promise<Intent> {
   const { portfolioId, policy, members } = state;
   const stream = portfolioStream(portfolioId);
@@ -109,7 +110,7 @@ export async function proposalIntent(
       requestedTotal: result.requestedTotal,
     },
     valuation,
-    by: PARTY,
+    by,
     at,
   });
 }

@@ -1,3 +1,4 @@
+import { v5 as uuidv5 } from 'uuid';
 import type { Party } from '../approvals/approval.js';
 import type { Decider } from '../decider.js';
 import { QcatError, ValidationError } from '../errors.js';
@@ -97,6 +98,11 @@ export type PortfolioState =
     };
 
 type Open = Extract<PortfolioState, { status: 'open' }>;
+
+/** Approval request ids are uuids: the request of a proposal is derived from its ids. */
+const REQUEST_NAMESPACE = '6f1d2c8e-3a4b-4f5e-9c7d-8e9f0a1b2c3d';
+export const allocationRequestId = (portfolioId: string, proposalId: string): string =>
+  uuidv5(`${portfolioId}/${proposalId}`, REQUEST_NAMESPACE);
 
 const refuse = (code: string, message: string, details: Record<string, unknown> = {}): never => {
   throw new QcatError(code, message, details);
@@ -292,7 +298,9 @@ export const portfolios: Decider<PortfolioState, PortfolioCommand, PortfolioEven
           inputs: command.inputs,
           valuation: command.valuation,
           requiresApproval,
-          requestId: requiresApproval ? `allocation-${command.proposalId}` : null,
+          requestId: requiresApproval
+            ? allocationRequestId(command.portfolioId, command.proposalId)
+            : null,
           proposedBy: command.by,
           at: command.at,
         };

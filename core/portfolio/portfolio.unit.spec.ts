@@ -5,7 +5,7 @@ import type { Party } from '../approvals/approval.js';
 import { ValidationError } from '../errors.js';
 import type { RecordedEvent } from '../eventstore/event-store.js';
 import type { PortfolioEvent, ProposalInputs, Trigger } from './events.js';
-import { portfolios, type PortfolioCommand } from './portfolio.js';
+import { allocationRequestId, portfolios, type PortfolioCommand } from './portfolio.js';
 import { defaultPolicy } from './policy.js';
 
 const risk: Party = { id: 'apikey:risk1', role: 'risk_officer' };
@@ -114,7 +114,7 @@ describe('portfolio aggregate', () => {
     if (proposed?.type !== 'AllocationProposed') throw new Error('no proposal');
     expect(proposed.data).toMatchObject({
       requiresApproval: true,
-      requestId: 'allocation-p1',
+      requestId: allocationRequestId(P, 'p1'),
       previousWeights: { s1: 0, s2: 0 },
       maxChange: 0.2,
     });
@@ -126,7 +126,7 @@ describe('portfolio aggregate', () => {
       type: 'ApproveAllocation',
       portfolioId: P,
       proposalId: 'p1',
-      requestId: 'allocation-p1',
+      requestId: allocationRequestId(P, 'p1'),
       approvers: [risk2],
       at: AT,
     };
