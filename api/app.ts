@@ -22,6 +22,7 @@ import { approvalRoutes } from './routes/approvals.js';
 import { auditRoutes } from './routes/audit.js';
 import { automationRoutes } from './routes/automation.js';
 import { backtestRoutes } from './routes/backtests.js';
+import { portfolioRoutes } from './routes/portfolios.js';
 import { healthRoutes } from './routes/health.js';
 import { hotSymbolRoutes } from './routes/hot-symbols.js';
 import { keyRoutes } from './routes/keys.js';
@@ -169,6 +170,7 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
       await api.register(approvalRoutes, { runtime });
       await api.register(marketRoutes, { runtime });
       await api.register(backtestRoutes, { runtime });
+      await api.register(portfolioRoutes, { runtime });
       await api.register(tradingRoutes, { runtime });
       await api.register(automationRoutes, { runtime });
       await api.register(hotSymbolRoutes, { runtime });

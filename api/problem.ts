@@ -85,6 +85,10 @@ const STATUS_BY_CODE: Record<string, number> = {
   INVALID_RESET: 400,
   INVALID_EXIT_LEVEL: 400,
   REASON_REQUIRED: 400,
+  // Portfolio allocations (core/portfolio, docs/portfolio.md).
+  STRATEGY_NOT_IN_PORTFOLIO: 400,
+  ALLOCATION_PROPOSAL_PENDING: 409,
+  NO_VALUATION: 409,
 };
 
 /** Details of a domain error that a client may act on, sent as problem extension members. */

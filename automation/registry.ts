@@ -1,5 +1,8 @@
+import type pg from 'pg';
 import type { MarketDataStore } from '../core/adapters/postgres/market-data-store.js';
 import type { CommandHandler } from '../core/commands/command-handler.js';
+import { AllocationQueries } from '../projections/allocation-queries.js';
+import { allocationManager } from './allocation/rebalancing.js';
 import { hotSymbolsManager } from './hot-symbols/manager.js';
 import type { ProcessManager } from './process-manager.js';
 
@@ -7,6 +10,8 @@ import type { ProcessManager } from './process-manager.js';
 export interface AutomationDeps {
   commands: CommandHandler;
   market: MarketDataStore;
+  /** The read models' pool, for the query modules process managers read. */
+  pool: pg.Pool;
 }
 
 /**
@@ -15,4 +20,5 @@ export interface AutomationDeps {
  */
 export const allProcessManagers = (deps: AutomationDeps): ProcessManager[] => [
   hotSymbolsManager(deps),
+  allocationManager({ commands: deps.commands, reads: new AllocationQueries(deps.pool) }),
 ];

@@ -8,6 +8,7 @@ import { QcatError } from './errors.js';
 import { categoryOf } from './eventstore/append-validation.js';
 import type { RecordedEvent } from './eventstore/event-store.js';
 import { Upcasters } from './eventstore/upcasting.js';
+import { portfolios } from './portfolio/portfolio.js';
 import { riskAggregate } from './risk/aggregate.js';
 import { strategies } from './strategies/strategy.js';
 import { orders } from './trading/orders.js';
@@ -48,6 +49,7 @@ export const AGGREGATES: Readonly<Record<string, Aggregate>> = {
   desk: fromDecider('trading desk', desk),
   risk: riskAggregate,
   automation: fromDecider('automation policy', automationPolicy),
+  portfolio: fromDecider('portfolio', portfolios),
 };
 
 export const aggregateOf = (streamId: string): Aggregate | undefined =>

@@ -353,6 +353,7 @@ describe('business metrics from the read models', () => {
 
   it('counts pending approvals by kind, every kind present', async () => {
     expect(series(await scrape(), 'approvals_pending')).toEqual({
+      'kind=allocation_change': 0,
       'kind=mode_change': 0,
       'kind=parameter_change': 1,
       'kind=risk_limit_change': 0,

@@ -18,6 +18,7 @@ import type { EventStore } from '../core/eventstore/event-store.js';
 import { SyntheticFeed } from '../core/market/live-feed.js';
 import { DEFAULT_INSTRUMENTS } from '../core/market/synthetic.js';
 import { TIMEFRAMES, type Timeframe } from '../core/strategies/kinds.js';
+import { AllocationQueries } from '../projections/allocation-queries.js';
 import { Leadership } from '../projections/leadership.js';
 import type { Config } from './config.js';
 import type { Logger } from './runtime.js';
@@ -52,6 +53,7 @@ export class PaperTrading {
   private readonly snapshots: PostgresSnapshotStore;
   private readonly strategies: ReadModelStrategySource;
   private readonly risk: ReadModelRiskSource;
+  private readonly allocations: AllocationQueries;
   private readonly leadership: Leadership;
   private readonly engines = new Map<string, PaperEngine>();
   private readonly failedUntil = new Map<string, number>();
@@ -68,6 +70,7 @@ export class PaperTrading {
     this.snapshots = new PostgresSnapshotStore(options.pool);
     this.strategies = new ReadModelStrategySource(options.pool);
     this.risk = new ReadModelRiskSource(options.pool);
+    this.allocations = new AllocationQueries(options.pool);
     this.leadership = new Leadership(options.connectionString);
     this.leadership.whenLost(() => {
       this.engines.clear();
@@ -146,6 +149,7 @@ export class PaperTrading {
           strategies: this.strategies,
           snapshots: this.snapshots,
           risk: this.risk,
+          allocations: this.allocations,
         });
         this.engines.set(portfolioId, engine);
         const replayed = await engine.recover();

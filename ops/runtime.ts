@@ -186,7 +186,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       connectionString: databaseUrl,
       eventStore,
       commands,
-      managers: allProcessManagers({ commands, market: new MarketDataStore(pool) }),
+      managers: allProcessManagers({ commands, pool, market: new MarketDataStore(pool) }),
       gate: automationGate(commands, () => haltedPortfolios(pool)),
       instanceId: `${hostname()}:${process.pid}`,
       onOutcome: (outcome) => {

@@ -204,6 +204,7 @@ function stepsFor(event: RecordedEvent): Step[] {
             return to({ type: 'ApplyParameterChange', strategyId, requestId, approvers });
           case 'risk_limit_change':
           case 'risk_reset':
+          case 'allocation_change':
             return [];
         }
         break;

@@ -1,4 +1,5 @@
 import type { CommandHandler } from '../core/commands/command-handler.js';
+import { allocationsProjection } from './allocations.js';
 import { apiKeysProjection } from './api-keys.js';
 import { approvalFlow } from './approval-flow.js';
 import { auditTrail } from './audit-trail.js';
@@ -29,6 +30,7 @@ export const allProjections = (redisPrefix: string, commands?: CommandHandler): 
   backtestsProjection,
   automationDecisionsProjection,
   hotSymbolsProjection,
+  allocationsProjection,
   ...(commands ? [approvalFlow(commands)] : []),
   ...(commands ? [backtestRunner(commands)] : []),
 ];

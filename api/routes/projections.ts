@@ -5,6 +5,7 @@ import { HttpProblem } from '../problem.js';
 
 const status = z.object({
   name: z.string(),
+  // 'process': a process manager's row in the same registry (ADR 010).
   kind: z.enum(['postgres', 'redis', 'process']),
   state: z.enum(['catching_up', 'running', 'stopped', 'led_elsewhere', 'no_leader']),
   checkpoint: z.string(),

@@ -120,6 +120,20 @@ export const PERMISSIONS = {
     roles: ['admin', 'trader', 'risk_officer'],
     description: 'cancel an open order, manual or placed by a strategy',
   },
+  'portfolios:read': {
+    roles: ['admin', 'trader', 'analyst', 'risk_officer', 'auditor', 'operator', 'viewer'],
+    description:
+      'read portfolio allocations: policy, members, the allocation in force, target against actual, proposals with their figures',
+  },
+  'portfolios:manage': {
+    roles: ['admin', 'risk_officer'],
+    description: "set a portfolio's allocation policy and its member strategies",
+  },
+  'portfolios:propose': {
+    roles: ['admin', 'risk_officer', 'analyst'],
+    description:
+      'propose an allocation (computed by the policy or given weights); above the threshold it waits for an approver',
+  },
   'risk:read': {
     roles: ['admin', 'trader', 'analyst', 'risk_officer', 'auditor', 'operator', 'viewer'],
     description:

@@ -16,6 +16,7 @@ export const APPROVAL_KINDS = [
   'risk_limit_change',
   'mode_change',
   'risk_reset',
+  'allocation_change',
 ] as const;
 export type ApprovalKind = (typeof APPROVAL_KINDS)[number];
 
@@ -68,6 +69,12 @@ export const APPROVAL_RULES: Readonly<Record<ApprovalKind, ApprovalRule>> = {
   },
   /** Loosens a risk trading state or releases the kill switch (core/risk). */
   risk_reset: { approvals: 1, eligibleRoles: ['risk_officer'], mustInclude: ['risk_officer'] },
+  /** A portfolio allocation moving a weight by more than its policy's threshold (core/portfolio). */
+  allocation_change: {
+    approvals: 1,
+    eligibleRoles: ['risk_officer', 'admin'],
+    mustInclude: [],
+  },
 };
 
 /** How long a request stays open before it expires. */

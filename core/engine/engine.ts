@@ -40,6 +40,7 @@ import {
 } from '../trading/stepper.js';
 import { createRiskCheck, type RiskSnapshot } from '../risk/checks.js';
 import { deskStream, desk as deskDecider, type DeskEvent } from './desk.js';
+import { bookAllocation, headroomFrom, type AllocationSource } from './allocation.js';
 import { afterBars, initialRiskState, type EngineRiskState } from './risk-control.js';
 
 export const engineStream = (portfolioId: string): string => `engine-${portfolioId}`;
@@ -107,8 +108,8 @@ export interface SnapshotStore {
   save(snapshot: EngineSnapshot): Promise<void>;
 }
 
-/** A Stepper configuration without the risk check (that is code, not data). */
-export type PortfolioConfig = Omit<StepperConfig, 'risk'>;
+/** A Stepper configuration without the risk check and headroom (code, not data). */
+export type PortfolioConfig = Omit<StepperConfig, 'risk' | 'headroom'>;
 
 /** The data of `EngineCycleOpened`: everything a cycle depends on. */
 export type CycleRecord = {
@@ -140,6 +141,12 @@ export type EngineOptions = {
    * it every order passes and nothing else runs (as in a backtest).
    */
   risk?: RiskSource;
+  /**
+   * The portfolio's applied allocation (core/portfolio): with one whose policy turns sizing on, the
+   * members trade weight × equity and their positions follow it (docs/portfolio.md); without,
+   * each strategy trades capital / initialCash of equity, as before.
+   */
+  allocations?: AllocationSource;
   /** Bars fetched per round; default 500. */
   batchSize?: number;
   /** Save a snapshot at least every this many cycles (and whenever a round ends); default 100. */
@@ -433,9 +440,10 @@ export class PaperEngine {
         risk: this.risk,
         candles: record.candles,
         barMs: this.barMs,
-        capitalOf: (strategyId) =>
-          (config?.books.find((book) => book.strategyId === strategyId)?.allocation ?? 0) *
-          (config?.initialCash ?? 0),
+        capitalOf: (strategyId) => {
+          const book = config?.books.find((b) => b.strategyId === strategyId);
+          return book?.capital ?? (book?.allocation ?? 0) * (config?.initialCash ?? 0);
+        },
         trading: (events) => {
           emit(events, system);
         },
@@ -569,6 +577,8 @@ export class PaperEngine {
   private async plan(): Promise<PortfolioConfig | undefined> {
     const { timeframe, initialCash } = this.options;
     const strategies = await this.options.strategies.strategies(timeframe);
+    const applied = await this.options.allocations?.current(this.portfolioId);
+    const allocation = applied?.sizing.enabled ? applied : undefined;
     const current = this.config;
     const state = this.state;
     const held = new Set<string>();
@@ -594,7 +604,16 @@ export class PaperEngine {
           symbol,
           kind: strategy.kind,
           parameters: strategy.parameters,
-          allocation: Math.min(1, Math.max(strategy.capital / initialCash, 1e-6)),
+          ...(allocation
+            ? {
+                allocation: bookAllocation(
+                  allocation,
+                  strategy.strategyId,
+                  strategy.symbols.length,
+                ),
+                capital: strategy.capital,
+              }
+            : { allocation: Math.min(1, Math.max(strategy.capital / initialCash, 1e-6)) }),
           enabled,
         });
       }
@@ -602,7 +621,13 @@ export class PaperEngine {
     // Books that disappeared from the read model but still hold something stay, disabled.
     for (const book of current?.books ?? []) {
       const key = keyOf(book.strategyId, book.symbol);
-      if (!wanted.has(key) && held.has(key)) wanted.set(key, { ...book, enabled: false });
+      if (!wanted.has(key) && held.has(key))
+        wanted.set(key, {
+          ...book,
+          enabled: false,
+          // Back from an allocation (weight 0) to capital-based sizing: a book needs a share.
+          ...(allocation || book.allocation > 0 ? {} : { allocation: 1e-6 }),
+        });
     }
     if (wanted.size === 0 && !current) return undefined;
     const symbols = [...new Set([...wanted.values()].map((book) => book.symbol))].sort();
@@ -632,6 +657,7 @@ export class PaperEngine {
         books.some((book) => book.symbol === instrument.symbol),
       ),
       books,
+      ...(allocation ? { sizing: { band: allocation.sizing.band } } : {}),
     };
     return sameJson(config, current) ? current : config;
   }
@@ -680,7 +706,12 @@ export class PaperEngine {
 
   private makeStepper(config: PortfolioConfig): Stepper {
     if (!this.options.risk) return new Stepper(config);
-    return new Stepper({ ...config, risk: createRiskCheck(() => this.risk.snapshot) });
+    const snapshot = () => this.risk.snapshot;
+    return new Stepper({
+      ...config,
+      risk: createRiskCheck(snapshot),
+      ...(config.sizing ? { headroom: headroomFrom(snapshot, this.portfolioId) } : {}),
+    });
   }
 
   private async readInbox(fromRevision: number, toRevision?: number): Promise<RecordedEvent[]> {

@@ -94,8 +94,13 @@ export type BookConfig = {
   /** A kind of core/strategies/kinds.ts and its parameters (checked, defaults filled in). */
   kind: string;
   parameters: JsonObject;
-  /** Share of the portfolio's equity the strategy trades with, > 0. */
+  /** Share of the portfolio's equity the strategy trades with, > 0 (≥ 0 with `sizing`). */
   allocation: number;
+  /**
+   * With `sizing`: the strategy's own capital (what it asked for), the fixed base of its risk
+   * measures (drawdown), so that a change of allocation does not read as a loss. Unused by `step`.
+   */
+  capital?: number;
   /**
    * false: the book's signal is not evaluated, so it places no orders of its own (a paused or
    * retiring strategy); its position, open orders and fills carry on. Default true.
@@ -114,7 +119,23 @@ export type StepperConfig = {
   books: readonly BookConfig[];
   venue?: Partial<PaperVenueCosts>;
   risk?: RiskCheck;
+  /**
+   * Balance-driven sizing (a portfolio allocation, docs/portfolio.md): each bar, every enabled
+   * book's position is moved toward allocation × equity × target when it is off by more than
+   * `band` (a fraction of the target), one market order at a time, within `headroom`. A book's
+   * allocation may then be 0 (its position is closed). Absent: positions are sized only when a
+   * signal's target changes, as always.
+   */
+  sizing?: { band: number };
+  /** With `sizing`: what the risk limits leave room for (code, like `risk`). */
+  headroom?: Headroom;
 };
+
+/** The largest order and position (quote currency) the risk limits allow a book now. */
+export type Headroom = (
+  book: { strategyId: string; symbol: string },
+  equity: number,
+) => { orderNotional: number; positionNotional: number };
 
 export type BookState = {
   strategyId: string;
@@ -207,8 +228,9 @@ export class Stepper {
         invalid(
           `book ${strategyId}: ${symbol} is quoted in ${instrument.quote}, not ${config.currency}`,
         );
-      if (!(allocation > 0) || !Number.isFinite(allocation))
-        invalid(`book ${strategyId}: allocation must be > 0`);
+      const sized = config.sizing !== undefined;
+      if (!(sized ? allocation >= 0 : allocation > 0) || !Number.isFinite(allocation))
+        invalid(`book ${strategyId}: allocation must be ${sized ? '≥ 0' : '> 0'}`);
       const key = bookKey(strategyId, symbol);
       if (this.byKey.has(key)) invalid(`book ${strategyId} on ${symbol} is configured twice`);
       const book: Book = {
@@ -274,14 +296,19 @@ export class Stepper {
     state.marks[symbol] = candle.close;
 
     const time = candle.openTime + this.barMs;
+    const sizing = this.config.sizing;
     for (const book of books) {
       if (book.config.enabled === false) continue;
       const bookState = at(state.books, book.index);
       const target = book.signal.update(bookState.signal, candle);
-      if (target === bookState.target) continue;
+      if (target === bookState.target) {
+        if (sizing) events = this.resize(state, book, bookState, candle, time, events, sizing.band);
+        continue;
+      }
       bookState.target = target;
       events ??= [];
-      this.rebalance(state, book, bookState, candle, time, events);
+      if (sizing) this.resize(state, book, bookState, candle, time, events, 0);
+      else this.rebalance(state, book, bookState, candle, time, events);
     }
     return events ? { state, events } : this.nothing(state);
   }
@@ -371,12 +398,94 @@ export class Stepper {
     if (delta === 0) return;
     const quantity = floorToStep(Math.abs(delta), lotSize, book.lotDecimals);
     if (!(quantity > 0) || quantity * price < minNotional) return;
+    this.placeMarketOrder(
+      state,
+      book,
+      bookState,
+      candle,
+      time,
+      { held, desired, delta, quantity },
+      events,
+    );
+  }
 
-    if (bookState.orderBar !== candle.openTime) {
-      bookState.orderBar = candle.openTime;
-      bookState.ordersOnBar = 0;
-    }
-    const sequence = bookState.ordersOnBar++;
+  /**
+   * Balance-driven sizing (`config.sizing`): moves the book's position toward
+   * allocation × equity × |target| (clipped to the limits' position headroom) with one market order
+   * no larger than the order headroom. `band` 0 (the target just changed): its open orders are
+   * cancelled and it always acts; otherwise it waits for open orders to fill and acts only when the
+   * position is off its target by more than `band` of the target (or must close). Answers `events`,
+   * created when something happened.
+   */
+  private resize(
+    state: EngineState,
+    book: Book,
+    bookState: BookState,
+    candle: Candle,
+    time: number,
+    events: TradingEvent[] | null,
+    band: number,
+  ): TradingEvent[] | null {
+    const { strategyId, symbol, allocation } = book.config;
+    const { lotSize, minNotional } = book.instrument;
+    const open = this.venue.openOrders(state.venue, strategyId, symbol);
+    if (band === 0) {
+      for (const order of open) {
+        events ??= [];
+        this.venue.cancel(
+          state.venue,
+          order.clientOrderId,
+          reason('TARGET_CHANGED', { target: bookState.target }),
+          time,
+          events,
+        );
+      }
+    } else if (open.length > 0) return events;
+    const price = candle.close;
+    const held = at(state.account.positions, book.index).quantity;
+    const equity = Math.max(0, this.equity(state));
+    const room = this.config.headroom?.(book.config, equity);
+    const wanted = Math.min(
+      equity * allocation * Math.abs(bookState.target),
+      room?.positionNotional ?? Infinity,
+    );
+    const size = floorToStep(Math.max(0, wanted) / price, lotSize, book.lotDecimals);
+    const desired = bookState.target < 0 ? -size : size;
+    const delta = cleanQuantity(desired - held);
+    if (delta === 0) return events;
+    if (band > 0 && desired !== 0 && Math.abs(delta) <= band * Math.abs(desired)) return events;
+    const step =
+      room && Number.isFinite(room.orderNotional)
+        ? floorToStep(room.orderNotional / price, lotSize, book.lotDecimals)
+        : Infinity;
+    const quantity = Math.min(floorToStep(Math.abs(delta), lotSize, book.lotDecimals), step);
+    if (!(quantity > 0) || quantity * price < minNotional) return events;
+    const placed: TradingEvent[] = events ?? [];
+    this.placeMarketOrder(
+      state,
+      book,
+      bookState,
+      candle,
+      time,
+      { held, desired, delta, quantity, quiet: band > 0 },
+      placed,
+    );
+    return placed.length > 0 ? placed : events;
+  }
+
+  /** A market order of `quantity` in the direction of `delta`, through the risk check. */
+  private placeMarketOrder(
+    state: EngineState,
+    book: Book,
+    bookState: BookState,
+    candle: Candle,
+    time: number,
+    move: { held: number; desired: number; delta: number; quantity: number; quiet?: boolean },
+    events: TradingEvent[],
+  ): void {
+    const { strategyId, symbol } = book.config;
+    const { held, desired, delta, quantity } = move;
+    const sequence = bookState.orderBar === candle.openTime ? bookState.ordersOnBar : 0;
     const reduceOnly =
       held !== 0 && Math.abs(desired) < Math.abs(held) && Math.sign(desired) !== -Math.sign(held);
     const order: OrderRequest = {
@@ -391,6 +500,10 @@ export class Stepper {
       stopPrice: null,
       reduceOnly,
     };
+    // A resize the limits refuse now is left for a later bar, unrecorded (it would repeat).
+    if (move.quiet && !this.check(state, book, order, time).ok) return;
+    bookState.orderBar = candle.openTime;
+    bookState.ordersOnBar = sequence + 1;
     this.route(state, book, order, time, events);
   }
 
@@ -403,8 +516,24 @@ export class Stepper {
     events: TradingEvent[],
   ): void {
     events.push({ type: 'OrderSubmitted', data: submitted(order, time) });
+    const decision = this.check(state, book, order, time);
+    if (!decision.ok) {
+      events.push({
+        type: 'OrderDenied',
+        data: { clientOrderId: order.clientOrderId, reason: decision.reason, time },
+      });
+      return;
+    }
+    const times = (at(state.books, book.index).orderTimes ??= []);
+    times.push(time);
+    if (times.length > RECENT_ORDERS_KEPT) times.shift();
+    this.venue.submit(state.venue, order, time, events);
+  }
+
+  /** The pre-trade check of `order` against the state now (pure). */
+  private check(state: EngineState, book: Book, order: OrderRequest, time: number): RiskDecision {
     const { strategyId, symbol } = book.config;
-    const decision = this.risk(
+    return this.risk(
       order,
       {
         portfolioId: this.config.portfolioId,
@@ -419,17 +548,6 @@ export class Stepper {
       },
       this.riskPortfolio(state),
     );
-    if (!decision.ok) {
-      events.push({
-        type: 'OrderDenied',
-        data: { clientOrderId: order.clientOrderId, reason: decision.reason, time },
-      });
-      return;
-    }
-    const times = (at(state.books, book.index).orderTimes ??= []);
-    times.push(time);
-    if (times.length > RECENT_ORDERS_KEPT) times.shift();
-    this.venue.submit(state.venue, order, time, events);
   }
 
   /** Every book's position, open orders, mark and recent order times, for the risk check. */

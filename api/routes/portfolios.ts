@@ -1,0 +1,272 @@
+import type { FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { proposalIntent } from '../../automation/allocation/rebalancing.js';
+import { portfolioStream, type Trigger } from '../../core/portfolio/events.js';
+import { portfolios, type PortfolioCommand } from '../../core/portfolio/portfolio.js';
+import type { Runtime } from '../../ops/runtime.js';
+import { AllocationQueries } from '../../projections/allocation-queries.js';
+import { HttpProblem } from '../problem.js';
+import { commandOf, commandRoute } from '../command-route.js';
+import {
+  commandAnswer,
+  commandResultSchema,
+  newId,
+  pageLimit,
+  principalOf,
+} from './conventions.js';
+
+/**
+ * Portfolio allocations (docs/portfolio.md): read the allocation in force, target against actual
+ * and the proposals with their figures; set the policy and the members; propose. Approving a
+ * proposal that needs four eyes goes through the approvals API (kind `allocation_change`).
+ */
+
+const id = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, 'expected letters, digits, ., _ or -');
+const params = z.object({ portfolioId: id });
+const json = z.record(z.string(), z.unknown());
+const weight = z.number().min(0, 'must be ≥ 0').max(1, 'must be ≤ 1');
+
+export const portfolioRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
+  fastify,
+  { runtime },
+) => {
+  const queries = new AllocationQueries(runtime.pool);
+  const handle = (request: FastifyRequest, portfolioId: string, command: PortfolioCommand) =>
+    commandOf(request, runtime.commands).handle(portfolios, portfolioStream(portfolioId), command);
+
+  fastify.get(
+    '/portfolios/:portfolioId/allocation',
+    {
+      config: { permission: 'portfolios:read' },
+      schema: {
+        tags: ['portfolios'],
+        summary:
+          'The policy, members and allocation in force: target against actual per strategy, with the figures of the proposal applied',
+        params,
+        response: { 200: json },
+      },
+    },
+    async (request) => {
+      const { portfolioId } = request.params;
+      const portfolio = await queries.portfolio(portfolioId);
+      if (!portfolio)
+        throw new HttpProblem(
+          404,
+          'PORTFOLIO_NOT_FOUND',
+          `portfolio ${portfolioId} has no allocation policy`,
+        );
+      const applied = await queries.applied(portfolioId);
+      const proposal = applied
+        ? await queries.proposal(portfolioId, applied.proposalId)
+        : undefined;
+      return {
+        portfolioId,
+        policy: portfolio.policy,
+        policyVersion: portfolio.policyVersion,
+        members: portfolio.members,
+        allocation: applied ?? null,
+        strategies: await queries.drift(portfolioId),
+        riskContributions: proposal?.inputs['riskContributions'] ?? null,
+        expectedVolatility: proposal?.inputs['expectedVolatility'] ?? null,
+      };
+    },
+  );
+
+  fastify.get(
+    '/portfolios/:portfolioId/allocation/proposals',
+    {
+      config: { permission: 'portfolios:read' },
+      schema: {
+        tags: ['portfolios'],
+        summary:
+          'Past and pending proposals, newest first: trigger and figures, method, inputs, outcome',
+        params,
+        querystring: z.object({
+          limit: pageLimit(200, 20),
+          before: z
+            .string()
+            .regex(/^\d{1,19}$/)
+            .optional()
+            .describe('position cursor'),
+        }),
+        response: { 200: z.object({ items: z.array(json) }) },
+      },
+    },
+    async (request) => {
+      const { limit, before } = request.query;
+      const items = await queries.proposals(
+        request.params.portfolioId,
+        limit,
+        before === undefined ? undefined : BigInt(before),
+      );
+      return { items };
+    },
+  );
+
+  fastify.put(
+    '/portfolios/:portfolioId/allocation/policy',
+    commandRoute('portfolios:manage', {
+      tags: ['portfolios'],
+      summary:
+        'Set the allocation policy (method, constraints, rebalance rules, sizing); defaults fill the rest',
+      params,
+      body: z.record(z.string(), z.json()),
+      response: { 200: commandResultSchema },
+    }),
+    async (request, reply) => {
+      const { party } = principalOf(request);
+      const { portfolioId } = request.params;
+      const result = await handle(request, portfolioId, {
+        type: 'SetPolicy',
+        portfolioId,
+        policy: request.body,
+        by: party,
+        at: new Date().toISOString(),
+      });
+      return commandAnswer(reply, result);
+    },
+  );
+
+  fastify.post(
+    '/portfolios/:portfolioId/members',
+    commandRoute('portfolios:manage', {
+      tags: ['portfolios'],
+      summary: 'Add a member strategy (a rebalance follows when the policy says so)',
+      params,
+      body: z.object({ strategyId: id }),
+      response: { 200: commandResultSchema },
+    }),
+    async (request, reply) => {
+      const { party } = principalOf(request);
+      const { portfolioId } = request.params;
+      const { strategyId } = request.body;
+      const at = new Date().toISOString();
+      return commandAnswer(
+        reply,
+        await handle(request, portfolioId, {
+          type: 'AddMember',
+          portfolioId,
+          strategyId,
+          by: party,
+          at,
+        }),
+      );
+    },
+  );
+
+  fastify.delete(
+    '/portfolios/:portfolioId/members/:strategyId',
+    commandRoute('portfolios:manage', {
+      tags: ['portfolios'],
+      summary: 'Remove a member strategy: it gets no capital and its positions are closed',
+      params: params.extend({ strategyId: id }),
+      querystring: z.object({ reason: z.string().trim().min(1).max(500).default('removed') }),
+      response: { 200: commandResultSchema },
+    }),
+    async (request, reply) => {
+      const { party } = principalOf(request);
+      const { portfolioId, strategyId } = request.params;
+      const at = new Date().toISOString();
+      const command: PortfolioCommand = {
+        type: 'RemoveMember',
+        portfolioId,
+        strategyId,
+        reason: request.query.reason,
+        by: party,
+        at,
+      };
+      return commandAnswer(reply, await handle(request, portfolioId, command));
+    },
+  );
+
+  fastify.post(
+    '/portfolios/:portfolioId/allocation/proposals',
+    commandRoute('portfolios:propose', {
+      tags: ['portfolios'],
+      summary:
+        "Propose an allocation: computed with the policy's method, or the weights given (method manual). Above the policy's threshold it waits for an approver (GET /approvals)",
+      params,
+      body: z
+        .object({
+          weights: z
+            .record(id, weight)
+            .optional()
+            .describe('by strategy; every member, nothing else'),
+          reason: z.string().trim().min(1).max(500).default('asked by a person'),
+        })
+        .strict(),
+      response: { 200: commandResultSchema.extend({ proposalId: z.string() }) },
+    }),
+    async (request, reply) => {
+      const { party } = principalOf(request);
+      const { portfolioId } = request.params;
+      const state = (await runtime.commands.load(portfolios, portfolioStream(portfolioId))).state;
+      if (state.status !== 'open')
+        throw new HttpProblem(
+          404,
+          'PORTFOLIO_NOT_FOUND',
+          `portfolio ${portfolioId} has no allocation policy`,
+        );
+      const proposalId = `manual-${newId(party, request.headers, 'allocation')}`;
+      const now = new Date();
+      const trigger: Trigger = {
+        type: 'manual',
+        detail: request.body.reason,
+        figures: { by: party.id },
+      };
+      const valuation = await queries.valuation(portfolioId);
+      const { weights } = request.body;
+      if (weights !== undefined) {
+        if (!valuation)
+          throw new HttpProblem(
+            409,
+            'NO_VALUATION',
+            `portfolio ${portfolioId} has not been valued yet`,
+          );
+        const command: PortfolioCommand = {
+          type: 'ProposeAllocation',
+          portfolioId,
+          proposalId,
+          trigger,
+          method: 'manual',
+          weights,
+          inputs: {
+            estimationDays: 0,
+            from: null,
+            to: null,
+            observations: 0,
+            volatilities: null,
+            covariance: null,
+            shrinkage: null,
+            expectedVolatility: null,
+            riskContributions: null,
+            requestedTotal: Object.values(weights).reduce((s, w) => s + w, 0),
+          },
+          valuation,
+          by: party,
+          at: now.toISOString(),
+        };
+        return {
+          ...commandAnswer(reply, await handle(request, portfolioId, command)),
+          proposalId,
+        };
+      }
+      const proposal = await proposalIntent(
+        queries,
+        state,
+        trigger,
+        valuation,
+        proposalId,
+        now,
+        party,
+      );
+      const result = await commandOf(request, runtime.commands).run((context) =>
+        proposal.issue(runtime.commands, context),
+      );
+      return { ...commandAnswer(reply, result), proposalId };
+    },
+  );
+};
