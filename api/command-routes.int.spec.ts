@@ -329,6 +329,33 @@ describe('every command route honours If-Match and Idempotency-Key', () => {
       status: 200,
     },
     {
+      route: 'PUT /portfolios/:portfolioId/allocation/policy',
+      role: 'risk_officer',
+      path: () => '/portfolios/walk-1/allocation/policy',
+      body: () => ({ method: 'equal_weight' }),
+      status: 200,
+    },
+    {
+      route: 'POST /portfolios/:portfolioId/members',
+      role: 'risk_officer',
+      path: () => '/portfolios/walk-1/members',
+      body: () => ({ strategyId: strategy() }),
+      status: 200,
+    },
+    {
+      route: 'POST /portfolios/:portfolioId/allocation/proposals',
+      role: 'analyst',
+      path: () => '/portfolios/walk-1/allocation/proposals',
+      body: () => ({ reason: 'walk' }),
+      status: 200,
+    },
+    {
+      route: 'DELETE /portfolios/:portfolioId/members/:strategyId',
+      role: 'risk_officer',
+      path: () => `/portfolios/walk-1/members/${strategy()}`,
+      status: 200,
+    },
+    {
       route: 'PUT /automation/:capability',
       role: 'risk_officer',
       path: () => '/automation/elimination',
