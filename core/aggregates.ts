@@ -7,6 +7,7 @@ import { QcatError } from './errors.js';
 import { categoryOf } from './eventstore/append-validation.js';
 import type { RecordedEvent } from './eventstore/event-store.js';
 import { Upcasters } from './eventstore/upcasting.js';
+import { optimizations } from './optimization/optimization.js';
 import { riskAggregate } from './risk/aggregate.js';
 import { strategies } from './strategies/strategy.js';
 import { orders } from './trading/orders.js';
@@ -43,6 +44,7 @@ export const AGGREGATES: Readonly<Record<string, Aggregate>> = {
   strategy: fromDecider('strategy', strategies),
   approval: fromDecider('approval request', approvals),
   backtest: fromDecider('backtest run', backtests),
+  optimization: fromDecider('optimization run', optimizations),
   order: fromDecider('order', orders),
   desk: fromDecider('trading desk', desk),
   risk: riskAggregate,

@@ -69,7 +69,7 @@ export function probabilisticSharpe(
   return normalCdf(((sharpe - benchmark) * Math.sqrt(observations - 1)) / Math.sqrt(denominator));
 }
 
-export interface DeflatedSharpe {
+export type DeflatedSharpe = {
   /** P(the selected strategy's true Sharpe ratio > the best one expected from luck). */
   dsr: number;
   /** Per-period Sharpe ratio of the selected strategy. */
@@ -80,7 +80,7 @@ export interface DeflatedSharpe {
   observations: number;
   skewness: number;
   kurtosis: number;
-}
+};
 
 /**
  * The deflated Sharpe ratio of the selected strategy's returns, the selection having been made
@@ -115,7 +115,7 @@ const sampleVariance = (values: readonly number[]): number => {
   return (variance(values) * n) / (n - 1);
 };
 
-export interface Pbo {
+export type Pbo = {
   /** Share of the C(S, S/2) splits whose in-sample best ranks in the lower half out-of-sample. */
   pbo: number;
   /** S: the blocks the returns were cut into; C(S, S/2) splits were tried. */
@@ -123,7 +123,7 @@ export interface Pbo {
   splits: number;
   /** Mean logit λ over the splits (negative: the in-sample winner tends to lose out-of-sample). */
   meanLogit: number;
-}
+};
 
 /** Per-trial block sums of returns and of squared returns. */
 function blockMoments(columns: readonly ArrayLike<number>[], blocks: number, skip: number) {
