@@ -56,6 +56,28 @@ export default tseslint.config(
               group: ['**/adapters/**'],
               message: 'core/ domain code must not depend on adapters.',
             },
+            {
+              group: ['**/automation/**'],
+              message: 'core/ domain code must not depend on automation/ (ADR 010).',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // Process managers (ADR 010) use read models and the domain; neither uses them back.
+    files: ['projections/**/*.ts'],
+    ignores: ['**/*.spec.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/automation/**'],
+              message: 'projections/ must not import automation/ (ADR 010).',
+            },
           ],
         },
       ],

@@ -74,6 +74,7 @@ export async function startServer(
   try {
     const bootstrapToken = await bootstrapAdminKey(runtime, options.announce);
     await runtime.projections.start();
+    await runtime.automation.start();
     expiry = expireApprovalsEveryMinute(runtime, log);
     if (config.PAPER_TRADING === 'on') {
       paperTrading = new PaperTrading({

@@ -25,10 +25,20 @@ describe('core/ domain boundary', () => {
     'fastify',
     '@eventstore/db-client',
     '../adapters/postgres/migrations.js',
+    '../../automation/registry.js',
   ])('refuses an import of %s in domain code', async (module) => {
     const messages = await messagesFor('core/eventstore/read-stream.ts', `import '${module}';\n`);
     expect(messages).toHaveLength(1);
     expect(messages[0]).toMatch(/core\/ domain code must not/);
+  });
+
+  it('refuses an import of automation/ in a read model (ADR 010)', async () => {
+    const [result] = await eslint.lintText(`import '../automation/registry.js';\n`, {
+      filePath: 'projections/strategies.ts',
+    });
+    const messages = (result?.messages ?? []).filter((m) => m.ruleId === 'no-restricted-imports');
+    expect(messages).toHaveLength(1);
+    expect(messages[0]?.message).toMatch(/projections\/ must not import automation\//);
   });
 
   it('lets adapters import infrastructure', async () => {

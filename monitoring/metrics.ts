@@ -45,6 +45,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly automationOutcomes = new Counter({
+    name: 'automation_outcomes_total',
+    help: 'Commands decided by process managers (ADR 010), by manager and result: acted, refused by the aggregate, or repeated (already issued for the same cause)',
+    labelNames: ['manager', 'result'] as const,
+    registers: [this.registry],
+  });
+
   readonly readCacheLookups = new Counter({
     name: 'http_read_cache_lookups_total',
     help: 'Read-model answer cache look-ups (ADR 009): hit, shared (waited for another request reading the same answer), miss, or bypass (the change notices cannot be heard)',

@@ -8,6 +8,8 @@ import { PostgresIdempotencyStore } from '../core/adapters/postgres/postgres-ide
 import { CommandHandler } from '../core/commands/command-handler.js';
 import type { EventStore } from '../core/eventstore/event-store.js';
 import { Metrics } from '../monitoring/metrics.js';
+import { ProcessManagerService } from '../automation/process-manager-service.js';
+import { allProcessManagers } from '../automation/registry.js';
 import { ProjectionService } from '../projections/projection-service.js';
 import { allProjections } from '../projections/registry.js';
 import { backupServiceFor, type BackupService } from '../backup/backup-service.js';
@@ -29,6 +31,8 @@ export interface Runtime {
   redis: Redis | undefined;
   commands: CommandHandler;
   projections: ProjectionService;
+  /** Process managers (ADR 010): built here, started by `serve` after the projections. */
+  automation: ProcessManagerService;
   metrics: Metrics;
   backups: BackupService;
   close(): Promise<void>;
@@ -127,6 +131,21 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
     closers.push(() => projections.stop());
     if (projections.skipped.length > 0)
       log.warn(`projections off without Redis: ${projections.skipped.join(', ')}`);
+    const automation = new ProcessManagerService({
+      pool,
+      connectionString: databaseUrl,
+      eventStore,
+      commands,
+      managers: allProcessManagers({ commands }),
+      instanceId: `${hostname()}:${process.pid}`,
+      onOutcome: (outcome) => {
+        metrics.automationOutcomes.inc({ manager: outcome.manager, result: outcome.result });
+      },
+      log: (message) => {
+        log.info(message);
+      },
+    });
+    closers.push(() => automation.stop());
     // Backups: `serve` starts the schedule (leader only); CLI commands run them one at a time.
     const backups = backupServiceFor(config, {
       store: eventStore,
@@ -144,6 +163,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       redis,
       commands,
       projections,
+      automation,
       metrics,
       backups,
       close,

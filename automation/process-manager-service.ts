@@ -1,0 +1,145 @@
+import type pg from 'pg';
+import type { CommandHandler } from '../core/commands/command-handler.js';
+import type { EventStore } from '../core/eventstore/event-store.js';
+import { toError } from '../core/errors.js';
+import type { Upcasters } from '../core/eventstore/upcasting.js';
+import { Leadership } from '../projections/leadership.js';
+import { ProjectionRunner } from '../projections/projection-runner.js';
+import { ProcessManagerTarget, type Outcome } from './process-manager-target.js';
+import type { ProcessManager } from './process-manager.js';
+
+export interface ProcessManagerServiceOptions {
+  pool: pg.Pool;
+  connectionString: string;
+  eventStore: EventStore;
+  commands: CommandHandler;
+  managers: readonly ProcessManager[];
+  /** Names this process in the registry's `leader` column. */
+  instanceId: string;
+  upcasters?: Upcasters;
+  /** How often a standby process tries to take over a process manager; default 2 s. */
+  leadershipIntervalMs?: number;
+  retryDelayMs?: number;
+  onOutcome?: (outcome: Outcome) => void;
+  log?: (message: string) => void;
+}
+
+/**
+ * Runs this process's share of the process managers: each one is led by exactly one process
+ * (advisory lock, as projections are), reads the log from its own checkpoint and, while it leads,
+ * ticks on its schedule. Registered in `qcat_projections` with kind `process`, so status, lag
+ * and the lag alert cover them; they are never rebuilt (ADR 010).
+ */
+export class ProcessManagerService {
+  private readonly targets: ProcessManagerTarget[];
+  private readonly runners = new Map<string, ProjectionRunner>();
+  private readonly tickers = new Map<string, NodeJS.Timeout>();
+  private readonly leadership: Leadership;
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> = Promise.resolve();
+  private stopped = false;
+
+  constructor(private readonly options: ProcessManagerServiceOptions) {
+    this.leadership = new Leadership(options.connectionString);
+    this.targets = options.managers.map(
+      (manager) =>
+        new ProcessManagerTarget(options.pool, manager, options.commands, options.onOutcome),
+    );
+    this.leadership.whenLost(() => {
+      options.log?.('automation: lost the leadership connection; stopping, will try again');
+      void this.stopRunners();
+    });
+  }
+
+  names(): string[] {
+    return this.targets.map((target) => target.name);
+  }
+
+  runner(name: string): ProjectionRunner | undefined {
+    return this.runners.get(name);
+  }
+
+  async start(): Promise<void> {
+    for (const target of this.targets)
+      await this.options.pool.query(
+        `INSERT INTO qcat_projections (name, kind, version) VALUES ($1, 'process', 1)
+         ON CONFLICT (name) DO NOTHING`,
+        [target.name],
+      );
+    await this.lead();
+    this.timer = setInterval(() => {
+      this.ticking = this.ticking.then(() => this.lead());
+    }, this.options.leadershipIntervalMs ?? 2000);
+    this.timer.unref();
+  }
+
+  /** Take the lead of every process manager nobody leads. */
+  private async lead(): Promise<void> {
+    for (const target of this.targets) {
+      if (this.stopped || this.runners.has(target.name)) continue;
+      try {
+        if (!(await this.leadership.tryAcquire(target.name))) continue;
+        await this.options.pool.query(
+          'UPDATE qcat_projections SET leader = $2, updated_at = now() WHERE name = $1',
+          [target.name, this.options.instanceId],
+        );
+      } catch (error) {
+        this.options.log?.(`automation: leadership check failed: ${toError(error).message}`);
+        return;
+      }
+      const runner = new ProjectionRunner(this.options.eventStore, target, {
+        ...(this.options.retryDelayMs ? { retryDelayMs: this.options.retryDelayMs } : {}),
+        ...(this.options.upcasters ? { upcasters: this.options.upcasters } : {}),
+        onError: async (position, error) => {
+          this.options.log?.(
+            `automation: ${target.name} stopped at position ${position}: ${error.message}`,
+          );
+          await this.options.pool.query(
+            `UPDATE qcat_projections SET error_position = $2, error_message = $3, error_at = now()
+             WHERE name = $1`,
+            [target.name, position, error.message],
+          );
+        },
+      });
+      this.runners.set(target.name, runner);
+      runner.start();
+      this.startTicks(target);
+      this.options.log?.(`automation: leading ${target.name}`);
+    }
+  }
+
+  private startTicks(target: ProcessManagerTarget): void {
+    if (!target.manager.tick) return;
+    let running = false;
+    const timer = setInterval(() => {
+      if (running) return; // a slow tick is never run twice at once
+      running = true;
+      target
+        .tick(new Date())
+        .catch((error: unknown) => {
+          this.options.log?.(`automation: ${target.name} tick failed: ${toError(error).message}`);
+        })
+        .finally(() => {
+          running = false;
+        });
+    }, target.manager.tickMs ?? 60_000);
+    timer.unref();
+    this.tickers.set(target.name, timer);
+  }
+
+  private async stopRunners(): Promise<void> {
+    for (const timer of this.tickers.values()) clearInterval(timer);
+    this.tickers.clear();
+    const runners = [...this.runners.values()];
+    this.runners.clear();
+    await Promise.all(runners.map((runner) => runner.stop()));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.ticking;
+    await this.stopRunners();
+    await this.leadership.close();
+  }
+}

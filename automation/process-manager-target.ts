@@ -1,0 +1,130 @@
+import type pg from 'pg';
+import { v5 as uuidv5 } from 'uuid';
+import type { CommandHandler } from '../core/commands/command-handler.js';
+import {
+  IdempotencyInProgressError,
+  IdempotencyKeyReusedError,
+} from '../core/commands/idempotency.js';
+import { ConcurrencyConflictError, isQcatError } from '../core/errors.js';
+import type { RecordedEvent } from '../core/eventstore/event-store.js';
+import type { ProjectionTarget } from '../projections/projection-runner.js';
+import {
+  automationActor,
+  registryName,
+  type Intent,
+  type ProcessManager,
+} from './process-manager.js';
+
+/** What became of one intent: issued, refused by its aggregate, or already issued before. */
+export interface Outcome {
+  manager: string;
+  result: 'acted' | 'refused' | 'repeated';
+  streamId: string;
+  command: string;
+  cause: string;
+  /** The refusal's code and message. */
+  reason?: string;
+}
+
+/** Namespace of command ids derived from (manager, cause, intent key). */
+const COMMAND_ID_NAMESPACE = '0c6f3b1e-8e2a-4c36-b0d5-2f4f6a9d7e11';
+
+/**
+ * Feeds one process manager from the log, through the same runner as read models
+ * (projections/projection-runner.ts): checkpoint in the registry after each batch, commands
+ * keyed by their cause, so a batch run twice (crash before its checkpoint) issues nothing twice.
+ */
+export class ProcessManagerTarget implements ProjectionTarget {
+  readonly name: string;
+  private readonly handles: ReadonlySet<string>;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    readonly manager: ProcessManager,
+    private readonly commands: CommandHandler,
+    private readonly onOutcome: (outcome: Outcome) => void = () => undefined,
+  ) {
+    this.name = registryName(manager.name);
+    this.handles = new Set(manager.handles);
+  }
+
+  async checkpoint(): Promise<bigint> {
+    const { rows } = await this.pool.query<{ checkpoint: string }>(
+      'SELECT checkpoint FROM qcat_projections WHERE name = $1',
+      [this.name],
+    );
+    return BigInt(rows[0]?.checkpoint ?? 0);
+  }
+
+  async apply(events: readonly RecordedEvent[]): Promise<bigint> {
+    const last = events.at(-1);
+    if (!last) return this.checkpoint();
+    for (const event of events) {
+      if (!this.handles.has(event.type)) continue;
+      const intents = await this.manager.react(event);
+      await this.issue(intents, event.eventId, event.metadata.correlationId ?? event.eventId);
+    }
+    await this.pool.query(
+      `UPDATE qcat_projections SET checkpoint = $2, error_position = NULL, error_message = NULL,
+       error_at = NULL, updated_at = now() WHERE name = $1`,
+      [this.name, last.position],
+    );
+    return last.position;
+  }
+
+  /** A tick's intents, caused by its slot: each slot acts once, whoever leads when it comes. */
+  async tick(now: Date): Promise<void> {
+    const tick = await this.manager.tick?.(now);
+    if (!tick || tick.intents.length === 0) return;
+    const cause = `tick:${this.manager.name}:${tick.slot}`;
+    await this.issue(tick.intents, cause, cause);
+  }
+
+  /**
+   * Issues intents in order. A refusal (a QcatError from the aggregate) is an outcome, not a
+   * failure: the cause is handled. Conflicts and infrastructure errors throw, and the runner
+   * tries the batch again later; the keys make the retry write each command once.
+   */
+  private async issue(
+    intents: readonly Intent[],
+    cause: string,
+    correlationId: string,
+  ): Promise<void> {
+    for (const [index, intent] of intents.entries()) {
+      const key = `${cause}:${intent.key ?? String(index)}`;
+      const outcome = {
+        manager: this.manager.name,
+        streamId: intent.streamId,
+        command: typeof intent.command['type'] === 'string' ? intent.command['type'] : 'command',
+        cause,
+      };
+      try {
+        await intent.issue(this.commands, {
+          actor: automationActor(this.manager.name),
+          commandId: uuidv5(`${this.manager.name}:${key}`, COMMAND_ID_NAMESPACE),
+          causationId: cause,
+          correlationId,
+          idempotencyKey: key,
+        });
+        this.onOutcome({ ...outcome, result: 'acted' });
+      } catch (error) {
+        if (error instanceof IdempotencyKeyReusedError) {
+          // Decided differently the first time round (what it read has moved on): it acted then.
+          this.onOutcome({ ...outcome, result: 'repeated' });
+          continue;
+        }
+        if (
+          error instanceof ConcurrencyConflictError ||
+          error instanceof IdempotencyInProgressError
+        )
+          throw error;
+        if (!isQcatError(error)) throw error;
+        this.onOutcome({
+          ...outcome,
+          result: 'refused',
+          reason: `${error.code}: ${error.message}`,
+        });
+      }
+    }
+  }
+}
