@@ -21,6 +21,7 @@ import { backtestRoutes } from './routes/backtests.js';
 import { healthRoutes } from './routes/health.js';
 import { keyRoutes } from './routes/keys.js';
 import { marketRoutes } from './routes/market.js';
+import { optimizationRoutes } from './routes/optimizations.js';
 import { projectionRoutes } from './routes/projections.js';
 import { riskRoutes } from './routes/risk.js';
 import { strategyRoutes } from './routes/strategies.js';
@@ -144,6 +145,7 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
       await api.register(approvalRoutes, { runtime });
       await api.register(marketRoutes, { runtime });
       await api.register(backtestRoutes, { runtime });
+      await api.register(optimizationRoutes, { runtime });
       await api.register(tradingRoutes, { runtime });
       await api.register(riskRoutes, { runtime });
       await api.register(keyRoutes, {

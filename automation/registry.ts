@@ -1,13 +1,44 @@
+import type pg from 'pg';
 import type { CommandHandler } from '../core/commands/command-handler.js';
+import type { EventStore } from '../core/eventstore/event-store.js';
+import { OptimizationQueries } from '../projections/optimization-queries.js';
+import { executeOptimization } from './optimization/executor.js';
+import { optimizationRunner } from './optimization/runner.js';
 import type { ProcessManager } from './process-manager.js';
 
 /** What process managers may read and use; the composition root (ops/runtime.ts) provides it. */
 export interface AutomationDeps {
   commands: CommandHandler;
+  pool: pg.Pool;
+  eventStore: EventStore;
+  /** Registers work to finish before the process closes its connections. */
+  onStop(stop: () => Promise<void>): void;
+  /** Called after each recorded batch of optimization trials (metrics). */
+  onOptimizationBatch?: (trials: number, seconds: number) => void;
+  log?: (message: string) => void;
 }
 
 /**
  * Every process manager QCAT runs (ADR 010). Add new ones here; each lives in a folder of its own
  * under automation/ with its pure decision function and its given/when/then spec.
  */
-export const allProcessManagers = (_deps: AutomationDeps): ProcessManager[] => [];
+export const allProcessManagers = (deps: AutomationDeps): ProcessManager[] => {
+  const queries = new OptimizationQueries(deps.pool);
+  const optimizer = optimizationRunner({
+    execute: (optimizationId, signal) =>
+      executeOptimization(
+        {
+          pool: deps.pool,
+          eventStore: deps.eventStore,
+          commands: deps.commands,
+          signal,
+          ...(deps.onOptimizationBatch ? { onBatch: deps.onOptimizationBatch } : {}),
+        },
+        optimizationId,
+      ),
+    unfinished: (limit) => queries.unfinished(limit),
+    ...(deps.log ? { log: deps.log } : {}),
+  });
+  deps.onStop(() => optimizer.stop());
+  return [optimizer];
+};

@@ -52,6 +52,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly optimizationTrials = new Counter({
+    name: 'optimization_trials_total',
+    help: 'Optimization trials run and recorded by this process (rate: trials per second)',
+    registers: [this.registry],
+  });
+
   readonly readCacheLookups = new Counter({
     name: 'http_read_cache_lookups_total',
     help: 'Read-model answer cache look-ups (ADR 009): hit, shared (waited for another request reading the same answer), miss, or bypass (the change notices cannot be heard)',

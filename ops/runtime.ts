@@ -136,7 +136,18 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       connectionString: databaseUrl,
       eventStore,
       commands,
-      managers: allProcessManagers({ commands }),
+      managers: allProcessManagers({
+        commands,
+        pool,
+        eventStore,
+        onStop: (stop) => closers.push(stop),
+        onOptimizationBatch: (trials) => {
+          metrics.optimizationTrials.inc(trials);
+        },
+        log: (message) => {
+          log.info(message);
+        },
+      }),
       instanceId: `${hostname()}:${process.pid}`,
       onOutcome: (outcome) => {
         metrics.automationOutcomes.inc({ manager: outcome.manager, result: outcome.result });

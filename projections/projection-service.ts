@@ -218,7 +218,7 @@ export async function readProjectionStatus(
   const head = await store.headPosition();
   const { rows } = await pool.query<{
     name: string;
-    kind: 'postgres' | 'redis';
+    kind: 'postgres' | 'redis' | 'process';
     checkpoint: string;
     leader: string | null;
     error_position: string | null;

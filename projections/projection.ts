@@ -63,7 +63,8 @@ export type ProjectionState = 'catching_up' | 'running' | 'stopped' | 'led_elsew
 
 export interface ProjectionStatus {
   name: string;
-  kind: Projection['kind'];
+  /** process: a process manager's checkpoint row (ADR 010). */
+  kind: Projection['kind'] | 'process';
   state: ProjectionState;
   checkpoint: bigint;
   head: bigint;

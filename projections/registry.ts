@@ -4,6 +4,7 @@ import { approvalFlow } from './approval-flow.js';
 import { auditTrail } from './audit-trail.js';
 import { backtestRunner, backtestsProjection } from './backtests.js';
 import { liveActivity } from './live-activity.js';
+import { optimizationsProjection } from './optimizations.js';
 import type { Projection } from './projection.js';
 import { liveRiskView, riskProjection } from './risk.js';
 import { approvalsProjection, strategiesProjection, strategyStatusView } from './strategies.js';
@@ -25,6 +26,7 @@ export const allProjections = (redisPrefix: string, commands?: CommandHandler): 
   riskProjection,
   liveRiskView,
   backtestsProjection,
+  optimizationsProjection,
   ...(commands ? [approvalFlow(commands)] : []),
   ...(commands ? [backtestRunner(commands)] : []),
 ];

@@ -65,7 +65,7 @@ export interface OptimizationSpec extends JsonObject {
   trigger: OptimizationTrigger & JsonObject;
 }
 
-export interface OptimizationRequestInput {
+export type OptimizationRequestInput = {
   strategyId?: string | null;
   strategyParameterVersion?: number | null;
   kind: string;
@@ -86,7 +86,7 @@ export interface OptimizationRequestInput {
   trigger?: OptimizationTrigger;
   /** Candles stored for the symbol, timeframe and window (the caller counts them). */
   candlesInWindow: number;
-}
+};
 
 const fail = (code: string, path: string, message: string): never => {
   throw new ValidationError(code, `${path} ${message}`, { errors: [{ path, message }] });
