@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { CommandHandler } from '../core/commands/command-handler.js';
 import type { EventStore } from '../core/eventstore/event-store.js';
 import { OptimizationQueries } from '../projections/optimization-queries.js';
+import { optimizationAdoption } from './optimization/adoption.js';
 import { executeOptimization } from './optimization/executor.js';
 import { optimizationRunner } from './optimization/runner.js';
 import type { ProcessManager } from './process-manager.js';
@@ -40,5 +41,5 @@ export const allProcessManagers = (deps: AutomationDeps): ProcessManager[] => {
     ...(deps.log ? { log: deps.log } : {}),
   });
   deps.onStop(() => optimizer.stop());
-  return [optimizer];
+  return [optimizer, optimizationAdoption(deps.commands)];
 };
