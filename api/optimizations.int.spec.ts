@@ -185,4 +185,24 @@ describe('optimizations over HTTP', () => {
     expect(later).toMatchObject({ status: 'cancelled', trialsDone: done });
     expect(done).toBeLessThan(2000);
   }, 90_000);
+
+  it('uses the adoption gate a risk officer set (analysts may not set it)', async () => {
+    const gate = { minOutOfSampleSharpe: -10, minDeflatedSharpe: 0, maxPbo: 1, minTrades: 0 };
+    expect(
+      (await call('analyst', 'PUT', '/optimization-policy/gate', { gate, reason: 'try' })).status,
+    ).toBe(403);
+    const refused = await call('risk_officer', 'PUT', '/optimization-policy/gate', {
+      gate: { ...gate, maxPbo: 2 },
+      reason: 'typo',
+    });
+    expect(refused.status).toBe(400);
+    ok(await call('risk_officer', 'PUT', '/optimization-policy/gate', { gate, reason: 'demo' }));
+    expect(ok(await call('viewer', 'GET', '/optimization-policy'))).toMatchObject({
+      gate,
+      setBy: { role: 'risk_officer' },
+    });
+    const accepted = ok(await call('analyst', 'POST', '/optimizations', request), 202);
+    const run = await settled(accepted);
+    expect(run['verdict']).toEqual({ passed: true, reasons: [], gate });
+  }, 90_000);
 });

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { CommandHandler } from '../core/commands/command-handler.js';
 import type { EventStore } from '../core/eventstore/event-store.js';
+import { OPTIMIZATION_POLICY_STREAM, optimizationPolicy } from '../core/optimization/policy.js';
 import { OptimizationQueries } from '../projections/optimization-queries.js';
 import { optimizationAdoption } from './optimization/adoption.js';
 import { executeOptimization } from './optimization/executor.js';
@@ -33,6 +34,8 @@ export const allProcessManagers = (deps: AutomationDeps): ProcessManager[] => {
           eventStore: deps.eventStore,
           commands: deps.commands,
           signal,
+          gate: async () =>
+            (await deps.commands.load(optimizationPolicy, OPTIMIZATION_POLICY_STREAM)).state.gate,
           ...(deps.onOptimizationBatch ? { onBatch: deps.onOptimizationBatch } : {}),
         },
         optimizationId,

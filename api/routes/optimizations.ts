@@ -10,6 +10,11 @@ import {
   optimizations,
   optimizationStream,
 } from '../../core/optimization/optimization.js';
+import {
+  gateSchema,
+  OPTIMIZATION_POLICY_STREAM,
+  optimizationPolicy,
+} from '../../core/optimization/policy.js';
 import { MAX_BATCH_SIZE, MAX_TRIALS, MAX_WALL_SECONDS } from '../../core/optimization/request.js';
 import { METHODS } from '../../core/optimization/samplers.js';
 import { MAX_FOLDS, WALK_FORWARD_SCHEMES } from '../../core/optimization/walk-forward.js';
@@ -480,6 +485,61 @@ export const optimizationRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = a
           type: 'CancelOptimization',
           optimizationId,
           cancelledBy: party,
+          reason: request.body.reason,
+        },
+        { actor, ...commandOptions(request.headers) },
+      );
+      return commandAnswer(reply, result);
+    },
+  );
+
+  const policyAnswer = z.object({
+    gate: gateSchema,
+    setBy: z.object({ id: z.string(), role: z.string() }).nullable(),
+    revision: z.string(),
+  });
+
+  fastify.get(
+    '/optimization-policy',
+    {
+      config: { permission: 'optimizations:read' },
+      schema: {
+        tags: ['optimizations'],
+        summary: 'The adoption gate in force (the defaults until a risk officer sets it)',
+        response: { 200: policyAnswer },
+      },
+    },
+    async () => {
+      const { state, revision } = await runtime.commands.load(
+        optimizationPolicy,
+        OPTIMIZATION_POLICY_STREAM,
+      );
+      return { gate: state.gate, setBy: state.setBy, revision: revision.toString() };
+    },
+  );
+
+  fastify.put(
+    '/optimization-policy/gate',
+    {
+      config: { permission: 'optimizations:policy' },
+      schema: {
+        tags: ['optimizations'],
+        summary:
+          'Set the adoption gate: what an optimization result must show before its parameters are proposed',
+        headers: commandHeaders,
+        body: z.strictObject({ gate: gateSchema, reason: z.string().min(1).max(500) }),
+        response: { 200: commandResultSchema },
+      },
+    },
+    async (request, reply) => {
+      const { party, actor } = principalOf(request);
+      const result = await runtime.commands.handle(
+        optimizationPolicy,
+        OPTIMIZATION_POLICY_STREAM,
+        {
+          type: 'SetAdoptionGate',
+          gate: request.body.gate,
+          by: party,
           reason: request.body.reason,
         },
         { actor, ...commandOptions(request.headers) },
