@@ -17,6 +17,8 @@ export interface AutomationDeps {
   onStop(stop: () => Promise<void>): void;
   /** Called after each recorded batch of optimization trials (metrics). */
   onOptimizationBatch?: (trials: number, seconds: number) => void;
+  /** Optimizations running in this process and waiting for a runner (metrics). */
+  onOptimizationLoad?: (running: number, waiting: number) => void;
   log?: (message: string) => void;
 }
 
@@ -41,6 +43,7 @@ export const allProcessManagers = (deps: AutomationDeps): ProcessManager[] => {
         optimizationId,
       ),
     unfinished: (limit) => queries.unfinished(limit),
+    ...(deps.onOptimizationLoad ? { onLoad: deps.onOptimizationLoad } : {}),
     ...(deps.log ? { log: deps.log } : {}),
   });
   deps.onStop(() => optimizer.stop());

@@ -127,7 +127,11 @@ describe('Prometheus configuration and alert rules (promtool)', () => {
 
   it('promtool test rules: every unit test of the alerts passes', () => {
     const promtool = requireTool('promtool', 'prometheus');
-    expect(testFiles).toEqual(['tests/backup-age.test.yml', 'tests/qcat-alerts.test.yml']);
+    expect(testFiles).toEqual([
+      'tests/backup-age.test.yml',
+      'tests/optimization-stalled.test.yml',
+      'tests/qcat-alerts.test.yml',
+    ]);
     const result = run(promtool, ['test', 'rules', ...testFiles], prometheusDir);
     expect(result.output).not.toContain('FAILED');
     expect(result.output).toContain('SUCCESS');

@@ -131,6 +131,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
     closers.push(() => projections.stop());
     if (projections.skipped.length > 0)
       log.warn(`projections off without Redis: ${projections.skipped.join(', ')}`);
+    let optimizationsRunning = 0;
     const automation = new ProcessManagerService({
       pool,
       connectionString: databaseUrl,
@@ -143,6 +144,14 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
         onStop: (stop) => closers.push(stop),
         onOptimizationBatch: (trials) => {
           metrics.optimizationTrials.inc(trials);
+          metrics.optimizationProgressAt.set(Date.now() / 1000);
+        },
+        onOptimizationLoad: (running, waiting) => {
+          // A run that starts counts as progress: the stall alert measures from here.
+          if (running > optimizationsRunning) metrics.optimizationProgressAt.set(Date.now() / 1000);
+          optimizationsRunning = running;
+          metrics.optimizationsRunning.set(running);
+          metrics.optimizationsWaiting.set(waiting);
         },
         log: (message) => {
           log.info(message);

@@ -11,6 +11,8 @@ export interface OptimizationRunnerDeps {
   unfinished(limit: number): Promise<string[]>;
   /** Optimizations run at once in this process (each uses every core). Default 1. */
   capacity?: number;
+  /** Runs going on here and runs waiting for a runner, after every change and tick (metrics). */
+  onLoad?: (running: number, waiting: number) => void;
   log?: (message: string) => void;
 }
 
@@ -37,6 +39,8 @@ export function optimizationRunner(deps: OptimizationRunnerDeps): ProcessManager
   const capacity = deps.capacity ?? 1;
   const running = new Map<string, Promise<void>>();
   const abort = new AbortController();
+  const waiting = 0;
+  const report = (): void => deps.onLoad?.(running.size, waiting);
   const start = (optimizationId: string): void => {
     if (running.has(optimizationId) || running.size >= capacity || abort.signal.aborted) return;
     const done = deps
@@ -47,8 +51,12 @@ export function optimizationRunner(deps: OptimizationRunnerDeps): ProcessManager
       .catch((error: unknown) => {
         deps.log?.(`optimizer: ${optimizationId} stopped: ${toError(error).message}`);
       })
-      .finally(() => running.delete(optimizationId));
+      .finally(() => {
+        running.delete(optimizationId);
+        report();
+      });
     running.set(optimizationId, done);
+    report();
   };
   return {
     name: OPTIMIZER,
