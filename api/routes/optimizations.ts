@@ -63,7 +63,7 @@ const range = z.discriminatedUnion('type', [
   }),
 ]);
 
-const requestBody = z.strictObject({
+export const optimizationRequestBody = z.strictObject({
   strategyId: z
     .uuid()
     .optional()
@@ -224,7 +224,7 @@ export const optimizationRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = a
         summary:
           'Request a parameter optimization; 202: it runs in the background (GET /optimizations/{id})',
         headers: commandHeaders,
-        body: requestBody,
+        body: optimizationRequestBody,
         response: { 202: commandResultSchema.extend({ optimizationId: z.string() }) },
       },
     },
