@@ -14,9 +14,11 @@ import type { Runtime } from '../ops/runtime.js';
 import { ApiKeyService } from './auth/api-key-service.js';
 import { Authenticator } from './auth/authenticator.js';
 import { auth } from './auth/plugin.js';
+import { acceptEmptyJsonBodies } from './empty-body.js';
 import { handleError, sendProblem } from './problem.js';
 import { approvalRoutes } from './routes/approvals.js';
 import { auditRoutes } from './routes/audit.js';
+import { automationRoutes } from './routes/automation.js';
 import { backtestRoutes } from './routes/backtests.js';
 import { healthRoutes } from './routes/health.js';
 import { keyRoutes } from './routes/keys.js';
@@ -29,6 +31,7 @@ import { tradingRoutes } from './routes/trading.js';
 import { httpMetrics, metricsEndpoint } from './http-metrics.js';
 import { nulGuard } from './nul-guard.js';
 import { readCache } from './read-cache.js';
+import { sharedRateLimitStore } from './rate-limit-store.js';
 import { securityHeaders } from './security-headers.js';
 import { ReadModelWatch } from '../projections/read-model-watch.js';
 import { liveFeed } from './ws/plugin.js';
@@ -49,6 +52,7 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
   fastify.setErrorHandler(handleError);
   // JSON bodies only: anything else is 415.
   fastify.removeContentTypeParser('text/plain');
+  acceptEmptyJsonBodies(fastify);
   fastify.setNotFoundHandler((request, reply) =>
     sendProblem(request, reply, {
       status: 404,
@@ -75,8 +79,17 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
   await fastify.register(rateLimit, {
     max: config.RATE_LIMIT_PER_MINUTE,
     timeWindow: '1 minute',
+    // Shared through Redis when there is one, per process while it does not answer.
     ...(runtime.redis
-      ? { redis: runtime.redis, nameSpace: `${config.QCAT_REDIS_PREFIX}ratelimit:` }
+      ? {
+          store: sharedRateLimitStore(
+            runtime.redis,
+            `${config.QCAT_REDIS_PREFIX}ratelimit:`,
+            (error) => {
+              fastify.log.debug({ err: error }, 'rate limit: Redis does not answer; counting here');
+            },
+          ),
+        }
       : {}),
     errorResponseBuilder: (_request, context) =>
       Object.assign(
@@ -147,6 +160,7 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
       await api.register(backtestRoutes, { runtime });
       await api.register(optimizationRoutes, { runtime });
       await api.register(tradingRoutes, { runtime });
+      await api.register(automationRoutes, { runtime });
       await api.register(riskRoutes, { runtime });
       await api.register(keyRoutes, {
         runtime,

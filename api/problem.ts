@@ -1,5 +1,9 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { isUnavailable } from '../core/adapters/unavailable.js';
 import { ConcurrencyConflictError, QcatError, ValidationError } from '../core/errors.js';
+
+/** What a client is told to wait when a dependency is down: about how long a restart takes. */
+const RETRY_AFTER_SECONDS = 2;
 
 /** RFC 9457 problem details, with QCAT's stable `code` and the request id from the log line. */
 export interface Problem {
@@ -75,6 +79,10 @@ const STATUS_BY_CODE: Record<string, number> = {
   NOTHING_TO_RESET: 409,
   NO_OPEN_POSITION: 409,
   RISK_ROLE_REQUIRED: 403,
+  UNKNOWN_CAPABILITY: 404,
+  PREREQUISITE_OFF: 409,
+  CAPABILITY_REQUIRED: 409,
+  INVALID_THRESHOLD: 400,
   APPROVAL_INCOMPLETE: 403,
   INVALID_SCOPE: 400,
   INVALID_RESET: 400,
@@ -181,6 +189,15 @@ export function handleError(
     const code =
       FRAMEWORK_CODES[fastifyCode] ?? (fastifyCode.replace(/^FST_ERR_/, '') || 'BAD_REQUEST');
     return sendProblem(request, reply, { status: statusCode, code, detail: error.message });
+  }
+  if (isUnavailable(error)) {
+    // Nothing wrong with the request: a dependency does not answer (PostgreSQL down, say).
+    request.log.warn({ err: error }, 'request failed: a dependency is unavailable');
+    return sendProblem(request, reply.header('retry-after', String(RETRY_AFTER_SECONDS)), {
+      status: 503,
+      code: 'UNAVAILABLE',
+      detail: `a service QCAT depends on does not answer; retry in ${RETRY_AFTER_SECONDS} s`,
+    });
   }
   request.log.error({ err: error }, 'request failed');
   return sendProblem(request, reply, {

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { ApiKeyService } from './auth/api-key-service.js';
 import type { JsonObject } from '../core/eventstore/event-store.js';
@@ -19,6 +19,7 @@ import { tableChecksum } from '../test/support/read-model-checksums.js';
 import { startTestServer, type TestServer } from '../test/support/test-server.js';
 import { until } from '../test/support/until.js';
 import { connectTestRedis, type TestRedis } from '../test/support/test-redis.js';
+import { describeNeeding } from '../test/support/tools.js';
 
 /**
  * The risk read side, API and approval wiring over real PostgreSQL, Redis and HTTP (the paper
@@ -33,7 +34,7 @@ const DAY = 86_400_000;
 const HOUR = 3_600_000;
 const D0 = Date.UTC(2025, 5, 1);
 
-describe('risk read models, API and approvals', () => {
+describeNeeding(['redis'], 'risk read models, API and approvals', () => {
   let api: TestServer;
   let redis: TestRedis;
   let runtime: Runtime;

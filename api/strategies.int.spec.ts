@@ -1,16 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { expireDueApprovals } from '../projections/approval-flow.js';
 import { startTestServer, type TestServer } from '../test/support/test-server.js';
 import { until } from '../test/support/until.js';
 import { connectTestRedis, type TestRedis } from '../test/support/test-redis.js';
+import { describeNeeding } from '../test/support/tools.js';
 
 /**
  * The strategy lifecycle end to end over real HTTP, with a key per role: create, submit, four
  * eyes, paper, promotion with two approvers one of them a risk officer, a parameter change while
  * live that becomes version 2, the history with every actor, and a stale If-Match.
  */
-describe('strategies and approvals over HTTP', () => {
+describeNeeding(['redis'], 'strategies and approvals over HTTP', () => {
   let api: TestServer;
   let redis: TestRedis;
 

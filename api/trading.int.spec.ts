@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { ROLES, allows } from '../core/access/roles.js';
 import { deskStream } from '../core/engine/desk.js';
@@ -29,6 +29,7 @@ import { startTestServer, type TestServer } from '../test/support/test-server.js
 import { until } from '../test/support/until.js';
 import { tableChecksum } from '../test/support/read-model-checksums.js';
 import { connectTestRedis, type TestRedis } from '../test/support/test-redis.js';
+import { describeNeeding } from '../test/support/tools.js';
 
 /**
  * The trading read side over real PostgreSQL, Redis and HTTP: a Stepper runs 300 bars of two
@@ -89,7 +90,7 @@ function valuation(stepper: Stepper, state: EngineState, time: number, cycle: nu
   } satisfies PortfolioValuedData;
 }
 
-describe('trading read models and API', () => {
+describeNeeding(['redis'], 'trading read models and API', () => {
   let api: TestServer;
   let redis: TestRedis;
   let runtime: Runtime;

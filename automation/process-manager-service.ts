@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { Capability } from '../core/capabilities/capabilities.js';
 import type { CommandHandler } from '../core/commands/command-handler.js';
 import type { EventStore } from '../core/eventstore/event-store.js';
 import { toError } from '../core/errors.js';
@@ -6,6 +7,7 @@ import type { Upcasters } from '../core/eventstore/upcasting.js';
 import { Leadership } from '../projections/leadership.js';
 import { ProjectionRunner } from '../projections/projection-runner.js';
 import { ProcessManagerTarget, type Outcome } from './process-manager-target.js';
+import type { AutomationGate } from './gate.js';
 import type { ProcessManager } from './process-manager.js';
 
 export interface ProcessManagerServiceOptions {
@@ -20,6 +22,8 @@ export interface ProcessManagerServiceOptions {
   /** How often a standby process tries to take over a process manager; default 2 s. */
   leadershipIntervalMs?: number;
   retryDelayMs?: number;
+  /** Holds capabilities' commands (automation/gate.ts); without it they always act. */
+  gate?: AutomationGate;
   onOutcome?: (outcome: Outcome) => void;
   log?: (message: string) => void;
 }
@@ -43,12 +47,28 @@ export class ProcessManagerService {
     this.leadership = new Leadership(options.connectionString);
     this.targets = options.managers.map(
       (manager) =>
-        new ProcessManagerTarget(options.pool, manager, options.commands, options.onOutcome),
+        new ProcessManagerTarget(options.pool, manager, options.commands, {
+          eventStore: options.eventStore,
+          ...(options.gate ? { gate: options.gate } : {}),
+          ...(options.onOutcome ? { onOutcome: options.onOutcome } : {}),
+        }),
     );
     this.leadership.whenLost(() => {
       options.log?.('automation: lost the leadership connection; stopping, will try again');
       void this.stopRunners();
     });
+  }
+
+  /** The process managers that serve `capability`, by name. */
+  managersOf(capability: Capability): string[] {
+    return this.targets
+      .filter((target) => target.manager.capability === capability)
+      .map((target) => target.manager.name);
+  }
+
+  /** Why every capability is held now (kill switch, HALTED), or undefined. */
+  async held(): Promise<string | undefined> {
+    return this.options.gate?.held();
   }
 
   names(): string[] {

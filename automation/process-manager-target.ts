@@ -6,8 +6,10 @@ import {
   IdempotencyKeyReusedError,
 } from '../core/commands/idempotency.js';
 import { ConcurrencyConflictError, isQcatError } from '../core/errors.js';
-import type { RecordedEvent } from '../core/eventstore/event-store.js';
+import { decisionStream, type AutomationDecisionEvent } from '../core/capabilities/decisions.js';
+import type { EventStore, RecordedEvent } from '../core/eventstore/event-store.js';
 import type { ProjectionTarget } from '../projections/projection-runner.js';
+import type { AutomationGate } from './gate.js';
 import {
   automationActor,
   registryName,
@@ -15,10 +17,13 @@ import {
   type ProcessManager,
 } from './process-manager.js';
 
-/** What became of one intent: issued, refused by its aggregate, or already issued before. */
+/**
+ * What became of one intent: issued, refused by its aggregate, held by the gate (kill switch,
+ * HALTED, policy), or already issued before.
+ */
 export interface Outcome {
   manager: string;
-  result: 'acted' | 'refused' | 'repeated';
+  result: 'acted' | 'refused' | 'held' | 'repeated';
   streamId: string;
   command: string;
   cause: string;
@@ -42,7 +47,13 @@ export class ProcessManagerTarget implements ProjectionTarget {
     private readonly pool: pg.Pool,
     readonly manager: ProcessManager,
     private readonly commands: CommandHandler,
-    private readonly onOutcome: (outcome: Outcome) => void = () => undefined,
+    private readonly options: {
+      /** Records refusals and holds (core/capabilities/decisions.ts); without it they are only counted. */
+      eventStore?: EventStore;
+      /** Consulted before a capability's intents are issued. */
+      gate?: AutomationGate;
+      onOutcome?: (outcome: Outcome) => void;
+    } = {},
   ) {
     this.name = registryName(manager.name);
     this.handles = new Set(manager.handles);
@@ -81,15 +92,19 @@ export class ProcessManagerTarget implements ProjectionTarget {
   }
 
   /**
-   * Issues intents in order. A refusal (a QcatError from the aggregate) is an outcome, not a
-   * failure: the cause is handled. Conflicts and infrastructure errors throw, and the runner
-   * tries the batch again later; the keys make the retry write each command once.
+   * Issues intents in order. A refusal (a QcatError from the aggregate) and a hold (the gate) are
+   * outcomes, recorded as events, not failures: the cause is handled. Conflicts and
+   * infrastructure errors throw, and the runner tries the batch again later; the keys make the
+   * retry write each command, and each record, once.
    */
   private async issue(
     intents: readonly Intent[],
     cause: string,
     correlationId: string,
   ): Promise<void> {
+    const capability = this.manager.capability;
+    const held =
+      capability && intents.length > 0 ? await this.options.gate?.check(capability) : undefined;
     for (const [index, intent] of intents.entries()) {
       const key = `${cause}:${intent.key ?? String(index)}`;
       const outcome = {
@@ -98,6 +113,10 @@ export class ProcessManagerTarget implements ProjectionTarget {
         command: typeof intent.command['type'] === 'string' ? intent.command['type'] : 'command',
         cause,
       };
+      if (held) {
+        await this.record('AutomationActionHeld', key, { ...outcome, reason: held }, correlationId);
+        continue;
+      }
       try {
         await intent.issue(this.commands, {
           actor: automationActor(this.manager.name),
@@ -106,25 +125,52 @@ export class ProcessManagerTarget implements ProjectionTarget {
           correlationId,
           idempotencyKey: key,
         });
-        this.onOutcome({ ...outcome, result: 'acted' });
+        this.notify({ ...outcome, result: 'acted' });
       } catch (error) {
         if (error instanceof IdempotencyKeyReusedError) {
           // Decided differently the first time round (what it read has moved on): it acted then.
-          this.onOutcome({ ...outcome, result: 'repeated' });
+          this.notify({ ...outcome, result: 'repeated' });
           continue;
         }
         if (
           error instanceof ConcurrencyConflictError ||
-          error instanceof IdempotencyInProgressError
+          error instanceof IdempotencyInProgressError ||
+          !isQcatError(error)
         )
           throw error;
-        if (!isQcatError(error)) throw error;
-        this.onOutcome({
-          ...outcome,
-          result: 'refused',
-          reason: `${error.code}: ${error.message}`,
-        });
+        const reason = `${error.code}: ${error.message}`;
+        await this.record('AutomationActionRefused', key, { ...outcome, reason }, correlationId);
       }
     }
+  }
+
+  private notify(outcome: Outcome): void {
+    this.options.onOutcome?.(outcome);
+  }
+
+  /** A refusal or hold as an event, with an id derived from the intent's key (written once). */
+  private async record(
+    type: AutomationDecisionEvent['type'],
+    key: string,
+    data: AutomationDecisionEvent['data'],
+    correlationId: string,
+  ): Promise<void> {
+    this.notify({ ...data, result: type === 'AutomationActionHeld' ? 'held' : 'refused' });
+    await this.options.eventStore?.appendToStream(
+      decisionStream(this.manager.name),
+      [
+        {
+          eventId: uuidv5(`${this.manager.name}:${key}:${type}`, COMMAND_ID_NAMESPACE),
+          type,
+          data,
+          metadata: {
+            actor: automationActor(this.manager.name),
+            causationId: data.cause,
+            correlationId,
+          },
+        },
+      ],
+      { expectedRevision: 'any' },
+    );
   }
 }

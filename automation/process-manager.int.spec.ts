@@ -12,6 +12,10 @@ import type { Outcome } from './process-manager-target.js';
 import { ProcessManagerTarget } from './process-manager-target.js';
 import { ProcessManagerService } from './process-manager-service.js';
 import { intent, type ProcessManager } from './process-manager.js';
+import { automationGate } from './gate.js';
+import { AUTOMATION_POLICY_STREAM, automationPolicy } from '../core/capabilities/policy.js';
+import { KILL_SWITCH_STREAM } from '../core/risk/common.js';
+import { killSwitch } from '../core/risk/kill-switch.js';
 
 // A counter that refuses to go past 2: enough to show acting, refusing and acting once.
 type Counted = DomainEvent<'Counted', { by: string }>;
@@ -63,7 +67,10 @@ describe('process managers (ADR 010)', () => {
   });
 
   it('acts as automation:<name>, with the cause as causation, once per cause', async () => {
-    const target = new ProcessManagerTarget(store.pool, echo, commands, (o) => outcomes.push(o));
+    const target = new ProcessManagerTarget(store.pool, echo, commands, {
+      eventStore: store,
+      onOutcome: (o) => outcomes.push(o),
+    });
     await store.pool.query(
       `INSERT INTO qcat_projections (name, kind, version) VALUES ($1, 'process', 1)`,
       [target.name],
@@ -83,7 +90,10 @@ describe('process managers (ADR 010)', () => {
   });
 
   it('records a refusal as an outcome and moves on', async () => {
-    const target = new ProcessManagerTarget(store.pool, echo, commands, (o) => outcomes.push(o));
+    const target = new ProcessManagerTarget(store.pool, echo, commands, {
+      eventStore: store,
+      onOutcome: (o) => outcomes.push(o),
+    });
     const causes = [await ping('b'), await ping('b'), await ping('b')];
     await target.apply(causes);
     expect(await store.readStream('counter-b')).toHaveLength(2);
@@ -93,7 +103,61 @@ describe('process managers (ADR 010)', () => {
       'refused',
     ]);
     expect(outcomes.at(-1)?.reason).toMatch(/^COUNTER_FULL/);
+    const [refused, ...more] = await store.readStream('autodecision-echo');
+    expect(more).toEqual([]);
+    expect(refused).toMatchObject({
+      type: 'AutomationActionRefused',
+      data: { manager: 'echo', streamId: 'counter-b', command: 'Count', cause: causes[2]!.eventId },
+      metadata: { actor: 'automation:echo', causationId: causes[2]!.eventId },
+    });
+    expect((refused!.data as { reason: string }).reason).toMatch(/^COUNTER_FULL/);
     expect(await target.checkpoint()).toBe(causes[2]!.position);
+  });
+
+  it('holds a capability that is off, or while the kill switch is engaged', async () => {
+    const gated: ProcessManager = { ...echo, name: 'eliminator', capability: 'elimination' };
+    const target = new ProcessManagerTarget(store.pool, gated, commands, {
+      eventStore: store,
+      gate: automationGate(commands, async () => []),
+    });
+    const officer = { id: 'rita', role: 'risk_officer' as const };
+    const reasons = async (): Promise<string[]> =>
+      (await store.readStream('autodecision-eliminator')).map(
+        (e) => `${e.type} ${(e.data as { reason: string }).reason}`,
+      );
+
+    await target.apply([await ping('d')]);
+    expect(await store.readStream('counter-d')).toEqual([]);
+    expect(await reasons()).toEqual([
+      expect.stringMatching(/^AutomationActionHeld CAPABILITY_OFF: elimination is switched off/),
+    ]);
+
+    await commands.handle(
+      automationPolicy,
+      AUTOMATION_POLICY_STREAM,
+      {
+        type: 'ConfigureAutomationCapability',
+        capability: 'elimination',
+        enabled: true,
+        by: officer,
+        time: 1,
+      },
+      { actor: 'rita' },
+    );
+    await target.apply([await ping('d')]);
+    expect(await store.readStream('counter-d')).toHaveLength(1);
+
+    await commands.handle(
+      killSwitch,
+      KILL_SWITCH_STREAM,
+      { type: 'EngageKillSwitch', by: officer, reason: 'drill', flatten: false, time: 2 },
+      { actor: 'rita' },
+    );
+    await target.apply([await ping('d')]);
+    expect(await store.readStream('counter-d')).toHaveLength(1);
+    expect((await reasons()).at(-1)).toMatch(
+      /^AutomationActionHeld KILL_SWITCH_ENGAGED: the kill switch is engaged \(drill\)/,
+    );
   });
 
   it('is led by one process of two, which reacts to live events from its checkpoint', async () => {

@@ -2,6 +2,7 @@ import type { CommandContext, CommandHandler } from '../core/commands/command-ha
 import type { CommandResult } from '../core/commands/idempotency.js';
 import type { Decider, DomainEvent } from '../core/decider.js';
 import type { JsonObject, RecordedEvent } from '../core/eventstore/event-store.js';
+import type { Capability } from '../core/capabilities/capabilities.js';
 
 /**
  * One command a process manager wants issued, on one stream. `key` tells apart the intents one
@@ -45,6 +46,11 @@ export interface Tick {
 export interface ProcessManager {
   /** kebab-case; the actor is `automation:<name>`. */
   name: string;
+  /**
+   * The automation capability it serves: the gate (kill switch, HALTED, the policy's switch)
+   * holds its commands. Absent for the approval flow and the backtest runner, which always run.
+   */
+  capability?: Capability;
   /** Event types it reacts to; the runner moves past every other event without calling `react`. */
   handles: readonly string[];
   react(event: RecordedEvent): Promise<Intent[]>;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import pg from 'pg';
 import type { Observable } from 'rxjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ApiKeyService } from '../api/auth/api-key-service.js';
 import { migrate } from '../core/adapters/postgres/migrations.js';
 import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-store.js';
@@ -27,6 +27,7 @@ import { allProjections } from '../projections/registry.js';
 import { tableChecksum } from '../test/support/read-model-checksums.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/test-database.js';
 import { connectTestRedis, type TestRedis } from '../test/support/test-redis.js';
+import { describeNeeding } from '../test/support/tools.js';
 
 const root = new URL('..', import.meta.url).pathname;
 
@@ -124,7 +125,8 @@ const sleep = (ms: number): Promise<void> =>
     setTimeout(resolve, ms);
   });
 
-describe('restore drill: full + two incrementals, restored to an instant between them', () => {
+const drill = 'restore drill: full + two incrementals, restored to an instant between them';
+describeNeeding(['redis'], drill, () => {
   let source: TestDatabase;
   let target: TestDatabase;
   let reference: TestDatabase;

@@ -15,12 +15,13 @@
  */
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
-import pg from 'pg';
+import type pg from 'pg';
 import {
   bulkImportIntoEmptyStore,
   BulkImportError,
 } from '../core/adapters/postgres/bulk-import.js';
 import { migrate } from '../core/adapters/postgres/migrations.js';
+import { createPool } from '../core/adapters/postgres/pool.js';
 import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-store.js';
 import type { EventStore, NewEvent, RecordedEvent } from '../core/eventstore/event-store.js';
 import { ProjectionService } from '../projections/projection-service.js';
@@ -381,8 +382,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       `--target '${redactUrl(options.target)}' is neither a postgres:// nor an esdb:// URL`,
     );
 
-  const pool = new pg.Pool({ connectionString: options.target, max: 8 });
-  pool.on('error', () => undefined);
+  const pool = createPool({ connectionString: options.target, max: 8 });
   try {
     await assertEmptyPostgres(pool, options.target);
     await migrate(pool);
@@ -446,8 +446,7 @@ async function restoreIntoEventStoreDb(
   } catch (error) {
     throw connectionProblem(options.target, error);
   }
-  const pool = new pg.Pool({ connectionString: options.readModelsUrl, max: 4 });
-  pool.on('error', () => undefined);
+  const pool = createPool({ connectionString: options.readModelsUrl, max: 4 });
   try {
     const head = await store.headPosition();
     if (head !== 0n)

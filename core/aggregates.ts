@@ -1,5 +1,6 @@
 import { apiKeys } from './access/api-key.js';
 import { approvals } from './approvals/approval.js';
+import { automationPolicy } from './capabilities/policy.js';
 import { backtests } from './backtests/backtest-run.js';
 import type { Decider, DomainEvent } from './decider.js';
 import { desk } from './engine/desk.js';
@@ -50,6 +51,7 @@ export const AGGREGATES: Readonly<Record<string, Aggregate>> = {
   order: fromDecider('order', orders),
   desk: fromDecider('trading desk', desk),
   risk: riskAggregate,
+  automation: fromDecider('automation policy', automationPolicy),
 };
 
 export const aggregateOf = (streamId: string): Aggregate | undefined =>

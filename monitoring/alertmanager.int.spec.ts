@@ -14,30 +14,21 @@ import { createServer, type Server } from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { z } from 'zod';
+import { describeNeeding, toolPath } from '../test/support/tools.js';
 
 /**
  * The Alertmanager configuration: rendered from the environment by render-config.sh, checked by
  * amtool, and run by a real Alertmanager (Debian package `prometheus-alertmanager`; .ci/run
  * installs it) whose Slack webhook points at this test, to see routing, inhibition and the
- * templates at work. Without amtool or alertmanager these tests fail, they do not skip.
+ * templates at work. Without amtool or alertmanager they are skipped saying so
+ * (test/support/tools.ts; a failure in CI).
  */
 
 const root = new URL('..', import.meta.url).pathname;
 const alertmanagerDir = join(root, 'monitoring/alertmanager');
 const renderScript = join(alertmanagerDir, 'render-config.sh');
-
-function requireTool(names: string[], debianPackage: string): string {
-  for (const name of names) {
-    const found = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
-    if (found.status === 0) return found.stdout.trim();
-  }
-  throw new Error(
-    `${names.join(' or ')} is not installed. It comes with Debian's package '${debianPackage}' ` +
-      `(apt-get install -y ${debianPackage}); .ci/run installs it before the tests.`,
-  );
-}
 
 /** The settings .env.example documents, with throw-away secrets. */
 function sampleEnvironment(overrides: Record<string, string> = {}): Record<string, string> {
@@ -96,14 +87,14 @@ async function eventually<T>(
   }
 }
 
-describe('Alertmanager configuration', () => {
+describeNeeding(['amtool'], 'Alertmanager configuration', () => {
   const scratch = mkdtempSync(join(tmpdir(), 'qcat-alertmanager-'));
   afterAll(() => {
     rmSync(scratch, { recursive: true, force: true });
   });
 
   it('renders from the environment; amtool check-config accepts the result', () => {
-    const amtool = requireTool(['amtool'], 'prometheus-alertmanager');
+    const amtool = toolPath('amtool');
     const target = join(scratch, 'rendered');
     const env = sampleEnvironment();
     const rendered = render(target, env);
@@ -159,7 +150,7 @@ describe('Alertmanager configuration', () => {
   });
 
   it('routes critical alerts to the on-call receiver and everything else to the team', () => {
-    const amtool = requireTool(['amtool'], 'prometheus-alertmanager');
+    const amtool = toolPath('amtool');
     const target = join(scratch, 'routes');
     expect(render(target, sampleEnvironment()).status).toBe(0);
     const receiver = (...labels: string[]): string =>
@@ -180,7 +171,7 @@ describe('Alertmanager configuration', () => {
   });
 
   it('every template renders', () => {
-    const amtool = requireTool(['amtool'], 'prometheus-alertmanager');
+    const amtool = toolPath('amtool');
     const target = join(scratch, 'templates');
     expect(render(target, sampleEnvironment()).status).toBe(0);
     for (const name of [
@@ -221,7 +212,7 @@ const alertStatus = z.array(
   }),
 );
 
-describe('a running Alertmanager with this configuration', () => {
+describeNeeding(['alertmanager'], 'a running Alertmanager with this configuration', () => {
   const scratch = mkdtempSync(join(tmpdir(), 'qcat-alertmanager-run-'));
   const slack: SlackMessage[] = [];
   let slackServer: Server | undefined;
@@ -230,10 +221,7 @@ describe('a running Alertmanager with this configuration', () => {
   let url = '';
 
   beforeAll(async () => {
-    const binary = requireTool(
-      ['alertmanager', 'prometheus-alertmanager'],
-      'prometheus-alertmanager',
-    );
+    const binary = toolPath('alertmanager');
     const server = createServer((request, response) => {
       let body = '';
       request.on('data', (chunk: Buffer) => (body += chunk.toString()));

@@ -4,11 +4,12 @@ import { isAbsolute, join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { z } from 'zod';
+import { describeNeeding, toolPath } from '../test/support/tools.js';
 
 /**
  * docker-compose.yml, .env.example, the Dockerfile and .dockerignore. No Docker engine runs here,
  * so the compose file is validated and resolved by docker-compose (Debian package
- * `docker-compose`; .ci/run installs it) and the resolved result is checked: health checks, restart
+ * `docker-compose`; the test setup installs it) and the resolved result is checked: health checks, restart
  * policies, networks, published ports, volumes, retention, no secret in any file.
  */
 
@@ -38,17 +39,6 @@ const BACK_ONLY = [
 ];
 const SECRET = /PASSWORD|SECRET|TOKEN|WEBHOOK/;
 
-function requireTool(name: string, debianPackage: string): string {
-  const found = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
-  if (found.status !== 0) {
-    throw new Error(
-      `${name} is not installed. It comes with Debian's package '${debianPackage}' ` +
-        `(apt-get install -y ${debianPackage}); .ci/run installs it before the tests.`,
-    );
-  }
-  return found.stdout.trim();
-}
-
 /** NAME=value lines of .env.example. */
 function envExample(): Map<string, string> {
   const values = new Map<string, string>();
@@ -71,7 +61,7 @@ function compose(
   args: string[],
   env: Record<string, string>,
 ): { status: number; stdout: string; stderr: string } {
-  const binary = requireTool('docker-compose', 'docker-compose');
+  const binary = toolPath('docker-compose');
   // Only PATH and what the test gives: no variable of the machine leaks into the result.
   const result = spawnSync(binary, ['--env-file', '.env.example', ...args], {
     cwd: root,
@@ -110,7 +100,7 @@ const composeSchema = z.looseObject({
   volumes: z.record(z.string(), z.unknown()),
 });
 
-describe('docker-compose.yml', () => {
+describeNeeding(['docker-compose'], 'docker-compose.yml', () => {
   const secrets = placeholderSecrets();
 
   it('.env.example leaves every secret blank and sets everything else', () => {

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { startTestServer, type TestServer } from '../test/support/test-server.js';
+import { describeNeeding } from '../test/support/tools.js';
 
 /**
  * Grafana's provisioning (data sources, dashboards) and the read-only PostgreSQL role it uses: the
@@ -141,22 +142,13 @@ function expandGrafanaSql(sql: string): string {
     .replace(/\$category\b/g, `'apikey','strategy'`);
 }
 
-/** The same database URL, logging in as another role (the test server trusts local logins). */
-const loginAs = (databaseUrl: string, role: string): string => {
+/** The same database URL, logging in as another role with its password. */
+const loginAs = (databaseUrl: string, role: string, password: string): string => {
   const url = new URL(databaseUrl);
   url.username = role;
-  url.password = '';
+  url.password = password;
   return url.toString();
 };
-
-function requireTool(name: string, debianPackage: string): void {
-  if (spawnSync('sh', ['-c', `command -v ${name}`]).status !== 0) {
-    throw new Error(
-      `${name} is not installed. It comes with Debian's package '${debianPackage}' ` +
-        `(apt-get install -y ${debianPackage}).`,
-    );
-  }
-}
 
 describe('Grafana provisioning', () => {
   it('provisions Prometheus, the PostgreSQL read models and Alertmanager, reached by their compose service names', () => {
@@ -239,16 +231,19 @@ describe('Grafana provisioning', () => {
   });
 });
 
-describe('the read-only PostgreSQL role and the dashboards’ SQL, on a real QCAT database', () => {
+const readOnlyRole =
+  'the read-only PostgreSQL role and the dashboards’ SQL, on a real QCAT database';
+describeNeeding(['psql'], readOnlyRole, () => {
   let api: TestServer | undefined;
   let reader: pg.Client | undefined;
   const suffix = randomBytes(4).toString('hex');
   const readerRole = `grafana_reader_${suffix}`;
   const exporterRole = `postgres_exporter_${suffix}`;
+  const readerPassword = randomBytes(12).toString('hex');
+  const exporterPassword = randomBytes(12).toString('hex');
   let serverUrl: string;
 
   beforeAll(async () => {
-    requireTool('psql', 'postgresql-client');
     const server = await startTestServer('grafana_sql');
     api = server;
     const url = new URL(server.database.url);
@@ -259,17 +254,21 @@ describe('the read-only PostgreSQL role and the dashboards’ SQL, on a real QCA
         ...process.env,
         PGHOST: url.hostname,
         PGPORT: url.port || '5432',
+        // The embedded server's generated password (empty for a server that trusts local logins).
+        PGPASSWORD: decodeURIComponent(url.password),
         POSTGRES_USER: decodeURIComponent(url.username),
         POSTGRES_DB: url.pathname.slice(1),
         GRAFANA_PG_USER: readerRole,
-        GRAFANA_PG_PASSWORD: randomBytes(12).toString('hex'),
+        GRAFANA_PG_PASSWORD: readerPassword,
         POSTGRES_EXPORTER_USER: exporterRole,
-        POSTGRES_EXPORTER_PASSWORD: randomBytes(12).toString('hex'),
+        POSTGRES_EXPORTER_PASSWORD: exporterPassword,
       },
     });
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
-    reader = new pg.Client({ connectionString: loginAs(server.database.url, readerRole) });
+    reader = new pg.Client({
+      connectionString: loginAs(server.database.url, readerRole, readerPassword),
+    });
     await reader.connect();
   });
 
@@ -336,7 +335,9 @@ describe('the read-only PostgreSQL role and the dashboards’ SQL, on a real QCA
 
   it('gives the exporter pg_monitor and no table access', async () => {
     const { api } = ready();
-    const exporter = new pg.Client({ connectionString: loginAs(api.database.url, exporterRole) });
+    const exporter = new pg.Client({
+      connectionString: loginAs(api.database.url, exporterRole, exporterPassword),
+    });
     await exporter.connect();
     try {
       const monitor = await exporter.query<{ member: boolean }>(

@@ -2,14 +2,15 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { z } from 'zod';
+import { describeNeeding, toolPath } from '../test/support/tools.js';
 
 /**
  * The Prometheus configuration, its alert rules and their unit tests, checked with Prometheus's own
- * promtool (Debian package `prometheus`; .ci/run installs it). Without promtool these tests fail:
- * an unchecked rule file is not a passing one.
+ * promtool (Debian package `prometheus`; the test setup installs it). Without promtool its tests
+ * are skipped saying so, and fail in CI: an unchecked rule file is not a passing one.
  */
 
 const root = new URL('..', import.meta.url).pathname;
@@ -21,17 +22,6 @@ const testFiles = readdirSync(join(prometheusDir, 'tests'))
   .filter((name) => name.endsWith('.yml'))
   .sort()
   .map((name) => `tests/${name}`);
-
-function requireTool(name: string, debianPackage: string): string {
-  const found = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
-  if (found.status !== 0) {
-    throw new Error(
-      `${name} is not installed. It comes with Debian's package '${debianPackage}' ` +
-        `(apt-get install -y ${debianPackage}); .ci/run installs it before the tests.`,
-    );
-  }
-  return found.stdout.trim();
-}
 
 function run(command: string, args: string[], cwd = root): { status: number; output: string } {
   const result = spawnSync(command, args, { cwd, encoding: 'utf8' });
@@ -104,14 +94,14 @@ function headingAnchors(markdown: string): Set<string> {
   return anchors;
 }
 
-describe('Prometheus configuration and alert rules (promtool)', () => {
+describeNeeding(['promtool'], 'Prometheus configuration and alert rules (promtool)', () => {
   const scratch = mkdtempSync(join(tmpdir(), 'qcat-promtool-'));
   afterAll(() => {
     rmSync(scratch, { recursive: true, force: true });
   });
 
   it('promtool check config accepts prometheus.yml and the rule files it loads', () => {
-    const promtool = requireTool('promtool', 'prometheus');
+    const promtool = toolPath('promtool');
     const result = run(promtool, ['check', 'config', 'prometheus.yml'], prometheusDir);
     expect(result.output).toContain('SUCCESS: prometheus.yml is valid prometheus config file');
     expect(result.output).toMatch(/SUCCESS: \d+ rules found/);
@@ -119,14 +109,14 @@ describe('Prometheus configuration and alert rules (promtool)', () => {
   });
 
   it('promtool check rules accepts every rule file', () => {
-    const promtool = requireTool('promtool', 'prometheus');
+    const promtool = toolPath('promtool');
     const result = run(promtool, ['check', 'rules', rulesFile]);
     expect(result.output).toContain(`SUCCESS: ${alerts.length} rules found`);
     expect(result.status).toBe(0);
   });
 
   it('promtool test rules: every unit test of the alerts passes', () => {
-    const promtool = requireTool('promtool', 'prometheus');
+    const promtool = toolPath('promtool');
     expect(testFiles).toEqual([
       'tests/backup-age.test.yml',
       'tests/optimization-stalled.test.yml',
@@ -139,7 +129,7 @@ describe('Prometheus configuration and alert rules (promtool)', () => {
   });
 
   it('a wrong expectation makes promtool test rules fail (the unit tests do check)', () => {
-    const promtool = requireTool('promtool', 'prometheus');
+    const promtool = toolPath('promtool');
     // The first test case alone, its rule file by absolute path, and once as it is: it passes...
     const suite = z
       .looseObject({ rule_files: z.array(z.string()), tests: z.array(z.unknown()) })

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
-import pg from 'pg';
 import { migrate } from '../core/adapters/postgres/migrations.js';
+import { createPool } from '../core/adapters/postgres/pool.js';
 import { QcatError, toError } from '../core/errors.js';
 import { startServer } from '../api/server.js';
 import { ConfigurationError, loadConfig, redact, type Config } from './config.js';
@@ -96,7 +96,7 @@ program
     const config = loadConfig();
     if (!config.DATABASE_URL)
       throw new ConfigurationError('DATABASE_URL (unset): required by `qcat migrate`');
-    const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 1 });
+    const pool = createPool({ connectionString: config.DATABASE_URL, max: 1 });
     try {
       const applied = await migrate(pool);
       console.log(

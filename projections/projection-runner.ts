@@ -1,7 +1,11 @@
 import type { EventStore, RecordedEvent } from '../core/eventstore/event-store.js';
+import { isUnavailable } from '../core/adapters/unavailable.js';
 import { toError } from '../core/errors.js';
 import type { Upcasters } from '../core/eventstore/upcasting.js';
 import type { ProjectionState } from './projection.js';
+
+/** The longest wait before trying again after the database or Redis did not answer. */
+const RECONNECT_MS = 500;
 
 /** A projection's destination: applies batches exactly once and knows its checkpoint. */
 export interface ProjectionTarget {
@@ -85,9 +89,14 @@ export class ProjectionRunner {
 
   private async run(): Promise<void> {
     let delay = this.options.retryDelayMs ?? 1000;
-    this.checkpoint = await this.target.checkpoint();
+    let started = false;
     while (!this.isStopping()) {
       try {
+        // In the loop: the database may be down right now, and a rejection here has no reader.
+        // Again after a failure: a Redis that came back empty has lost its views, which then
+        // catch up from its checkpoint (0), not from where this runner was.
+        if (!started) this.checkpoint = await this.target.checkpoint();
+        started = true;
         await this.follow();
         delay = this.options.retryDelayMs ?? 1000;
       } catch (thrown) {
@@ -98,8 +107,10 @@ export class ProjectionRunner {
             : this.checkpoint + 1n;
         this.state = 'stopped';
         this.error = { position, message: error.message, at: new Date() };
+        started = false;
         await this.options.onError?.(position, error).catch(() => undefined);
-        await this.pause(delay);
+        // A database or Redis that does not answer is waited for briefly, not for minutes.
+        await this.pause(isUnavailable(error) ? Math.min(delay, RECONNECT_MS) : delay);
         delay = Math.min(delay * 2, this.options.maxRetryDelayMs ?? 5 * 60_000);
       }
     }

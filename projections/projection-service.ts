@@ -7,6 +7,8 @@ import { PostgresTarget } from './postgres-target.js';
 import type { Projection, ProjectionStatus } from './projection.js';
 import { ProjectionRunner, type ProjectionTarget } from './projection-runner.js';
 import { RedisTarget } from './redis-target.js';
+import { isUnavailable, retryWhileUnavailable } from '../core/adapters/unavailable.js';
+import { toError } from '../core/errors.js';
 
 export interface ProjectionServiceOptions {
   pool: pg.Pool;
@@ -46,6 +48,9 @@ export class ProjectionService {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private ticking: Promise<void> = Promise.resolve();
+  /** While the database does not answer, a tick is tried again within a second (not in 2 s). */
+  private readonly retry = retryWhileUnavailable();
+  private readonly stopping = new AbortController();
   readonly skipped: string[] = [];
 
   constructor(private readonly options: ProjectionServiceOptions) {
@@ -67,10 +72,11 @@ export class ProjectionService {
             [projection.name, checkpoint],
           );
         };
-        this.targets.set(
-          projection.name,
-          new RedisTarget(options.redis.duplicate(), prefix, projection, mirror),
-        );
+        // Its own connection (WATCH belongs to one); its failures reach the runner as rejected
+        // commands, so the connection's own error events need no more than a listener.
+        const connection = options.redis.duplicate();
+        connection.on('error', () => undefined);
+        this.targets.set(projection.name, new RedisTarget(connection, prefix, projection, mirror));
       } else {
         this.skipped.push(projection.name);
       }
@@ -80,6 +86,7 @@ export class ProjectionService {
         'projections: lost the leadership connection; stopping runners, will try again',
       );
       void this.stopRunners();
+      this.schedule(0); // take the lead again as soon as the database answers
     });
   }
 
@@ -102,10 +109,24 @@ export class ProjectionService {
   async start(): Promise<void> {
     await this.register();
     await this.tick();
-    const every = this.options.leadershipIntervalMs ?? 2000;
-    this.timer = setInterval(() => {
-      this.ticking = this.ticking.then(() => this.tick());
-    }, every);
+    this.schedule(this.options.leadershipIntervalMs ?? 2000);
+  }
+
+  /** The next tick in `delay` ms (replacing a later one), then every `leadershipIntervalMs`. */
+  private schedule(delay: number): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.ticking = this.ticking
+        .then(() => this.retry.execute(() => this.tick(), this.stopping.signal))
+        .catch((error: unknown) => {
+          if (!this.stopped) this.options.log?.(`projections: ${toError(error).message}`);
+        })
+        .finally(() => {
+          if (this.timer === undefined) this.schedule(this.options.leadershipIntervalMs ?? 2000);
+        });
+    }, delay);
   }
 
   private async registerRedis(name: string, version: number): Promise<void> {
@@ -116,44 +137,56 @@ export class ProjectionService {
     );
   }
 
-  /** Take the lead of every projection nobody leads. */
+  /**
+   * Take the lead of every projection nobody leads. Throws when the database does not answer (the
+   * caller tries again soon); any other failure is logged and tried again at the next tick.
+   */
   private async tick(): Promise<void> {
-    if (this.stopped) return;
     for (const target of this.targets.values()) {
+      if (this.stopped) return;
       if (this.runners.has(target.name)) continue;
       try {
-        if (!(await this.leadership.tryAcquire(target.name))) continue;
+        await this.lead(target);
       } catch (error) {
-        this.options.log?.(`projections: leadership check failed: ${String(error)}`);
-        return;
+        if (isUnavailable(error)) throw error;
+        this.options.log?.(
+          `projections: taking the lead of ${target.name} failed: ${String(error)}`,
+        );
       }
-      await this.options.pool.query(
-        'UPDATE qcat_projections SET leader = $2, updated_at = now() WHERE name = $1',
-        [target.name, this.options.instanceId],
-      );
-      if (target instanceof PostgresTarget && (await target.ensure()).stale) {
-        this.options.log?.(`projections: ${target.name} changed version; rebuilding`);
-        await target.rebuild(this.options.eventStore);
-      }
-      const runner = new ProjectionRunner(this.options.eventStore, target, {
-        ...(this.options.batchSize ? { batchSize: this.options.batchSize } : {}),
-        ...(this.options.retryDelayMs ? { retryDelayMs: this.options.retryDelayMs } : {}),
-        ...(this.options.upcasters ? { upcasters: this.options.upcasters } : {}),
-        onError: async (position, error) => {
-          this.options.log?.(
-            `projections: ${target.name} stopped at position ${position}: ${error.message}`,
-          );
-          await this.options.pool.query(
-            `UPDATE qcat_projections SET error_position = $2, error_message = $3, error_at = now()
-             WHERE name = $1`,
-            [target.name, position, error.message],
-          );
-        },
-      });
-      this.runners.set(target.name, runner);
-      runner.start();
-      this.options.log?.(`projections: leading ${target.name}`);
     }
+  }
+
+  /** Takes the lead of `target` if nobody has it, and starts its runner. */
+  private async lead(target: Target): Promise<void> {
+    if (!(await this.leadership.tryAcquire(target.name))) return;
+    await this.options.pool.query(
+      'UPDATE qcat_projections SET leader = $2, updated_at = now() WHERE name = $1',
+      [target.name, this.options.instanceId],
+    );
+    if (target instanceof PostgresTarget && (await target.ensure()).stale) {
+      this.options.log?.(`projections: ${target.name} changed version; rebuilding`);
+      await target.rebuild(this.options.eventStore);
+    }
+    const runner = new ProjectionRunner(this.options.eventStore, target, {
+      ...(this.options.batchSize ? { batchSize: this.options.batchSize } : {}),
+      ...(this.options.retryDelayMs ? { retryDelayMs: this.options.retryDelayMs } : {}),
+      ...(this.options.upcasters ? { upcasters: this.options.upcasters } : {}),
+      onError: async (position, error) => {
+        // The database or Redis down: the runner tries again soon; the leadership says so once.
+        if (isUnavailable(error)) return;
+        this.options.log?.(
+          `projections: ${target.name} stopped at position ${position}: ${error.message}`,
+        );
+        await this.options.pool.query(
+          `UPDATE qcat_projections SET error_position = $2, error_message = $3, error_at = now()
+           WHERE name = $1`,
+          [target.name, position, error.message],
+        );
+      },
+    });
+    this.runners.set(target.name, runner);
+    runner.start();
+    this.options.log?.(`projections: leading ${target.name}`);
   }
 
   private async stopRunners(): Promise<void> {
@@ -164,7 +197,8 @@ export class ProjectionService {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.timer);
+    clearTimeout(this.timer);
+    this.stopping.abort();
     await this.ticking;
     await this.stopRunners();
     await this.leadership.close();

@@ -63,7 +63,7 @@ export type ProjectionState = 'catching_up' | 'running' | 'stopped' | 'led_elsew
 
 export interface ProjectionStatus {
   name: string;
-  /** process: a process manager's checkpoint row (ADR 010). */
+  /** `process`: a process manager's checkpoint row (automation/, ADR 010). */
   kind: Projection['kind'] | 'process';
   state: ProjectionState;
   checkpoint: bigint;

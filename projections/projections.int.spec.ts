@@ -18,6 +18,7 @@ import { PostgresTarget } from './postgres-target.js';
 import type { PostgresProjection } from './projection.js';
 import { ProjectionService } from './projection-service.js';
 import { RedisTarget } from './redis-target.js';
+import { describeNeeding } from '../test/support/tools.js';
 
 const event = (type: string, actor = 'trader-1'): NewEvent => ({
   type,
@@ -58,7 +59,7 @@ async function until(
   }
 }
 
-describe('projection engine', () => {
+describeNeeding(['redis'], 'projection engine', () => {
   let database: TestDatabase;
   let store: PostgresEventStore;
   let pool: pg.Pool;

@@ -2,6 +2,7 @@ import type { CommandHandler } from '../core/commands/command-handler.js';
 import { apiKeysProjection } from './api-keys.js';
 import { approvalFlow } from './approval-flow.js';
 import { auditTrail } from './audit-trail.js';
+import { automationDecisionsProjection } from './automation.js';
 import { backtestRunner, backtestsProjection } from './backtests.js';
 import { liveActivity } from './live-activity.js';
 import { optimizationsProjection } from './optimizations.js';
@@ -27,6 +28,7 @@ export const allProjections = (redisPrefix: string, commands?: CommandHandler): 
   liveRiskView,
   backtestsProjection,
   optimizationsProjection,
+  automationDecisionsProjection,
   ...(commands ? [approvalFlow(commands)] : []),
   ...(commands ? [backtestRunner(commands)] : []),
 ];

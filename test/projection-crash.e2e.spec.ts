@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-store.js';
 import { auditTrail } from '../projections/audit-trail.js';
 import { liveActivity } from '../projections/live-activity.js';
@@ -9,10 +9,11 @@ import { startQcat } from './support/qcat-process.js';
 import { redisViewChecksum, tableChecksum } from './support/read-model-checksums.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
 import { connectTestRedis, type TestRedis } from './support/test-redis.js';
+import { describeNeeding } from './support/tools.js';
 
 const CRASHES = 10;
 
-describe('crash safety of the projections', () => {
+describeNeeding(['redis'], 'crash safety of the projections', () => {
   let database: TestDatabase;
   let redis: TestRedis;
   let store: PostgresEventStore;

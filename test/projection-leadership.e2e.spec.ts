@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-store.js';
 import { CommandHandler } from '../core/commands/command-handler.js';
 import { InMemoryIdempotencyStore } from '../core/commands/idempotency.js';
@@ -7,8 +7,9 @@ import { allProjections } from '../projections/registry.js';
 import { startQcat, type QcatProcess } from './support/qcat-process.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
 import { connectTestRedis, type TestRedis } from './support/test-redis.js';
+import { describeNeeding } from './support/tools.js';
 
-describe('projection leadership across two QCAT processes', () => {
+describeNeeding(['redis'], 'projection leadership across two QCAT processes', () => {
   let database: TestDatabase;
   let redis: TestRedis;
   let store: PostgresEventStore;

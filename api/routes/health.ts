@@ -1,9 +1,43 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Runtime } from '../../ops/runtime.js';
+import type { ProjectionStatus } from '../../projections/projection.js';
 import { sendProblem } from '../problem.js';
 
 const check = z.object({ name: z.string(), ok: z.boolean(), detail: z.string() });
+/** `ok`; `degraded: redis` when only an optional dependency fails (answers 200); `unavailable` (503). */
+const readyStatus = z
+  .string()
+  .regex(/^(ok|unavailable|degraded: [a-z, ]+)$/)
+  .describe('ok | degraded: <optional dependencies that fail> | unavailable');
+
+/** Seconds to wait before asking again when not ready (a restart of a dependency, say). */
+const RETRY_AFTER = '2';
+
+/** How long one readiness probe may take before it counts as failing. */
+const PROBE_TIMEOUT_MS = 2000;
+
+interface Probe {
+  name: string;
+  /** Set for a dependency QCAT works without (degraded, still ready); the name it is reported as. */
+  optional?: string;
+  run: () => Promise<string>;
+}
+
+/** A probe that answered, but with bad news. */
+class Lagging extends Error {}
+
+function within<T>(work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => {
+      reject(new Error('timed out'));
+    }, PROBE_TIMEOUT_MS);
+  });
+  return Promise.race([work, late]).finally(() => {
+    clearTimeout(timer);
+  });
+}
 
 /** Liveness (the process answers) and readiness (everything it depends on answers, lag is low). */
 export const healthRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
@@ -19,50 +53,102 @@ export const healthRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
     () => ({ status: 'ok' as const }),
   );
 
+  /**
+   * Fails when a projection (a Redis view, or any other) is stopped or further behind than
+   * READY_MAX_LAG.
+   */
+  const lagging = (statuses: readonly ProjectionStatus[], redisViews: boolean) => {
+    const max = BigInt(runtime.config.READY_MAX_LAG);
+    const behind = statuses
+      .filter(
+        (status) =>
+          // Read models only: a process manager behind (ADR 010) does not make answers stale.
+          status.kind !== 'process' &&
+          (status.kind === 'redis') === redisViews &&
+          (status.state === 'stopped' || status.lag > max),
+      )
+      .map((status) => status.name);
+    if (behind.length > 0)
+      throw new Lagging(`stopped, or lag above ${max.toString()}: ${behind.join(', ')}`);
+    return 'within lag limit';
+  };
+
   const ready = async (): Promise<{
-    ok: boolean;
+    status: string;
     checks: z.infer<typeof check>[];
     headPosition: string;
   }> => {
-    const checks: z.infer<typeof check>[] = [];
-    const attempt = async (name: string, probe: () => Promise<string>): Promise<void> => {
-      try {
-        checks.push({ name, ok: true, detail: await probe() });
-      } catch {
-        checks.push({ name, ok: false, detail: 'does not answer' });
-      }
-    };
     let head = 0n;
-    await attempt('eventstore', async () => {
-      head = await runtime.eventStore.headPosition();
-      return `head position ${head.toString()}`;
-    });
-    await attempt('postgresql', async () => {
-      await runtime.pool.query('SELECT 1');
-      return 'answers';
-    });
     const redis = runtime.redis;
-    if (redis) {
-      await attempt('redis', async () => {
-        await redis.ping();
-        return 'answers';
-      });
-    }
-    await attempt('projections', async () => {
-      const lagging = (await runtime.projections.status()).filter(
-        (status) => status.state === 'stopped' || status.lag > BigInt(runtime.config.READY_MAX_LAG),
-      );
-      if (lagging.length > 0) throw new Error('lagging');
-      return 'within lag limit';
-    });
-    const projections = checks.find((c) => c.name === 'projections');
-    if (projections && !projections.ok)
-      projections.detail = `stopped, or lag above ${runtime.config.READY_MAX_LAG}`;
-    return { ok: checks.every((c) => c.ok), checks, headPosition: head.toString() };
+    const statuses = within(runtime.projections.status());
+    statuses.catch(() => undefined); // awaited by two probes below
+    const probes: Probe[] = [
+      {
+        name: 'eventstore',
+        run: async () => {
+          head = await runtime.eventStore.headPosition();
+          return `head position ${head.toString()}`;
+        },
+      },
+      {
+        name: 'postgresql',
+        run: async () => {
+          await runtime.pool.query('SELECT 1');
+          return 'answers';
+        },
+      },
+      ...(redis
+        ? [
+            {
+              name: 'redis',
+              optional: 'redis',
+              run: async () => {
+                await redis.ping();
+                return 'answers';
+              },
+            },
+          ]
+        : []),
+      {
+        name: 'projections',
+        run: async () => lagging(await statuses, false),
+      },
+      ...(redis
+        ? [
+            {
+              name: 'redis_views',
+              optional: 'redis',
+              run: async () => lagging(await statuses, true),
+            },
+          ]
+        : []),
+    ];
+    // At once, and each within a bound: a dependency that hangs must not hang the probe.
+    const checks = await Promise.all(
+      probes.map(async ({ name, run }) => {
+        try {
+          return { name, ok: true, detail: await within(run()) };
+        } catch (error) {
+          return {
+            name,
+            ok: false,
+            detail: error instanceof Lagging ? error.message : 'does not answer',
+          };
+        }
+      }),
+    );
+    const failing = probes.filter((_probe, index) => !checks[index]?.ok);
+    const degraded = [...new Set(failing.map((probe) => probe.optional))];
+    const status = degraded.includes(undefined)
+      ? 'unavailable'
+      : degraded.length > 0
+        ? `degraded: ${degraded.join(', ')}`
+        : 'ok';
+    return { status, checks, headPosition: head.toString() };
   };
 
   const readyBody = z.object({
-    status: z.enum(['ok', 'unavailable']),
+    status: readyStatus,
     headPosition: z.string(),
     checks: z.array(check),
   });
@@ -74,11 +160,8 @@ export const healthRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
     },
     async (_request, reply) => {
       const result = await ready();
-      return reply.code(result.ok ? 200 : 503).send({
-        status: result.ok ? 'ok' : 'unavailable',
-        headPosition: result.headPosition,
-        checks: result.checks,
-      });
+      if (result.status === 'unavailable') void reply.header('retry-after', RETRY_AFTER);
+      return reply.code(result.status === 'unavailable' ? 503 : 200).send(result);
     },
   );
 
@@ -91,7 +174,7 @@ export const healthRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
         tags: ['health'],
         response: {
           200: z.object({
-            status: z.literal('ok'),
+            status: readyStatus,
             eventStore: z.string(),
             headPosition: z.string(),
           }),
@@ -100,16 +183,16 @@ export const healthRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
     },
     async (request, reply) => {
       const result = await ready();
-      if (!result.ok) {
+      if (result.status === 'unavailable') {
         const failing = result.checks.filter((c) => !c.ok).map((c) => c.name);
-        return sendProblem(request, reply, {
+        return sendProblem(request, reply.header('retry-after', RETRY_AFTER), {
           status: 503,
           code: 'UNAVAILABLE',
           detail: `failing: ${failing.join(', ')}`,
         });
       }
       return {
-        status: 'ok' as const,
+        status: result.status,
         eventStore: runtime.config.EVENT_STORE,
         headPosition: result.headPosition,
       };

@@ -5,7 +5,7 @@ import { HttpProblem } from '../problem.js';
 
 const status = z.object({
   name: z.string(),
-  kind: z.enum(['postgres', 'redis', 'process']).describe('process: a process manager (ADR 010)'),
+  kind: z.enum(['postgres', 'redis', 'process']),
   state: z.enum(['catching_up', 'running', 'stopped', 'led_elsewhere', 'no_leader']),
   checkpoint: z.string(),
   head: z.string(),

@@ -12,6 +12,8 @@ import {
   type Strategy,
   type StrategyCommand,
 } from '../../core/strategies/strategy.js';
+import type { Redis } from 'ioredis';
+import { isUnavailable } from '../../core/adapters/unavailable.js';
 import type { Runtime } from '../../ops/runtime.js';
 import { activeGenerationKey, redisViewKeys } from '../../projections/redis-target.js';
 import type { LiveStrategyStatus } from '../../projections/strategies.js';
@@ -122,6 +124,21 @@ const toSummary = (row: Row): z.infer<typeof summary> => ({
 });
 
 /** Strategies: the lifecycle's commands and the read models' queries (docs/user-guide.md). */
+/** The strategy_status Redis view: every strategy's status, from its active generation. */
+async function liveStatusFromRedis(
+  redis: Redis,
+  prefix: string,
+): Promise<Record<string, LiveStrategyStatus>> {
+  const generation = Number(
+    (await redis.get(activeGenerationKey(prefix, 'strategy_status'))) ?? '1',
+  );
+  const key = `${redisViewKeys(prefix, 'strategy_status', generation).data}status`;
+  const all = await redis.hgetall(key);
+  return Object.fromEntries(
+    Object.entries(all).map(([id, value]) => [id, JSON.parse(value) as LiveStrategyStatus]),
+  );
+}
+
 export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
   fastify,
   { runtime },
@@ -236,31 +253,28 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
         },
       },
     },
-    async () => {
+    async (request) => {
       const redis = runtime.redis;
-      if (!redis) {
-        // Without Redis the same answer comes from the PostgreSQL read model.
-        const { rows } = await runtime.pool.query<{
-          strategy_id: string;
-          status: string;
-          position: string;
-          updated_at: Date;
-        }>('SELECT strategy_id, status, position, updated_at FROM qcat_read.strategies');
-        return Object.fromEntries(
-          rows.map((row) => [
-            row.strategy_id,
-            { status: row.status, position: row.position, since: row.updated_at.toISOString() },
-          ]),
-        );
+      if (redis) {
+        try {
+          return await liveStatusFromRedis(redis, runtime.config.QCAT_REDIS_PREFIX);
+        } catch (error) {
+          if (!isUnavailable(error)) throw error;
+          // Redis is optional: while it is away the read model answers (maybe a moment behind).
+          request.log.warn({ err: error }, 'live status: Redis does not answer; read model used');
+        }
       }
-      const prefix = runtime.config.QCAT_REDIS_PREFIX;
-      const generation = Number(
-        (await redis.get(activeGenerationKey(prefix, 'strategy_status'))) ?? '1',
-      );
-      const key = `${redisViewKeys(prefix, 'strategy_status', generation).data}status`;
-      const all = await redis.hgetall(key);
+      const { rows } = await runtime.pool.query<{
+        strategy_id: string;
+        status: string;
+        position: string;
+        updated_at: Date;
+      }>('SELECT strategy_id, status, position, updated_at FROM qcat_read.strategies');
       return Object.fromEntries(
-        Object.entries(all).map(([id, value]) => [id, JSON.parse(value) as LiveStrategyStatus]),
+        rows.map((row) => [
+          row.strategy_id,
+          { status: row.status, position: row.position, since: row.updated_at.toISOString() },
+        ]),
       );
     },
   );

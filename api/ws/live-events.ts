@@ -9,6 +9,7 @@ import {
   type Observable,
   type Subscription,
 } from 'rxjs';
+import { isUnavailable } from '../../core/adapters/unavailable.js';
 import { categoryOf } from '../../core/eventstore/append-validation.js';
 import type { EventStore, Position, RecordedEvent } from '../../core/eventstore/event-store.js';
 import { toWireEvent } from './protocol.js';
@@ -55,7 +56,9 @@ export async function startLiveEvents(
     retry({
       delay: (error: unknown, attempt: number) => {
         options.onError?.(error, attempt);
-        return timer(Math.min(30_000, baseDelay * 2 ** Math.min(attempt - 1, 16)));
+        // The database down: back within a second of its return, not after up to 30 s.
+        const most = isUnavailable(error) ? 1000 : 30_000;
+        return timer(Math.min(most, baseDelay * 2 ** Math.min(attempt - 1, 16)));
       },
       resetOnSuccess: true,
     }),

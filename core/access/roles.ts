@@ -149,6 +149,15 @@ export const PERMISSIONS = {
     roles: ['admin', 'trader', 'risk_officer'],
     description: "set a book's take-profit / stop-loss rules and move its levels",
   },
+  'automation:read': {
+    roles: ['admin', 'trader', 'analyst', 'risk_officer', 'auditor', 'operator', 'viewer'],
+    description:
+      'see each automation capability: on or off, thresholds, and its last decisions with reasons',
+  },
+  'automation:configure': {
+    roles: ['admin', 'risk_officer'],
+    description: 'switch automation capabilities on or off and set their thresholds',
+  },
 } as const satisfies Record<string, PermissionRule>;
 
 export type Permission = keyof typeof PERMISSIONS;

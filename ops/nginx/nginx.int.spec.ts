@@ -14,32 +14,22 @@ import { request as httpsRequest } from 'node:https';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { z } from 'zod';
 import { startServer, type RunningServer } from '../../api/server.js';
 import { loadConfig } from '../config.js';
 import { startTestServer, type TestServer } from '../../test/support/test-server.js';
+import { describeNeeding, toolPath } from '../../test/support/tools.js';
 
 /**
- * The nginx configuration of ops/nginx, served by Debian's nginx (.ci/run installs it) with a
- * throw-away self-signed certificate, in front of two real QCAT replicas over one database.
+ * The nginx configuration of ops/nginx, served by Debian's nginx (the test setup installs it) with
+ * a throw-away self-signed certificate, in front of two real QCAT replicas over one database.
  * Only the addresses change: listen ports, the replicas' addresses, temp folders. Without nginx or
- * openssl these tests fail, they do not skip.
+ * openssl they are skipped saying so (a failure in CI).
  */
 
 const here = new URL('.', import.meta.url).pathname;
-
-function requireTool(name: string, debianPackage: string): string {
-  const found = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
-  if (found.status !== 0) {
-    throw new Error(
-      `${name} is not installed. It comes with Debian's package '${debianPackage}' ` +
-        `(apt-get install -y ${debianPackage}); .ci/run installs it before the tests.`,
-    );
-  }
-  return found.stdout.trim();
-}
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -142,7 +132,7 @@ async function requestsServed(server: RunningServer, route: string): Promise<num
   return total;
 }
 
-describe('nginx in front of two QCAT replicas', () => {
+describeNeeding(['nginx', 'openssl'], 'nginx in front of two QCAT replicas', () => {
   let api: TestServer | undefined;
   let second: RunningServer | undefined;
   let nginx: ChildProcess | undefined;
@@ -159,8 +149,8 @@ describe('nginx in front of two QCAT replicas', () => {
   };
 
   beforeAll(async () => {
-    const binary = requireTool('nginx', 'nginx');
-    const openssl = requireTool('openssl', 'openssl');
+    const binary = toolPath('nginx');
+    const openssl = toolPath('openssl');
 
     api = await startTestServer('nginx');
     second = await startServer(

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { testRedisUrl } from './tools.js';
 
 export interface TestRedis {
   url: string;
@@ -10,14 +11,13 @@ export interface TestRedis {
 }
 
 /**
- * The Redis the tests use: TEST_REDIS_URL, else REDIS_URL, else the local default. Fails loudly
- * when it does not answer.
+ * The Redis the tests use: TEST_REDIS_URL, else REDIS_URL, else the test setup's throw-away one.
+ * Specs using it are declared with `describeNeeding(['redis'], …)`. Fails loudly when it does not
+ * answer.
  */
 export async function connectTestRedis(label = 'spec'): Promise<TestRedis> {
-  const url =
-    process.env['TEST_REDIS_URL']?.trim() ||
-    process.env['REDIS_URL']?.trim() ||
-    'redis://127.0.0.1:6379';
+  const url = testRedisUrl();
+  if (url === '') throw new Error('no Redis: set REDIS_URL or install redis-server');
   const redis = new Redis(url, {
     lazyConnect: true,
     maxRetriesPerRequest: 1,

@@ -1,4 +1,4 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { Observable } from 'rxjs';
 import { ConcurrencyConflictError, toError } from '../../errors.js';
 import {
@@ -23,6 +23,7 @@ import {
 import { eventIdReused } from '../../eventstore/expected-revision.js';
 import { migrate } from './migrations.js';
 import { PgNotifications } from './pg-notifications.js';
+import { createPool } from './pool.js';
 import { nodeSha256 as sha256 } from '../node-sha256.js';
 
 export interface PostgresEventStoreOptions {
@@ -144,12 +145,11 @@ export class PostgresEventStore implements EventStore {
   }
 
   static async connect(options: PostgresEventStoreOptions): Promise<PostgresEventStore> {
-    const pool = new pg.Pool({
+    // Its clients, idle or checked out, may lose their server without crashing the process.
+    const pool = createPool({
       connectionString: options.connectionString,
       max: options.poolSize ?? 10,
     });
-    // An idle client that loses its server must not crash the process; the next query reconnects.
-    pool.on('error', () => undefined);
     try {
       if (options.migrate ?? true) await migrate(pool);
     } catch (error) {
