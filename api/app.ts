@@ -27,6 +27,7 @@ import { healthRoutes } from './routes/health.js';
 import { hotSymbolRoutes } from './routes/hot-symbols.js';
 import { keyRoutes } from './routes/keys.js';
 import { marketRoutes } from './routes/market.js';
+import { optimizationRoutes } from './routes/optimizations.js';
 import { projectionRoutes } from './routes/projections.js';
 import { riskRoutes } from './routes/risk.js';
 import { strategyRoutes } from './routes/strategies.js';
@@ -171,6 +172,7 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
       await api.register(marketRoutes, { runtime });
       await api.register(backtestRoutes, { runtime });
       await api.register(portfolioRoutes, { runtime });
+      await api.register(optimizationRoutes, { runtime });
       await api.register(tradingRoutes, { runtime });
       await api.register(automationRoutes, { runtime });
       await api.register(hotSymbolRoutes, { runtime });

@@ -64,6 +64,11 @@ const STATUS_BY_CODE: Record<string, number> = {
   NOT_REQUESTER: 403,
   BACKTEST_EXISTS: 409,
   BACKTEST_NOT_PENDING: 409,
+  // Optimization (core/optimization, docs/optimization.md).
+  OPTIMIZATION_NOT_FOUND: 404,
+  OPTIMIZATION_EXISTS: 409,
+  OPTIMIZATION_FINISHED: 409,
+  OPTIMIZATION_BATCH_OUT_OF_ORDER: 409,
   // Risk (core/risk, docs/risk.md).
   PORTFOLIO_NOT_FOUND: 404,
   BOOK_NOT_FOUND: 404,

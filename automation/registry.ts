@@ -1,24 +1,61 @@
 import type pg from 'pg';
 import type { MarketDataStore } from '../core/adapters/postgres/market-data-store.js';
 import type { CommandHandler } from '../core/commands/command-handler.js';
+import type { EventStore } from '../core/eventstore/event-store.js';
+import { OPTIMIZATION_POLICY_STREAM, optimizationPolicy } from '../core/optimization/policy.js';
 import { AllocationQueries } from '../projections/allocation-queries.js';
+import { OptimizationQueries } from '../projections/optimization-queries.js';
 import { allocationManager } from './allocation/rebalancing.js';
 import { hotSymbolsManager } from './hot-symbols/manager.js';
+import { optimizationAdoption } from './optimization/adoption.js';
+import { executeOptimization } from './optimization/executor.js';
+import { optimizationRunner } from './optimization/runner.js';
 import type { ProcessManager } from './process-manager.js';
 
 /** What process managers may read and use; the composition root (ops/runtime.ts) provides it. */
 export interface AutomationDeps {
   commands: CommandHandler;
   market: MarketDataStore;
-  /** The read models' pool, for the query modules process managers read. */
   pool: pg.Pool;
+  eventStore: EventStore;
+  /** Registers work to finish before the process closes its connections. */
+  onStop(stop: () => Promise<void>): void;
+  /** Called after each recorded batch of optimization trials (metrics). */
+  onOptimizationBatch?: (trials: number, seconds: number) => void;
+  /** Optimizations running in this process and waiting for a runner (metrics). */
+  onOptimizationLoad?: (running: number, waiting: number) => void;
+  log?: (message: string) => void;
 }
 
 /**
  * Every process manager QCAT runs (ADR 010). Add new ones here; each lives in a folder of its own
  * under automation/ with its pure decision function and its given/when/then spec.
  */
-export const allProcessManagers = (deps: AutomationDeps): ProcessManager[] => [
-  hotSymbolsManager(deps),
-  allocationManager({ commands: deps.commands, reads: new AllocationQueries(deps.pool) }),
-];
+export const allProcessManagers = (deps: AutomationDeps): ProcessManager[] => {
+  const queries = new OptimizationQueries(deps.pool);
+  const optimizer = optimizationRunner({
+    execute: (optimizationId, signal) =>
+      executeOptimization(
+        {
+          pool: deps.pool,
+          eventStore: deps.eventStore,
+          commands: deps.commands,
+          signal,
+          gate: async () =>
+            (await deps.commands.load(optimizationPolicy, OPTIMIZATION_POLICY_STREAM)).state.gate,
+          ...(deps.onOptimizationBatch ? { onBatch: deps.onOptimizationBatch } : {}),
+        },
+        optimizationId,
+      ),
+    unfinished: (limit) => queries.unfinished(limit),
+    ...(deps.onOptimizationLoad ? { onLoad: deps.onOptimizationLoad } : {}),
+    ...(deps.log ? { log: deps.log } : {}),
+  });
+  deps.onStop(() => optimizer.stop());
+  return [
+    optimizer,
+    optimizationAdoption(deps.commands),
+    hotSymbolsManager(deps),
+    allocationManager({ commands: deps.commands, reads: new AllocationQueries(deps.pool) }),
+  ];
+};

@@ -9,6 +9,8 @@ import { categoryOf } from './eventstore/append-validation.js';
 import type { RecordedEvent } from './eventstore/event-store.js';
 import { Upcasters } from './eventstore/upcasting.js';
 import { portfolios } from './portfolio/portfolio.js';
+import { optimizations } from './optimization/optimization.js';
+import { optimizationPolicy } from './optimization/policy.js';
 import { riskAggregate } from './risk/aggregate.js';
 import { strategies } from './strategies/strategy.js';
 import { orders } from './trading/orders.js';
@@ -45,6 +47,8 @@ export const AGGREGATES: Readonly<Record<string, Aggregate>> = {
   strategy: fromDecider('strategy', strategies),
   approval: fromDecider('approval request', approvals),
   backtest: fromDecider('backtest run', backtests),
+  optimization: fromDecider('optimization run', optimizations),
+  optimizationpolicy: fromDecider('optimization policy', optimizationPolicy),
   order: fromDecider('order', orders),
   desk: fromDecider('trading desk', desk),
   risk: riskAggregate,

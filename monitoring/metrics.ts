@@ -52,6 +52,30 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly optimizationTrials = new Counter({
+    name: 'optimization_trials_total',
+    help: 'Optimization trials run and recorded by this process (rate: trials per second)',
+    registers: [this.registry],
+  });
+
+  readonly optimizationsRunning = new Gauge({
+    name: 'optimizations_running',
+    help: 'Optimizations this process is running now (the leader of the optimizer runs them)',
+    registers: [this.registry],
+  });
+
+  readonly optimizationsWaiting = new Gauge({
+    name: 'optimizations_waiting',
+    help: 'Optimizations requested and not yet started (queue depth), as the optimizer last saw it',
+    registers: [this.registry],
+  });
+
+  readonly optimizationProgressAt = new Gauge({
+    name: 'optimization_last_progress_timestamp_seconds',
+    help: 'When this process last recorded a batch of optimization trials or started a run (Unix seconds; 0: never)',
+    registers: [this.registry],
+  });
+
   readonly readCacheLookups = new Counter({
     name: 'http_read_cache_lookups_total',
     help: 'Read-model answer cache look-ups (ADR 009): hit, shared (waited for another request reading the same answer), miss, or bypass (the change notices cannot be heard)',

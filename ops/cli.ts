@@ -12,6 +12,7 @@ import { ROLES, isRole } from '../core/access/roles.js';
 import { ApiKeyService } from '../api/auth/api-key-service.js';
 import { registerBackupCommands } from '../backup/cli.js';
 import { registerMarketCommands } from './market-commands.js';
+import { registerOptimizeCommands } from './optimize-commands.js';
 
 /** A mistake in how the command was called: its message is the whole answer. */
 class UsageError extends Error {}
@@ -332,6 +333,11 @@ registerBackupCommands(program, {
 });
 
 registerMarketCommands(program, { withRuntime, fail: (message) => new UsageError(message) });
+registerOptimizeCommands(program, {
+  withRuntime,
+  fail: (message) => new UsageError(message),
+  actor: cliActor,
+});
 
 program.parseAsync().catch((error: unknown) => {
   const failure = toError(error);

@@ -181,12 +181,33 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
     closers.push(() => projections.stop());
     if (projections.skipped.length > 0)
       log.warn(`projections off without Redis: ${projections.skipped.join(', ')}`);
+    let optimizationsRunning = 0;
     const automation = new ProcessManagerService({
       pool,
       connectionString: databaseUrl,
       eventStore,
       commands,
-      managers: allProcessManagers({ commands, pool, market: new MarketDataStore(pool) }),
+      managers: allProcessManagers({
+        commands,
+        pool,
+        market: new MarketDataStore(pool),
+        eventStore,
+        onStop: (stop) => closers.push(stop),
+        onOptimizationBatch: (trials) => {
+          metrics.optimizationTrials.inc(trials);
+          metrics.optimizationProgressAt.set(Date.now() / 1000);
+        },
+        onOptimizationLoad: (running, waiting) => {
+          // A run that starts counts as progress: the stall alert measures from here.
+          if (running > optimizationsRunning) metrics.optimizationProgressAt.set(Date.now() / 1000);
+          optimizationsRunning = running;
+          metrics.optimizationsRunning.set(running);
+          metrics.optimizationsWaiting.set(waiting);
+        },
+        log: (message) => {
+          log.info(message);
+        },
+      }),
       gate: automationGate(commands, () => haltedPortfolios(pool)),
       instanceId: `${hostname()}:${process.pid}`,
       onOutcome: (outcome) => {

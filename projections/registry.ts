@@ -7,6 +7,7 @@ import { automationDecisionsProjection } from './automation.js';
 import { hotSymbolsProjection } from './hot-symbols.js';
 import { backtestRunner, backtestsProjection } from './backtests.js';
 import { liveActivity } from './live-activity.js';
+import { optimizationsProjection } from './optimizations.js';
 import type { Projection } from './projection.js';
 import { liveRiskView, riskProjection } from './risk.js';
 import { approvalsProjection, strategiesProjection, strategyStatusView } from './strategies.js';
@@ -28,6 +29,7 @@ export const allProjections = (redisPrefix: string, commands?: CommandHandler): 
   riskProjection,
   liveRiskView,
   backtestsProjection,
+  optimizationsProjection,
   automationDecisionsProjection,
   hotSymbolsProjection,
   allocationsProjection,

@@ -108,6 +108,21 @@ export const PERMISSIONS = {
     roles: ['admin', 'trader', 'analyst', 'risk_officer', 'auditor', 'operator', 'viewer'],
     description: 'list backtest runs and read their summary, trades and daily equity',
   },
+  'optimizations:run': {
+    roles: ['admin', 'trader', 'analyst'],
+    description:
+      'request a parameter optimization of a strategy kind or a strategy, and cancel one',
+  },
+  'optimizations:read': {
+    roles: ['admin', 'trader', 'analyst', 'risk_officer', 'auditor', 'operator', 'viewer'],
+    description:
+      'list optimizations and read their progress, trials, walk-forward folds and verdict',
+  },
+  'optimizations:policy': {
+    roles: ['admin', 'risk_officer'],
+    description:
+      'set the adoption gate, the optimization triggers and standing approvals for automatic adoption',
+  },
   'trading:read': {
     roles: ['admin', 'trader', 'analyst', 'risk_officer', 'auditor', 'operator', 'viewer'],
     description: 'read orders, fills, trades, positions, portfolios, equity and PnL',

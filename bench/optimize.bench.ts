@@ -1,0 +1,274 @@
+/**
+ * Optimization throughput. Two searches, each run three ways in the same process:
+ *   - plain: a loop in the main thread calling the backtester (runTrial) for each parameter set,
+ *     nothing else — the reference;
+ *   - one worker thread: the real search (sampler, fold scoring, the trial pool with its candles
+ *     in a SharedArrayBuffer) on a pool of one thread;
+ *   - all cores: the same on a pool of every core (os.availableParallelism()).
+ * Searches: a 256-trial grid of the SMA crossover over one year of 1-hour candles with a 5-fold
+ * rolling walk-forward, and a 64-trial random search over one year of 1-minute candles.
+ *
+ *   npm run bench:optimize
+ *   npm run bench:optimize -- --grid-trials=256 --random-trials=64 --seed=42
+ *
+ * Peak memory is the process RSS (worker threads included) sampled every 50 ms; "memory per
+ * trial" is the RSS growth from the first quarter of a search's trials to its end, divided by the
+ * trials in between (flat ≈ 0). The end of a search (choice per fold, stitching, DSR, PBO over
+ * C(16, 8) splits) runs once per optimization and is timed apart ("result s"). Targets: one thread ≥ 90 % of the plain loop's trials/s; all cores
+ * ≥ 1.7 × one thread (on 2 cores). The machine is shared: the load average is printed. The last
+ * line is one JSON object.
+ */
+import { availableParallelism, cpus, loadavg } from 'node:os';
+import { TrialPool } from '../automation/optimization/trial-pool.js';
+import { DEFAULT_INSTRUMENTS, generateCandles } from '../core/market/synthetic.js';
+import type { Candle, Instrument } from '../core/market/types.js';
+import { Search, type SearchSpec } from '../core/optimization/search.js';
+import { runTrial, windowDays, type TrialSetup } from '../core/optimization/trial.js';
+import { planFolds } from '../core/optimization/walk-forward.js';
+import type { Timeframe } from '../core/strategies/kinds.js';
+import {
+  checkTarget,
+  formatInt,
+  formatRatio,
+  numberOption,
+  printTable,
+  printTargets,
+  round,
+  type Target,
+} from './support.js';
+
+const gridTrials = numberOption('grid-trials', 256);
+const randomTrials = numberOption('random-trials', 64);
+const seed = numberOption('seed', 42);
+const cores = availableParallelism();
+
+const DAY = 86_400_000;
+const FROM = Date.UTC(2025, 0, 1);
+const TO = FROM + 365 * DAY;
+const instrument = DEFAULT_INSTRUMENTS.find((i) => i.symbol === 'BTCUSDT') as Instrument;
+
+let peakRss = process.memoryUsage().rss;
+const sampler = setInterval(() => {
+  peakRss = Math.max(peakRss, process.memoryUsage().rss);
+}, 50);
+sampler.unref();
+const mb = (bytes: number): number => bytes / 1024 / 1024;
+
+interface Scenario {
+  name: string;
+  timeframe: Timeframe;
+  spec: Omit<SearchSpec, 'folds' | 'initialCash' | 'kind' | 'baseParameters'>;
+}
+
+const SCENARIOS: Scenario[] = [
+  {
+    name: `grid ${gridTrials} × 1h, 5-fold walk-forward`,
+    timeframe: '1h',
+    spec: {
+      space: {
+        fastPeriod: { type: 'int', low: 4, high: 64, step: 4 },
+        slowPeriod: { type: 'int', low: 80, high: 380, step: 20 },
+      },
+      method: 'grid',
+      objective: { name: 'sharpe', minTrades: 1 },
+      seed,
+      trials: gridTrials,
+      batchSize: 32,
+    },
+  },
+  {
+    name: `random ${randomTrials} × 1m, 5-fold walk-forward`,
+    timeframe: '1m',
+    spec: {
+      space: {
+        fastPeriod: { type: 'int', low: 5, high: 120 },
+        slowPeriod: { type: 'int', low: 150, high: 1500 },
+      },
+      method: 'random',
+      objective: { name: 'sharpe', minTrades: 1 },
+      seed,
+      trials: randomTrials,
+      batchSize: 8,
+    },
+  },
+];
+
+interface Measured {
+  seconds: number;
+  resultSeconds: number;
+  trialsPerSec: number;
+  memoryPerTrialKb: number;
+}
+
+async function searchWith(
+  spec: SearchSpec,
+  setup: TrialSetup,
+  candles: Candle[],
+  threads: number,
+): Promise<Measured> {
+  const pool = new TrialPool(setup, candles, threads);
+  // Threads start and unpack their candles before the clock starts.
+  await Promise.all(Array.from({ length: threads }, () => pool.run(spec.baseParameters)));
+  const search = new Search(spec);
+  const started = performance.now();
+  let rssAtQuarter: { rss: number; trials: number } | null = null;
+  while (!search.done) {
+    const batch = search.nextBatch();
+    search.record(batch, await pool.runAll(batch.map((p) => p.parameters)));
+    if (!rssAtQuarter && search.trials.length >= spec.trials / 4)
+      rssAtQuarter = { rss: process.memoryUsage().rss, trials: search.trials.length };
+  }
+  const seconds = (performance.now() - started) / 1000;
+  // Choosing per fold, stitching, DSR and PBO happen once per optimization: timed apart.
+  const resultStarted = performance.now();
+  search.result();
+  const resultSeconds = (performance.now() - resultStarted) / 1000;
+  await pool.close();
+  const grown = rssAtQuarter
+    ? (process.memoryUsage().rss - rssAtQuarter.rss) /
+      Math.max(1, search.trials.length - rssAtQuarter.trials)
+    : 0;
+  return {
+    seconds,
+    trialsPerSec: search.trials.length / seconds,
+    memoryPerTrialKb: grown / 1024,
+    resultSeconds,
+  };
+}
+
+async function scenario(s: Scenario) {
+  const candles = [
+    ...generateCandles({
+      seed,
+      from: FROM,
+      to: TO,
+      instruments: [instrument],
+      timeframe: s.timeframe,
+    }),
+  ];
+  const setup: TrialSetup = {
+    kind: 'sma_crossover',
+    symbol: instrument.symbol,
+    timeframe: s.timeframe,
+    instrument,
+    initialCash: 100_000,
+    costs: { slippageBps: 5, makerFeeBps: 2, takerFeeBps: 5, maxVolumeShare: 0.1 },
+    from: FROM,
+    to: TO,
+  };
+  const spec: SearchSpec = {
+    ...s.spec,
+    kind: 'sma_crossover',
+    baseParameters: { fastPeriod: 10, slowPeriod: 200, positionFraction: 0.5 },
+    folds: planFolds({ scheme: 'rolling', folds: 5, inSampleBlocks: 3 }, windowDays(FROM, TO)),
+    initialCash: setup.initialCash,
+  };
+  // The plain loop runs the same parameter sets the search will (taken from a dry search).
+  const dry = new Search(spec);
+  const sets = [];
+  while (!dry.done) {
+    const batch = dry.nextBatch();
+    sets.push(...batch.map((p) => p.parameters));
+    dry.record(
+      batch,
+      batch.map(() => null),
+    );
+  }
+  runTrial(setup, spec.baseParameters, candles); // warm-up
+  const started = performance.now();
+  for (const parameters of sets) if (parameters) runTrial(setup, parameters, candles);
+  const plainSeconds = (performance.now() - started) / 1000;
+  const plain = { seconds: plainSeconds, trialsPerSec: sets.length / plainSeconds };
+  const one = await searchWith(spec, setup, candles, 1);
+  const all = await searchWith(spec, setup, candles, cores);
+  return { name: s.name, bars: candles.length, trials: sets.length, plain, one, all };
+}
+
+async function main() {
+  const loadBefore = loadavg()[0] ?? 0;
+  console.log(
+    `Optimization throughput: ${cores} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}, load ${loadBefore.toFixed(2)}\n`,
+  );
+  const results = [];
+  for (const s of SCENARIOS) results.push(await scenario(s));
+  printTable(
+    [
+      'search',
+      'bars',
+      'trials',
+      'plain trials/s',
+      '1 thread',
+      'vs plain',
+      `${cores} threads`,
+      'vs 1 thread',
+      'efficiency',
+      'KB/trial',
+      'result s',
+    ],
+    results.map((r) => [
+      r.name,
+      formatInt(r.bars),
+      String(r.trials),
+      r.plain.trialsPerSec.toFixed(2),
+      r.one.trialsPerSec.toFixed(2),
+      formatRatio(r.one.trialsPerSec / r.plain.trialsPerSec),
+      r.all.trialsPerSec.toFixed(2),
+      formatRatio(r.all.trialsPerSec / r.one.trialsPerSec),
+      `${((r.all.trialsPerSec / r.one.trialsPerSec / cores) * 100).toFixed(0)}%`,
+      Math.max(r.one.memoryPerTrialKb, r.all.memoryPerTrialKb).toFixed(1),
+      r.one.resultSeconds.toFixed(2),
+    ]),
+  );
+  const loadAfter = loadavg()[0] ?? 0;
+  console.log(
+    `\n  peak RSS ${mb(peakRss).toFixed(0)} MB; load average (1 min) before ${loadBefore.toFixed(2)}, after ${loadAfter.toFixed(2)}`,
+  );
+  const targets: Target[] = results.flatMap((r) => [
+    {
+      label: `${r.name}: 1 thread / plain`,
+      actual: r.one.trialsPerSec / r.plain.trialsPerSec,
+      min: 0.9,
+      format: formatRatio,
+    },
+    {
+      label: `${r.name}: ${cores} threads / 1 thread`,
+      actual: r.all.trialsPerSec / r.one.trialsPerSec,
+      min: cores >= 2 ? 1.7 : 1,
+      format: formatRatio,
+    },
+  ]);
+  console.log('\nTargets');
+  printTargets(targets);
+  return {
+    benchmark: 'optimize',
+    node: process.version,
+    cpus: cores,
+    loadAverage: [round(loadBefore, 2), round(loadAfter, 2)],
+    seed,
+    peakRssMb: round(mb(peakRss), 0),
+    searches: results.map((r) => ({
+      name: r.name,
+      bars: r.bars,
+      trials: r.trials,
+      plainTrialsPerSec: round(r.plain.trialsPerSec, 3),
+      oneThreadTrialsPerSec: round(r.one.trialsPerSec, 3),
+      allCoresTrialsPerSec: round(r.all.trialsPerSec, 3),
+      oneThreadVsPlain: round(r.one.trialsPerSec / r.plain.trialsPerSec, 3),
+      speedup: round(r.all.trialsPerSec / r.one.trialsPerSec, 3),
+      parallelEfficiency: round(r.all.trialsPerSec / r.one.trialsPerSec / cores, 3),
+      memoryPerTrialKb: round(Math.max(r.one.memoryPerTrialKb, r.all.memoryPerTrialKb), 1),
+      resultSeconds: round(r.one.resultSeconds, 3),
+    })),
+    targets: targets.map(checkTarget),
+    met: targets.every((t) => t.actual >= t.min),
+  };
+}
+
+let summary: Record<string, unknown> | undefined;
+try {
+  summary = await main();
+} catch (error) {
+  console.error(error);
+  process.exitCode = 1;
+}
+if (summary) console.log(`\n${JSON.stringify(summary)}`);
