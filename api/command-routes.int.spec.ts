@@ -27,6 +27,8 @@ interface Step {
 }
 
 const D0 = Date.UTC(2025, 5, 1);
+/** The last full hour when the spec starts: the candles below end there. */
+const NOW = Math.floor(Date.now() / 3_600_000) * 3_600_000;
 
 describe('every command route honours If-Match and Idempotency-Key', () => {
   let api: TestServer;
@@ -34,13 +36,13 @@ describe('every command route honours If-Match and Idempotency-Key', () => {
     api = await startTestServer('command_routes');
     const market = new MarketDataStore(api.server.runtime.pool);
     await market.upsertInstruments(DEFAULT_INSTRUMENTS);
-    // Two days of hourly BTC candles up to now: something for the hot-symbol ranking to score.
+    // 60 days of hourly BTC candles up to now: for the hot-symbol ranking and the optimization.
     const hour = 3_600_000;
-    const now = Math.floor(Date.now() / hour) * hour;
+    const now = NOW;
     await market.insertCandles([
       ...generateCandles({
         seed: 3,
-        from: now - 48 * hour,
+        from: now - 60 * 24 * hour,
         to: now,
         instruments: DEFAULT_INSTRUMENTS.filter((i) => i.symbol === 'BTCUSDT'),
         timeframe: '1h',
@@ -353,6 +355,49 @@ describe('every command route honours If-Match and Idempotency-Key', () => {
       route: 'DELETE /portfolios/:portfolioId/members/:strategyId',
       role: 'risk_officer',
       path: () => `/portfolios/walk-1/members/${strategy()}`,
+      status: 200,
+    },
+    {
+      route: 'PUT /optimization-policy/gate',
+      role: 'risk_officer',
+      path: () => '/optimization-policy/gate',
+      body: () => ({
+        gate: { minOutOfSampleSharpe: 0.5, minDeflatedSharpe: 0.9, maxPbo: 0.5, minTrades: 30 },
+        reason: 'walk',
+      }),
+      status: 200,
+    },
+    {
+      route: 'POST /optimizations',
+      role: 'analyst',
+      path: () => '/optimizations',
+      // A long random search, so that the cancel below finds it running.
+      body: () => ({
+        kind: 'sma_crossover',
+        symbol: 'BTCUSDT',
+        timeframe: '1h',
+        from: new Date(NOW - 59 * 24 * 3_600_000).toISOString(),
+        to: new Date(NOW).toISOString(),
+        space: {
+          fastPeriod: { type: 'int', low: 2, high: 10 },
+          slowPeriod: { type: 'int', low: 11, high: 40 },
+        },
+        method: 'random',
+        objective: { name: 'netPnl', minTrades: 1 },
+        walkForward: { scheme: 'anchored', folds: 3, inSampleBlocks: 2 },
+        budget: { trials: 10_000 },
+        batchSize: 2,
+      }),
+      status: 202,
+      then: (answer) => {
+        ids['optimization'] = String(answer['optimizationId']);
+      },
+    },
+    {
+      route: 'POST /optimizations/:optimizationId/cancel',
+      role: 'analyst',
+      path: () => `/optimizations/${id('optimization')()}/cancel`,
+      body: () => ({ reason: 'walk' }),
       status: 200,
     },
     {
