@@ -162,10 +162,17 @@ describe('market data API', () => {
       const response = await api.request('GET', `/api/v1/candles?symbol=ETHUSDT&${query}`);
       expect([200, 400], query).toContain(response.status);
     }
+    // The domain's edges (docs/api.md, domain ranges) are accepted; year 0 lies outside them.
     const early = await api.request(
       'GET',
-      '/api/v1/candles?symbol=ETHUSDT&limit=1&from=0000-01-01T00:00:00Z&to=9999-12-31T23:59:59.999Z',
+      '/api/v1/candles?symbol=ETHUSDT&limit=1&from=1970-01-01T00:00:00Z&to=9999-12-31T23:59:59.999Z',
     );
     expect(((await early.json()) as CandlePage).candles).toEqual(minutes.slice(0, 1).map(asApi));
+    const outside = await api.request(
+      'GET',
+      '/api/v1/candles?symbol=ETHUSDT&from=0000-01-01T00:00:00Z',
+    );
+    expect(outside.status).toBe(400);
+    expect(((await outside.json()) as { detail: string }).detail).toMatch(/from/);
   });
 });
