@@ -42,14 +42,17 @@ describeNeeding(['redis'], 'projection leadership across two QCAT processes', ()
     processes.push(b);
     const idOf = (qcat: QcatProcess): string => `:${qcat.pid}`;
 
-    // A started first and leads both; B stands by.
-    const initial = await leaders();
+    // A started first and leads every projection and process manager (ADR 010); B stands by.
+    const initial = await readProjectionStatus(store.pool, store);
     const commands = new CommandHandler({
       eventStore: store,
       idempotency: new InMemoryIdempotencyStore(),
     });
-    expect(initial).toHaveLength(allProjections('x', commands).length);
-    expect(initial.every((leader) => leader?.endsWith(idOf(a)))).toBe(true);
+    expect(initial.filter((status) => status.kind !== 'process')).toHaveLength(
+      allProjections('x', commands).length,
+    );
+    expect(initial.some((status) => status.kind === 'process')).toBe(true);
+    expect(initial.every((status) => status.leader?.endsWith(idOf(a)))).toBe(true);
     expect(a.output()).toContain('projections: leading audit_trail');
     expect(b.output()).not.toContain('projections: leading');
 
