@@ -40,10 +40,13 @@ describe('PgNotifications', () => {
     await database.drop();
   });
 
-  const backend = async (): Promise<number | undefined> => {
+  /** The LISTEN connection's server process (other than `except`, when given). */
+  const backend = async (except = 0): Promise<number | undefined> => {
     const { rows } = await admin.query<{ pid: number }>(
       `SELECT pid FROM pg_stat_activity
-        WHERE datname = current_database() AND application_name = 'qcat-listen:qcat_test'`,
+        WHERE datname = current_database() AND application_name = 'qcat-listen:qcat_test'
+          AND pid <> $1`,
+      [except],
     );
     return rows[0]?.pid;
   };
@@ -101,7 +104,11 @@ describe('PgNotifications', () => {
     } finally {
       process.kill(silent, 'SIGCONT');
     }
-    const replacement = await backend();
+    // The stopped backend may still be listed (with the same name) until the server reaps it.
+    const replacement = await until(
+      () => backend(silent),
+      (pid) => pid !== undefined,
+    );
     expect(replacement).toBeDefined();
     expect(replacement).not.toBe(silent);
     await notify('three');
