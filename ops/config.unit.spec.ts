@@ -114,7 +114,7 @@ describe('configuration', () => {
     const documented = [...table.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((match) => match[1]);
     const declared = Object.keys(configSchema.shape);
     for (const name of declared) expect(documented).toContain(name);
-    const testOnly = ['TEST_DATABASE_URL', 'BENCH_DATABASE_URL', 'QCAT_TEST_INSTALL'];
+    const testOnly = ['TEST_DATABASE_URL', 'BENCH_DATABASE_URL', 'QCAT_TEST_INSTALL', 'CI'];
     for (const name of documented) expect([...declared, ...testOnly]).toContain(name);
   });
 });
