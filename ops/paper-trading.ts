@@ -15,16 +15,13 @@ import { MarketDataStore } from '../core/adapters/postgres/market-data-store.js'
 import { portfolioOf } from '../core/engine/desk.js';
 import { PaperEngine } from '../core/engine/engine.js';
 import type { EventStore } from '../core/eventstore/event-store.js';
-import { SyntheticFeed } from '../core/market/live-feed.js';
-import { DEFAULT_INSTRUMENTS } from '../core/market/synthetic.js';
 import { TIMEFRAMES, type Timeframe } from '../core/strategies/kinds.js';
 import { AllocationQueries } from '../projections/allocation-queries.js';
 import { Leadership } from '../projections/leadership.js';
+import { FEED_NAME, SyntheticMarketFeed } from './synthetic-market-feed.js';
 import type { Config } from './config.js';
 import type { Logger } from './runtime.js';
 
-const MINUTE = 60_000;
-const FEED_NAME = 'synthetic';
 /** After an engine fails, wait this long before a fresh one recovers from the log. */
 const RETRY_MS = 5_000;
 
@@ -46,8 +43,6 @@ export type PaperTradingOptions = {
   now?: () => number;
 };
 
-type FeedClock = { feed: SyntheticFeed; simAnchor: number; wallAnchor: number };
-
 export class PaperTrading {
   private readonly market: MarketDataStore;
   private readonly snapshots: PostgresSnapshotStore;
@@ -57,7 +52,7 @@ export class PaperTrading {
   private readonly leadership: Leadership;
   private readonly engines = new Map<string, PaperEngine>();
   private readonly failedUntil = new Map<string, number>();
-  private feed: FeedClock | undefined;
+  private readonly feed: SyntheticMarketFeed;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
@@ -74,9 +69,15 @@ export class PaperTrading {
     this.leadership = new Leadership(options.connectionString);
     this.leadership.whenLost(() => {
       this.engines.clear();
-      this.feed = undefined;
+      this.feed.reset();
     });
     this.now = options.now ?? Date.now;
+    this.feed = new SyntheticMarketFeed({
+      market: this.market,
+      config: options.config,
+      log: options.log,
+      now: this.now,
+    });
   }
 
   async start(): Promise<void> {
@@ -168,38 +169,9 @@ export class PaperTrading {
     }
   }
 
-  /** Writes the synthetic bars that closed since the last round (leader only). */
+  /** The synthetic feed's round, while this process leads it. */
   private async feedRound(): Promise<void> {
     if (!(await this.leadership.tryAcquire(`feed:${FEED_NAME}`))) return;
-    const clock = this.feed ?? (this.feed = await this.openFeed());
-    const { MARKET_FEED_SPEED: speed } = this.options.config;
-    const wall = this.now();
-    const simNow = speed === 1 ? wall : clock.simAnchor + (wall - clock.wallAnchor) * speed;
-    const candles = clock.feed.advance(simNow);
-    if (candles.length > 0) await this.market.transaction((store) => store.insertCandles(candles));
-  }
-
-  /** The feed's path from its recorded origin, fast-forwarded past what is stored. */
-  private async openFeed(): Promise<FeedClock> {
-    const { MARKET_FEED_SEED: seed, MARKET_FEED_HISTORY_HOURS: hours } = this.options.config;
-    const wall = this.now();
-    const minute = Math.floor(wall / MINUTE) * MINUTE;
-    await this.market.upsertInstruments(DEFAULT_INSTRUMENTS);
-    const recorded = await this.market.feed(FEED_NAME, {
-      seed,
-      origin: minute - Math.max(hours * 60, 1) * MINUTE,
-    });
-    const feed = new SyntheticFeed({
-      seed: recorded.seed,
-      origin: recorded.origin,
-      rollUps: TIMEFRAMES.filter((timeframe) => timeframe !== '1m'),
-    });
-    const symbols = DEFAULT_INSTRUMENTS.map((instrument) => instrument.symbol);
-    const last = await this.market.latestOpenTime('1m', symbols);
-    if (last !== undefined) feed.advance(last + MINUTE); // stored already: skip
-    this.options.log.info(
-      `market feed: synthetic (seed ${recorded.seed}), from ${new Date(feed.position).toISOString()}, speed ×${this.options.config.MARKET_FEED_SPEED}`,
-    );
-    return { feed, simAnchor: Math.max(feed.position, minute), wallAnchor: wall };
+    await this.feed.round();
   }
 }

@@ -66,8 +66,8 @@ describe('paper trading in a real qcat process, killed with -9 and restarted', (
   it('resumes with no duplicate or lost orders and fills, and no lost resting order', async () => {
     const env = {
       DATABASE_URL: database.url,
-      MARKET_FEED_SPEED: '600', // ten 1m bars a second
-      MARKET_FEED_HISTORY_HOURS: '1',
+      MARKET_FEED_SPEED: '600', // ten 1m bars a second …
+      MARKET_FEED_HISTORY_HOURS: '24', // … for the 24 hours before now (the clock stops at now)
       ENGINE_POLL_MS: '100',
     };
     const first = await startQcat(env, 90_000, ['--demo']);

@@ -11,7 +11,9 @@ export interface AggregateOptions {
   complete?: boolean;
 }
 
-interface Bucket {
+/** A bucket still open: part of an aggregator's saved state. */
+export interface OpenBucket {
+  symbol: string;
   source: Timeframe;
   openTime: number;
   lastSourceOpen: number;
@@ -36,7 +38,7 @@ const roundVolume = (volume: number): number => Math.round(volume * 1e8) / 1e8;
  * candle of the same symbol arrives in a later bucket, or at `flush()`.
  */
 export class CandleAggregator {
-  private readonly buckets = new Map<string, Bucket>();
+  private readonly buckets = new Map<string, Omit<OpenBucket, 'symbol'>>();
   private readonly targetMs: number;
   private readonly complete: boolean;
 
@@ -46,6 +48,18 @@ export class CandleAggregator {
   ) {
     this.targetMs = TIMEFRAME_MS[timeframe];
     this.complete = options.complete ?? false;
+  }
+
+  /** The buckets still open, in the order their symbols were first pushed. */
+  openBuckets(): OpenBucket[] {
+    return [...this.buckets].map(([symbol, bucket]) => ({ symbol, ...bucket }));
+  }
+
+  /** Goes on from saved `openBuckets()` (an aggregator of the same timeframe and options). */
+  resume(buckets: readonly OpenBucket[]): this {
+    this.buckets.clear();
+    for (const { symbol, ...bucket } of buckets) this.buckets.set(symbol, bucket);
+    return this;
   }
 
   /** Adds a candle; answers the bucket of its symbol that it finished, if any. */
@@ -111,7 +125,7 @@ export class CandleAggregator {
     return finished;
   }
 
-  private finish(symbol: string, bucket: Bucket): Candle | undefined {
+  private finish(symbol: string, bucket: Omit<OpenBucket, 'symbol'>): Candle | undefined {
     if (this.complete && bucket.bars * TIMEFRAME_MS[bucket.source] < this.targetMs)
       return undefined;
     return {

@@ -38,6 +38,9 @@ function splitmix32(value: number): number {
 
 const TWO_POW_32 = 4294967296;
 
+/** Where a stream is: its four state words and the spare normal of Box–Muller, if one waits. */
+export type RandomState = { words: [number, number, number, number]; spare: number | null };
+
 export class Random {
   private s0: number;
   private s1: number;
@@ -54,6 +57,23 @@ export class Random {
     this.s2 = splitmix32(c ^ this.s1);
     this.s3 = splitmix32(d ^ this.s2);
     if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s0 = 1;
+  }
+
+  /** Where the stream is now: `Random.resume` of it draws exactly what this one draws next. */
+  state(): RandomState {
+    return {
+      words: [this.s0, this.s1, this.s2, this.s3],
+      spare: this.hasSpare ? this.spare : null,
+    };
+  }
+
+  /** The stream from a saved `state()`. */
+  static resume(state: RandomState): Random {
+    const random = new Random('');
+    [random.s0, random.s1, random.s2, random.s3] = state.words;
+    random.hasSpare = state.spare !== null;
+    random.spare = state.spare ?? 0;
+    return random;
   }
 
   /** The next 32 random bits as an unsigned integer. */

@@ -59,6 +59,16 @@ const MARKET_MIGRATIONS: readonly MarketMigration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: 'live feed state',
+    sql: `
+      -- Where the feed's path stands, written with the bars it produced: a restart goes on from
+      -- here instead of regenerating the path from its origin. json, not jsonb: doubles read back
+      -- exactly as written.
+      ALTER TABLE qcat_market.feeds ADD COLUMN state json;
+    `,
+  },
 ];
 
 /**
@@ -550,6 +560,23 @@ export class MarketDataStore {
     const row = rows[0];
     if (!row) throw new Error(`feed ${name} was not recorded`);
     return { seed: Number(row.seed), origin: Number(row.origin) };
+  }
+
+  /** The feed's saved state (see `saveFeedState`), as stored; undefined before the first. */
+  async feedState(name: string): Promise<unknown> {
+    const { rows } = await this.db.query<{ state: unknown }>(
+      'SELECT state FROM qcat_market.feeds WHERE name = $1',
+      [name],
+    );
+    return rows[0]?.state ?? undefined;
+  }
+
+  /** Saves where the feed stands; in the transaction that writes its bars, so the two agree. */
+  async saveFeedState(name: string, state: unknown): Promise<void> {
+    await this.db.query('UPDATE qcat_market.feeds SET state = $2::json WHERE name = $1', [
+      name,
+      JSON.stringify(state),
+    ]);
   }
 
   /** How many candles are stored, optionally of one symbol and/or timeframe. */
