@@ -165,6 +165,16 @@ export const configSchema = z
     PAPER_TRADING: optional(z.enum(['on', 'off'])).default('on'),
     PAPER_INITIAL_CASH: optional(z.coerce.number().positive().max(1e12)).default(100_000),
     ENGINE_POLL_MS: optional(z.coerce.number().int().min(50).max(60_000)).default(500),
+    // The paper venue's costs (core/trading/venue.ts), recorded with each engine configuration.
+    PAPER_SLIPPAGE_BPS: optional(z.coerce.number().min(0).max(1000)).default(5),
+    PAPER_MAKER_FEE_BPS: optional(z.coerce.number().min(0).max(1000)).default(2),
+    PAPER_TAKER_FEE_BPS: optional(z.coerce.number().min(0).max(1000)).default(5),
+    PAPER_MAX_VOLUME_SHARE: optional(
+      z.preprocess(
+        (value) => (value === 'none' ? null : value),
+        z.coerce.number().gt(0).max(1).nullable(),
+      ),
+    ).default(0.1),
     MARKET_FEED: optional(z.enum(['none', 'synthetic'])).default('none'),
     MARKET_FEED_SPEED: optional(z.coerce.number().min(1).max(10_000)).default(1),
     MARKET_FEED_SEED: optional(

@@ -36,11 +36,24 @@ describe('configuration', () => {
       PAPER_TRADING: 'on',
       PAPER_INITIAL_CASH: 100_000,
       ENGINE_POLL_MS: 500,
+      PAPER_SLIPPAGE_BPS: 5,
+      PAPER_MAKER_FEE_BPS: 2,
+      PAPER_TAKER_FEE_BPS: 5,
+      PAPER_MAX_VOLUME_SHARE: 0.1,
       MARKET_FEED: 'none',
       MARKET_FEED_SPEED: 1,
       MARKET_FEED_SEED: 42,
       MARKET_FEED_HISTORY_HOURS: 24,
     });
+  });
+
+  it('takes the paper venue costs, the volume cap as a share or none', () => {
+    expect(
+      loadConfig({ PAPER_TAKER_FEE_BPS: '7.5', PAPER_MAX_VOLUME_SHARE: 'none' }),
+    ).toMatchObject({ PAPER_TAKER_FEE_BPS: 7.5, PAPER_MAX_VOLUME_SHARE: null });
+    expect(() => loadConfig({ PAPER_SLIPPAGE_BPS: '-1' })).toThrow(/PAPER_SLIPPAGE_BPS/);
+    expect(() => loadConfig({ PAPER_MAX_VOLUME_SHARE: '0' })).toThrow(/PAPER_MAX_VOLUME_SHARE/);
+    expect(() => loadConfig({ PAPER_MAX_VOLUME_SHARE: '1.5' })).toThrow(/PAPER_MAX_VOLUME_SHARE/);
   });
 
   it('treats a blank value as unset', () => {

@@ -29,6 +29,10 @@ export type PaperTradingOptions = {
   config: Pick<
     Config,
     | 'PAPER_INITIAL_CASH'
+    | 'PAPER_SLIPPAGE_BPS'
+    | 'PAPER_MAKER_FEE_BPS'
+    | 'PAPER_TAKER_FEE_BPS'
+    | 'PAPER_MAX_VOLUME_SHARE'
     | 'ENGINE_POLL_MS'
     | 'MARKET_FEED'
     | 'MARKET_FEED_SPEED'
@@ -140,11 +144,18 @@ export class PaperTrading {
     let engine = this.engines.get(portfolioId);
     try {
       if (!engine) {
+        const config = this.options.config;
         engine = new PaperEngine({
           portfolioId,
           timeframe,
           currency: 'USDT',
-          initialCash: this.options.config.PAPER_INITIAL_CASH,
+          initialCash: config.PAPER_INITIAL_CASH,
+          costs: {
+            slippageBps: config.PAPER_SLIPPAGE_BPS,
+            makerFeeBps: config.PAPER_MAKER_FEE_BPS,
+            takerFeeBps: config.PAPER_TAKER_FEE_BPS,
+            maxVolumeShare: config.PAPER_MAX_VOLUME_SHARE,
+          },
           store: this.options.eventStore,
           candles: this.market,
           strategies: this.strategies,

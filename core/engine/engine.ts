@@ -38,6 +38,7 @@ import {
   type StepperConfig,
   type TradingEvent,
 } from '../trading/stepper.js';
+import { DEFAULT_VENUE_COSTS, type PaperVenueCosts } from '../trading/venue.js';
 import { createRiskCheck, type RiskSnapshot } from '../risk/checks.js';
 import { deskStream, desk as deskDecider, type DeskEvent } from './desk.js';
 import { bookAllocation, headroomFrom, type AllocationSource } from './allocation.js';
@@ -111,6 +112,23 @@ export interface SnapshotStore {
 /** A Stepper configuration without the risk check and headroom (code, not data). */
 export type PortfolioConfig = Omit<StepperConfig, 'risk' | 'headroom'>;
 
+/**
+ * What a recorded configuration without them meant: the venue's costs were the code's defaults of
+ * then (not recorded), and the books' orders were named per strategy. Fixed here, so that a later
+ * change of the defaults never changes the replay of an old record.
+ */
+const BEFORE_RECORDED: Required<Pick<PortfolioConfig, 'venue' | 'clientOrderIds'>> = {
+  venue: { slippageBps: 5, makerFeeBps: 2, takerFeeBps: 5, maxVolumeShare: 0.1 },
+  clientOrderIds: 'strategy',
+};
+
+/** A configuration as recorded (write-ahead log, snapshot), with what older records left out. */
+const asRecorded = (config: PortfolioConfig): PortfolioConfig => ({
+  ...config,
+  venue: config.venue ?? BEFORE_RECORDED.venue,
+  clientOrderIds: config.clientOrderIds ?? BEFORE_RECORDED.clientOrderIds,
+});
+
 /** The data of `EngineCycleOpened`: everything a cycle depends on. */
 export type CycleRecord = {
   portfolioId: string;
@@ -147,6 +165,12 @@ export type EngineOptions = {
    * each strategy trades capital / initialCash of equity, as before.
    */
   allocations?: AllocationSource;
+  /**
+   * The paper venue's costs for cycles from now on (fees, slippage, volume cap); default: the
+   * venue's defaults. Recorded in the write-ahead log with the configuration, so a replay uses the
+   * costs a cycle was run with, whatever is configured at the time of the replay.
+   */
+  costs?: PaperVenueCosts;
   /** Bars fetched per round; default 500. */
   batchSize?: number;
   /** Save a snapshot at least every this many cycles (and whenever a round ends); default 100. */
@@ -233,8 +257,8 @@ export class PaperEngine {
       if (record?.eventId !== snapshot.recordId) snapshot = undefined;
     }
     if (snapshot) {
-      this.config = snapshot.config;
-      this.stepper = this.makeStepper(snapshot.config);
+      this.config = asRecorded(snapshot.config);
+      this.stepper = this.makeStepper(this.config);
       this.state = snapshot.state;
       this.cycle = snapshot.cycle;
       this.cursor = snapshot.cursor;
@@ -385,7 +409,7 @@ export class PaperEngine {
     origin: { eventId: string; correlationId?: string | undefined },
     inbox?: RecordedEvent[],
   ): Promise<void> {
-    if (record.config) this.reconfigure(record.config);
+    if (record.config) this.reconfigure(asRecorded(record.config));
     if (record.risk) this.risk.snapshot = record.risk;
     const stepper = this.stepper;
     let state = this.state;
@@ -658,6 +682,8 @@ export class PaperEngine {
       ),
       books,
       ...(allocation ? { sizing: { band: allocation.sizing.band } } : {}),
+      venue: { ...(this.options.costs ?? DEFAULT_VENUE_COSTS) },
+      clientOrderIds: 'book',
     };
     return sameJson(config, current) ? current : config;
   }

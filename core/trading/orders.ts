@@ -97,12 +97,22 @@ export const ORDER_EVENT_TYPES: ReadonlySet<string> = new Set<OrderEvent['type']
 export const orderStream = (clientOrderId: string): string => `order-${clientOrderId}`;
 
 /**
- * The client order id of the `sequence`-th order (from 0) a strategy placed on the bar that opened
- * at `barOpenTime`: the same inputs give the same id, so a restarted engine re-derives the ids it
- * already used and a repeated append is an idempotent no-op.
+ * The client order id of the `sequence`-th order (from 0) a strategy's book on `symbol` placed on
+ * the bar that opened at `barOpenTime`: the same inputs give the same id, so a restarted engine
+ * re-derives the ids it already used and a repeated append is an idempotent no-op. Each book counts
+ * its own orders, so the symbol is part of the id: without it, two books of one strategy ordering
+ * on the same bar made the same id (`legacy`, kept to replay the paper engine's older records).
  */
-export const clientOrderId = (strategyId: string, barOpenTime: number, sequence: number): string =>
-  `${strategyId}-${barOpenTime}-${sequence}`;
+export const clientOrderId = (
+  strategyId: string,
+  symbol: string,
+  barOpenTime: number,
+  sequence: number,
+  legacy = false,
+): string =>
+  legacy
+    ? `${strategyId}-${barOpenTime}-${sequence}`
+    : `${strategyId}-${symbol}-${barOpenTime}-${sequence}`;
 
 /** A refusal reason in the `CODE: key=value, key=value` form used by venues and risk checks. */
 export function reason(

@@ -65,11 +65,17 @@ const partial: OrderEvent = {
 };
 
 describe('client order ids', () => {
-  it('derive from strategy, bar time and sequence, so a restart gets the same ids', () => {
-    expect(clientOrderId('s1', 1_704_067_200_000, 0)).toBe('s1-1704067200000-0');
-    expect(clientOrderId('s1', 1_704_067_200_000, 1)).not.toBe(
-      clientOrderId('s1', 1_704_067_200_000, 0),
+  it('derive from strategy, symbol, bar time and sequence, so a restart gets the same ids', () => {
+    expect(clientOrderId('s1', 'BTCUSDT', 1_704_067_200_000, 0)).toBe('s1-BTCUSDT-1704067200000-0');
+    expect(clientOrderId('s1', 'BTCUSDT', 1_704_067_200_000, 1)).not.toBe(
+      clientOrderId('s1', 'BTCUSDT', 1_704_067_200_000, 0),
     );
+    // Two books of one strategy on the same bar: two orders, two ids.
+    expect(clientOrderId('s1', 'ETHUSDT', 1_704_067_200_000, 0)).not.toBe(
+      clientOrderId('s1', 'BTCUSDT', 1_704_067_200_000, 0),
+    );
+    // The paper engine's records from before keep the ids they were written with.
+    expect(clientOrderId('s1', 'BTCUSDT', 1_704_067_200_000, 0, true)).toBe('s1-1704067200000-0');
   });
 
   it('reasons read CODE: key=value, ...', () => {

@@ -141,7 +141,7 @@ describe('balance-driven sizing', () => {
     expect(orders.length).toBeGreaterThan(4);
     for (const order of orders.filter((o) => o.symbol === 'BTCUSDT')) {
       // Decided at the close of the bar whose id it carries.
-      const i = (Number(order.clientOrderId.split('-')[1]) - T0) / MINUTE;
+      const i = (Number(order.clientOrderId.split('-').at(-2)) - T0) / MINUTE;
       expect(order.quantity * btc(i)).toBeLessThanOrEqual(1_000);
     }
     const position = quantityOf(stepper, state, 0) * btc(11);

@@ -118,6 +118,12 @@ export type StepperConfig = {
   instruments: readonly Instrument[];
   books: readonly BookConfig[];
   venue?: Partial<PaperVenueCosts>;
+  /**
+   * How the books' own orders are named: `book` (the default) `<strategyId>-<symbol>-<bar>-<n>`;
+   * `strategy` `<strategyId>-<bar>-<n>`, which gave two books of one strategy ordering on one bar
+   * the same id. Only the paper engine's records written before it was fixed say `strategy`.
+   */
+  clientOrderIds?: 'book' | 'strategy';
   risk?: RiskCheck;
   /**
    * Balance-driven sizing (a portfolio allocation, docs/portfolio.md): each bar, every enabled
@@ -489,7 +495,13 @@ export class Stepper {
     const reduceOnly =
       held !== 0 && Math.abs(desired) < Math.abs(held) && Math.sign(desired) !== -Math.sign(held);
     const order: OrderRequest = {
-      clientOrderId: clientOrderId(strategyId, candle.openTime, sequence),
+      clientOrderId: clientOrderId(
+        strategyId,
+        symbol,
+        candle.openTime,
+        sequence,
+        this.config.clientOrderIds === 'strategy',
+      ),
       portfolioId: this.config.portfolioId,
       strategyId,
       symbol,

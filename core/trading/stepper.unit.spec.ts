@@ -54,7 +54,7 @@ describe('step: from signal to fills', () => {
     expect(perBar[0]).toEqual([]);
     expect(perBar[1]).toEqual([]);
     // 10,000 × 1 × 0.5 / 102 = 49.0196 → 49.019 (lot 0.001), at the close of bar 2.
-    const id = `s1-${T0 + 2 * MINUTE}-0`;
+    const id = `s1-BTCUSDT-${T0 + 2 * MINUTE}-0`;
     expect(perBar[2]).toEqual([
       {
         type: 'OrderSubmitted',
@@ -97,7 +97,7 @@ describe('step: from signal to fills', () => {
     // Bar 4: target 0 → sell everything, reduce-only.
     expect(types(perBar[4]!)).toEqual(['OrderSubmitted', 'OrderAccepted']);
     expect(perBar[4]![0]!.data).toMatchObject({
-      clientOrderId: `s1-${T0 + 4 * MINUTE}-0`,
+      clientOrderId: `s1-BTCUSDT-${T0 + 4 * MINUTE}-0`,
       side: 'sell',
       quantity: 49.019,
       reduceOnly: true,
@@ -151,7 +151,7 @@ describe('step: from signal to fills', () => {
     expect(perBar[2]![1]).toEqual({
       type: 'OrderDenied',
       data: {
-        clientOrderId: `s1-${T0 + 2 * MINUTE}-0`,
+        clientOrderId: `s1-BTCUSDT-${T0 + 2 * MINUTE}-0`,
         reason: 'MAX_POSITION: quantity=49.019, max=10',
         time: T0 + 3 * MINUTE,
       },
@@ -189,7 +189,7 @@ describe('step: from signal to fills', () => {
     });
     expect(types(perBar[4]!)).toEqual(['OrderCancelled', 'OrderSubmitted', 'OrderAccepted']);
     expect(perBar[4]![0]!.data).toEqual({
-      clientOrderId: `s1-${T0 + 2 * MINUTE}-0`,
+      clientOrderId: `s1-BTCUSDT-${T0 + 2 * MINUTE}-0`,
       reason: 'TARGET_CHANGED: target=0',
       filledQuantity: 10,
       remainingQuantity: 39.019,
