@@ -22,6 +22,7 @@ import { ProjectionService } from '../projections/projection-service.js';
 import { allProjections } from '../projections/registry.js';
 import { backupDir, backupServiceFor, type BackupService } from '../backup/backup-service.js';
 import { BackupMaintenance, registerMaintenanceMetrics } from '../backup/maintenance.js';
+import { isUnavailable } from '../core/adapters/unavailable.js';
 import { redact, type Config } from './config.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './embedded-postgres.js';
 
@@ -103,10 +104,6 @@ async function openRedis(config: Config, log: Logger): Promise<Redis | undefined
     return undefined;
   }
   const redis = new Redis(config.REDIS_URL, REDIS_OPTIONS);
-  await redis.connect().catch((error: unknown) => {
-    redis.disconnect(); // no reconnecting in the background of a start that failed
-    throw error;
-  });
   // Reported once per outage; the users of the connection each fall back on their own.
   let down = false;
   redis.on('error', (error: Error) => {
@@ -117,7 +114,22 @@ async function openRedis(config: Config, log: Logger): Promise<Redis | undefined
     if (down) log.info('Redis: answers again');
     down = false;
   });
-  log.info(`Redis: ${redact(config.REDIS_URL)} (key prefix ${config.QCAT_REDIS_PREFIX})`);
+  try {
+    await redis.connect();
+  } catch (error) {
+    // Not there (yet): start degraded, as if it had gone away later (ADR 017); ioredis goes on
+    // reconnecting. Anything else (a refused password, say) is a configuration to fix: stop.
+    if (!isUnavailable(error)) {
+      redis.disconnect(); // no reconnecting in the background of a start that failed
+      throw error;
+    }
+    down = true;
+    log.warn(
+      `Redis: ${redact(config.REDIS_URL)} does not answer at start-up; starting degraded, connecting when it answers`,
+    );
+  }
+  if (!down)
+    log.info(`Redis: ${redact(config.REDIS_URL)} (key prefix ${config.QCAT_REDIS_PREFIX})`);
   return redis;
 }
 
