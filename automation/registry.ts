@@ -8,6 +8,10 @@ import { OptimizationQueries } from '../projections/optimization-queries.js';
 import { allocationManager } from './allocation/rebalancing.js';
 import { hotSymbolsManager } from './hot-symbols/manager.js';
 import { optimizationAdoption } from './optimization/adoption.js';
+import {
+  periodicOptimizer,
+  underperformanceOptimizer,
+} from './optimization/automatic-optimizer.js';
 import { executeOptimization } from './optimization/executor.js';
 import { optimizationRunner } from './optimization/runner.js';
 import type { ProcessManager } from './process-manager.js';
@@ -55,6 +59,8 @@ export const allProcessManagers = (deps: AutomationDeps): ProcessManager[] => {
   return [
     optimizer,
     optimizationAdoption(deps.commands),
+    underperformanceOptimizer({ commands: deps.commands, market: deps.market, reads: queries }),
+    periodicOptimizer({ commands: deps.commands, market: deps.market, reads: queries }),
     hotSymbolsManager(deps),
     allocationManager({ commands: deps.commands, reads: new AllocationQueries(deps.pool) }),
   ];
