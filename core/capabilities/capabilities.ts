@@ -44,11 +44,12 @@ export const CAPABILITIES = {
     title: 'adopt the best parameters',
     enabledByDefault: false,
     requires: [],
+    // The adoption gate: the one source of its thresholds (core/optimization/gate.ts reads them).
     thresholds: z.strictObject({
       minOutOfSampleSharpe: z.number().min(-10).max(10).default(0.5),
-      minDeflatedSharpe: fraction.default(0.95),
-      maxOverfitProbability: fraction.default(0.5),
-      minTrades: z.number().int().min(1).max(1_000_000).default(30),
+      minDeflatedSharpe: z.number().min(0).max(1).default(0.95),
+      maxOverfitProbability: z.number().min(0).max(1).default(0.5),
+      minTrades: z.number().int().min(0).max(100_000).default(30),
     }),
   },
   rebalance: {
