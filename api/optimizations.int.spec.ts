@@ -276,7 +276,9 @@ describe('optimizations over HTTP', () => {
     );
 
     ok(
+      // Switched on too: adoption may be gated by capability 2's switch.
       await call('risk_officer', 'PUT', '/automation/adopt_parameters', {
+        enabled: true,
         thresholds: {
           minOutOfSampleSharpe: -10,
           minDeflatedSharpe: 0,
