@@ -51,7 +51,7 @@ describe('optimize when profit falls short, end to end', () => {
     await api.stop();
   });
 
-  it('requests one optimization naming the figures, runs it, and then cools down', async () => {
+  it('requests one optimization naming the figures, runs it, ends in a four-eyes request one correlation explains, then cools down', async () => {
     const created = await call('trader', 'POST', '/strategies', {
       name: 'falling',
       kind: 'sma_crossover',
@@ -89,6 +89,17 @@ describe('optimize when profit falls short, end to end', () => {
         [strategyId, day, -40 * i + (i % 2) * 15, 1_000_000 + i],
       );
     }
+    // A gate any result passes, so that the run ends in a parameter-change request.
+    const gate = await call('risk_officer', 'PUT', '/automation/adopt_parameters', {
+      enabled: true,
+      thresholds: {
+        minOutOfSampleSharpe: -10,
+        minDeflatedSharpe: 0,
+        maxOverfitProbability: 1,
+        minTrades: 0,
+      },
+    });
+    expect(gate.status).toBe(200);
     const switched = await call('risk_officer', 'PUT', '/automation/optimize_on_underperformance', {
       enabled: true,
       thresholds: { dataDays: 60, trials: 8 },
@@ -128,6 +139,25 @@ describe('optimize when profit falls short, end to end', () => {
       90_000,
     );
     expect(settled['status']).toBe('completed');
+
+    // It ends in a four-eyes request, and one correlation explains the chain in the audit trail.
+    const cause = `tick:underperformance-optimizer:${new Date(NOW).toISOString().slice(0, 10)}`;
+    const chain = await until(
+      async () =>
+        (await eventStore.readAll({ after: 0n, maxCount: 100_000 }))
+          .filter((e) => e.metadata.correlationId === cause)
+          .map((e) => `${e.type} by ${e.metadata.actor}`),
+      (types) => types.some((t) => t.startsWith('ApprovalRequested')),
+      30_000,
+    );
+    expect(chain).toEqual(
+      expect.arrayContaining([
+        'OptimizationRequested by automation:underperformance-optimizer',
+        'OptimizationCompleted by automation:optimizer',
+        'StrategyParameterChangeRequested by automation:optimization-adoption',
+        'ApprovalRequested by system:approval-flow',
+      ]),
+    );
 
     // The next tick, the same day or the next: cooling down, nothing more is requested.
     await target.tick(new Date(NOW + 60_000));
