@@ -358,13 +358,23 @@ describe('every command route honours If-Match and Idempotency-Key', () => {
       status: 200,
     },
     {
-      route: 'PUT /optimization-policy/gate',
+      route: 'POST /optimization-policy/standing-approvals',
       role: 'risk_officer',
-      path: () => '/optimization-policy/gate',
+      path: () => '/optimization-policy/standing-approvals',
       body: () => ({
-        gate: { minOutOfSampleSharpe: 0.5, minDeflatedSharpe: 0.9, maxPbo: 0.5, minTrades: 30 },
+        strategyId: null,
+        maxRelativeChange: 0.25,
+        expiresAt: new Date(NOW + 30 * 24 * 3_600_000).toISOString(),
         reason: 'walk',
       }),
+      status: 202,
+      then: (a) => void (ids['standing'] = String(a['standingApprovalId'])),
+    },
+    {
+      route: 'POST /optimization-policy/standing-approvals/:standingApprovalId/revoke',
+      role: 'risk_officer',
+      path: () => `/optimization-policy/standing-approvals/${id('standing')()}/revoke`,
+      body: () => ({ reason: 'walk' }),
       status: 200,
     },
     {

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MarketDataStore } from '../core/adapters/postgres/market-data-store.js';
 import { DEFAULT_INSTRUMENTS, generateCandles } from '../core/market/synthetic.js';
+import { strategyStream } from '../core/strategies/strategy.js';
+import { ApiKeyService } from './auth/api-key-service.js';
 import { startTestServer, type TestServer } from '../test/support/test-server.js';
 import { until } from '../test/support/until.js';
 
@@ -186,23 +188,145 @@ describe('optimizations over HTTP', () => {
     expect(done).toBeLessThan(2000);
   }, 90_000);
 
-  it('uses the adoption gate a risk officer set (analysts may not set it)', async () => {
-    const gate = { minOutOfSampleSharpe: -10, minDeflatedSharpe: 0, maxPbo: 1, minTrades: 0 };
+  it('uses the adoption gate a risk officer set in the automation policy (its one source)', async () => {
+    const thresholds = {
+      minOutOfSampleSharpe: -10,
+      minDeflatedSharpe: 0,
+      maxOverfitProbability: 1,
+      minTrades: 0,
+    };
     expect(
-      (await call('analyst', 'PUT', '/optimization-policy/gate', { gate, reason: 'try' })).status,
+      (await call('analyst', 'PUT', '/automation/adopt_parameters', { thresholds })).status,
     ).toBe(403);
-    const refused = await call('risk_officer', 'PUT', '/optimization-policy/gate', {
-      gate: { ...gate, maxPbo: 2 },
-      reason: 'typo',
+    const refused = await call('risk_officer', 'PUT', '/automation/adopt_parameters', {
+      thresholds: { ...thresholds, maxOverfitProbability: 2 },
     });
     expect(refused.status).toBe(400);
-    ok(await call('risk_officer', 'PUT', '/optimization-policy/gate', { gate, reason: 'demo' }));
+    ok(await call('risk_officer', 'PUT', '/automation/adopt_parameters', { thresholds }));
+    const gate = { minOutOfSampleSharpe: -10, minDeflatedSharpe: 0, maxPbo: 1, minTrades: 0 };
     expect(ok(await call('viewer', 'GET', '/optimization-policy'))).toMatchObject({
       gate,
-      setBy: { role: 'risk_officer' },
+      gateChangedBy: expect.stringMatching(/^apikey:/) as string,
     });
     const accepted = ok(await call('analyst', 'POST', '/optimizations', request), 202);
     const run = await settled(accepted);
     expect(run['verdict']).toEqual({ passed: true, reasons: [], gate });
   }, 90_000);
+
+  it('adopts a passing result at once inside a standing approval granted with four eyes, as automation with that authority', async () => {
+    const created = ok(
+      await call('trader', 'POST', '/strategies', {
+        name: 'standing',
+        kind: 'sma_crossover',
+        symbols: ['BTCUSDT'],
+        timeframe: '1h',
+        parameters: { fastPeriod: 10, slowPeriod: 50, positionFraction: 0.5 },
+        capitalRequest: 10_000,
+      }),
+      201,
+    );
+    const strategyId = String(created['strategyId']);
+    const submitted = ok(await call('trader', 'POST', `/strategies/${strategyId}/submit`));
+    const approve = (role: keyof TestServer['tokens'], requestId: string, token?: string) =>
+      until(
+        async () => {
+          const response = await api.request('POST', `/api/v1/approvals/${requestId}/approve`, {
+            token: token ?? api.tokens[role],
+            body: { comment: 'ok' },
+          });
+          return { status: response.status, body: (await response.json()) as Json };
+        },
+        // 404: the request is not opened yet; 401: a new key not yet in the read model.
+        (answer) => answer.status !== 404 && answer.status !== 401,
+      );
+    expect((await approve('risk_officer', String(submitted['approvalRequestId']))).status).toBe(
+      200,
+    );
+
+    // A risk officer asks; the same one may not approve; a second risk officer does.
+    const asked = ok(
+      await call('risk_officer', 'POST', '/optimization-policy/standing-approvals', {
+        strategyId,
+        maxRelativeChange: 0.5,
+        expiresAt: iso(Date.now() + 30 * DAY),
+        reason: 'let the optimizer tune it',
+      }),
+      202,
+    );
+    const requestId = String(asked['requestId']);
+    expect((await approve('risk_officer', requestId)).body).toMatchObject({
+      code: 'SELF_APPROVAL_FORBIDDEN',
+    });
+    const second = await new ApiKeyService(api.server.runtime.commands).issue(
+      'risk-2',
+      'risk_officer',
+      'test-setup',
+    );
+    expect((await approve('risk_officer', requestId, second.token)).status).toBe(200);
+    const active = await until(
+      async () => ok(await call('viewer', 'GET', '/optimization-policy')),
+      (policy) =>
+        (policy['standingApprovals'] as Json[]).some(
+          (s) =>
+            s['standingApprovalId'] === asked['standingApprovalId'] && s['status'] === 'active',
+        ),
+    );
+    expect(active['standingApprovals']).toContainEqual(
+      expect.objectContaining({ status: 'active', strategyId, maxRelativeChange: 0.5 }),
+    );
+
+    ok(
+      // Switched on too: adoption may be gated by capability 2's switch.
+      await call('risk_officer', 'PUT', '/automation/adopt_parameters', {
+        enabled: true,
+        thresholds: {
+          minOutOfSampleSharpe: -10,
+          minDeflatedSharpe: 0,
+          maxOverfitProbability: 1,
+          minTrades: 0,
+        },
+      }),
+    );
+    // Every point of the space is within ±40 % of the live 10 / 50, and none is the live one.
+    const accepted = ok(
+      await call('analyst', 'POST', '/optimizations', {
+        ...request,
+        kind: undefined,
+        symbol: undefined,
+        timeframe: undefined,
+        strategyId,
+        space: {
+          fastPeriod: { type: 'set', values: [6, 14] },
+          slowPeriod: { type: 'set', values: [30, 70] },
+        },
+        budget: { trials: 4 },
+      }),
+      202,
+    );
+    const run = await settled(accepted);
+    expect(run).toMatchObject({ status: 'completed', verdict: { passed: true } });
+    const changed = await until(
+      async () =>
+        (await api.server.runtime.eventStore.readStream(strategyStream(strategyId))).find(
+          (e) => e.type === 'StrategyParametersChanged',
+        ),
+      (event) => event !== undefined,
+      30_000,
+    );
+    expect(changed?.metadata.actor).toBe('automation:optimization-adoption');
+    expect(changed?.data).toMatchObject({
+      version: 2,
+      approvers: [],
+      authority: {
+        type: 'standing_approval',
+        standingApprovalId: asked['standingApprovalId'],
+        maxRelativeChange: 0.5,
+        grantedBy: [{ role: 'risk_officer' }],
+        optimizationId: accepted['optimizationId'],
+      },
+    });
+    // No approval request of a parameter change was opened.
+    const stream = await api.server.runtime.eventStore.readStream(strategyStream(strategyId));
+    expect(stream.map((e) => e.type)).not.toContain('StrategyParameterChangeRequested');
+  }, 120_000);
 });

@@ -2,14 +2,20 @@ import type pg from 'pg';
 import type { MarketDataStore } from '../core/adapters/postgres/market-data-store.js';
 import type { CommandHandler } from '../core/commands/command-handler.js';
 import type { EventStore } from '../core/eventstore/event-store.js';
-import { OPTIMIZATION_POLICY_STREAM, optimizationPolicy } from '../core/optimization/policy.js';
+import { AUTOMATION_POLICY_STREAM, automationPolicy } from '../core/capabilities/policy.js';
+import { gateOf } from '../core/optimization/gate.js';
 import { AllocationQueries } from '../projections/allocation-queries.js';
 import { OptimizationQueries } from '../projections/optimization-queries.js';
 import { allocationManager } from './allocation/rebalancing.js';
 import { hotSymbolsManager } from './hot-symbols/manager.js';
 import { optimizationAdoption } from './optimization/adoption.js';
+import {
+  periodicOptimizer,
+  underperformanceOptimizer,
+} from './optimization/automatic-optimizer.js';
 import { executeOptimization } from './optimization/executor.js';
 import { optimizationRunner } from './optimization/runner.js';
+import { standingApprovals } from './optimization/standing-approvals.js';
 import type { ProcessManager } from './process-manager.js';
 
 /** What process managers may read and use; the composition root (ops/runtime.ts) provides it. */
@@ -41,8 +47,12 @@ export const allProcessManagers = (deps: AutomationDeps): ProcessManager[] => {
           eventStore: deps.eventStore,
           commands: deps.commands,
           signal,
+          // The adoption gate is capability 2's thresholds in the automation policy.
           gate: async () =>
-            (await deps.commands.load(optimizationPolicy, OPTIMIZATION_POLICY_STREAM)).state.gate,
+            gateOf(
+              (await deps.commands.load(automationPolicy, AUTOMATION_POLICY_STREAM)).state
+                .adopt_parameters.thresholds,
+            ),
           ...(deps.onOptimizationBatch ? { onBatch: deps.onOptimizationBatch } : {}),
         },
         optimizationId,
@@ -55,6 +65,9 @@ export const allProcessManagers = (deps: AutomationDeps): ProcessManager[] => {
   return [
     optimizer,
     optimizationAdoption(deps.commands),
+    standingApprovals(),
+    underperformanceOptimizer({ commands: deps.commands, market: deps.market, reads: queries }),
+    periodicOptimizer({ commands: deps.commands, market: deps.market, reads: queries }),
     hotSymbolsManager(deps),
     allocationManager({ commands: deps.commands, reads: new AllocationQueries(deps.pool) }),
   ];

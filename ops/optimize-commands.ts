@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { optimizationRequestBody } from '../api/routes/optimizations.js';
+import { optimizationRequestBody } from '../api/routes/optimization-schemas.js';
 import { MarketDataStore } from '../core/adapters/postgres/market-data-store.js';
 import type { JsonObject } from '../core/eventstore/event-store.js';
 import { optimizations, optimizationStream } from '../core/optimization/optimization.js';

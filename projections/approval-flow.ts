@@ -205,6 +205,7 @@ function stepsFor(event: RecordedEvent): Step[] {
           case 'risk_limit_change':
           case 'risk_reset':
           case 'allocation_change':
+          case 'standing_approval':
             return [];
         }
         break;

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { OptimizationRun } from '../core/optimization/optimization.js';
+import type { Strategy } from '../core/strategies/strategy.js';
 
 /** The SQL that reads the optimizations read model (projections/optimizations.ts). */
 
@@ -97,5 +98,55 @@ export class OptimizationQueries {
       'SELECT status, count(*) AS count FROM qcat_read.optimizations GROUP BY status',
     );
     return Object.fromEntries(rows.map((row) => [row.status, Number(row.count)]));
+  }
+
+  /** A strategy as the strategies read model holds it, to start an optimization from. */
+  async strategy(strategyId: string): Promise<Strategy | undefined> {
+    const { rows } = await this.pool.query<{ state: Strategy }>(
+      'SELECT state FROM qcat_read.strategies WHERE strategy_id = $1',
+      [strategyId],
+    );
+    return rows[0]?.state;
+  }
+
+  /** Strategies trading now (paper or live), oldest first: what automatic optimization watches. */
+  async tradingStrategies(): Promise<Strategy[]> {
+    const { rows } = await this.pool.query<{ state: Strategy }>(
+      `SELECT state FROM qcat_read.strategies WHERE status IN ('paper', 'live')
+        ORDER BY created_position`,
+    );
+    return rows.map((row) => row.state);
+  }
+
+  /** When the strategy's latest optimization was requested, and whether one is unfinished. */
+  async history(
+    strategyId: string,
+  ): Promise<{ lastRequestedAt: Date | null; unfinished: boolean }> {
+    const { rows } = await this.pool.query<{ last: Date | null; unfinished: boolean | null }>(
+      `SELECT max(requested_at) AS last, bool_or(status IN ('requested', 'running')) AS unfinished
+         FROM qcat_read.optimizations WHERE strategy_id = $1`,
+      [strategyId],
+    );
+    return { lastRequestedAt: rows[0]?.last ?? null, unfinished: rows[0]?.unfinished ?? false };
+  }
+
+  /**
+   * The strategy's net PnL at the end of each UTC day from `from` to `to` (dates), summed over the
+   * portfolios it trades in, from the paper engine's valuations (the allocations read model).
+   */
+  async dailyNetPnl(
+    strategyId: string,
+    from: string,
+    to: string,
+  ): Promise<{ day: string; netPnl: number }[]> {
+    // sum() of double precision is double precision: pg gives it as a number.
+    const { rows } = await this.pool.query<{ day: string; net_pnl: number }>(
+      `SELECT to_char(day, 'YYYY-MM-DD') AS day, sum(net_pnl) AS net_pnl
+         FROM qcat_read.allocation_strategy_pnl
+        WHERE strategy_id = $1 AND day >= $2 AND day <= $3
+        GROUP BY day ORDER BY day`,
+      [strategyId, from, to],
+    );
+    return rows.map((row) => ({ day: row.day, netPnl: row.net_pnl }));
   }
 }

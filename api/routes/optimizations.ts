@@ -1,24 +1,15 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { MarketDataStore } from '../../core/adapters/postgres/market-data-store.js';
-import { MAX_COST_BPS, MAX_INITIAL_CASH } from '../../core/backtests/backtest-run.js';
 import { QcatError, ValidationError } from '../../core/errors.js';
 import type { JsonObject } from '../../core/eventstore/event-store.js';
-import { OBJECTIVES } from '../../core/optimization/objectives.js';
 import {
   OPTIMIZATION_STATUSES,
   optimizations,
   optimizationStream,
 } from '../../core/optimization/optimization.js';
-import {
-  gateSchema,
-  OPTIMIZATION_POLICY_STREAM,
-  optimizationPolicy,
-} from '../../core/optimization/policy.js';
-import { MAX_BATCH_SIZE, MAX_TRIALS, MAX_WALL_SECONDS } from '../../core/optimization/request.js';
-import { METHODS } from '../../core/optimization/samplers.js';
-import { MAX_FOLDS, WALK_FORWARD_SCHEMES } from '../../core/optimization/walk-forward.js';
-import { STRATEGY_KIND_NAMES, TIMEFRAMES } from '../../core/strategies/kinds.js';
+import { MAX_TRIALS } from '../../core/optimization/request.js';
+import { TIMEFRAMES } from '../../core/strategies/kinds.js';
 import type { Strategy } from '../../core/strategies/strategy.js';
 import type { Runtime } from '../../ops/runtime.js';
 import {
@@ -26,162 +17,26 @@ import {
   type OptimizationRow,
 } from '../../projections/optimization-queries.js';
 import { commandOf, commandRoute } from '../command-route.js';
+import {
+  anyObject,
+  idParams,
+  optimizationRequestBody,
+  summary,
+  toSummary,
+} from './optimization-schemas.js';
+import { optimizationPolicyRoutes } from './optimization-policy.js';
 import { HttpProblem } from '../problem.js';
 import {
   awaitPosition,
   commandAnswer,
   commandResultSchema,
   cursorPage,
-  instant,
   newId,
   pageLimit,
   positionCursor,
   positionString,
   principalOf,
 } from './conventions.js';
-
-const finite = z.number().min(-1e12).max(1e12);
-const range = z.discriminatedUnion('type', [
-  z.strictObject({
-    type: z.literal('int'),
-    low: z.number().int().min(-1e9).max(1e9),
-    high: z.number().int().min(-1e9).max(1e9),
-    step: z.number().int().positive().max(1e9).optional(),
-    log: z.boolean().optional(),
-  }),
-  z.strictObject({
-    type: z.literal('real'),
-    low: finite,
-    high: finite,
-    step: z.number().positive().max(1e12).optional(),
-    log: z.boolean().optional(),
-  }),
-  z.strictObject({
-    type: z.literal('set'),
-    values: z.array(z.union([finite, z.string().max(100), z.boolean()])).max(100),
-  }),
-]);
-
-export const optimizationRequestBody = z.strictObject({
-  strategyId: z
-    .uuid()
-    .optional()
-    .describe("start from the strategy's kind, current parameters, timeframe and (only) symbol"),
-  kind: z.enum(STRATEGY_KIND_NAMES).optional().describe('required without strategyId'),
-  baseParameters: z
-    .record(z.string().max(100), z.unknown())
-    .optional()
-    .describe("the parameters every trial starts from; default the strategy's or the kind's"),
-  symbol: z
-    .string()
-    .regex(/^[A-Z0-9]{2,20}$/)
-    .optional(),
-  timeframe: z.enum(TIMEFRAMES).optional(),
-  from: instant.describe('candles opening at or after this instant'),
-  to: instant.describe('candles opening before this instant; at most 731 days after from'),
-  initialCash: z.number().positive().max(MAX_INITIAL_CASH).optional(),
-  costs: z
-    .strictObject({
-      slippageBps: z.number().min(0).max(MAX_COST_BPS).optional(),
-      makerFeeBps: z.number().min(0).max(MAX_COST_BPS).optional(),
-      takerFeeBps: z.number().min(0).max(MAX_COST_BPS).optional(),
-      maxVolumeShare: z.number().gt(0).max(1).nullable().optional(),
-    })
-    .optional(),
-  space: z
-    .record(z.string().max(100), range)
-    .describe('per parameter: an int or real range (step or log scale) or a set of values'),
-  method: z.enum(METHODS),
-  objective: z.strictObject({
-    name: z.enum(OBJECTIVES),
-    minTrades: z.number().int().min(0).max(100_000).optional(),
-  }),
-  walkForward: z
-    .strictObject({
-      scheme: z.enum(WALK_FORWARD_SCHEMES).optional(),
-      folds: z.number().int().min(1).max(MAX_FOLDS).optional(),
-      inSampleBlocks: z.number().int().min(1).max(MAX_FOLDS).optional(),
-    })
-    .optional(),
-  budget: z.strictObject({
-    trials: z.number().int().min(1).max(MAX_TRIALS),
-    wallSeconds: z.number().int().min(1).max(MAX_WALL_SECONDS).optional(),
-  }),
-  seed: z
-    .number()
-    .int()
-    .min(0)
-    .max(2 ** 31 - 1)
-    .optional(),
-  batchSize: z.number().int().min(1).max(MAX_BATCH_SIZE).optional(),
-});
-
-const idParams = z.object({ optimizationId: z.uuid() });
-const anyObject = z.record(z.string(), z.unknown());
-const summary = z.object({
-  optimizationId: z.string(),
-  status: z.enum(OPTIMIZATION_STATUSES),
-  strategyId: z.string().nullable(),
-  kind: z.string(),
-  symbol: z.string(),
-  timeframe: z.string(),
-  from: z.string(),
-  to: z.string(),
-  method: z.string(),
-  objective: anyObject,
-  walkForward: anyObject,
-  budget: anyObject,
-  seed: z.number(),
-  batchSize: z.number(),
-  space: anyObject,
-  baseParameters: anyObject,
-  trigger: anyObject,
-  trialsDone: z.number(),
-  bestTrial: z.number().nullable(),
-  bestScore: z.number().nullable(),
-  verdict: anyObject.nullable(),
-  failureReason: z.string().nullable(),
-  requestedBy: z.string(),
-  requestedAt: z.string(),
-  progressedAt: z.string().nullable(),
-  finishedAt: z.string().nullable(),
-  revision: z.string(),
-  position: z.string(),
-});
-
-const toSummary = (row: OptimizationRow): z.infer<typeof summary> => {
-  const s = row.state;
-  return {
-    optimizationId: row.optimization_id,
-    status: s.status,
-    strategyId: s.strategyId,
-    kind: s.kind,
-    symbol: s.symbol,
-    timeframe: s.timeframe,
-    from: s.from,
-    to: s.to,
-    method: s.method,
-    objective: s.objective,
-    walkForward: s.walkForward,
-    budget: s.budget,
-    seed: s.seed,
-    batchSize: s.batchSize,
-    space: s.space,
-    baseParameters: s.baseParameters,
-    trigger: s.trigger,
-    trialsDone: s.trialsDone,
-    bestTrial: s.bestTrial,
-    bestScore: s.bestScore,
-    verdict: s.outcome?.verdict ?? null,
-    failureReason: s.failureReason,
-    requestedBy: row.requested_by,
-    requestedAt: row.requested_at.toISOString(),
-    progressedAt: row.progressed_at?.toISOString() ?? null,
-    finishedAt: row.finished_at?.toISOString() ?? null,
-    revision: row.revision,
-    position: row.position,
-  };
-};
 
 const invalid = (errors: { path: string; message: string }[]): never => {
   throw new ValidationError(
@@ -228,11 +83,7 @@ export const optimizationRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = a
       const body = request.body;
       let strategy: Strategy | undefined;
       if (body.strategyId !== undefined) {
-        const { rows } = await runtime.pool.query<{ state: Strategy }>(
-          'SELECT state FROM qcat_read.strategies WHERE strategy_id = $1',
-          [body.strategyId],
-        );
-        strategy = rows[0]?.state;
+        strategy = await queries.strategy(body.strategyId);
         if (!strategy)
           throw new HttpProblem(
             404,
@@ -482,53 +333,5 @@ export const optimizationRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = a
     },
   );
 
-  const policyAnswer = z.object({
-    gate: gateSchema,
-    setBy: z.object({ id: z.string(), role: z.string() }).nullable(),
-    revision: z.string(),
-  });
-
-  fastify.get(
-    '/optimization-policy',
-    {
-      config: { permission: 'optimizations:read' },
-      schema: {
-        tags: ['optimizations'],
-        summary: 'The adoption gate in force (the defaults until a risk officer sets it)',
-        response: { 200: policyAnswer },
-      },
-    },
-    async () => {
-      const { state, revision } = await runtime.commands.load(
-        optimizationPolicy,
-        OPTIMIZATION_POLICY_STREAM,
-      );
-      return { gate: state.gate, setBy: state.setBy, revision: revision.toString() };
-    },
-  );
-
-  fastify.put(
-    '/optimization-policy/gate',
-    commandRoute('optimizations:policy', {
-      tags: ['optimizations'],
-      summary:
-        'Set the adoption gate: what an optimization result must show before its parameters are proposed',
-      body: z.strictObject({ gate: gateSchema, reason: z.string().min(1).max(500) }),
-      response: { 200: commandResultSchema },
-    }),
-    async (request, reply) => {
-      const { party } = principalOf(request);
-      const result = await commandOf(request, runtime.commands).handle(
-        optimizationPolicy,
-        OPTIMIZATION_POLICY_STREAM,
-        {
-          type: 'SetAdoptionGate',
-          gate: request.body.gate,
-          by: party,
-          reason: request.body.reason,
-        },
-      );
-      return commandAnswer(reply, result);
-    },
-  );
+  await fastify.register(optimizationPolicyRoutes, { runtime });
 };

@@ -210,6 +210,33 @@ describe('live feed: /ws of the QCAT app', () => {
     await client.closed;
   });
 
+  it('delivers optimization progress on the optimizations alias', async () => {
+    const client = await TestClient.open(url, { token: api.tokens.analyst });
+    await client.expect('authenticated');
+    const optimizationId = randomUUID();
+    const run = `optimization-${optimizationId}`;
+    await client.subscribe('optimizations');
+    await append(runtime, freshStream('risk'), 'LimitBreached');
+    await append(runtime, run, 'OptimizationProgressed', {
+      optimizationId,
+      batch: 0,
+      trials: [],
+      trialsDone: 16,
+      bestTrial: 3,
+      bestScore: 1.25,
+    });
+    const frame = await client.expect('event');
+    expect(frame['channel']).toBe('optimizations');
+    expect(frame['event']).toMatchObject({
+      streamId: run,
+      type: 'OptimizationProgressed',
+      data: { trialsDone: 16, bestScore: 1.25 },
+    });
+    expect(eventsIn(client)).toHaveLength(1);
+    client.ws.close();
+    await client.closed;
+  });
+
   it('stops delivery on unsubscribe', async () => {
     const client = await TestClient.open(url, { token: api.tokens.analyst });
     await client.expect('authenticated');

@@ -65,6 +65,8 @@ const ALIASES: Readonly<Record<string, string>> = {
   risk: 'risk',
   positions: 'position',
   strategies: 'strategy',
+  /** Optimization runs: requested, each batch of trials (progress), completed, failed, cancelled. */
+  optimizations: 'optimization',
 };
 /** The reverse: which alias, if any, a category's events are also published under. */
 const ALIAS_OF_CATEGORY: ReadonlyMap<string, string> = new Map(
@@ -107,7 +109,7 @@ export function checkChannel(channel: string): ChannelCheck {
     return {
       ok: false,
       code: 'INVALID_CHANNEL',
-      message: `unknown channel ${JSON.stringify(channel)}: expected 'stream:<category>-<id>', 'category:<category>', 'risk', 'positions' or 'strategies'`,
+      message: `unknown channel ${JSON.stringify(channel)}: expected 'stream:<category>-<id>', 'category:<category>', 'risk', 'positions', 'strategies' or 'optimizations'`,
     };
   }
   if (WITHHELD_CATEGORIES.has(category)) {

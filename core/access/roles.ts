@@ -121,7 +121,7 @@ export const PERMISSIONS = {
   'optimizations:policy': {
     roles: ['admin', 'risk_officer'],
     description:
-      'set the adoption gate, the optimization triggers and standing approvals for automatic adoption',
+      'request and revoke standing approvals that let automation adopt optimized parameters within bounds',
   },
   'trading:read': {
     roles: ['admin', 'trader', 'analyst', 'risk_officer', 'auditor', 'operator', 'viewer'],

@@ -17,6 +17,7 @@ export const APPROVAL_KINDS = [
   'mode_change',
   'risk_reset',
   'allocation_change',
+  'standing_approval',
 ] as const;
 export type ApprovalKind = (typeof APPROVAL_KINDS)[number];
 
@@ -74,6 +75,12 @@ export const APPROVAL_RULES: Readonly<Record<ApprovalKind, ApprovalRule>> = {
     approvals: 1,
     eligibleRoles: ['risk_officer', 'admin'],
     mustInclude: [],
+  },
+  /** Lets automation apply optimized parameters within bounds (core/optimization/policy.ts). */
+  standing_approval: {
+    approvals: 1,
+    eligibleRoles: ['risk_officer'],
+    mustInclude: ['risk_officer'],
   },
 };
 

@@ -13,11 +13,22 @@ const cron = z
   .max(100)
   .regex(/^[\d*/,\- ]+$/, 'a five-field cron expression (UTC)');
 
+/** How an automatic optimization searches (capabilities 1 and 6): the budget and the data. */
+const automaticSearch = {
+  /** Trials of the Bayesian search around the live parameters. */
+  trials: z.number().int().min(8).max(1000).default(64),
+  /** Days of candles before the trigger that the search and its walk-forward use. */
+  dataDays: z.number().int().min(60).max(730).default(180),
+  /** Each numeric parameter is searched within ± this share of its live value (kind bounds kept). */
+  searchWidth: fraction.default(0.5),
+};
+
 const underperformance = z.strictObject({
   sharpeBelow: z.number().min(-10).max(10).default(0.5),
   drawdownAbove: fraction.default(0.1),
   windowDays: days.default(30),
   cooldownDays: days.default(7),
+  ...automaticSearch,
 });
 
 export const CAPABILITIES = {
@@ -33,11 +44,12 @@ export const CAPABILITIES = {
     title: 'adopt the best parameters',
     enabledByDefault: false,
     requires: [],
+    // The adoption gate: the one source of its thresholds (core/optimization/gate.ts reads them).
     thresholds: z.strictObject({
       minOutOfSampleSharpe: z.number().min(-10).max(10).default(0.5),
-      minDeflatedSharpe: fraction.default(0.95),
-      maxOverfitProbability: fraction.default(0.5),
-      minTrades: z.number().int().min(1).max(1_000_000).default(30),
+      minDeflatedSharpe: z.number().min(0).max(1).default(0.95),
+      maxOverfitProbability: z.number().min(0).max(1).default(0.5),
+      minTrades: z.number().int().min(0).max(100_000).default(30),
     }),
   },
   rebalance: {
@@ -73,6 +85,7 @@ export const CAPABILITIES = {
     thresholds: z.strictObject({
       schedule: cron.default('0 3 * * *'),
       cooldownDays: days.default(1),
+      ...automaticSearch,
     }),
   },
   elimination: {

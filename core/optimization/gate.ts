@@ -1,3 +1,4 @@
+import { CAPABILITIES, type Thresholds } from '../capabilities/capabilities.js';
 import type { JsonObject } from '../eventstore/event-store.js';
 import { reason } from '../trading/orders.js';
 import type { Statistics } from '../trading/statistics.js';
@@ -5,8 +6,8 @@ import type { DeflatedSharpe, Pbo } from './overfitting.js';
 
 /**
  * The adoption gate: what an optimization's result must show before its parameters may be
- * proposed for a strategy. Risk officers set it (core/optimization/policy.ts); these are the
- * defaults of the user's design.
+ * proposed for a strategy. Its thresholds are those of capability 2 (`adopt_parameters`) in the
+ * automation policy, which risk officers set (PUT /api/v1/automation/adopt_parameters): one source.
  */
 export interface AdoptionGate extends JsonObject {
   /** Annualized Sharpe ratio of the stitched out-of-sample equity. */
@@ -17,12 +18,19 @@ export interface AdoptionGate extends JsonObject {
   minTrades: number;
 }
 
-export const DEFAULT_GATE: AdoptionGate = {
-  minOutOfSampleSharpe: 0.5,
-  minDeflatedSharpe: 0.95,
-  maxPbo: 0.5,
-  minTrades: 30,
-};
+/** The gate of the automation policy's `adopt_parameters` thresholds (defaults fill any gap). */
+export function gateOf(thresholds: Thresholds): AdoptionGate {
+  const t = CAPABILITIES.adopt_parameters.thresholds.parse(thresholds);
+  return {
+    minOutOfSampleSharpe: t.minOutOfSampleSharpe,
+    minDeflatedSharpe: t.minDeflatedSharpe,
+    maxPbo: t.maxOverfitProbability,
+    minTrades: t.minTrades,
+  };
+}
+
+/** The defaults of the user's design: OOS Sharpe ≥ 0.5, DSR ≥ 0.95, PBO ≤ 0.5, 30 trades. */
+export const DEFAULT_GATE: AdoptionGate = gateOf({});
 
 export interface Verdict extends JsonObject {
   passed: boolean;

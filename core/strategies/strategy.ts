@@ -5,6 +5,7 @@ import type { Decider, DomainEvent } from '../decider.js';
 import { QcatError, ValidationError } from '../errors.js';
 import type { JsonObject } from '../eventstore/event-store.js';
 import { TIMEFRAMES, validateParameters } from './kinds.js';
+import { outOfBounds } from './parameter-bounds.js';
 
 /**
  * The strategy lifecycle: draft → in review → approved → paper → live ⇄ paused → retired.
@@ -40,6 +41,20 @@ export interface StrategyDefinition extends JsonObject {
 
 export type Edits = Partial<StrategyDefinition> & JsonObject;
 
+/**
+ * What let a parameter change apply without an approval request of its own: a standing approval
+ * a risk officer requested and another approved (core/optimization/policy.ts), with its bounds.
+ */
+export interface StandingAuthority extends JsonObject {
+  type: 'standing_approval';
+  standingApprovalId: string;
+  maxRelativeChange: number;
+  /** Who approved the standing approval. */
+  grantedBy: Party[];
+  /** The optimization whose result it is. */
+  optimizationId: string;
+}
+
 /** How an approval request ended, when it did not end approved. */
 export type Declined = 'rejected' | 'withdrawn' | 'expired' | 'lapsed';
 
@@ -68,7 +83,15 @@ export type StrategyEvent =
     >
   | DomainEvent<
       'StrategyParametersChanged',
-      Ref & { requestId: string; version: number; parameters: JsonObject; approvers: Party[] }
+      Ref & {
+        requestId: string;
+        version: number;
+        parameters: JsonObject;
+        approvers: Party[];
+        /** Present when a standing approval, not an approval request, authorized it. */
+        authority?: StandingAuthority;
+        appliedBy?: Party;
+      }
     >
   | DomainEvent<'StrategyParameterChangeDeclined', Decline>
   | DomainEvent<'StrategyPaused', Ref & { reason: string; from: 'paper' | 'live' }>
@@ -90,6 +113,17 @@ export type StrategyCommand =
       requestId: string;
       by: Party;
       parameters: JsonObject;
+    }
+  | {
+      /** Automation, within a standing approval's bounds: no second person (capability 2). */
+      type: 'ApplyParametersUnderStandingApproval';
+      strategyId: string;
+      changeId: string;
+      by: Party;
+      parameters: JsonObject;
+      /** The version the change was computed from: it must still be live. */
+      fromVersion: number;
+      authority: StandingAuthority;
     }
   | { type: 'PauseStrategy'; strategyId: string; reason: string }
   | { type: 'ResumeStrategy'; strategyId: string }
@@ -140,6 +174,7 @@ const USER_COMMAND: Partial<Record<StrategyCommand['type'], string>> = {
   StartPaperTrading: 'start_paper',
   RequestPromotion: 'request_live',
   RequestParameterChange: 'change_parameters',
+  ApplyParametersUnderStandingApproval: 'change_parameters',
   PauseStrategy: 'pause',
   ResumeStrategy: 'resume',
   RetireStrategy: 'retire',
@@ -238,6 +273,16 @@ const strategyEvent = z.discriminatedUnion('type', [
       version: z.number(),
       parameters: json,
       approvers: z.array(party),
+      authority: z
+        .object({
+          type: z.literal('standing_approval'),
+          standingApprovalId: z.string(),
+          maxRelativeChange: z.number(),
+          grantedBy: z.array(party),
+          optimizationId: z.string(),
+        })
+        .optional(),
+      appliedBy: party.optional(),
     }),
   }),
   z.object({ type: z.literal('StrategyParameterChangeDeclined'), data: decline }),
@@ -454,6 +499,48 @@ export const strategies: Decider<StrategyState, StrategyCommand, StrategyEvent> 
               requestedBy: command.by,
               parameters,
               fromVersion: strategy.parameterVersion,
+            },
+          },
+        ];
+      }
+      case 'ApplyParametersUnderStandingApproval': {
+        const strategy = allowed(state, command);
+        const open = strategy.pending.parameterChange;
+        if (open !== null)
+          refuse(
+            'REQUEST_ALREADY_OPEN',
+            `strategy ${strategyId} already awaits approval ${open.requestId} of a parameter change`,
+            { openRequestId: open.requestId },
+          );
+        if (command.fromVersion !== strategy.parameterVersion)
+          refuse(
+            'PARAMETER_VERSION_MOVED',
+            `the change was computed from version ${command.fromVersion}; version ${strategy.parameterVersion} is live`,
+          );
+        const parameters = validateParameters(strategy.kind, command.parameters);
+        if (JSON.stringify(parameters) === JSON.stringify(strategy.parameters))
+          refuse(
+            'PARAMETERS_UNCHANGED',
+            `these are the parameters of version ${strategy.parameterVersion.toString()} already`,
+          );
+        const beyond = outOfBounds(
+          strategy.parameters,
+          parameters,
+          command.authority.maxRelativeChange,
+        );
+        if (beyond.length > 0)
+          refuse('OUTSIDE_STANDING_APPROVAL', beyond.join('; '), { reasons: beyond });
+        return [
+          {
+            type: 'StrategyParametersChanged',
+            data: {
+              strategyId,
+              requestId: command.changeId,
+              version: strategy.parameterVersion + 1,
+              parameters,
+              approvers: [],
+              authority: command.authority,
+              appliedBy: command.by,
             },
           },
         ];
