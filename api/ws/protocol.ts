@@ -65,6 +65,8 @@ const ALIASES: Readonly<Record<string, string>> = {
   risk: 'risk',
   positions: 'position',
   strategies: 'strategy',
+  /** Allocation policies, members, proposals and applied allocations (docs/portfolio.md). */
+  allocations: 'portfolio',
 };
 /** The reverse: which alias, if any, a category's events are also published under. */
 const ALIAS_OF_CATEGORY: ReadonlyMap<string, string> = new Map(
@@ -107,7 +109,7 @@ export function checkChannel(channel: string): ChannelCheck {
     return {
       ok: false,
       code: 'INVALID_CHANNEL',
-      message: `unknown channel ${JSON.stringify(channel)}: expected 'stream:<category>-<id>', 'category:<category>', 'risk', 'positions' or 'strategies'`,
+      message: `unknown channel ${JSON.stringify(channel)}: expected 'stream:<category>-<id>', 'category:<category>', 'risk', 'positions', 'strategies' or 'allocations'`,
     };
   }
   if (WITHHELD_CATEGORIES.has(category)) {
