@@ -4,6 +4,7 @@
  */
 import type pg from 'pg';
 import { ValidationError } from '../../errors.js';
+import { DerivativesStore } from './derivatives-store.js';
 import type { Candle, Instrument } from '../../market/types.js';
 import { TIMEFRAMES, type Timeframe } from '../../strategies/kinds.js';
 
@@ -56,6 +57,28 @@ const MARKET_MIGRATIONS: readonly MarketMigration[] = [
         seed       bigint      NOT NULL,
         origin     timestamptz NOT NULL,
         created_at timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
+  {
+    version: 3,
+    name: 'open interest and funding rates',
+    sql: `
+      -- Futures data for the hot-symbol scores (derivatives-store.ts): imported from Binance's
+      -- metrics and fundingRate files, or generated with the synthetic market.
+      CREATE TABLE qcat_market.open_interest (
+        symbol              text             NOT NULL,
+        time                timestamptz      NOT NULL,
+        open_interest       double precision NOT NULL CHECK (open_interest >= 0),
+        open_interest_value double precision CHECK (open_interest_value >= 0),
+        PRIMARY KEY (symbol, time)
+      );
+      CREATE TABLE qcat_market.funding_rates (
+        symbol         text             NOT NULL,
+        time           timestamptz      NOT NULL,
+        rate           double precision NOT NULL CHECK (rate > -1 AND rate < 1),
+        interval_hours integer          CHECK (interval_hours BETWEEN 1 AND 24),
+        PRIMARY KEY (symbol, time)
       );
     `,
   },
@@ -220,6 +243,11 @@ export class MarketDataStore {
 
   private get db(): pg.Pool | pg.PoolClient {
     return this.client ?? this.pool;
+  }
+
+  /** Open interest and funding rates, on the same connection (derivatives-store.ts). */
+  derivatives(): DerivativesStore {
+    return new DerivativesStore(this.db);
   }
 
   /**
