@@ -7,6 +7,8 @@ import { createReadStream } from 'node:fs';
 import { parse } from 'csv-parse';
 import { DerivativesStore } from '../core/adapters/postgres/derivatives-store.js';
 import { ValidationError } from '../core/errors.js';
+import { syntheticDerivatives } from '../core/hot-symbols/synthetic-derivatives.js';
+import type { Candle } from '../core/market/types.js';
 import {
   parseFundingRecords,
   parseOpenInterestRecords,
@@ -75,4 +77,37 @@ export async function importDerivatives(
       throw fail(`${String(error.path)}: ${error.message}; nothing was imported`);
     throw error;
   }
+}
+
+/**
+ * The synthetic market's open interest and funding rates (core/hot-symbols/synthetic-derivatives),
+ * drawn from each symbol's generated hourly candles: what `qcat market generate` stores beside
+ * them. The same seed and candles give the same series.
+ */
+export async function storeSyntheticDerivatives(
+  store: DerivativesStore,
+  seed: number,
+  hourly: ReadonlyMap<string, readonly Candle[]>,
+): Promise<{ openInterest: number; funding: number }> {
+  let openInterest = 0;
+  let funding = 0;
+  for (const [symbol, candles] of hourly) {
+    const series = syntheticDerivatives(`seed:${seed.toString()}`, candles);
+    openInterest += (
+      await store.writeOpenInterest(
+        series.openInterest.map((p) => ({
+          symbol,
+          time: p.time,
+          openInterest: p.value,
+          openInterestValue: null,
+        })),
+      )
+    ).inserted;
+    funding += (
+      await store.writeFunding(
+        series.funding.map((p) => ({ symbol, time: p.time, rate: p.rate, intervalHours: 8 })),
+      )
+    ).inserted;
+  }
+  return { openInterest, funding };
 }

@@ -14,7 +14,7 @@ import { parseKlinesLines } from '../core/market/klines-csv.js';
 import { DEFAULT_INSTRUMENTS, generateCandles } from '../core/market/synthetic.js';
 import { TIMEFRAME_MS, type Candle, type Instrument } from '../core/market/types.js';
 import { TIMEFRAMES, type Timeframe } from '../core/strategies/kinds.js';
-import { importDerivatives } from './derivatives-import.js';
+import { importDerivatives, storeSyntheticDerivatives } from './derivatives-import.js';
 import type { Runtime } from './runtime.js';
 
 export interface MarketCliParts {
@@ -169,18 +169,27 @@ export function registerMarketCommands(program: Command, parts: MarketCliParts):
             }
             for (const aggregator of aggregators) yield* aggregator.flush();
           }
+          // Hourly bars by symbol: the synthetic open interest and funding follow them.
+          const hourly = new Map<string, Candle[]>();
           function* counted(): Generator<Candle, void, undefined> {
             for (const candle of candles()) {
               perTimeframe.set(candle.timeframe, (perTimeframe.get(candle.timeframe) ?? 0) + 1);
+              if (candle.timeframe === '1h') {
+                const list = hourly.get(candle.symbol) ?? [];
+                list.push(candle);
+                hourly.set(candle.symbol, list);
+              }
               yield candle;
             }
           }
           const report = progress('generate');
-          const result = await store.transaction(async (tx) => {
+          const { result, derived } = await store.transaction(async (tx) => {
             await tx.upsertInstruments(instruments.filter((i) => !stored.has(i.symbol)));
-            return tx.writeCandles(counted(), (p) => {
+            const written = await tx.writeCandles(counted(), (p) => {
               report(p.candles);
             });
+            const series = await storeSyntheticDerivatives(tx.derivatives(), seed, hourly);
+            return { result: written, derived: series };
           });
           const breakdown = [...perTimeframe].map(([t, n]) => `${t} ${count(n)}`).join(', ');
           console.log(
@@ -189,6 +198,10 @@ export function registerMarketCommands(program: Command, parts: MarketCliParts):
           console.log(
             `stored ${count(result.inserted)} new candles of ${count(result.candles)} (${count(result.candles - result.inserted)} already there) ${timing(result.candles, started)}`,
           );
+          if (hourly.size > 0)
+            console.log(
+              `stored ${count(derived.openInterest)} new open-interest points and ${count(derived.funding)} new funding rates, drawn from the 1h candles`,
+            );
         });
       },
     );
