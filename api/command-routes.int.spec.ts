@@ -416,12 +416,52 @@ describe('every command route honours If-Match and Idempotency-Key', () => {
       path: () => '/automation/elimination',
       body: () => ({ enabled: true, thresholds: { losingWeeksInARow: 3 } }),
       status: 200,
+      then: async () => {
+        // One symbol has candles: its centred score is 0, recommended with a minimum of 0.
+        const set = await send('risk_officer', 'PUT', '/automation/hot_symbols', {
+          thresholds: { minScore: 0 },
+        });
+        expect(set.status, JSON.stringify(set.body)).toBe(200);
+      },
     },
     {
       route: 'POST /hot-symbols/rankings',
       role: 'analyst',
       path: () => '/hot-symbols/rankings',
       status: 201,
+    },
+    {
+      route: 'POST /hot-symbols/proposals',
+      role: 'analyst',
+      path: () => '/hot-symbols/proposals',
+      body: () => ({ symbol: 'BTCUSDT', reason: 'walk' }),
+      status: 201,
+      then: (answer) => {
+        ids['hotSymbol'] = String(answer['proposalId']);
+      },
+    },
+    {
+      route: 'POST /hot-symbols/:symbol/approve',
+      role: 'risk_officer',
+      path: () => '/hot-symbols/BTCUSDT/approve',
+      body: () => ({ proposalId: id('hotSymbol')(), comment: 'walk' }),
+      status: 200,
+      then: async () => {
+        // A second proposal, for the reject step.
+        const again = await send('analyst', 'POST', '/hot-symbols/proposals', {
+          symbol: 'BTCUSDT',
+          reason: 'walk again',
+        });
+        expect(again.status, JSON.stringify(again.body)).toBe(201);
+        ids['hotSymbol'] = String(again.body['proposalId']);
+      },
+    },
+    {
+      route: 'POST /hot-symbols/:symbol/reject',
+      role: 'risk_officer',
+      path: () => '/hot-symbols/BTCUSDT/reject',
+      body: () => ({ proposalId: id('hotSymbol')(), reason: 'walk' }),
+      status: 200,
     },
     {
       route: 'POST /risk/kill-switch',

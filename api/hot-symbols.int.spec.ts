@@ -6,6 +6,7 @@ import { startTestServer, type TestServer } from '../test/support/test-server.js
 import { automationGate } from '../automation/gate.js';
 import { hotSymbolsManager } from '../automation/hot-symbols/manager.js';
 import { ProcessManagerTarget } from '../automation/process-manager-target.js';
+import { hotSymbolList, tradableSymbols } from '../projections/hot-symbol-list.js';
 
 const HOUR = 3_600_000;
 
@@ -77,12 +78,98 @@ describe('hot symbols over HTTP', () => {
     const [top] = ranking.scores;
     expect(top?.symbol).toBe('SOLUSDT');
     expect(top?.dimensions['volumeJump']?.z).toBeGreaterThan(4);
-    // Open interest and funding are not stored yet: missing, and said so, never zero.
+    // No open interest or funding was imported here: missing, and said so, never zero.
     expect(top?.dimensions['openInterest']).toEqual({
       z: null,
       rank: null,
       missing: 'no open-interest series',
     });
+  });
+
+  it('an analyst proposes a recommended symbol, a second person approves it onto the tradable list, which it leaves after expiryDays', async () => {
+    const call = async (
+      role: keyof TestServer['tokens'],
+      method: string,
+      path: string,
+      body?: unknown,
+    ) => {
+      const response = await api.request(method, `/api/v1${path}`, {
+        token: api.tokens[role],
+        ...(body === undefined ? {} : { body }),
+      });
+      const text = await response.text();
+      return {
+        status: response.status,
+        body: (text === '' ? {} : JSON.parse(text)) as Record<string, unknown>,
+      };
+    };
+    const head = await api.server.runtime.eventStore.headPosition();
+    expect(
+      (await call('trader', 'POST', '/hot-symbols/proposals', { symbol: 'SOLUSDT', reason: 'x' }))
+        .status,
+    ).toBe(403);
+    const stranger = await call('analyst', 'POST', '/hot-symbols/proposals', {
+      symbol: 'ETHUSDT',
+      reason: 'x',
+    });
+    expect(stranger.status).toBe(409);
+    expect(stranger.body).toMatchObject({ code: 'NOT_RECOMMENDED' });
+    expect(String(stranger.body['detail'])).toMatch(/^body\.symbol: ETHUSDT is not recommended/);
+    const lower = await call('analyst', 'POST', '/hot-symbols/proposals', {
+      symbol: 'solusdt',
+      reason: 'x',
+    });
+    expect(lower.status).toBe(400);
+    expect(await api.server.runtime.eventStore.headPosition()).toBe(head);
+
+    const proposed = await call('admin', 'POST', '/hot-symbols/proposals', {
+      symbol: 'SOLUSDT',
+      reason: 'volume jump',
+    });
+    expect(proposed.status, JSON.stringify(proposed.body)).toBe(201);
+    const proposalId = String(proposed.body['proposalId']);
+    const self = await call('admin', 'POST', '/hot-symbols/SOLUSDT/approve', { proposalId });
+    expect(self.status).toBe(403);
+    expect(self.body).toMatchObject({ code: 'SELF_APPROVAL_FORBIDDEN' });
+    const wrong = await call('risk_officer', 'POST', '/hot-symbols/SOLUSDT/approve', {
+      proposalId: 'hs-nope',
+    });
+    expect(wrong.status).toBe(409);
+    expect(wrong.body).toMatchObject({ code: 'HOT_SYMBOL_NOT_PENDING' });
+    expect(
+      (await call('analyst', 'POST', '/hot-symbols/SOLUSDT/approve', { proposalId })).status,
+    ).toBe(403);
+    const approved = await call('risk_officer', 'POST', '/hot-symbols/SOLUSDT/approve', {
+      proposalId,
+      comment: 'fine',
+    });
+    expect(approved.status, JSON.stringify(approved.body)).toBe(200);
+
+    const list = await call(
+      'viewer',
+      'GET',
+      `/hot-symbols/list?minPosition=${String(approved.body['position'])}`,
+    );
+    expect(list.status).toBe(200);
+    const [row] = list.body['items'] as Record<string, unknown>[];
+    expect(row).toMatchObject({
+      symbol: 'SOLUSDT',
+      status: 'tradable',
+      proposalId,
+      decisionNote: 'fine',
+    });
+    expect(String(row?.['proposedBy'])).toMatch(/^apikey:/);
+    // Tradable for the policy's expiryDays (default 7), then off the list.
+    const until = Date.parse(String(row?.['tradableUntil']));
+    expect(until - Date.now()).toBeGreaterThan(7 * 24 * HOUR - 60_000);
+    expect(until - Date.now()).toBeLessThanOrEqual(7 * 24 * HOUR);
+    const { pool } = api.server.runtime;
+    expect(await tradableSymbols(pool, new Date())).toEqual(['SOLUSDT']);
+    expect(await tradableSymbols(pool, new Date(until))).toEqual([]);
+    expect((await hotSymbolList(pool, new Date(until)))[0]?.status).toBe('expired');
+    // The audit trail explains it: the symbol's stream, proposer and approver.
+    const history = await api.server.runtime.eventStore.readStream('hotsymbol-SOLUSDT');
+    expect(history.map((e) => e.type)).toEqual(['HotSymbolProposed', 'HotSymbolApproved']);
   });
 
   it('ranks on the hour as automation:hot-symbols only while the capability is on', async () => {

@@ -97,6 +97,12 @@ const STATUS_BY_CODE: Record<string, number> = {
   STRATEGY_NOT_IN_PORTFOLIO: 400,
   ALLOCATION_PROPOSAL_PENDING: 409,
   NO_VALUATION: 409,
+  // Hot symbols and their market data (core/hot-symbols, docs/hot-symbols.md).
+  RECOMMENDATION_EXPIRED: 409,
+  HOT_SYMBOL_PROPOSAL_PENDING: 409,
+  HOT_SYMBOL_NOT_PENDING: 409,
+  HOT_SYMBOL_ROLE_REQUIRED: 403,
+  INVALID_DERIVATIVES_CSV: 400,
 };
 
 /** Details of a domain error that a client may act on, sent as problem extension members. */

@@ -8,6 +8,7 @@ import { QcatError } from './errors.js';
 import { categoryOf } from './eventstore/append-validation.js';
 import type { RecordedEvent } from './eventstore/event-store.js';
 import { Upcasters } from './eventstore/upcasting.js';
+import { hotSymbols } from './hot-symbols/tradable.js';
 import { portfolios } from './portfolio/portfolio.js';
 import { optimizations } from './optimization/optimization.js';
 import { optimizationPolicy } from './optimization/policy.js';
@@ -54,6 +55,7 @@ export const AGGREGATES: Readonly<Record<string, Aggregate>> = {
   risk: riskAggregate,
   automation: fromDecider('automation policy', automationPolicy),
   portfolio: fromDecider('portfolio', portfolios),
+  hotsymbol: fromDecider('hot symbol on the tradable list', hotSymbols),
 };
 
 export const aggregateOf = (streamId: string): Aggregate | undefined =>

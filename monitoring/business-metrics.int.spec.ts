@@ -22,6 +22,7 @@ import { strategies, strategyStream } from '../core/strategies/strategy.js';
 import { accountStream, positionStream } from '../core/trading/accounting.js';
 import { orderStream, orders, type OrderRequest } from '../core/trading/orders.js';
 import { PostgresTarget } from '../projections/postgres-target.js';
+import { allocationsProjection } from '../projections/allocations.js';
 import { riskProjection } from '../projections/risk.js';
 import { approvalsProjection, strategiesProjection } from '../projections/strategies.js';
 import { tradingProjection } from '../projections/trading.js';
@@ -263,6 +264,7 @@ describe('business metrics from the read models', () => {
       approvalsProjection,
       tradingProjection,
       riskProjection,
+      allocationsProjection,
     ]) {
       const target = new PostgresTarget(store.pool, projection);
       await target.ensure();
@@ -620,6 +622,7 @@ describe('risk metrics from the risk read model', () => {
       approvalsProjection,
       tradingProjection,
       riskProjection,
+      allocationsProjection,
     ]) {
       const target = new PostgresTarget(store.pool, projection);
       await target.ensure();

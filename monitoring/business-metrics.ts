@@ -24,24 +24,15 @@ import { ORDER_STATUSES } from '../core/trading/orders.js';
  */
 
 /** A query that could not run: a family name, `connection` or `timeout`. */
-type ErrorSource = Family['name'] | 'connection' | 'timeout';
+type ErrorSource = string;
 
-interface Family {
-  name:
-    | 'strategies'
-    | 'approvals'
-    | 'orders'
-    | 'fills'
-    | 'portfolios'
-    | 'positions'
-    | 'risk_states'
-    | 'risk_kill_switch'
-    | 'risk_triggers'
-    | 'risk_denied_orders'
-    | 'risk_daily_loss';
+/** One query of a scrape and what it sets; other modules add theirs with `extend`. */
+export interface MetricFamily {
+  name: string;
   sql: string;
   apply(rows: Record<string, unknown>[]): void;
 }
+type Family = MetricFamily;
 
 export interface BusinessMetricsOptions {
   /**
@@ -81,7 +72,7 @@ export class BusinessMetrics {
   readonly dailyLoss: Gauge<'portfolio'>;
   readonly errors: Counter<'query'>;
 
-  private readonly families: readonly Family[];
+  private readonly families: Family[];
 
   constructor(registry: Registry, options: BusinessMetricsOptions = {}) {
     this.timeoutMs = Math.max(1, Math.round(options.timeoutMs ?? 3000));
@@ -390,6 +381,15 @@ export class BusinessMetrics {
         },
       },
     ];
+  }
+
+  /**
+   * Reads `family` in every scrape, in the same snapshot as the others; answers the `collect`
+   * its gauges use (monitoring/allocation-metrics.ts).
+   */
+  extend(family: MetricFamily): () => Promise<void> {
+    this.families.push(family);
+    return () => this.collect();
   }
 
   /** From now on, each scrape reads the read models through this pool. */

@@ -8,6 +8,7 @@ import type {
   Position,
   RecordedEvent,
 } from '../core/eventstore/event-store.js';
+import { AllocationMetrics } from './allocation-metrics.js';
 import { BusinessMetrics } from './business-metrics.js';
 
 /** The newest successful backup, as the backup gauges show it. */
@@ -172,6 +173,9 @@ export class Metrics {
 
   /** Strategies, orders, PnL, ... read from the read models at each scrape (business-metrics.ts). */
   readonly business = new BusinessMetrics(this.registry);
+
+  /** Target and actual weight, drift, volatility per portfolio (allocation-metrics.ts). */
+  readonly allocation = new AllocationMetrics(this.registry, this.business);
 
   /** With `readModels`, the business metrics read that database's `qcat_read` views. */
   constructor(options: { readModels?: pg.Pool } = {}) {

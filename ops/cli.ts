@@ -13,6 +13,7 @@ import { ApiKeyService } from '../api/auth/api-key-service.js';
 import { registerBackupCommands } from '../backup/cli.js';
 import { registerMarketCommands } from './market-commands.js';
 import { registerOptimizeCommands } from './optimize-commands.js';
+import { registerPortfolioCommands } from './portfolio-commands.js';
 
 /** A mistake in how the command was called: its message is the whole answer. */
 class UsageError extends Error {}
@@ -334,6 +335,12 @@ registerBackupCommands(program, {
 
 registerMarketCommands(program, { withRuntime, fail: (message) => new UsageError(message) });
 registerOptimizeCommands(program, {
+  withRuntime,
+  fail: (message) => new UsageError(message),
+  actor: cliActor,
+});
+
+registerPortfolioCommands(program, {
   withRuntime,
   fail: (message) => new UsageError(message),
   actor: cliActor,

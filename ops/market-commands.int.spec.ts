@@ -81,6 +81,9 @@ describe('qcat market generate | import', () => {
       /stored 2,928 new candles of 2,928 \(0 already there\) in [\d.]+ s/,
     );
     expect(await store.countCandles()).toBe(2928);
+    // Open interest every hour and funding every 8 hours, from the hourly bars.
+    expect(first.stdout).toMatch(/stored 48 new open-interest points and 6 new funding rates/);
+    expect(await store.derivatives().count('open_interest', 'SOLUSDT')).toBe(24);
     expect((await store.listInstruments()).map((i) => i.symbol)).toEqual(['BTCUSDT', 'SOLUSDT']);
     const hours = await all('SOLUSDT', '1h');
     expect(hours).toHaveLength(24);
@@ -92,6 +95,7 @@ describe('qcat market generate | import', () => {
     const again = await qcat(...args);
     expect(again.code).toBe(0);
     expect(again.stdout).toContain('stored 0 new candles of 2,928 (2,928 already there)');
+    expect(again.stdout).toContain('stored 0 new open-interest points and 0 new funding rates');
 
     // Another seed over the next day: other prices, stored beside the first.
     const other = await qcat(

@@ -14,6 +14,7 @@ import { parseKlinesLines } from '../core/market/klines-csv.js';
 import { DEFAULT_INSTRUMENTS, generateCandles } from '../core/market/synthetic.js';
 import { TIMEFRAME_MS, type Candle, type Instrument } from '../core/market/types.js';
 import { TIMEFRAMES, type Timeframe } from '../core/strategies/kinds.js';
+import { importDerivatives, storeSyntheticDerivatives } from './derivatives-import.js';
 import type { Runtime } from './runtime.js';
 
 export interface MarketCliParts {
@@ -168,18 +169,27 @@ export function registerMarketCommands(program: Command, parts: MarketCliParts):
             }
             for (const aggregator of aggregators) yield* aggregator.flush();
           }
+          // Hourly bars by symbol: the synthetic open interest and funding follow them.
+          const hourly = new Map<string, Candle[]>();
           function* counted(): Generator<Candle, void, undefined> {
             for (const candle of candles()) {
               perTimeframe.set(candle.timeframe, (perTimeframe.get(candle.timeframe) ?? 0) + 1);
+              if (candle.timeframe === '1h') {
+                const list = hourly.get(candle.symbol) ?? [];
+                list.push(candle);
+                hourly.set(candle.symbol, list);
+              }
               yield candle;
             }
           }
           const report = progress('generate');
-          const result = await store.transaction(async (tx) => {
+          const { result, derived } = await store.transaction(async (tx) => {
             await tx.upsertInstruments(instruments.filter((i) => !stored.has(i.symbol)));
-            return tx.writeCandles(counted(), (p) => {
+            const written = await tx.writeCandles(counted(), (p) => {
               report(p.candles);
             });
+            const series = await storeSyntheticDerivatives(tx.derivatives(), seed, hourly);
+            return { result: written, derived: series };
           });
           const breakdown = [...perTimeframe].map(([t, n]) => `${t} ${count(n)}`).join(', ');
           console.log(
@@ -188,6 +198,10 @@ export function registerMarketCommands(program: Command, parts: MarketCliParts):
           console.log(
             `stored ${count(result.inserted)} new candles of ${count(result.candles)} (${count(result.candles - result.inserted)} already there) ${timing(result.candles, started)}`,
           );
+          if (hourly.size > 0)
+            console.log(
+              `stored ${count(derived.openInterest)} new open-interest points and ${count(derived.funding)} new funding rates, drawn from the 1h candles`,
+            );
         });
       },
     );
@@ -195,10 +209,15 @@ export function registerMarketCommands(program: Command, parts: MarketCliParts):
   market
     .command('import')
     .description(
-      'import Binance kline CSV files (with or without a header; ms or µs times); all or nothing',
+      'import Binance kline CSV files (with or without a header; ms or µs times), or with --kind its futures metrics (open interest) or fundingRate files; all or nothing',
     )
     .argument('<files...>', 'CSV files, e.g. BTCUSDT-1m-2025-01.csv')
     .requiredOption('--symbol <symbol>', 'the symbol the files are of, e.g. BTCUSDT')
+    .option(
+      '--kind <kind>',
+      'klines, metrics (BTCUSDT-metrics-2025-01-01.csv) or funding (BTCUSDT-fundingRate-2025-01.csv)',
+      'klines',
+    )
     .option('--timeframe <tf>', `candle length: ${TIMEFRAMES.join(', ')}`, '1m')
     .option('--tick-size <n>', 'price step, for a symbol QCAT does not know yet')
     .option('--lot-size <n>', 'quantity step, for a symbol QCAT does not know yet')
@@ -216,11 +235,24 @@ export function registerMarketCommands(program: Command, parts: MarketCliParts):
           minNotional?: string;
           base?: string;
           quote?: string;
+          kind: string;
         },
       ) => {
         const symbol = options.symbol.trim().toUpperCase();
         if (!SYMBOL.test(symbol))
           throw fail(`--symbol '${options.symbol}': expected 2 to 20 letters and digits`);
+        if (options.kind === 'metrics' || options.kind === 'funding') {
+          const kind = options.kind;
+          for (const file of files)
+            await access(file).catch(() => {
+              throw fail(`${file}: no such file, or it cannot be read; nothing was imported`);
+            });
+          return parts.withRuntime((runtime) =>
+            importDerivatives(runtime, kind, symbol, files, fail),
+          );
+        }
+        if (options.kind !== 'klines')
+          throw fail(`--kind '${options.kind}': expected klines, metrics or funding`);
         const timeframe = options.timeframe;
         if (!(TIMEFRAMES as readonly string[]).includes(timeframe))
           throw fail(`--timeframe '${timeframe}': expected one of ${TIMEFRAMES.join(', ')}`);

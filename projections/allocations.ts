@@ -3,6 +3,13 @@ import type { DomainEvent } from '../core/decider.js';
 import { categoryOf } from '../core/eventstore/append-validation.js';
 import type { JsonObject, RecordedEvent } from '../core/eventstore/event-store.js';
 import { portfolios } from '../core/portfolio/portfolio.js';
+import {
+  FIGURE_TABLES,
+  figuresOnApplied,
+  figuresOnValuation,
+  figuresSetup,
+  refreshFigures,
+} from './allocation-figures.js';
 import type { PostgresProjection } from './projection.js';
 import { portfolioValuedData } from './trading.js';
 
@@ -34,6 +41,7 @@ async function applyPortfolioEvent(
            updated_at = $5, position = $6`,
         [d.portfolioId, d.policy, d.version, d.by.id, at, position],
       );
+      await refreshFigures(client, schema, d.portfolioId);
       return;
     }
     case 'PortfolioMemberAdded':
@@ -48,6 +56,7 @@ async function applyPortfolioEvent(
           WHERE portfolio_id = $1`,
         [d.portfolioId, d.strategyId, at, position],
       );
+      await refreshFigures(client, schema, d.portfolioId);
       return;
     }
     case 'AllocationProposed': {
@@ -126,6 +135,7 @@ async function applyPortfolioEvent(
            valuation = $5, applied_at = $6, position = $7`,
         [d.portfolioId, d.proposalId, d.weights, d.targets, d.valuation, at, position],
       );
+      await figuresOnApplied(client, schema, d.portfolioId, d.proposalId, at);
       return;
     }
     case 'AllocationRejected': {
@@ -157,17 +167,24 @@ async function applyValuation(client: pg.ClientBase, schema: string, event: Reco
          valued_at = $6, position = $7`,
       [d.portfolioId, strategyId, day(d.time), net, d.equity, new Date(d.time), event.position],
     );
+  const at = new Date(d.time).toISOString();
+  await figuresOnValuation(client, schema, d.portfolioId, {
+    equity: d.equity,
+    pnl: Object.fromEntries(pnl),
+    at,
+  });
 }
 
 export const allocationsProjection: PostgresProjection = {
   kind: 'postgres',
   name: 'allocations',
-  version: 1,
+  version: 2,
   tables: [
     'portfolio_policies',
     'allocation_proposals',
     'allocation_current',
     'allocation_strategy_pnl',
+    ...FIGURE_TABLES,
   ],
 
   async setup(client, schema) {
@@ -223,7 +240,8 @@ export const allocationsProjection: PostgresProjection = {
         valued_at    timestamptz      NOT NULL,
         position     bigint           NOT NULL,
         PRIMARY KEY (portfolio_id, strategy_id, day)
-      )`);
+      );
+      ${figuresSetup(schema)}`);
   },
 
   async indexes(client, schema) {

@@ -1,13 +1,20 @@
 import type pg from 'pg';
+import type { JsonObject } from '../core/eventstore/event-store.js';
 import { rankedData } from '../core/hot-symbols/ranking.js';
+import { hotSymbols } from '../core/hot-symbols/tradable.js';
+import { applyTradableEvent, TRADABLE_SETUP } from './hot-symbol-list.js';
 import type { PostgresProjection } from './projection.js';
 
-/** Every hot-symbol ranking (HotSymbolsRanked), its scores kept whole for the API. */
+/**
+ * Every hot-symbol ranking (HotSymbolsRanked), its scores kept whole for the API; and the
+ * tradable list: each proposed symbol's proposal, decision and how long it stays tradable
+ * (projections/hot-symbol-list.ts).
+ */
 export const hotSymbolsProjection: PostgresProjection = {
   kind: 'postgres',
   name: 'hot_symbols',
-  version: 1,
-  tables: ['hot_symbol_rankings'],
+  version: 2,
+  tables: ['hot_symbol_rankings', 'hot_symbol_list'],
 
   async setup(client, schema) {
     await client.query(`
@@ -18,11 +25,21 @@ export const hotSymbolsProjection: PostgresProjection = {
         actor       text        NOT NULL,
         recommended jsonb       NOT NULL,
         ranking     jsonb       NOT NULL
-      )`);
+      );
+      ${TRADABLE_SETUP(schema)}`);
   },
 
   async apply(client, schema, events) {
     for (const event of events) {
+      if (event.streamId.startsWith('hotsymbol-')) {
+        await applyTradableEvent(
+          client,
+          schema,
+          event,
+          hotSymbols.parseEvent({ type: event.type, data: event.data as JsonObject }),
+        );
+        continue;
+      }
       if (event.type !== 'HotSymbolsRanked') continue;
       const data = rankedData.parse(event.data);
       await client.query(

@@ -10,6 +10,7 @@ import {
 } from '../../core/hot-symbols/ranking.js';
 import type { Runtime } from '../../ops/runtime.js';
 import { latestRanking } from '../../projections/hot-symbols.js';
+import { hotSymbolListRoutes } from './hot-symbol-list.js';
 import { HttpProblem } from '../problem.js';
 import { commandOf, commandRoute } from '../command-route.js';
 import {
@@ -48,6 +49,8 @@ export const hotSymbolRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = asyn
   fastify,
   { runtime },
 ) => {
+  await fastify.register(hotSymbolListRoutes, { runtime });
+
   fastify.get(
     '/hot-symbols',
     {

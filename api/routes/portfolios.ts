@@ -1,8 +1,12 @@
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { proposalIntent } from '../../automation/allocation/rebalancing.js';
-import { portfolioStream, type Trigger } from '../../core/portfolio/events.js';
+import {
+  manualProposal,
+  PortfolioNotFound,
+  PortfolioNotValued,
+} from '../../automation/allocation/propose.js';
+import { portfolioStream } from '../../core/portfolio/events.js';
 import { portfolios, type PortfolioCommand } from '../../core/portfolio/portfolio.js';
 import type { Runtime } from '../../ops/runtime.js';
 import { AllocationQueries } from '../../projections/allocation-queries.js';
@@ -204,65 +208,24 @@ export const portfolioRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = asyn
       const { party } = principalOf(request);
       const { portfolioId } = request.params;
       const state = (await runtime.commands.load(portfolios, portfolioStream(portfolioId))).state;
-      if (state.status !== 'open')
-        throw new HttpProblem(
-          404,
-          'PORTFOLIO_NOT_FOUND',
-          `portfolio ${portfolioId} has no allocation policy`,
-        );
       const proposalId = `manual-${newId(party, request.headers, 'allocation')}`;
-      const now = new Date();
-      const trigger: Trigger = {
-        type: 'manual',
-        detail: request.body.reason,
-        figures: { by: party.id },
-      };
-      const valuation = await queries.valuation(portfolioId);
-      const { weights } = request.body;
-      if (weights !== undefined) {
-        if (!valuation)
-          throw new HttpProblem(
-            409,
-            'NO_VALUATION',
-            `portfolio ${portfolioId} has not been valued yet`,
-          );
-        const command: PortfolioCommand = {
-          type: 'ProposeAllocation',
+      let proposal;
+      try {
+        proposal = await manualProposal(queries, state, {
           portfolioId,
           proposalId,
-          trigger,
-          method: 'manual',
-          weights,
-          inputs: {
-            estimationDays: 0,
-            from: null,
-            to: null,
-            observations: 0,
-            volatilities: null,
-            covariance: null,
-            shrinkage: null,
-            expectedVolatility: null,
-            riskContributions: null,
-            requestedTotal: Object.values(weights).reduce((s, w) => s + w, 0),
-          },
-          valuation,
+          weights: request.body.weights,
+          reason: request.body.reason,
           by: party,
-          at: now.toISOString(),
-        };
-        return {
-          ...commandAnswer(reply, await handle(request, portfolioId, command)),
-          proposalId,
-        };
+          now: new Date(),
+        });
+      } catch (error) {
+        if (error instanceof PortfolioNotFound)
+          throw new HttpProblem(404, 'PORTFOLIO_NOT_FOUND', error.message);
+        if (error instanceof PortfolioNotValued)
+          throw new HttpProblem(409, 'NO_VALUATION', error.message);
+        throw error;
       }
-      const proposal = await proposalIntent(
-        queries,
-        state,
-        trigger,
-        valuation,
-        proposalId,
-        now,
-        party,
-      );
       const result = await commandOf(request, runtime.commands).run((context) =>
         proposal.issue(runtime.commands, context),
       );

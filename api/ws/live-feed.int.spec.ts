@@ -237,6 +237,36 @@ describe('live feed: /ws of the QCAT app', () => {
     await client.closed;
   });
 
+  it('delivers allocation events on the allocations channel: a policy set over HTTP arrives as PortfolioPolicySet', async () => {
+    const client = await TestClient.open(url, { token: api.tokens.viewer });
+    await client.expect('authenticated');
+    await client.subscribe('allocations');
+    const portfolioId = `ws-${randomUUID()}`;
+    const response = await api.request(
+      'PUT',
+      `/api/v1/portfolios/${portfolioId}/allocation/policy`,
+      { token: api.tokens.risk_officer, body: { method: 'equal_weight' } },
+    );
+    expect(response.status, await response.text()).toBe(200);
+    const frame = await client.expect('event');
+    expect(frame['channel']).toBe('allocations');
+    expect(frame['event']).toMatchObject({
+      streamId: `portfolio-${portfolioId}`,
+      category: 'portfolio',
+      type: 'PortfolioPolicySet',
+      data: { portfolioId, policy: { method: 'equal_weight' } },
+    });
+    // Other categories are not on it.
+    await append(runtime, freshStream('risk'), 'LimitBreached');
+    const position = freshStream('position');
+    await client.subscribe(`stream:${position}`);
+    await append(runtime, position, 'PositionOpened');
+    expect((await client.expect('event'))['channel']).toBe(`stream:${position}`);
+    expect(eventsIn(client)).toHaveLength(2);
+    client.ws.close();
+    await client.closed;
+  });
+
   it('stops delivery on unsubscribe', async () => {
     const client = await TestClient.open(url, { token: api.tokens.analyst });
     await client.expect('authenticated');

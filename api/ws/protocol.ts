@@ -67,6 +67,8 @@ const ALIASES: Readonly<Record<string, string>> = {
   strategies: 'strategy',
   /** Optimization runs: requested, each batch of trials (progress), completed, failed, cancelled. */
   optimizations: 'optimization',
+  /** Allocation policies, members, proposals and applied allocations (docs/portfolio.md). */
+  allocations: 'portfolio',
 };
 /** The reverse: which alias, if any, a category's events are also published under. */
 const ALIAS_OF_CATEGORY: ReadonlyMap<string, string> = new Map(
@@ -109,7 +111,7 @@ export function checkChannel(channel: string): ChannelCheck {
     return {
       ok: false,
       code: 'INVALID_CHANNEL',
-      message: `unknown channel ${JSON.stringify(channel)}: expected 'stream:<category>-<id>', 'category:<category>', 'risk', 'positions', 'strategies' or 'optimizations'`,
+      message: `unknown channel ${JSON.stringify(channel)}: expected 'stream:<category>-<id>', 'category:<category>', 'risk', 'positions', 'strategies', 'optimizations' or 'allocations'`,
     };
   }
   if (WITHHELD_CATEGORIES.has(category)) {

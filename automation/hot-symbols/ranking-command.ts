@@ -9,8 +9,9 @@ const HOUR = 3_600_000;
 const HISTORY_HOURS = 32 * 24;
 
 /**
- * Scores every instrument's stored hourly candles up to `at` with the policy's thresholds. Open
- * interest and funding are not stored yet: those dimensions are marked missing, not zero.
+ * Scores every instrument's stored hourly candles, open interest and funding rates up to `at`
+ * with the policy's thresholds. A symbol without an open-interest or funding series (a spot-only
+ * market, or nothing imported) gets that dimension marked missing, not zero.
  */
 export async function rankingCommand(
   market: MarketDataStore,
@@ -27,6 +28,8 @@ export async function rankingCommand(
     regime: settings.regime,
   };
   const series = [];
+  const derivatives = market.derivatives();
+  const from = at - HISTORY_HOURS * HOUR;
   for (const { symbol } of await market.listInstruments()) {
     const candles = [];
     for await (const candle of market.readCandles({
@@ -36,7 +39,15 @@ export async function rankingCommand(
       to: at,
     }))
       candles.push(candle);
-    if (candles.length > 0) series.push({ symbol, candles });
+    if (candles.length === 0) continue;
+    const openInterest = await derivatives.hourlyOpenInterest(symbol, from, at);
+    const funding = await derivatives.funding(symbol, from, at);
+    series.push({
+      symbol,
+      candles,
+      ...(openInterest.length > 0 ? { openInterest } : {}),
+      ...(funding.length > 0 ? { funding } : {}),
+    });
   }
   const scores = scoreHotSymbols(series, { at, weights });
   return {

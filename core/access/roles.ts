@@ -172,6 +172,15 @@ export const PERMISSIONS = {
     roles: ['admin', 'analyst', 'risk_officer'],
     description: 'rank the hot symbols now (the scheduled ranking is an automation capability)',
   },
+  'hot_symbols:propose': {
+    roles: ['admin', 'analyst'],
+    description: 'propose a recommended hot symbol onto the tradable list',
+  },
+  'hot_symbols:approve': {
+    roles: ['admin', 'risk_officer'],
+    description:
+      'approve (four eyes: not the proposer) or reject a proposed hot symbol for the tradable list',
+  },
   'automation:configure': {
     roles: ['admin', 'risk_officer'],
     description: 'switch automation capabilities on or off and set their thresholds',

@@ -41,7 +41,7 @@ describe('MarketDataStore (PostgreSQL)', () => {
         ensureMarketSchema(freshPool),
         ensureMarketSchema(freshPool),
       ]);
-      expect(results.flat()).toEqual([1, 2, 3]);
+      expect(results.flat()).toEqual([1, 2, 3, 4]);
       expect(await ensureMarketSchema(freshPool)).toEqual([]);
     } finally {
       await freshPool.end();

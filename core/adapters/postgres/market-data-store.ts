@@ -4,6 +4,7 @@
  */
 import type pg from 'pg';
 import { ValidationError } from '../../errors.js';
+import { DerivativesStore } from './derivatives-store.js';
 import type { Candle, Instrument } from '../../market/types.js';
 import { TIMEFRAMES, type Timeframe } from '../../strategies/kinds.js';
 
@@ -67,6 +68,28 @@ const MARKET_MIGRATIONS: readonly MarketMigration[] = [
       -- here instead of regenerating the path from its origin. json, not jsonb: doubles read back
       -- exactly as written.
       ALTER TABLE qcat_market.feeds ADD COLUMN state json;
+    `,
+  },
+  {
+    version: 4,
+    name: 'open interest and funding rates',
+    sql: `
+      -- Futures data for the hot-symbol scores (derivatives-store.ts): imported from Binance's
+      -- metrics and fundingRate files, or generated with the synthetic market.
+      CREATE TABLE qcat_market.open_interest (
+        symbol              text             NOT NULL,
+        time                timestamptz      NOT NULL,
+        open_interest       double precision NOT NULL CHECK (open_interest >= 0),
+        open_interest_value double precision CHECK (open_interest_value >= 0),
+        PRIMARY KEY (symbol, time)
+      );
+      CREATE TABLE qcat_market.funding_rates (
+        symbol         text             NOT NULL,
+        time           timestamptz      NOT NULL,
+        rate           double precision NOT NULL CHECK (rate > -1 AND rate < 1),
+        interval_hours integer          CHECK (interval_hours BETWEEN 1 AND 24),
+        PRIMARY KEY (symbol, time)
+      );
     `,
   },
 ];
@@ -230,6 +253,11 @@ export class MarketDataStore {
 
   private get db(): pg.Pool | pg.PoolClient {
     return this.client ?? this.pool;
+  }
+
+  /** Open interest and funding rates, on the same connection (derivatives-store.ts). */
+  derivatives(): DerivativesStore {
+    return new DerivativesStore(this.db);
   }
 
   /**
