@@ -54,6 +54,7 @@ program
     // After the handlers: a stop during start-up must still be a clean one.
     await server.runtime.backups.startSchedule(); // runs only while this process leads it
     await server.runtime.maintenance.start(); // daily verify, monthly restore drill: leader only
+    await server.runtime.chainVerification.start(); // hourly incremental hash-chain verify: leader only
     if (options.demo) {
       const log = {
         info: (m: string) => {

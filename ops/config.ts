@@ -152,6 +152,16 @@ export const configSchema = z
           'expected a cron expression such as "0 4 1 * *"',
         ),
     ).default('0 4 1 * *'),
+    // The incremental hash-chain verify (ops/chain-verification.ts, ADR 024): hourly by default.
+    QCAT_AUDIT_VERIFY_SCHEDULE: optional(
+      z
+        .string()
+        .trim()
+        .refine(
+          (value) => !scheduleProblem(value),
+          'expected a cron expression such as "15 * * * *"',
+        ),
+    ).default('15 * * * *'),
     QCAT_RESTORE_DRILL_URL: optional(
       z
         .string()

@@ -22,6 +22,8 @@ import { ProjectionService } from '../projections/projection-service.js';
 import { allProjections } from '../projections/registry.js';
 import { backupDir, backupServiceFor, type BackupService } from '../backup/backup-service.js';
 import { BackupMaintenance, registerMaintenanceMetrics } from '../backup/maintenance.js';
+import { verifyOptionsFor } from '../core/audit/verify.js';
+import { ChainVerification, registerChainMetrics } from './chain-verification.js';
 import { redact, type Config } from './config.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './embedded-postgres.js';
 
@@ -46,6 +48,8 @@ export interface Runtime {
   backups: BackupService;
   /** Scheduled verify and restore drill; `serve` starts them (leader only). */
   maintenance: BackupMaintenance;
+  /** The scheduled incremental hash-chain verify; `serve` starts it (leader only). */
+  chainVerification: ChainVerification;
   close(): Promise<void>;
 }
 
@@ -238,6 +242,16 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
     });
     registerMaintenanceMetrics(metrics.registry, backupDir(config));
     closers.push(() => maintenance.stop());
+    const chainVerification = new ChainVerification({
+      dir: backupDir(config),
+      store: eventStore,
+      verify: verifyOptionsFor(config.EVENT_STORE),
+      connectionString: databaseUrl,
+      schedule: config.QCAT_AUDIT_VERIFY_SCHEDULE,
+      log,
+    });
+    registerChainMetrics(metrics.registry, backupDir(config));
+    closers.push(() => chainVerification.stop());
     return {
       config,
       databaseUrl,
@@ -250,6 +264,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       metrics,
       backups,
       maintenance,
+      chainVerification,
       close,
     };
   } catch (error) {
