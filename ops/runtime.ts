@@ -21,6 +21,7 @@ import { haltedPortfolios } from '../projections/automation.js';
 import { ProjectionService } from '../projections/projection-service.js';
 import { allProjections } from '../projections/registry.js';
 import { backupDir, backupServiceFor, type BackupService } from '../backup/backup-service.js';
+import { backupExtrasFor, type BackupExtras } from '../backup/extras.js';
 import { BackupMaintenance, registerMaintenanceMetrics } from '../backup/maintenance.js';
 import { verifyOptionsFor } from '../core/audit/verify.js';
 import { ChainVerification, registerChainMetrics } from './chain-verification.js';
@@ -48,6 +49,8 @@ export interface Runtime {
   backups: BackupService;
   /** Scheduled verify and restore drill; `serve` starts them (leader only). */
   maintenance: BackupMaintenance;
+  /** Market-data snapshots, the weekly configuration backup, the second copy (leader only). */
+  backupExtras: BackupExtras;
   /** The scheduled incremental hash-chain verify; `serve` starts it (leader only). */
   chainVerification: ChainVerification;
   close(): Promise<void>;
@@ -222,6 +225,8 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       },
     });
     closers.push(() => automation.stop());
+    const backupExtras = backupExtrasFor(config, { pool, databaseUrl, log });
+    closers.push(() => backupExtras.stop());
     // Backups: `serve` starts the schedule (leader only); CLI commands run them one at a time.
     const backups = backupServiceFor(config, {
       store: eventStore,
@@ -229,6 +234,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       databaseUrl,
       metrics,
       log,
+      afterScheduled: (backupId) => backupExtras.afterScheduledBackup(backupId),
     });
     closers.push(() => backups.stop());
     const maintenance = new BackupMaintenance({
@@ -237,6 +243,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       verifySchedule: config.QCAT_BACKUP_VERIFY_SCHEDULE,
       drillSchedule: config.QCAT_RESTORE_DRILL_SCHEDULE,
       drillUrl: config.QCAT_RESTORE_DRILL_URL,
+      copyDir: config.QCAT_BACKUP_COPY_DIR,
       redisPrefix: config.QCAT_REDIS_PREFIX,
       log,
     });
@@ -264,6 +271,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       metrics,
       backups,
       maintenance,
+      backupExtras,
       chainVerification,
       close,
     };
