@@ -13,6 +13,7 @@ import { snapshotSchemaOf } from '../core/snapshot-schemas.js';
 import { PostgresIdempotencyStore } from '../core/adapters/postgres/postgres-idempotency-store.js';
 import { CommandHandler } from '../core/commands/command-handler.js';
 import type { EventStore } from '../core/eventstore/event-store.js';
+import { registerMarketMetrics } from '../monitoring/market-metrics.js';
 import { Metrics } from '../monitoring/metrics.js';
 import { ProcessManagerService } from '../automation/process-manager-service.js';
 import { automationGate } from '../automation/gate.js';
@@ -149,6 +150,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
     );
     await ensureMarketSchema(pool); // market data lives beside the log, not in it (ADR 007)
     const metrics = new Metrics({ readModels: pool });
+    registerMarketMetrics(metrics.registry, pool);
     const eventStore = metrics.instrument(await openEventStore(config, databaseUrl, log));
     closers.push(() => eventStore.close());
     const redis = await openRedis(config, log);
