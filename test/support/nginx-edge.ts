@@ -15,7 +15,11 @@ export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => { resolve(); }));
+  await new Promise<void>((resolve) =>
+    server.close(() => {
+      resolve();
+    }),
+  );
   if (address === null || typeof address === 'string') throw new Error('no port');
   return address.port;
 }
@@ -129,7 +133,9 @@ export async function startNginxEdge(
         socket.end();
         resolve(true);
       });
-      socket.on('error', () => { resolve(false); });
+      socket.on('error', () => {
+        resolve(false);
+      });
     });
     if (open) break;
     if (Date.now() > deadline) throw new Error(`nginx did not listen:\n${output}`);
