@@ -217,6 +217,7 @@ describeNeeding(['nginx', 'openssl', 'curl'], 'rolling upgrade behind nginx', ()
     await load.stop();
     console.log(
       `rolling upgrade: ${load.ok} requests through nginx while 2 replicas were replaced, ${load.failed.length} failed`,
+      [...new Set(load.failed)].slice(0, 5),
     );
     const logs = readdirSync(join(dir, 'state'))
       .filter((name) => name.startsWith('replica-'))
