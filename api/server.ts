@@ -87,6 +87,16 @@ export async function startServer(
         connectionString: runtime.databaseUrl,
         eventStore: runtime.eventStore,
         log,
+        onTick: (portfolio, timeframe, cursor) => {
+          runtime.metrics.engineLastTick.set({ portfolio, timeframe }, Date.now() / 1000);
+          if (cursor > 0)
+            runtime.metrics.engineBarOpen.set({ portfolio, timeframe }, cursor / 1000);
+        },
+        onDropped: (portfolio) => {
+          const labels = { portfolio, timeframe: portfolio.replace(/^paper-/, '') };
+          runtime.metrics.engineLastTick.remove(labels);
+          runtime.metrics.engineBarOpen.remove(labels);
+        },
       });
       await paperTrading.start();
     }

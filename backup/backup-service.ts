@@ -48,6 +48,11 @@ export interface BackupServiceOptions {
   log?: BackupLogger;
   segmentEvents?: number;
   now?: () => Date;
+  /**
+   * After each scheduled run, whatever it wrote (the id of a written backup, else undefined): the
+   * market-data snapshot and the second copy (backup/extras.ts).
+   */
+  afterScheduled?: (backupId: string | undefined) => Promise<void>;
 }
 
 export interface BackupRun {
@@ -178,18 +183,24 @@ export class BackupService {
       connectionString: this.options.connectionString,
       log: (message) => log?.info(message),
       run: async () => {
+        let written: string | undefined;
         try {
-          const { manifest, written, removed } = await this.run('scheduled');
-          if (!written) {
+          const run = await this.run('scheduled');
+          const { manifest, removed } = run;
+          if (!run.written) {
             log?.info(`backups: nothing new since backup ${manifest.backupId}; nothing written`);
-            return;
+          } else {
+            written = manifest.backupId;
+            log?.info(
+              `backups: ${manifest.kind} backup ${manifest.backupId}: ${manifest.eventCount} events, ${manifest.bytes} bytes in ${manifest.durationSeconds} s${removed.length > 0 ? `; retention removed ${removed.join(', ')}` : ''}`,
+            );
           }
-          log?.info(
-            `backups: ${manifest.kind} backup ${manifest.backupId}: ${manifest.eventCount} events, ${manifest.bytes} bytes in ${manifest.durationSeconds} s${removed.length > 0 ? `; retention removed ${removed.join(', ')}` : ''}`,
-          );
         } catch (error) {
           log?.warn(`backups: scheduled backup failed: ${(error as Error).message}`);
         }
+        await this.options.afterScheduled?.(written).catch((error: unknown) => {
+          log?.warn(`backups: after the scheduled backup: ${(error as Error).message}`);
+        });
       },
     });
     await this.scheduler.start();
@@ -226,6 +237,7 @@ export function backupServiceFor(
     databaseUrl: string;
     metrics?: Metrics;
     log?: BackupLogger;
+    afterScheduled?: (backupId: string | undefined) => Promise<void>;
   },
 ): BackupService {
   return new BackupService({
@@ -238,5 +250,6 @@ export function backupServiceFor(
     storeInfo: storeInfoOf(config, parts.databaseUrl),
     ...(parts.metrics ? { metrics: parts.metrics } : {}),
     ...(parts.log ? { log: parts.log } : {}),
+    ...(parts.afterScheduled ? { afterScheduled: parts.afterScheduled } : {}),
   });
 }

@@ -17,7 +17,8 @@ import { verifyBackups } from './verify.js';
 /** In the backup folder; loadCatalog reads only backup folders, so this file is left alone. */
 export const STATUS_FILE = 'qcat-maintenance.json';
 
-export type MaintenanceJob = 'verify' | 'drill';
+/** `market`, `config` and `copy` are written by backup/extras.ts. */
+export type MaintenanceJob = 'verify' | 'drill' | 'market' | 'config' | 'copy';
 
 const jobStatus = z.object({
   lastSuccess: z.iso.datetime().optional(),
@@ -25,7 +26,13 @@ const jobStatus = z.object({
   lastProblem: z.string().optional(),
 });
 type JobStatus = z.infer<typeof jobStatus>;
-const statusSchema = z.object({ verify: jobStatus.optional(), drill: jobStatus.optional() });
+const statusSchema = z.object({
+  verify: jobStatus.optional(),
+  drill: jobStatus.optional(),
+  market: jobStatus.optional(),
+  config: jobStatus.optional(),
+  copy: jobStatus.optional(),
+});
 type Status = z.infer<typeof statusSchema>;
 
 /** The status file; empty when missing or unreadable (the gauges then say 0: never). */
@@ -40,7 +47,13 @@ export async function readStatus(dir: string): Promise<Status> {
   }
 }
 
-async function record(dir: string, job: MaintenanceJob, problem: string | undefined, at: Date) {
+/** Records a job's outcome in the status file (undefined problem: a success). */
+export async function recordJob(
+  dir: string,
+  job: MaintenanceJob,
+  problem: string | undefined,
+  at: Date,
+): Promise<void> {
   const status = await readStatus(dir);
   const previous = status[job] ?? {};
   status[job] =
@@ -61,6 +74,8 @@ export interface MaintenanceOptions {
   drillSchedule: string;
   /** The scratch database the drill empties and restores into; unset = no drill. */
   drillUrl: string | undefined;
+  /** The second location (QCAT_BACKUP_COPY_DIR): verified with the backup folder when set. */
+  copyDir?: string | undefined;
   redisPrefix: string;
   log: { info(message: string): void; warn(message: string): void };
   now?: () => Date;
@@ -93,21 +108,25 @@ export class BackupMaintenance {
     return (this.options.now ?? (() => new Date()))();
   }
 
-  /** `backup verify` of the whole folder; true when every backup checks out. */
+  /** `backup verify` of the whole folder (and of its copy); true when every backup checks out. */
   async verify(): Promise<boolean> {
-    const { dir, log } = this.options;
+    const { dir, log, copyDir } = this.options;
     let problem: string | undefined;
     try {
-      const report = await verifyBackups(dir);
-      const problems = [
-        ...report.problems,
-        ...report.backups.flatMap((b) => b.problems.map((p) => `${b.backupId}: ${p}`)),
-      ];
-      if (!report.ok) problem = problems.join('; ') || 'verify failed';
+      const found: string[] = [];
+      for (const folder of copyDir ? [dir, copyDir] : [dir]) {
+        const report = await verifyBackups(folder);
+        const problems = [
+          ...report.problems,
+          ...report.backups.flatMap((b) => b.problems.map((p) => `${b.backupId}: ${p}`)),
+        ];
+        if (!report.ok) found.push(`${folder}: ${problems.join('; ') || 'verify failed'}`);
+      }
+      if (found.length > 0) problem = found.join('; ');
     } catch (error) {
       problem = (error as Error).message;
     }
-    await record(dir, 'verify', problem, this.now());
+    await recordJob(dir, 'verify', problem, this.now());
     if (problem) log.warn(`backups: scheduled verify found problems: ${problem}`);
     else log.info(`backups: scheduled verify: every backup in ${dir} checks out`);
     return problem === undefined;
@@ -139,7 +158,7 @@ export class BackupMaintenance {
     }
     // Emptied again either way: the scratch copy must not linger as a second, stale database.
     await emptyScratch(drillUrl).catch(() => undefined);
-    await record(dir, 'drill', problem, this.now());
+    await recordJob(dir, 'drill', problem, this.now());
     if (problem) log.warn(`backups: restore drill failed: ${problem}`);
     return problem === undefined;
   }
@@ -205,6 +224,42 @@ export function registerMaintenanceMetrics(registry: Registry, dir: string): voi
     'backup_restore_drill_last_failure_timestamp_seconds',
     'Unix time the last restore drill failed; 0 if none ever did',
     'drill',
+    'lastFailure',
+  );
+  gauge(
+    'backup_market_last_success_timestamp_seconds',
+    'Unix time the scheduled backup last wrote a market-data snapshot; 0 until one did',
+    'market',
+    'lastSuccess',
+  );
+  gauge(
+    'backup_market_last_failure_timestamp_seconds',
+    'Unix time a market-data snapshot last failed; 0 if none ever did',
+    'market',
+    'lastFailure',
+  );
+  gauge(
+    'backup_config_last_success_timestamp_seconds',
+    'Unix time the weekly configuration backup last succeeded; 0 until one did',
+    'config',
+    'lastSuccess',
+  );
+  gauge(
+    'backup_config_last_failure_timestamp_seconds',
+    'Unix time the configuration backup last failed; 0 if none ever did',
+    'config',
+    'lastFailure',
+  );
+  gauge(
+    'backup_copy_last_success_timestamp_seconds',
+    'Unix time a finished backup was last copied to the second location and the copy verified; 0 until one was',
+    'copy',
+    'lastSuccess',
+  );
+  gauge(
+    'backup_copy_last_failure_timestamp_seconds',
+    'Unix time a copy to the second location last failed or did not verify; 0 if none ever did',
+    'copy',
     'lastFailure',
   );
 }

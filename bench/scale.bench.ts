@@ -307,7 +307,7 @@ async function main(): Promise<Record<string, unknown>> {
     }),
   );
   console.log(
-    `  not measured here: the API read route (bench:api runs it against a fresh log), and an incremental audit verify — verifyLog walks from position 1 (no "from the last verified position" yet); the seeded events carry placeholder hashes, so a full verify would stop at the first of them`,
+    `  not measured here: the API read route (bench:api runs it against a fresh log), and the incremental audit verify (verifyLog's \`from\`, ADR 024); the seeded events carry placeholder hashes, so a full verify would stop at the first of them`,
   );
   console.log(
     `  ${formatInt(appended)} events appended through the store; ${((now() - started) / 1000).toFixed(0)} s in all`,

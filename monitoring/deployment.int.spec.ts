@@ -243,10 +243,15 @@ describeNeeding(['docker-compose'], 'docker-compose.yml', () => {
         expect(mount, `${service}:${path}`).toBeDefined();
         expect(named.has(mount!.split(':')[0]!), mount).toBe(true);
       }
+      // The second location of the backups is a host folder the operator chooses (another disk or
+      // a share, QCAT_BACKUP_COPY_PATH): outside the repository, and not a Docker volume.
+      const copy = mounts('qcat').find((m) => m.split(':')[1] === '/var/lib/qcat-backups-copy');
+      expect(copy, 'qcat: the second location of the backups').toBeDefined();
+      expect(named.has(copy!.split(':')[0]!)).toBe(false);
       for (const [service, value] of Object.entries(config.services)) {
         for (const mount of value.volumes ?? []) {
           const source = mount.split(':')[0]!;
-          if (!isAbsolute(source) || service === 'node-exporter') continue;
+          if (!isAbsolute(source) || service === 'node-exporter' || mount === copy) continue;
           expect(relative(root, source).startsWith('..'), `${service}: ${mount}`).toBe(false);
           expect(existsSync(source), `${service}: ${source}`).toBe(true);
         }

@@ -171,6 +171,21 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Set by the paper engine of the process that leads it (ops/paper-trading.ts). */
+  readonly engineLastTick = new Gauge({
+    name: 'engine_last_tick_timestamp_seconds',
+    help: 'Unix time the paper engine of a portfolio last completed a tick, in the process that leads it',
+    labelNames: ['portfolio', 'timeframe'] as const,
+    registers: [this.registry],
+  });
+
+  readonly engineBarOpen = new Gauge({
+    name: 'engine_bar_open_timestamp_seconds',
+    help: 'Open time (Unix seconds) of the newest bar the paper engine of a portfolio has processed',
+    labelNames: ['portfolio', 'timeframe'] as const,
+    registers: [this.registry],
+  });
+
   /** Strategies, orders, PnL, ... read from the read models at each scrape (business-metrics.ts). */
   readonly business = new BusinessMetrics(this.registry);
 

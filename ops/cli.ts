@@ -11,6 +11,7 @@ import { userInfo } from 'node:os';
 import { ROLES, isRole } from '../core/access/roles.js';
 import { ApiKeyService } from '../api/auth/api-key-service.js';
 import { registerBackupCommands } from '../backup/cli.js';
+import { registerBackupExtraCommands } from '../backup/extras-cli.js';
 import { registerMarketCommands } from './market-commands.js';
 import { registerOptimizeCommands } from './optimize-commands.js';
 import { registerPortfolioCommands } from './portfolio-commands.js';
@@ -55,6 +56,8 @@ program
     // After the handlers: a stop during start-up must still be a clean one.
     await server.runtime.backups.startSchedule(); // runs only while this process leads it
     await server.runtime.maintenance.start(); // daily verify, monthly restore drill: leader only
+    await server.runtime.backupExtras.start(); // weekly configuration backup: leader only
+    await server.runtime.chainVerification.start(); // hourly incremental hash-chain verify: leader only
     if (options.demo) {
       const log = {
         info: (m: string) => {
@@ -329,6 +332,11 @@ program
   });
 
 registerBackupCommands(program, {
+  withRuntime,
+  fail: (message) => new UsageError(message),
+});
+
+registerBackupExtraCommands(program, {
   withRuntime,
   fail: (message) => new UsageError(message),
 });

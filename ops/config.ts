@@ -152,6 +152,31 @@ export const configSchema = z
           'expected a cron expression such as "0 4 1 * *"',
         ),
     ).default('0 4 1 * *'),
+    // The second location of every finished backup (backup/folder-copy.ts): a mounted folder on
+    // another disk or host; unset: no copy.
+    QCAT_BACKUP_COPY_DIR: optional(z.string().trim().min(1)),
+    // The weekly configuration backup (backup/config-export.ts) of the deployment files in
+    // QCAT_CONFIG_DIR (the repository's layout); unset: none.
+    QCAT_CONFIG_DIR: optional(z.string().trim().min(1)),
+    QCAT_CONFIG_BACKUP_SCHEDULE: optional(
+      z
+        .string()
+        .trim()
+        .refine(
+          (value) => !scheduleProblem(value),
+          'expected a cron expression such as "0 3 * * 0"',
+        ),
+    ).default('0 3 * * 0'),
+    // The incremental hash-chain verify (ops/chain-verification.ts, ADR 024): hourly by default.
+    QCAT_AUDIT_VERIFY_SCHEDULE: optional(
+      z
+        .string()
+        .trim()
+        .refine(
+          (value) => !scheduleProblem(value),
+          'expected a cron expression such as "15 * * * *"',
+        ),
+    ).default('15 * * * *'),
     QCAT_RESTORE_DRILL_URL: optional(
       z
         .string()
@@ -209,7 +234,7 @@ export class ConfigurationError extends Error {}
 
 /** Hides a password in a URL-shaped value, so errors and logs never carry one. */
 export const redact = (value: string): string =>
-  value.replace(/\/\/([^:/@]+):[^@/]*@/, '//$1:***@');
+  value.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = configSchema.safeParse(env);

@@ -33,6 +33,8 @@ describe('configuration', () => {
       QCAT_BACKUP_RETENTION_DAYS: 30,
       QCAT_BACKUP_VERIFY_SCHEDULE: '30 3 * * *',
       QCAT_RESTORE_DRILL_SCHEDULE: '0 4 1 * *',
+      QCAT_AUDIT_VERIFY_SCHEDULE: '15 * * * *',
+      QCAT_CONFIG_BACKUP_SCHEDULE: '0 3 * * 0',
       PAPER_TRADING: 'on',
       PAPER_INITIAL_CASH: 100_000,
       ENGINE_POLL_MS: 500,

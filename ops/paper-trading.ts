@@ -45,6 +45,10 @@ export type PaperTradingOptions = {
   log: Logger;
   /** Wall clock; tests pass their own. */
   now?: () => number;
+  /** After each tick of an engine this process leads (the EngineStalled alert's gauges). */
+  onTick?: (portfolioId: string, timeframe: Timeframe, cursor: number) => void;
+  /** When this process stops leading an engine. */
+  onDropped?: (portfolioId: string) => void;
 };
 
 export class PaperTrading {
@@ -72,6 +76,7 @@ export class PaperTrading {
     this.allocations = new AllocationQueries(options.pool);
     this.leadership = new Leadership(options.connectionString);
     this.leadership.whenLost(() => {
+      for (const portfolioId of this.engines.keys()) options.onDropped?.(portfolioId);
       this.engines.clear();
       this.feed.reset();
     });
@@ -170,6 +175,7 @@ export class PaperTrading {
         );
       }
       await engine.tick();
+      this.options.onTick?.(portfolioId, timeframe, engine.status().cursor);
     } catch (error) {
       // Its in-memory state may be ahead of the log: drop it, a fresh one recovers from the log.
       this.engines.delete(portfolioId);

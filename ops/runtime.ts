@@ -13,6 +13,7 @@ import { snapshotSchemaOf } from '../core/snapshot-schemas.js';
 import { PostgresIdempotencyStore } from '../core/adapters/postgres/postgres-idempotency-store.js';
 import { CommandHandler } from '../core/commands/command-handler.js';
 import type { EventStore } from '../core/eventstore/event-store.js';
+import { registerMarketMetrics } from '../monitoring/market-metrics.js';
 import { Metrics } from '../monitoring/metrics.js';
 import { ProcessManagerService } from '../automation/process-manager-service.js';
 import { automationGate } from '../automation/gate.js';
@@ -21,8 +22,11 @@ import { haltedPortfolios } from '../projections/automation.js';
 import { ProjectionService } from '../projections/projection-service.js';
 import { allProjections } from '../projections/registry.js';
 import { backupDir, backupServiceFor, type BackupService } from '../backup/backup-service.js';
+import { backupExtrasFor, type BackupExtras } from '../backup/extras.js';
 import { BackupMaintenance, registerMaintenanceMetrics } from '../backup/maintenance.js';
 import { isUnavailable } from '../core/adapters/unavailable.js';
+import { verifyOptionsFor } from '../core/audit/verify.js';
+import { ChainVerification, registerChainMetrics } from './chain-verification.js';
 import { redact, type Config } from './config.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './embedded-postgres.js';
 
@@ -47,6 +51,10 @@ export interface Runtime {
   backups: BackupService;
   /** Scheduled verify and restore drill; `serve` starts them (leader only). */
   maintenance: BackupMaintenance;
+  /** Market-data snapshots, the weekly configuration backup, the second copy (leader only). */
+  backupExtras: BackupExtras;
+  /** The scheduled incremental hash-chain verify; `serve` starts it (leader only). */
+  chainVerification: ChainVerification;
   close(): Promise<void>;
 }
 
@@ -154,6 +162,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
     );
     await ensureMarketSchema(pool); // market data lives beside the log, not in it (ADR 007)
     const metrics = new Metrics({ readModels: pool });
+    registerMarketMetrics(metrics.registry, pool);
     const eventStore = metrics.instrument(await openEventStore(config, databaseUrl, log));
     closers.push(() => eventStore.close());
     const redis = await openRedis(config, log);
@@ -230,6 +239,8 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       },
     });
     closers.push(() => automation.stop());
+    const backupExtras = backupExtrasFor(config, { pool, databaseUrl, log });
+    closers.push(() => backupExtras.stop());
     // Backups: `serve` starts the schedule (leader only); CLI commands run them one at a time.
     const backups = backupServiceFor(config, {
       store: eventStore,
@@ -237,6 +248,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       databaseUrl,
       metrics,
       log,
+      afterScheduled: (backupId) => backupExtras.afterScheduledBackup(backupId),
     });
     closers.push(() => backups.stop());
     const maintenance = new BackupMaintenance({
@@ -245,11 +257,22 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       verifySchedule: config.QCAT_BACKUP_VERIFY_SCHEDULE,
       drillSchedule: config.QCAT_RESTORE_DRILL_SCHEDULE,
       drillUrl: config.QCAT_RESTORE_DRILL_URL,
+      copyDir: config.QCAT_BACKUP_COPY_DIR,
       redisPrefix: config.QCAT_REDIS_PREFIX,
       log,
     });
     registerMaintenanceMetrics(metrics.registry, backupDir(config));
     closers.push(() => maintenance.stop());
+    const chainVerification = new ChainVerification({
+      dir: backupDir(config),
+      store: eventStore,
+      verify: verifyOptionsFor(config.EVENT_STORE),
+      connectionString: databaseUrl,
+      schedule: config.QCAT_AUDIT_VERIFY_SCHEDULE,
+      log,
+    });
+    registerChainMetrics(metrics.registry, backupDir(config));
+    closers.push(() => chainVerification.stop());
     return {
       config,
       databaseUrl,
@@ -262,6 +285,8 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       metrics,
       backups,
       maintenance,
+      backupExtras,
+      chainVerification,
       close,
     };
   } catch (error) {

@@ -84,6 +84,18 @@ describe('paper trading in a real qcat process, killed with -9 and restarted', (
         async () => (await count('EngineCycleOpened')) >= cyclesAtCrash + 100,
       );
       expect(second.output()).toMatch(/paper engine paper-1m: leading/);
+      // The gauges of EngineStalled and CandlesStale (monitoring/prometheus/rules/ops-alerts.yml).
+      const url = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(second.output())?.[1];
+      const metrics = await (await fetch(`${url ?? ''}/metrics`)).text();
+      const gauge = (name: string): number =>
+        Number(
+          new RegExp(`^${name}\\{[^}]*timeframe="1m"[^}]*\\} (\\S+)$`, 'm').exec(metrics)?.[1],
+        );
+      expect(gauge('engine_last_tick_timestamp_seconds')).toBeGreaterThan(Date.now() / 1000 - 60);
+      expect(gauge('engine_bar_open_timestamp_seconds')).toBeGreaterThan(0);
+      expect(gauge('market_candle_latest_open_timestamp_seconds')).toBeGreaterThanOrEqual(
+        gauge('engine_bar_open_timestamp_seconds'),
+      );
     } finally {
       expect(await second.stop()).toBe(0);
     }

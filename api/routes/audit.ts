@@ -123,6 +123,7 @@ const brokenLink = z.object({
     'position_order',
     'time_order',
     'log_truncated',
+    'checkpoint_changed',
   ]),
   position: z.string(),
   streamId: z.string().nullable(),

@@ -21,7 +21,9 @@ export type BreakReason =
   /** A commit time earlier than the one before it. */
   | 'time_order'
   /** The log ends before the head it records: its last events were deleted. */
-  | 'log_truncated';
+  | 'log_truncated'
+  /** Resuming: the event at the last verified position is gone or not the one verified then. */
+  | 'checkpoint_changed';
 
 export interface BrokenLink {
   reason: BreakReason;
@@ -51,6 +53,23 @@ export interface VerifyReport {
    */
   digest: string | null;
   firstBroken: BrokenLink | null;
+  /** Where this walk started: `START`, or the resumed checkpoint's position. */
+  startedAfter: Position;
+  /** The point to resume from next time (the last event checked); null when broken. */
+  checkpoint: VerifiedPoint | null;
+}
+
+/**
+ * The last event a walk verified and the running digest there: enough to resume the walk after it
+ * instead of from position 1 (the scheduled incremental verify keeps it outside the database).
+ */
+export interface VerifiedPoint {
+  position: Position;
+  /** That event's stored hash: a resumed walk first checks it is still the same event. */
+  hash: string;
+  /** Its commit time, in Unix milliseconds. */
+  recordedAt: number;
+  digest: string;
 }
 
 export interface VerifyOptions {
@@ -68,6 +87,12 @@ export interface VerifyOptions {
   /** A faster SHA-256 than the portable one, where the caller has it. */
   sha256?: Sha256Hex;
   onProgress?: (eventsChecked: number, position: Position) => void;
+  /**
+   * Resume after this verified point (needs the store's `readStream`): the walk checks that the
+   * event there is unchanged, then each stream's next link against its predecessor's stored hash.
+   * What lies before the point is not re-read; a full walk (no `from`) re-checks it.
+   */
+  from?: VerifiedPoint;
 }
 
 /** How to verify the log of each kind of store (ADR 005). */
@@ -174,11 +199,12 @@ function check(
  * (one revision and hash each).
  */
 export async function verifyLog(
-  store: Pick<EventStore, 'readAll' | 'headPosition'>,
+  store: Pick<EventStore, 'readAll' | 'headPosition'> & Partial<Pick<EventStore, 'readStream'>>,
   options: VerifyOptions = {},
 ): Promise<VerifyReport> {
   const sha256 = options.sha256 ?? sha256Hex;
   const batchSize = options.batchSize ?? 1000;
+  const from = options.from;
   const headPosition = await store.headPosition();
   const to =
     options.toPosition !== undefined && options.toPosition < headPosition
@@ -186,9 +212,10 @@ export async function verifyLog(
       : headPosition;
   const streams = new Map<string, StreamLink>();
   let checked = 0;
-  let previousPosition = START;
-  let previousTime = Number.NEGATIVE_INFINITY;
-  let digest = GENESIS_HASH;
+  let previousPosition = from?.position ?? START;
+  let previousTime = from?.recordedAt ?? Number.NEGATIVE_INFINITY;
+  let previousHash = from?.hash ?? GENESIS_HASH;
+  let digest = from?.digest ?? GENESIS_HASH;
   const report = (firstBroken: BrokenLink | null): VerifyReport => ({
     ok: firstBroken === null,
     eventsChecked: checked,
@@ -197,7 +224,30 @@ export async function verifyLog(
     verifiedTo: previousPosition,
     digest: firstBroken === null ? digest : null,
     firstBroken,
+    startedAfter: from?.position ?? START,
+    checkpoint:
+      firstBroken === null && previousPosition > START
+        ? { position: previousPosition, hash: previousHash, recordedAt: previousTime, digest }
+        : null,
   });
+
+  if (from) {
+    const problem = await anchorProblem(store, from);
+    if (problem) return report(problem);
+  }
+  // A stream first met after the resumed point links to its predecessor as stored.
+  const linkOf = async (event: RecordedEvent): Promise<StreamLink | undefined> => {
+    const known = streams.get(event.streamId);
+    if (known || !from || event.revision === 0n || !store.readStream) return known;
+    const [predecessor] = await store.readStream(event.streamId, {
+      fromRevision: event.revision - 1n,
+      toRevision: event.revision - 1n,
+      maxCount: 1,
+    });
+    return predecessor && predecessor.position <= from.position
+      ? { revision: predecessor.revision, hash: predecessor.hash }
+      : undefined;
+  };
 
   while (previousPosition < to) {
     const events = await store.readAll({
@@ -207,13 +257,14 @@ export async function verifyLog(
     });
     if (events.length === 0) break;
     for (const event of events) {
-      const link = streams.get(event.streamId);
+      const link = await linkOf(event);
       const problem = check(event, previousPosition, previousTime, link, options, sha256);
       if (problem) return report(problem);
       streams.set(event.streamId, { revision: event.revision, hash: event.hash });
       digest = sha256(`${digest}\n${event.position.toString()}\n${event.hash}`);
       previousPosition = event.position;
       previousTime = event.recordedAt.getTime();
+      previousHash = event.hash;
       checked++;
     }
     options.onProgress?.(checked, previousPosition);
@@ -233,4 +284,29 @@ export async function verifyLog(
     });
   }
   return report(null);
+}
+
+/** The event at a resumed point must still be there, with the hash verified then. */
+async function anchorProblem(
+  store: Pick<EventStore, 'readAll' | 'headPosition'> & Partial<Pick<EventStore, 'readStream'>>,
+  from: VerifiedPoint,
+): Promise<BrokenLink | null> {
+  if (!store.readStream) throw new Error('resuming a verify needs the store to read streams');
+  if (from.position === START) return null;
+  const [event] = await store.readAll({
+    after: from.position - 1n,
+    toPosition: from.position,
+    maxCount: 1,
+  });
+  if (event?.position === from.position && event.hash === from.hash) return null;
+  return {
+    reason: 'checkpoint_changed',
+    position: from.position,
+    streamId: event?.streamId ?? null,
+    revision: event?.revision ?? null,
+    eventId: event?.eventId ?? null,
+    expected: from.hash,
+    found: event?.position === from.position ? event.hash : 'no event',
+    detail: `the event at the last verified position ${from.position.toString()} is ${event?.position === from.position ? 'not the one verified then: the log was changed or replaced (a restore?)' : 'gone: the log was truncated or replaced'}`,
+  };
 }

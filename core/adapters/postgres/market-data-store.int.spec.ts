@@ -53,7 +53,9 @@ describe('MarketDataStore (PostgreSQL)', () => {
     expect(rows.map((r) => r.table_name)).toEqual([
       'candles',
       'feeds',
+      'funding_rates',
       'instruments',
+      'open_interest',
       'schema_versions',
     ]);
   });
