@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import EndToEndFirst from './test/support/sequencer.js';
 
 /**
  * QCAT_TEST_FIXTURES=1 runs the fixture specs under test/fixtures/ instead of the suite: specs
@@ -13,6 +14,11 @@ const only = (globs: string[]): string[] =>
 export default defineConfig({
   test: {
     reporters: ['default'],
+    // Files run in parallel, four at a time (vitest's default on two cores is one). Integration
+    // files spend most of their time waiting (on PostgreSQL, on processes they start, on outages
+    // they stage), and each works in its own database, Redis prefix and ports. ADR 020.
+    maxWorkers: 4,
+    sequence: { sequencer: EndToEndFirst },
     projects: [
       {
         extends: true,
@@ -31,6 +37,7 @@ export default defineConfig({
           globalSetup: [
             'test/support/environment-setup.ts',
             'test/support/postgres-global-setup.ts',
+            'test/support/qcat-build.ts',
           ],
           testTimeout: 120_000,
           hookTimeout: 120_000,
