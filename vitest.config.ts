@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import EndToEndInterleaved from './test/support/sequencer.js';
 
 /**
  * QCAT_TEST_FIXTURES=1 runs the fixture specs under test/fixtures/ instead of the suite: specs
@@ -13,6 +14,12 @@ const only = (globs: string[]): string[] =>
 export default defineConfig({
   test: {
     reporters: ['default'],
+    // Files run in parallel, three at a time (vitest's default on two cores is one). Integration
+    // files spend most of their time waiting (on PostgreSQL, on processes they start, on outages
+    // they stage), and each works in its own database, Redis prefix and ports. Not more: each
+    // QCAT server holds about 15 PostgreSQL connections, and the server allows 100. ADR 020.
+    maxWorkers: 3,
+    sequence: { sequencer: EndToEndInterleaved },
     projects: [
       {
         extends: true,
@@ -31,6 +38,7 @@ export default defineConfig({
           globalSetup: [
             'test/support/environment-setup.ts',
             'test/support/postgres-global-setup.ts',
+            'test/support/qcat-build.ts',
           ],
           testTimeout: 120_000,
           hookTimeout: 120_000,

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiKeys, apiKeyStream } from '../core/access/api-key.js';
 import { foldEvents, fromDecider } from '../core/aggregates.js';
 import type { NewEvent, RecordedEvent } from '../core/eventstore/event-store.js';
+import { qcatNodeArgs } from '../test/support/qcat-build.js';
 import { startTestServer, type TestServer } from '../test/support/test-server.js';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -15,15 +16,11 @@ function cliVerify(
   args: string[] = [],
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', 'ops/cli.ts', 'audit', 'verify', ...args],
-      {
-        cwd: root,
-        env: { ...process.env, DATABASE_URL: databaseUrl, LOG_LEVEL: 'silent' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
+    const child = spawn(process.execPath, qcatNodeArgs('audit', 'verify', ...args), {
+      cwd: root,
+      env: { ...process.env, DATABASE_URL: databaseUrl, LOG_LEVEL: 'silent' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

@@ -15,6 +15,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-store.js';
+import { qcatNodeArgs } from '../test/support/qcat-build.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/test-database.js';
 import { BackupError } from './errors.js';
 import type { Manifest } from './format.js';
@@ -29,7 +30,7 @@ function qcat(
   env: Record<string, string>,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'ops/cli.ts', ...args], {
+    const child = spawn(process.execPath, qcatNodeArgs(...args), {
       cwd: root,
       env: { ...process.env, LOG_LEVEL: 'silent', REDIS_URL: '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

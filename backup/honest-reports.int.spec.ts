@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-store.js';
+import { qcatNodeArgs } from '../test/support/qcat-build.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/test-database.js';
 import { chainStatuses, loadCatalog } from './catalog.js';
 import { restore } from './restore.js';
@@ -23,7 +24,7 @@ function qcat(
   env: Record<string, string>,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'ops/cli.ts', ...args], {
+    const child = spawn(process.execPath, qcatNodeArgs(...args), {
       cwd: root,
       env: { ...process.env, LOG_LEVEL: 'silent', REDIS_URL: '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -25,6 +25,7 @@ import { ProjectionService } from '../projections/projection-service.js';
 import { activeGenerationKey, redisViewKeys } from '../projections/redis-target.js';
 import { viewSchemaOf } from '../projections/projection.js';
 import { allProjections } from '../projections/registry.js';
+import { qcatNodeArgs } from '../test/support/qcat-build.js';
 import { tableChecksum } from '../test/support/read-model-checksums.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/test-database.js';
 import { connectTestRedis, type TestRedis } from '../test/support/test-redis.js';
@@ -38,7 +39,7 @@ function qcat(
   env: Record<string, string>,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'ops/cli.ts', ...args], {
+    const child = spawn(process.execPath, qcatNodeArgs(...args), {
       cwd: root,
       env: { ...process.env, LOG_LEVEL: 'silent', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

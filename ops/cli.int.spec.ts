@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { qcatNodeArgs } from '../test/support/qcat-build.js';
 import { startTestServer, type TestServer } from '../test/support/test-server.js';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -34,7 +35,7 @@ describe('qcat keys | projections', () => {
       delete env['REDIS_URL'];
       execFile(
         process.execPath,
-        ['--import', 'tsx', 'ops/cli.ts', ...args],
+        qcatNodeArgs(...args),
         { cwd: root, env, timeout: 120_000 },
         (error, stdout, stderr) => {
           const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;

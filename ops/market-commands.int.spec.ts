@@ -6,6 +6,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MarketDataStore } from '../core/adapters/postgres/market-data-store.js';
 import type { Candle } from '../core/market/types.js';
+import { qcatNodeArgs } from '../test/support/qcat-build.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/test-database.js';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -22,14 +23,14 @@ describe('qcat market generate | import', () => {
   let store: MarketDataStore;
   let dir: string;
 
-  /** `qcat market ...` as a real process, from source (`tsx ops/cli.ts`). */
+  /** `qcat market ...` as a real process (the run's build of the sources). */
   const qcat = (...args: string[]): Promise<Run> =>
     new Promise((resolve) => {
       const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: database.url };
       delete env['REDIS_URL'];
       execFile(
         process.execPath,
-        ['--import', 'tsx', 'ops/cli.ts', 'market', ...args],
+        qcatNodeArgs('market', ...args),
         { cwd: root, env, timeout: 120_000 },
         (error, stdout, stderr) => {
           const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedPostgres } from '../ops/embedded-postgres.js';
+import { qcatNodeArgs } from './support/qcat-build.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
 
 /**
@@ -123,7 +124,7 @@ describe.each([
   let mode: Mode;
   const backups = mkdtempSync(join(tmpdir(), `qcat-exit-codes-backups-${name}-`));
   const qcat = (...args: string[]): Promise<Run> =>
-    run(process.execPath, ['--import', 'tsx', 'ops/cli.ts', ...args], mode.env);
+    run(process.execPath, qcatNodeArgs(...args), mode.env);
 
   beforeAll(async () => {
     mode = await open();

@@ -3,6 +3,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { qcatNodeArgs } from './support/qcat-build.js';
 import { startQcat, type QcatProcess } from './support/qcat-process.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
 import { describeNeeding } from './support/tools.js';
@@ -14,8 +15,6 @@ import { describeNeeding } from './support/tools.js';
  */
 
 const root = new URL('..', import.meta.url).pathname;
-/** tsx's loader by path: `qcat` runs in another folder, where `--import tsx` would not resolve. */
-const tsx = join(root, 'node_modules/tsx/dist/loader.mjs');
 const guide = readFileSync(join(root, 'docs/user-guide.md'), 'utf8');
 const blocks = [...guide.matchAll(/^```sh\n([\s\S]*?)^```$/gm)].map((match) => match[1] ?? '');
 
@@ -43,7 +42,8 @@ describeNeeding(['curl', 'jq'], 'docs/user-guide.md, run against a real server',
     mkdirSync(bin);
     writeFileSync(
       join(bin, 'qcat'),
-      `#!/bin/sh\nexec "${process.execPath}" --import "${tsx}" "${join(root, 'ops/cli.ts')}" "$@"\n`,
+      // By absolute paths: `qcat` runs in another folder.
+      `#!/bin/sh\nexec "${[process.execPath, ...qcatNodeArgs()].join('" "')}" "$@"\n`,
     );
     chmodSync(join(bin, 'qcat'), 0o755);
     klineFile(join(scratch, 'BTCUSDT-1m-2025-01.csv'), '2025-01-31T23:57:00Z');

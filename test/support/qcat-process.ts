@@ -1,6 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { qcatNodeArgs } from './qcat-build.js';
 
 const root = new URL('../..', import.meta.url).pathname;
+
+/**
+ * The Redis key prefix of this spec file's processes unless the spec names one: files run in
+ * parallel, and a process that inherits REDIS_URL must not share `qcat:` with another file's.
+ */
+const redisPrefix = `qcat-test:process:${randomBytes(4).toString('hex')}:`;
 
 export interface QcatProcess {
   child: ChildProcess;
@@ -12,15 +20,15 @@ export interface QcatProcess {
   stop(): Promise<number | null>;
 }
 
-/** `qcat serve` as a real child process, started from source; resolves once it listens. */
+/** `qcat serve` as a real child process (the run's build of the sources); resolves once it listens. */
 export async function startQcat(
   env: Record<string, string>,
   timeoutMs = 90_000,
   args: readonly string[] = [],
 ): Promise<QcatProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'ops/cli.ts', 'serve', ...args], {
+  const child = spawn(process.execPath, qcatNodeArgs('serve', ...args), {
     cwd: root,
-    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', QCAT_REDIS_PREFIX: redisPrefix, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
