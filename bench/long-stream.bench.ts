@@ -6,6 +6,7 @@
  *
  *   npm run bench:streams
  *   npm run bench:streams -- --sizes=100,10000,100000 --commands=30
+ *   npm run bench:streams -- --kinds=desk --commands=10     (one stream kind, a short run)
  *
  * Server: BENCH_DATABASE_URL, else TEST_DATABASE_URL, else an embedded PostgreSQL. The last line
  * of output is one JSON object with every figure.
@@ -67,7 +68,7 @@ const trigger = (i: number): RiskTriggerFiredData => ({
 
 const KINDS: Kind[] = [
   {
-    name: 'desk (manual orders)',
+    name: 'desk (manual cancels)',
     decider: desk,
     stream: (size) => `desk-bench${size}`,
     event: (i) => ({
@@ -138,6 +139,8 @@ async function measure(
 async function main(): Promise<Record<string, unknown>> {
   const sizes = listOption('sizes', '100,10000,100000').map(Number);
   const commands = numberOption('commands', 30);
+  const only = listOption('kinds', 'desk,risk');
+  const kinds = KINDS.filter((kind) => only.some((name) => kind.name.startsWith(name)));
   const server = await startServer();
   const info = await serverInfo(server);
   console.log(`bench:streams — ${describeServer(server, info)}`);
@@ -156,7 +159,7 @@ async function main(): Promise<Record<string, unknown>> {
       idempotency: new InMemoryIdempotencyStore(),
       snapshots: { store: new PostgresSnapshotStore(pool), schemaOf: snapshotSchemaOf },
     });
-    for (const kind of KINDS) {
+    for (const kind of kinds) {
       for (const size of sizes) {
         const started = now();
         await seed(store, kind, size);
@@ -205,7 +208,7 @@ async function main(): Promise<Record<string, unknown>> {
     ]),
   );
   const largest = sizes.at(-1) ?? 0;
-  const targets = KINDS.map((kind) => {
+  const targets = kinds.map((kind) => {
     const on = figures.find((f) => f.kind === kind.name && f.snapshots && f.size === largest);
     const base = on ? reference(on) : undefined;
     const ratio = on && base ? on.p50Ms / base.p50Ms : null;

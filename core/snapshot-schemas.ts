@@ -11,7 +11,7 @@ import { strategies } from './strategies/strategy.js';
  * snapshots are then ignored and rewritten.
  */
 export const SNAPSHOT_SCHEMAS: ReadonlyMap<object, string> = new Map<object, string>([
-  [desk, 'desk/1'],
+  [desk, 'desk/2'],
   [strategies, 'strategy/1'],
   [tradingStates, 'risk-state/1'],
   [exits, 'risk-exits/1'],

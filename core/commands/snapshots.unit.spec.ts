@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Decider, DomainEvent } from '../decider.js';
-import { desk, deskStream, type DeskCommand } from '../engine/desk.js';
+import { desk, deskDecider, deskStream, type DeskCommand } from '../engine/desk.js';
 import { InMemoryEventStore } from '../eventstore/in-memory-event-store.js';
 import { tradingStateStream } from '../risk/common.js';
 import { tradingStates, type TradingStateCommand } from '../risk/trading-state.js';
@@ -21,7 +21,10 @@ async function outcome(run: () => Promise<unknown>): Promise<unknown> {
   }
 }
 
-function handlers(every: number): {
+function handlers(
+  every: number,
+  schemaOf: (decider: AnyDecider) => string | undefined = snapshotSchemaOf,
+): {
   plain: CommandHandler;
   snapshotted: CommandHandler;
   snapshots: InMemorySnapshotStore;
@@ -35,7 +38,7 @@ function handlers(every: number): {
     snapshotted: new CommandHandler({
       eventStore: new InMemoryEventStore(),
       idempotency: new InMemoryIdempotencyStore(),
-      snapshots: { store: snapshots, every, schemaOf: snapshotSchemaOf },
+      snapshots: { store: snapshots, every, schemaOf },
     }),
     snapshots,
   };
@@ -47,8 +50,9 @@ async function sameWithAndWithout(
   streamId: string,
   commands: readonly unknown[],
   every: number,
+  schemaOf?: (decider: AnyDecider) => string | undefined,
 ): Promise<number> {
-  const { plain, snapshotted, snapshots } = handlers(every);
+  const { plain, snapshotted, snapshots } = handlers(every, schemaOf);
   for (const command of commands) {
     const context = { actor: 'snapshot-test' };
     const expected = await outcome(() =>
@@ -161,6 +165,81 @@ describe('command-side snapshots (ADR 012)', () => {
     );
   });
 
+  it('give every command of a desk that forgets the same result as folding the whole stream', async () => {
+    // A desk remembering 1 to 3 ids forgets within these sequences: what it forgot must be the
+    // same whether its state came from a snapshot or from the whole stream.
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(deskCommand, { minLength: 1, maxLength: 40 }),
+        fc.integer({ min: 1, max: 5 }),
+        fc.integer({ min: 1, max: 3 }),
+        async (commands, every, remembers) => {
+          const small = deskDecider(remembers) as unknown as AnyDecider;
+          const schemaOf = (decider: AnyDecider): string | undefined =>
+            decider === small ? 'desk-small/1' : undefined;
+          await sameWithAndWithout(small, deskStream('paper-1h'), commands, every, schemaOf);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('keep a desk snapshot the same size however long the stream grows', async () => {
+    const small = deskDecider(3) as unknown as AnyDecider;
+    const { snapshotted, snapshots } = handlers(2, (d) =>
+      d === small ? 'desk-small/1' : undefined,
+    );
+    for (let i = 0; i < 20; i++)
+      await snapshotted.handle(
+        small,
+        'desk-p',
+        { type: 'RequestCancel', clientOrderId: `m-${i}`, reason: 'user', requestedAt: T },
+        { actor: 'a' },
+      );
+    // Between 3 and 5 ids are remembered: the last ones, in order.
+    const stored = (await snapshots.load('desk-p'))?.state as { cancelIds: string[] };
+    expect(stored.cancelIds.length).toBeLessThan(6);
+    const { state } = (await snapshotted.load(small, 'desk-p')) as {
+      state: { cancelIds: string[]; cancels: Record<string, true> };
+    };
+    expect(state.cancelIds.length).toBeGreaterThanOrEqual(3);
+    expect(state.cancelIds.length).toBeLessThan(6);
+    const last = Array.from({ length: 20 }, (_, i) => `m-${i}`).slice(-state.cancelIds.length);
+    expect(state.cancelIds).toEqual(last);
+    expect(state.cancels).toEqual(Object.fromEntries(last.map((id) => [id, true])));
+    // A forgotten cancel is written again; a remembered one is not.
+    const again = (id: string) =>
+      snapshotted.handle(
+        small,
+        'desk-p',
+        { type: 'RequestCancel', clientOrderId: id, reason: 'user', requestedAt: T },
+        { actor: 'a' },
+      );
+    expect((await again('m-19')).eventCount).toBe(0);
+    expect((await again('m-0')).eventCount).toBe(1);
+  });
+
+  it('ignore a desk snapshot of the version that remembered every id (desk/1)', async () => {
+    const { snapshotted, snapshots } = handlers(1);
+    const streamId = 'desk-old';
+    for (let i = 0; i < 3; i++)
+      await snapshotted.handle(
+        desk,
+        streamId,
+        { type: 'RequestCancel', clientOrderId: `m-${i}`, reason: 'user', requestedAt: T },
+        { actor: 'a' },
+      );
+    const truth = (await snapshotted.load(desk, streamId)).state;
+    const stored = await snapshots.load(streamId);
+    expect(stored?.schema).toBe('desk/2');
+    // Of this log and at its last event, but of the old version: the old shape, with no ids in
+    // order and a cancel that never happened.
+    const old = { orders: {}, cancels: { 'm-bogus': true } };
+    snapshots.put(streamId, { ...stored!, schema: 'desk/1', state: old });
+    expect((await snapshotted.load(desk, streamId)).state).toEqual(truth);
+    expect(truth).toMatchObject({ cancelIds: ['m-0', 'm-1', 'm-2'] });
+  });
+
   it('are written and used: a long desk stream is loaded from its snapshot', async () => {
     const commands: DeskCommand[] = Array.from({ length: 30 }, (_, i) => ({
       type: 'RequestCancel',
@@ -184,9 +263,14 @@ describe('command-side snapshots (ADR 012)', () => {
       );
     }
     const stored = await snapshots.load(streamId);
-    expect(stored?.schema).toBe('desk/1');
+    expect(stored?.schema).toBe('desk/2');
     const truth = (await snapshotted.load(desk, streamId)).state;
-    const bogus = { orders: {}, cancels: { 'm-bogus': true } };
+    const bogus = {
+      orders: {},
+      cancels: { 'm-bogus': true },
+      orderIds: [],
+      cancelIds: ['m-bogus'],
+    };
     // Another schema version: ignored.
     snapshots.put(streamId, { ...stored!, schema: 'desk/0', state: bogus });
     expect((await snapshotted.load(desk, streamId)).state).toEqual(truth);

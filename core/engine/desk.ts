@@ -48,11 +48,20 @@ export type DeskCommand =
   | { type: 'RequestOrder'; order: OrderRequest; requestedAt: number }
   | { type: 'RequestCancel'; clientOrderId: string; reason: string; requestedAt: number };
 
-/** What was requested so far, by client order id (plain JSON, O(1) look-ups). */
+/**
+ * The requests remembered, by client order id (plain JSON, O(1) look-ups), and their ids oldest
+ * first. Only the last `remembers` (up to twice as many) orders and cancels are kept (ADR 012,
+ * "The desk"): the state, and so its snapshot, stays bounded however long the stream grows.
+ */
 export type DeskState = {
   orders: Record<string, OrderRequest>;
   cancels: Record<string, true>;
+  orderIds: string[];
+  cancelIds: string[];
 };
+
+/** How many orders and how many cancels a desk remembers for idempotency (ADR 012). */
+export const DESK_REMEMBERS = 1000;
 
 const invalid = (message: string): never => {
   throw new QcatError('INVALID_ORDER', message);
@@ -77,56 +86,98 @@ const sameOrder = (a: OrderRequest, b: OrderRequest): boolean =>
   ORDER_KEYS.every((key) => a[key] === b[key]);
 
 /**
- * Requests are idempotent per client order id: the same order or cancel asked for again writes
- * nothing (so a retried HTTP request is harmless); a different order under a taken id is refused.
+ * `map` with `id` added; once it holds twice `remembers` ids, only the last `remembers` are kept
+ * (rebuilt at once, so folding stays O(1) per event amortized).
  */
-export const desk: Decider<DeskState, DeskCommand, DeskEvent> = {
-  initialState: () => ({ orders: {}, cancels: {} }),
+function remember<V>(
+  map: Record<string, V>,
+  ids: string[],
+  id: string,
+  value: V,
+  remembers: number,
+): Record<string, V> {
+  if (!Object.hasOwn(map, id)) ids.push(id);
+  map[id] = value;
+  if (ids.length < 2 * remembers) return map;
+  ids.splice(0, ids.length - remembers);
+  return Object.fromEntries(ids.map((kept) => [kept, map[kept] as V]));
+}
 
-  // Updates the state in place and returns it: copying the maps on every event would make loading
-  // a desk stream of n requests O(n²). A state is only ever folded from initialState().
-  evolve: (state, event) => {
-    switch (event.type) {
-      case 'ManualOrderRequested':
-        state.orders[event.data.order.clientOrderId] = event.data.order;
-        return state;
-      case 'ManualCancelRequested':
-        state.cancels[event.data.clientOrderId] = true;
-        return state;
-    }
-  },
+/**
+ * Requests are idempotent per client order id among at least the last `remembers` orders and
+ * cancels: the same order or cancel asked for again writes nothing (so a retried HTTP request is
+ * harmless); a different order under a remembered id is refused. Older ids are forgotten; the API never reuses
+ * one (ids are fresh UUIDs, or derived from an Idempotency-Key whose retry finds its own events),
+ * and cancels are checked against the order's status first (ADR 012, "The desk").
+ */
+export function deskDecider(
+  remembers = DESK_REMEMBERS,
+): Decider<DeskState, DeskCommand, DeskEvent> {
+  return {
+    initialState: () => ({ orders: {}, cancels: {}, orderIds: [], cancelIds: [] }),
 
-  decide: (command, state) => {
-    switch (command.type) {
-      case 'RequestOrder': {
-        const { order } = command;
-        const before = Object.hasOwn(state.orders, order.clientOrderId)
-          ? state.orders[order.clientOrderId]
-          : undefined;
-        if (before !== undefined) {
-          // The same order again (a retried request) is a no-op; another one under its id is not.
-          if (sameOrder(before, order)) return [];
-          throw new QcatError(
-            'ORDER_ID_REUSED',
-            `client order id ${order.clientOrderId} is taken by a different order`,
+    // Updates the state in place and returns it: copying the maps on every event would make
+    // loading a desk stream of n requests O(n²). A state is only ever folded from initialState().
+    evolve: (state, event) => {
+      switch (event.type) {
+        case 'ManualOrderRequested': {
+          const { order } = event.data;
+          state.orders = remember(
+            state.orders,
+            state.orderIds,
+            order.clientOrderId,
+            order,
+            remembers,
           );
+          return state;
         }
-        checkOrder(order);
-        return [
-          {
-            type: 'ManualOrderRequested',
-            data: { order, requestedAt: command.requestedAt },
-          },
-        ];
+        case 'ManualCancelRequested':
+          state.cancels = remember(
+            state.cancels,
+            state.cancelIds,
+            event.data.clientOrderId,
+            true as const,
+            remembers,
+          );
+          return state;
       }
-      case 'RequestCancel': {
-        const { clientOrderId, reason, requestedAt } = command;
-        if (Object.hasOwn(state.cancels, clientOrderId)) return [];
-        if (clientOrderId === '') invalid('clientOrderId must not be empty');
-        return [{ type: 'ManualCancelRequested', data: { clientOrderId, reason, requestedAt } }];
-      }
-    }
-  },
+    },
 
-  parseEvent: (event) => deskEvent.parse(event),
-};
+    decide: (command, state) => {
+      switch (command.type) {
+        case 'RequestOrder': {
+          const { order } = command;
+          const before = Object.hasOwn(state.orders, order.clientOrderId)
+            ? state.orders[order.clientOrderId]
+            : undefined;
+          if (before !== undefined) {
+            // The same order again (a retried request) is a no-op; another one under its id is not.
+            if (sameOrder(before, order)) return [];
+            throw new QcatError(
+              'ORDER_ID_REUSED',
+              `client order id ${order.clientOrderId} is taken by a different order`,
+            );
+          }
+          checkOrder(order);
+          return [
+            {
+              type: 'ManualOrderRequested',
+              data: { order, requestedAt: command.requestedAt },
+            },
+          ];
+        }
+        case 'RequestCancel': {
+          const { clientOrderId, reason, requestedAt } = command;
+          if (Object.hasOwn(state.cancels, clientOrderId)) return [];
+          if (clientOrderId === '') invalid('clientOrderId must not be empty');
+          return [{ type: 'ManualCancelRequested', data: { clientOrderId, reason, requestedAt } }];
+        }
+      }
+    },
+
+    parseEvent: (event) => deskEvent.parse(event),
+  };
+}
+
+/** The desk of every portfolio. */
+export const desk = deskDecider();
