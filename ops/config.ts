@@ -39,6 +39,7 @@ export const configSchema = z
       z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     ).default('info'),
     DATABASE_URL: optional(postgresUrl),
+    DATABASE_POOL_MAX: optional(z.coerce.number().int().min(2).max(200)).default(10),
     QCAT_DATA_DIR: optional(z.string().trim()).default('.qcat-data'),
     EVENT_STORE: optional(z.enum(['postgres', 'eventstoredb'])).default('postgres'),
     EVENTSTORE_URL: optional(

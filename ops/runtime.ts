@@ -88,7 +88,10 @@ async function openEventStore(
     log.info(`event store: EventStoreDB at ${redact(config.EVENTSTORE_URL)}`);
     return store;
   }
-  const store = await PostgresEventStore.connect({ connectionString: databaseUrl });
+  const store = await PostgresEventStore.connect({
+    connectionString: databaseUrl,
+    poolSize: config.DATABASE_POOL_MAX,
+  });
   log.info('event store: PostgreSQL');
   return store;
 }
@@ -152,7 +155,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
     for (const closer of closers.reverse()) await closer().catch(() => undefined);
   };
   try {
-    const pool = createPool({ connectionString: databaseUrl, max: 10 });
+    const pool = createPool({ connectionString: databaseUrl, max: config.DATABASE_POOL_MAX });
     closers.push(() => pool.end());
     const applied = await migrate(pool);
     log.info(

@@ -30,7 +30,7 @@ start_replica() {
     # A new version that never gets ready.
     node -e 'setInterval(() => {}, 1000)' >"$STATE/replica-$port.log" 2>&1 &
   else
-    (cd ${JSON.stringify(root)} && exec env PORT="$port" HOST=127.0.0.1 DATABASE_URL=${JSON.stringify(databaseUrl)} \\
+    (cd ${JSON.stringify(root)} && exec env PORT="$port" HOST=127.0.0.1 DATABASE_POOL_MAX=5 DATABASE_URL=${JSON.stringify(databaseUrl)} \\
       PAPER_TRADING=off RATE_LIMIT_PER_MINUTE=1000000 LOG_LEVEL=warn REDIS_URL= \\
       node --import tsx ops/cli.ts serve) >"$STATE/replica-$port.log" 2>&1 &
   fi

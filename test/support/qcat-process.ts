@@ -28,7 +28,15 @@ export async function startQcat(
 ): Promise<QcatProcess> {
   const child = spawn(process.execPath, qcatNodeArgs('serve', ...args), {
     cwd: root,
-    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', QCAT_REDIS_PREFIX: redisPrefix, ...env },
+    env: {
+      ...process.env,
+      PORT: '0',
+      LOG_LEVEL: 'info',
+      QCAT_REDIS_PREFIX: redisPrefix,
+      // Three spec files run at once against one server's 100 connections (ADR 020).
+      DATABASE_POOL_MAX: '5',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
