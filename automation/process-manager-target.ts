@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { v5 as uuidv5 } from 'uuid';
+import type { Capability } from '../core/capabilities/capabilities.js';
 import type { CommandHandler } from '../core/commands/command-handler.js';
 import {
   IdempotencyInProgressError,
@@ -102,10 +103,16 @@ export class ProcessManagerTarget implements ProjectionTarget {
     cause: string,
     correlationId: string,
   ): Promise<void> {
-    const capability = this.manager.capability;
-    const held =
-      capability && intents.length > 0 ? await this.options.gate?.check(capability) : undefined;
+    // One look at the gate per capability and cause: the manager's, or the intent's own.
+    const checked = new Map<Capability, Promise<string | undefined>>();
+    const gate = (capability: Capability | undefined): Promise<string | undefined> => {
+      if (!capability || !this.options.gate) return Promise.resolve(undefined);
+      let answer = checked.get(capability);
+      if (!answer) checked.set(capability, (answer = this.options.gate.check(capability)));
+      return answer;
+    };
     for (const [index, intent] of intents.entries()) {
+      const held = await gate(intent.capability ?? this.manager.capability);
       const key = `${cause}:${intent.key ?? String(index)}`;
       const outcome = {
         manager: this.manager.name,

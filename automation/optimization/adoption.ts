@@ -47,6 +47,7 @@ export function adoptionIntents(run: OptimizationRun): Intent[] {
 /** On OptimizationCompleted: reads the run, decides with `adoptionIntents`. */
 export const optimizationAdoption = (commands: CommandHandler): ProcessManager => ({
   name: ADOPTION,
+  capability: 'adopt_parameters',
   handles: ['OptimizationCompleted'],
   async react(event: RecordedEvent) {
     const id = (event.data as { optimizationId?: unknown }).optimizationId;
