@@ -6,6 +6,8 @@ import { OPTIMIZATION_POLICY_STREAM, optimizationPolicy } from '../core/optimiza
 import { AllocationQueries } from '../projections/allocation-queries.js';
 import { OptimizationQueries } from '../projections/optimization-queries.js';
 import { allocationManager } from './allocation/rebalancing.js';
+import { eliminationManager } from './elimination/manager.js';
+import { eliminationReads } from './elimination/reads.js';
 import { hotSymbolsManager } from './hot-symbols/manager.js';
 import { optimizationAdoption } from './optimization/adoption.js';
 import { executeOptimization } from './optimization/executor.js';
@@ -57,5 +59,6 @@ export const allProcessManagers = (deps: AutomationDeps): ProcessManager[] => {
     optimizationAdoption(deps.commands),
     hotSymbolsManager(deps),
     allocationManager({ commands: deps.commands, reads: new AllocationQueries(deps.pool) }),
+    eliminationManager({ commands: deps.commands, reads: eliminationReads(deps) }),
   ];
 };

@@ -205,6 +205,7 @@ function stepsFor(event: RecordedEvent): Step[] {
           case 'risk_limit_change':
           case 'risk_reset':
           case 'allocation_change':
+          case 'strategy_retirement': // elimination's subject is not a strategy: never reached
             return [];
         }
         break;

@@ -17,6 +17,7 @@ export const APPROVAL_KINDS = [
   'mode_change',
   'risk_reset',
   'allocation_change',
+  'strategy_retirement',
 ] as const;
 export type ApprovalKind = (typeof APPROVAL_KINDS)[number];
 
@@ -71,6 +72,12 @@ export const APPROVAL_RULES: Readonly<Record<ApprovalKind, ApprovalRule>> = {
   risk_reset: { approvals: 1, eligibleRoles: ['risk_officer'], mustInclude: ['risk_officer'] },
   /** A portfolio allocation moving a weight by more than its policy's threshold (core/portfolio). */
   allocation_change: {
+    approvals: 1,
+    eligibleRoles: ['risk_officer', 'admin'],
+    mustInclude: [],
+  },
+  /** Retiring a strategy that elimination (automation capability 7) proposes. */
+  strategy_retirement: {
     approvals: 1,
     eligibleRoles: ['risk_officer', 'admin'],
     mustInclude: [],
