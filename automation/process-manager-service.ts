@@ -26,6 +26,7 @@ export interface ProcessManagerServiceOptions {
   /** Holds capabilities' commands (automation/gate.ts); without it they always act. */
   gate?: AutomationGate;
   onOutcome?: (outcome: Outcome) => void;
+  onEvaluation?: (manager: string) => void;
   log?: (message: string) => void;
 }
 
@@ -52,6 +53,7 @@ export class ProcessManagerService {
           eventStore: options.eventStore,
           ...(options.gate ? { gate: options.gate } : {}),
           ...(options.onOutcome ? { onOutcome: options.onOutcome } : {}),
+          ...(options.onEvaluation ? { onEvaluation: options.onEvaluation } : {}),
         }),
     );
     this.leadership.whenLost(() => {

@@ -54,6 +54,8 @@ export class ProcessManagerTarget implements ProjectionTarget {
       /** Consulted before a capability's intents are issued. */
       gate?: AutomationGate;
       onOutcome?: (outcome: Outcome) => void;
+      /** Called each time the manager decides (a handled event, a tick): its evaluations. */
+      onEvaluation?: (manager: string) => void;
     } = {},
   ) {
     this.name = registryName(manager.name);
@@ -74,6 +76,7 @@ export class ProcessManagerTarget implements ProjectionTarget {
     for (const event of events) {
       if (!this.handles.has(event.type)) continue;
       const intents = await this.manager.react(event);
+      this.options.onEvaluation?.(this.manager.name);
       await this.issue(intents, event.eventId, event.metadata.correlationId ?? event.eventId);
     }
     await this.pool.query(
@@ -86,7 +89,10 @@ export class ProcessManagerTarget implements ProjectionTarget {
 
   /** A tick's intents, caused by its slot: each slot acts once, whoever leads when it comes. */
   async tick(now: Date): Promise<void> {
-    const tick = await this.manager.tick?.(now);
+    if (!this.manager.tick) return;
+    const tick = await this.manager.tick(now);
+    // A tick that answers nothing had nothing to decide (its slot done, or switched off).
+    if (tick) this.options.onEvaluation?.(this.manager.name);
     if (!tick || tick.intents.length === 0) return;
     const cause = `tick:${this.manager.name}:${tick.slot}`;
     await this.issue(tick.intents, cause, cause);

@@ -35,6 +35,7 @@ describe('elimination (capability 7)', () => {
   let store: PostgresEventStore;
   let commands: CommandHandler;
   const outcomes: Outcome[] = [];
+  const evaluations: string[] = [];
   /** The shadow figures the manager reads: −1% a day. */
   const reads: EliminationReads = {
     strategies: async () => {
@@ -69,6 +70,7 @@ describe('elimination (capability 7)', () => {
       eventStore: store,
       gate: automationGate(commands, () => Promise.resolve([])),
       onOutcome: (o) => outcomes.push(o),
+      onEvaluation: (manager) => evaluations.push(manager),
     });
   const types = async (stream: string) => (await store.readStream(stream)).map((e) => e.type);
 
@@ -121,7 +123,11 @@ describe('elimination (capability 7)', () => {
   });
 
   it('given the switch off, when the figures breach, then nothing changes and each command it would issue is held with the reason', async () => {
-    await target().tick(day(0));
+    const t = target();
+    await t.tick(day(0));
+    await t.tick(day(0)); // the day is decided once: the second tick evaluates nothing
+    expect(evaluations).toEqual(['elimination']);
+    expect(outcomes.map((o) => o.result)).toEqual(['held', 'held', 'held']);
     expect((await commands.load(strategies, strategyStream('s1'))).state.status).toBe('paper');
     expect(await types(eliminationStream('s1'))).toEqual([]);
     const held = (await store.readStream('autodecision-elimination')).map(
