@@ -9,6 +9,8 @@ import { allocationManager } from './allocation/rebalancing.js';
 import { eliminationManager } from './elimination/manager.js';
 import { eliminationReads } from './elimination/reads.js';
 import { hotSymbolsManager } from './hot-symbols/manager.js';
+import { newStrategiesManager } from './new-strategies/manager.js';
+import { newStrategiesReads } from './new-strategies/reads.js';
 import { optimizationAdoption } from './optimization/adoption.js';
 import { executeOptimization } from './optimization/executor.js';
 import { optimizationRunner } from './optimization/runner.js';
@@ -60,5 +62,6 @@ export const allProcessManagers = (deps: AutomationDeps): ProcessManager[] => {
     hotSymbolsManager(deps),
     allocationManager({ commands: deps.commands, reads: new AllocationQueries(deps.pool) }),
     eliminationManager({ commands: deps.commands, reads: eliminationReads(deps) }),
+    newStrategiesManager({ commands: deps.commands, reads: newStrategiesReads(deps) }),
   ];
 };
