@@ -3,12 +3,12 @@ import type { Decider, DomainEvent } from '../decider.js';
 import { refuse } from '../risk/common.js';
 
 /**
- * Capability 8's ledger (`automation-new-strategies`): which template was tried on which symbol,
+ * Capability 8's ledger (`newstrategies-ledger`): which template was tried on which symbol,
  * and which strategies it created, by week. The caps of the automation policy (`perWeek`,
  * `total`) are enforced here, so a restart or a second leader can never create one too many: a
  * creation beyond them is refused with the cap and the count. docs/automation.md.
  */
-export const NEW_STRATEGIES_STREAM = 'automation-new-strategies';
+export const NEW_STRATEGIES_STREAM = 'newstrategies-ledger';
 
 export type NewStrategiesState = {
   /** `<template>:<symbol>` → the optimization that tried it. */
