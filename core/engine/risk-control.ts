@@ -207,9 +207,10 @@ export function afterBars(step: RiskStep): void {
         exitPending: open.some((o) => /-(exit|flat)-/.test(o.clientOrderId)),
       };
       const before = risk.exits[key];
-      // Capability 9 off: the levels do not follow the price (no trailing stop).
+      // Capability 9 off (5 on): the levels do not follow the price (no trailing stop). With 5
+      // off every exit, a trailing one too, is held as 5's.
       const fixed =
-        !step.automation.dynamicExits && settings.rules?.trailing
+        step.automation.autoExits && !step.automation.dynamicExits && settings.rules?.trailing
           ? { ...settings, rules: { ...settings.rules, trailing: null } }
           : settings;
       const result = evaluateExit(before, { ...input, settings: fixed });
