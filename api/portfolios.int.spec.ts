@@ -69,6 +69,9 @@ describe('portfolio allocation API', () => {
     let last = 0n;
     for (let i = 0; i < 15; i++) last = await valued(i);
     expect(await api.server.runtime.projections.waitFor('allocations', last, 10_000)).toBe(true);
+    // Rebalancing (capability 3) acts only with its switch on in the automation policy.
+    const on = await call('risk_officer', 'PUT', '/automation/rebalance', { enabled: true });
+    expect(on.status).toBe(200);
   }, 60_000);
   afterAll(async () => api.stop());
 

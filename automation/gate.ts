@@ -1,4 +1,5 @@
 import type { Capability } from '../core/capabilities/capabilities.js';
+import { capabilityOff } from '../core/capabilities/engine.js';
 import { AUTOMATION_POLICY_STREAM, automationPolicy } from '../core/capabilities/policy.js';
 import type { CommandHandler } from '../core/commands/command-handler.js';
 import { KILL_SWITCH_STREAM } from '../core/risk/common.js';
@@ -32,9 +33,7 @@ export function automationGate(
       const reason = await held();
       if (reason) return reason;
       const { state: policy } = await commands.load(automationPolicy, AUTOMATION_POLICY_STREAM);
-      return policy[capability].enabled
-        ? undefined
-        : `CAPABILITY_OFF: ${capability} is switched off in the automation policy`;
+      return policy[capability].enabled ? undefined : capabilityOff(capability);
     },
   };
 }

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Capability } from '../core/capabilities/capabilities.js';
+import { ENGINE_MANAGERS } from '../core/capabilities/engine.js';
 import type { CommandHandler } from '../core/commands/command-handler.js';
 import type { EventStore } from '../core/eventstore/event-store.js';
 import { toError } from '../core/errors.js';
@@ -25,6 +26,7 @@ export interface ProcessManagerServiceOptions {
   /** Holds capabilities' commands (automation/gate.ts); without it they always act. */
   gate?: AutomationGate;
   onOutcome?: (outcome: Outcome) => void;
+  onEvaluation?: (manager: string) => void;
   log?: (message: string) => void;
 }
 
@@ -51,6 +53,7 @@ export class ProcessManagerService {
           eventStore: options.eventStore,
           ...(options.gate ? { gate: options.gate } : {}),
           ...(options.onOutcome ? { onOutcome: options.onOutcome } : {}),
+          ...(options.onEvaluation ? { onEvaluation: options.onEvaluation } : {}),
         }),
     );
     this.leadership.whenLost(() => {
@@ -61,9 +64,16 @@ export class ProcessManagerService {
 
   /** The process managers that serve `capability`, by name. */
   managersOf(capability: Capability): string[] {
-    return this.targets
-      .filter((target) => target.manager.capability === capability)
-      .map((target) => target.manager.name);
+    // Capabilities the paper engine applies record their holds under a name of their own.
+    const engine = ENGINE_MANAGERS[capability];
+    return (engine ? [engine] : []).concat(
+      this.targets
+        .filter(
+          ({ manager }) =>
+            manager.capability === capability || manager.serves?.includes(capability) === true,
+        )
+        .map((target) => target.manager.name),
+    );
   }
 
   /** Why every capability is held now (kill switch, HALTED), or undefined. */

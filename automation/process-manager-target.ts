@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { v5 as uuidv5 } from 'uuid';
+import type { Capability } from '../core/capabilities/capabilities.js';
 import type { CommandHandler } from '../core/commands/command-handler.js';
 import {
   IdempotencyInProgressError,
@@ -53,6 +54,8 @@ export class ProcessManagerTarget implements ProjectionTarget {
       /** Consulted before a capability's intents are issued. */
       gate?: AutomationGate;
       onOutcome?: (outcome: Outcome) => void;
+      /** Called each time the manager decides (a handled event, a tick): its evaluations. */
+      onEvaluation?: (manager: string) => void;
     } = {},
   ) {
     this.name = registryName(manager.name);
@@ -73,6 +76,7 @@ export class ProcessManagerTarget implements ProjectionTarget {
     for (const event of events) {
       if (!this.handles.has(event.type)) continue;
       const intents = await this.manager.react(event);
+      this.options.onEvaluation?.(this.manager.name);
       await this.issue(intents, event.eventId, event.metadata.correlationId ?? event.eventId);
     }
     await this.pool.query(
@@ -85,7 +89,10 @@ export class ProcessManagerTarget implements ProjectionTarget {
 
   /** A tick's intents, caused by its slot: each slot acts once, whoever leads when it comes. */
   async tick(now: Date): Promise<void> {
-    const tick = await this.manager.tick?.(now);
+    if (!this.manager.tick) return;
+    const tick = await this.manager.tick(now);
+    // A tick that answers nothing had nothing to decide (its slot done, or switched off).
+    if (tick) this.options.onEvaluation?.(this.manager.name);
     if (!tick || tick.intents.length === 0) return;
     const cause = `tick:${this.manager.name}:${tick.slot}`;
     await this.issue(tick.intents, cause, cause);
@@ -102,10 +109,16 @@ export class ProcessManagerTarget implements ProjectionTarget {
     cause: string,
     correlationId: string,
   ): Promise<void> {
-    const capability = this.manager.capability;
-    const held =
-      capability && intents.length > 0 ? await this.options.gate?.check(capability) : undefined;
+    // One look at the gate per capability and cause: the manager's, or the intent's own.
+    const checked = new Map<Capability, Promise<string | undefined>>();
+    const gate = (capability: Capability | undefined): Promise<string | undefined> => {
+      if (!capability || !this.options.gate) return Promise.resolve(undefined);
+      let answer = checked.get(capability);
+      if (!answer) checked.set(capability, (answer = this.options.gate.check(capability)));
+      return answer;
+    };
     for (const [index, intent] of intents.entries()) {
+      const held = await gate(intent.capability ?? this.manager.capability);
       const key = `${cause}:${intent.key ?? String(index)}`;
       const outcome = {
         manager: this.manager.name,

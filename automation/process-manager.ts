@@ -13,6 +13,11 @@ export interface Intent {
   streamId: string;
   command: JsonObject;
   key?: string;
+  /**
+   * The capability this intent serves, when it is not the manager's: the gate checks it for this
+   * intent alone (a manager that also bridges human decisions gates only its own proposals).
+   */
+  capability?: Capability;
   /** Runs the command through the handler; made by `intent`, which keeps the decider's types. */
   issue(commands: CommandHandler, context: CommandContext): Promise<CommandResult>;
 }
@@ -22,11 +27,13 @@ export function intent<State, Command extends JsonObject, Event extends DomainEv
   streamId: string,
   command: Command,
   key?: string,
+  capability?: Capability,
 ): Intent {
   return {
     streamId,
     command,
     ...(key === undefined ? {} : { key }),
+    ...(capability === undefined ? {} : { capability }),
     issue: (commands, context) => commands.handle(decider, streamId, command, context),
   };
 }
@@ -51,6 +58,8 @@ export interface ProcessManager {
    * holds its commands. Absent for the approval flow and the backtest runner, which always run.
    */
   capability?: Capability;
+  /** Capabilities some of its intents serve (`Intent.capability`): listed under them in the API. */
+  serves?: readonly Capability[];
   /** Event types it reacts to; the runner moves past every other event without calling `react`. */
   handles: readonly string[];
   react(event: RecordedEvent): Promise<Intent[]>;

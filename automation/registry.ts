@@ -7,7 +7,11 @@ import { gateOf } from '../core/optimization/gate.js';
 import { AllocationQueries } from '../projections/allocation-queries.js';
 import { OptimizationQueries } from '../projections/optimization-queries.js';
 import { allocationManager } from './allocation/rebalancing.js';
+import { eliminationManager } from './elimination/manager.js';
+import { eliminationReads } from './elimination/reads.js';
 import { hotSymbolsManager } from './hot-symbols/manager.js';
+import { newStrategiesManager } from './new-strategies/manager.js';
+import { newStrategiesReads } from './new-strategies/reads.js';
 import { optimizationAdoption } from './optimization/adoption.js';
 import {
   periodicOptimizer,
@@ -70,5 +74,7 @@ export const allProcessManagers = (deps: AutomationDeps): ProcessManager[] => {
     periodicOptimizer({ commands: deps.commands, market: deps.market, reads: queries }),
     hotSymbolsManager(deps),
     allocationManager({ commands: deps.commands, reads: new AllocationQueries(deps.pool) }),
+    eliminationManager({ commands: deps.commands, reads: eliminationReads(deps) }),
+    newStrategiesManager({ commands: deps.commands, reads: newStrategiesReads(deps) }),
   ];
 };

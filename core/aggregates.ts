@@ -13,6 +13,8 @@ import { portfolios } from './portfolio/portfolio.js';
 import { optimizations } from './optimization/optimization.js';
 import { optimizationPolicy } from './optimization/policy.js';
 import { riskAggregate } from './risk/aggregate.js';
+import { elimination } from './strategies/elimination.js';
+import { newStrategies } from './strategies/new-strategies.js';
 import { strategies } from './strategies/strategy.js';
 import { orders } from './trading/orders.js';
 
@@ -56,6 +58,8 @@ export const AGGREGATES: Readonly<Record<string, Aggregate>> = {
   automation: fromDecider('automation policy', automationPolicy),
   portfolio: fromDecider('portfolio', portfolios),
   hotsymbol: fromDecider('hot symbol on the tradable list', hotSymbols),
+  elimination: fromDecider('strategy elimination record', elimination),
+  newstrategies: fromDecider('new-strategy ledger', newStrategies),
 };
 
 export const aggregateOf = (streamId: string): Aggregate | undefined =>

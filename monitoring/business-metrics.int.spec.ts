@@ -361,6 +361,7 @@ describe('business metrics from the read models', () => {
       'kind=risk_limit_change': 0,
       'kind=risk_reset': 0,
       'kind=strategy_activation': 1,
+      'kind=strategy_retirement': 0,
     });
   });
 

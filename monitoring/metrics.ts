@@ -53,6 +53,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly automationEvaluations = new Counter({
+    name: 'automation_evaluations_total',
+    help: 'Decisions taken by process managers (ADR 010): causes handled and scheduled ticks run, by manager',
+    labelNames: ['manager'] as const,
+    registers: [this.registry],
+  });
+
   readonly optimizationTrials = new Counter({
     name: 'optimization_trials_total',
     help: 'Optimization trials run and recorded by this process (rate: trials per second)',

@@ -14,7 +14,9 @@ import {
 import { MarketDataStore } from '../core/adapters/postgres/market-data-store.js';
 import { portfolioOf } from '../core/engine/desk.js';
 import { PaperEngine } from '../core/engine/engine.js';
-import type { EventStore } from '../core/eventstore/event-store.js';
+import type { EventStore, JsonObject } from '../core/eventstore/event-store.js';
+import { engineAutomation, type EngineAutomation } from '../core/capabilities/engine.js';
+import { AUTOMATION_POLICY_STREAM, automationPolicy } from '../core/capabilities/policy.js';
 import { TIMEFRAMES, type Timeframe } from '../core/strategies/kinds.js';
 import { AllocationQueries } from '../projections/allocation-queries.js';
 import { Leadership } from '../projections/leadership.js';
@@ -142,6 +144,17 @@ export class PaperTrading {
     }, delay);
   }
 
+  /** The automation policy's switches for the engines (capabilities 4, 5, 9), from its stream. */
+  private async automationSwitches(): Promise<EngineAutomation> {
+    let policy = automationPolicy.initialState();
+    for (const event of await this.options.eventStore.readStream(AUTOMATION_POLICY_STREAM))
+      policy = automationPolicy.evolve(
+        policy,
+        automationPolicy.parseEvent({ type: event.type, data: event.data as JsonObject }),
+      );
+    return engineAutomation(policy);
+  }
+
   private async engineRound(timeframe: Timeframe): Promise<void> {
     const portfolioId = portfolioOf(timeframe);
     if ((this.failedUntil.get(portfolioId) ?? 0) > this.now()) return;
@@ -167,6 +180,7 @@ export class PaperTrading {
           snapshots: this.snapshots,
           risk: this.risk,
           allocations: this.allocations,
+          automation: { switches: () => this.automationSwitches() },
         });
         this.engines.set(portfolioId, engine);
         const replayed = await engine.recover();

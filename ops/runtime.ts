@@ -237,6 +237,9 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       onOutcome: (outcome) => {
         metrics.automationOutcomes.inc({ manager: outcome.manager, result: outcome.result });
       },
+      onEvaluation: (manager) => {
+        metrics.automationEvaluations.inc({ manager });
+      },
       log: (message) => {
         log.info(message);
       },

@@ -206,6 +206,7 @@ function stepsFor(event: RecordedEvent): Step[] {
           case 'risk_reset':
           case 'allocation_change':
           case 'standing_approval':
+          case 'strategy_retirement': // elimination's subject is not a strategy: never reached
             return [];
         }
         break;

@@ -146,11 +146,14 @@ export function allocationManager(deps: {
     const trigger = rebalanceTrigger({ state, valuation, cause, now });
     if (!trigger) return [];
     const proposalId = `${trigger.type}-${causeId}`.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 100);
-    return [await proposalIntent(reads, state, trigger, valuation, proposalId, now)];
+    // Gated by the automation policy's `rebalance` switch; the approval bridge below is not.
+    const proposal = await proposalIntent(reads, state, trigger, valuation, proposalId, now);
+    return [{ ...proposal, capability: 'rebalance' }];
   };
 
   return {
     name: ALLOCATION_MANAGER,
+    serves: ['rebalance'],
     handles: [
       'PortfolioValued',
       'PortfolioMemberAdded',

@@ -97,6 +97,7 @@ export function adoptionIntents(
 /** On OptimizationCompleted: reads the run, the strategy and the standing approvals, decides. */
 export const optimizationAdoption = (commands: CommandHandler): ProcessManager => ({
   name: ADOPTION,
+  capability: 'adopt_parameters',
   handles: ['OptimizationCompleted'],
   async react(event: RecordedEvent) {
     const id = (event.data as { optimizationId?: unknown }).optimizationId;

@@ -18,6 +18,7 @@ export const APPROVAL_KINDS = [
   'risk_reset',
   'allocation_change',
   'standing_approval',
+  'strategy_retirement',
 ] as const;
 export type ApprovalKind = (typeof APPROVAL_KINDS)[number];
 
@@ -81,6 +82,12 @@ export const APPROVAL_RULES: Readonly<Record<ApprovalKind, ApprovalRule>> = {
     approvals: 1,
     eligibleRoles: ['risk_officer'],
     mustInclude: ['risk_officer'],
+  },
+  /** Retiring a strategy that elimination (automation capability 7) proposes. */
+  strategy_retirement: {
+    approvals: 1,
+    eligibleRoles: ['risk_officer', 'admin'],
+    mustInclude: [],
   },
 };
 

@@ -40,6 +40,15 @@ import {
 } from '../trading/stepper.js';
 import { DEFAULT_VENUE_COSTS, type PaperVenueCosts } from '../trading/venue.js';
 import { createRiskCheck, type RiskSnapshot } from '../risk/checks.js';
+import type { Capability } from '../capabilities/capabilities.js';
+import { decisionStream } from '../capabilities/decisions.js';
+import {
+  ALL_ON,
+  ENGINE_MANAGERS,
+  automationActorOf,
+  capabilityOff,
+  type EngineAutomation,
+} from '../capabilities/engine.js';
 import { deskStream, desk as deskDecider, type DeskEvent } from './desk.js';
 import { bookAllocation, headroomFrom, type AllocationSource } from './allocation.js';
 import { afterBars, initialRiskState, type EngineRiskState } from './risk-control.js';
@@ -109,8 +118,19 @@ export interface SnapshotStore {
   save(snapshot: EngineSnapshot): Promise<void>;
 }
 
-/** A Stepper configuration without the risk check and headroom (code, not data). */
-export type PortfolioConfig = Omit<StepperConfig, 'risk' | 'headroom'>;
+/**
+ * A Stepper configuration without the risk check and headroom (code, not data), with the
+ * automation policy's switches for what the engine applies itself (capabilities 4, 5, 9);
+ * `sizingHeld` says why the portfolio's balance-driven sizing is not applied.
+ */
+export type PortfolioConfig = Omit<StepperConfig, 'risk' | 'headroom'> & {
+  automation?: { autoExits: boolean; dynamicExits: boolean; sizingHeld: string | null };
+};
+
+/** The automation policy's switches for the engine (core/capabilities/engine.ts). */
+export interface AutomationSource {
+  switches(): Promise<EngineAutomation>;
+}
 
 /**
  * What a recorded configuration without them meant: the venue's costs were the code's defaults of
@@ -171,6 +191,8 @@ export type EngineOptions = {
    * costs a cycle was run with, whatever is configured at the time of the replay.
    */
   costs?: PaperVenueCosts;
+  /** The automation policy (capabilities 4, 5, 9); without it all three are on, as before. */
+  automation?: AutomationSource;
   /** Bars fetched per round; default 500. */
   batchSize?: number;
   /** Save a snapshot at least every this many cycles (and whenever a round ends); default 100. */
@@ -409,6 +431,7 @@ export class PaperEngine {
     origin: { eventId: string; correlationId?: string | undefined },
     inbox?: RecordedEvent[],
   ): Promise<void> {
+    const sizingHeldBefore = this.config?.automation?.sizingHeld ?? null;
     if (record.config) this.reconfigure(asRecorded(record.config));
     if (record.risk) this.risk.snapshot = record.risk;
     const stepper = this.stepper;
@@ -450,6 +473,21 @@ export class PaperEngine {
       causationId: origin.eventId,
       correlationId: origin.correlationId ?? origin.eventId,
     };
+    /** What a capability the policy switched off would have done, recorded as its hold. */
+    const held = (capability: Capability, streamId: string, command: string, why: string): void => {
+      const manager = ENGINE_MANAGERS[capability] ?? capability;
+      outputs.push({
+        streamId: decisionStream(manager),
+        event: {
+          type: 'AutomationActionHeld',
+          data: { manager, cause: origin.eventId, streamId, command, reason: why },
+          metadata: { ...system, actor: automationActorOf(manager) },
+        },
+      });
+    };
+    const sizingHeld = this.config?.automation?.sizingHeld ?? null;
+    if (sizingHeld && sizingHeld !== sizingHeldBefore)
+      held('balance_sizing', engineStream(this.portfolioId), 'SizeByBalance', sizingHeld);
     for (const candle of record.candles) {
       const result = stepper.step(state, candle);
       state = result.state;
@@ -464,6 +502,8 @@ export class PaperEngine {
         risk: this.risk,
         candles: record.candles,
         barMs: this.barMs,
+        automation: config?.automation ?? ALL_ON,
+        held,
         capitalOf: (strategyId) => {
           const book = config?.books.find((b) => b.strategyId === strategyId);
           return book?.capital ?? (book?.allocation ?? 0) * (config?.initialCash ?? 0);
@@ -602,7 +642,10 @@ export class PaperEngine {
     const { timeframe, initialCash } = this.options;
     const strategies = await this.options.strategies.strategies(timeframe);
     const applied = await this.options.allocations?.current(this.portfolioId);
-    const allocation = applied?.sizing.enabled ? applied : undefined;
+    const switches = await this.options.automation?.switches();
+    const sizingAsked = applied?.sizing.enabled === true;
+    const sizingOff = sizingAsked && switches?.balanceSizing === false;
+    const allocation = sizingAsked && !sizingOff ? applied : undefined;
     const current = this.config;
     const state = this.state;
     const held = new Set<string>();
@@ -684,6 +727,15 @@ export class PaperEngine {
       ...(allocation ? { sizing: { band: allocation.sizing.band } } : {}),
       venue: { ...(this.options.costs ?? DEFAULT_VENUE_COSTS) },
       clientOrderIds: 'book',
+      ...(switches
+        ? {
+            automation: {
+              autoExits: switches.autoExits,
+              dynamicExits: switches.dynamicExits,
+              sizingHeld: sizingOff ? capabilityOff('balance_sizing') : null,
+            },
+          }
+        : {}),
     };
     return sameJson(config, current) ? current : config;
   }

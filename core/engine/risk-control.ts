@@ -4,6 +4,8 @@
  * take-profit / stop-loss exits. Pure: everything it does is derived from the engine state, the
  * bars and the risk snapshot, and it hands its events to the engine to append.
  */
+import type { Capability } from '../capabilities/capabilities.js';
+import { capabilityOff } from '../capabilities/engine.js';
 import type { DomainEvent } from '../decider.js';
 import type { Candle } from '../market/types.js';
 import { evolveSnapshot } from '../risk/aggregate.js';
@@ -34,6 +36,11 @@ export type EngineRiskState = {
   breakers: BreakerState;
   /** By exitsKey. */
   exits: Record<string, ExitTracker>;
+  /**
+   * By exitsKey: the round trip (openedAt) whose exit the automation policy held, so the hold
+   * is recorded once per trip and not on every bar after.
+   */
+  held?: Record<string, number>;
   /** The kill switch engagement (its `since`) whose flatten was done. */
   flattenedSince: number | null;
 };
@@ -53,6 +60,10 @@ export type RiskStep = {
   /** The cycle's bars (one bar time). */
   candles: readonly Candle[];
   barMs: number;
+  /** The automation policy's switches for exits (5) and their adjustment, the trailing stop (9). */
+  automation: { autoExits: boolean; dynamicExits: boolean };
+  /** Records what a switched-off capability would have done (engine.ts writes the event). */
+  held: (capability: Capability, streamId: string, command: string, reason: string) => void;
   /** Capital of a strategy (its allocation of the initial cash), for its equity. */
   capitalOf: (strategyId: string) => number;
   trading: (events: readonly TradingEvent[]) => void;
@@ -181,7 +192,7 @@ export function afterBars(step: RiskStep): void {
       const settings = risk.snapshot.exits[key];
       if (!settings?.rules && !settings?.levels) continue;
       const open = stepper.venue.openOrders(state.venue, position.strategyId, position.symbol);
-      const result = evaluateExit(risk.exits[key], {
+      const input = {
         position: {
           portfolioId,
           strategyId: position.strategyId,
@@ -194,14 +205,38 @@ export function afterBars(step: RiskStep): void {
         barMs,
         settings,
         exitPending: open.some((o) => /-(exit|flat)-/.test(o.clientOrderId)),
-      });
+      };
+      const before = risk.exits[key];
+      // Capability 9 off (5 on): the levels do not follow the price (no trailing stop). With 5
+      // off every exit, a trailing one too, is held as 5's.
+      const fixed =
+        step.automation.autoExits && !step.automation.dynamicExits && settings.rules?.trailing
+          ? { ...settings, rules: { ...settings.rules, trailing: null } }
+          : settings;
+      const result = evaluateExit(before, { ...input, settings: fixed });
       risk.exits[key] = result.tracker;
+      const stream = exitsStream(portfolioId, position.strategyId, position.symbol);
+      const trip = position.trip?.openedAt ?? 0;
+      const holdOnce = (capability: Capability, why: string): void => {
+        if (risk.held?.[key] === trip) return;
+        risk.held = { ...risk.held, [key]: trip };
+        step.held(capability, stream, 'RecordExit', `${capabilityOff(capability)} (${why})`);
+      };
+      if (fixed !== settings && !result.exit) {
+        const trailing = evaluateExit(before, input).exit;
+        if (trailing?.kind === 'TRAILING_STOP')
+          holdOnce('dynamic_exits', `TRAILING_STOP at ${trailing.level} not placed`);
+      }
       const exit = result.exit;
       if (!exit) continue;
+      if (!step.automation.autoExits) {
+        holdOnce('auto_exits', `${exit.kind} at ${exit.level} not placed`);
+        continue;
+      }
       cancelBook(position.strategyId, position.symbol, exit.reason);
       submit(exit.order, exit.time);
       const recorded = exits.decide({ type: 'RecordExit', exit }, { ...settings, lastExit: null });
-      step.riskEvents(exitsStream(portfolioId, position.strategyId, position.symbol), recorded);
+      step.riskEvents(stream, recorded);
       for (const event of recorded) risk.snapshot = evolveSnapshot(risk.snapshot, event);
     }
 }

@@ -31,6 +31,8 @@ export const DEFAULT_SEED = 1;
 export type OptimizationTrigger =
   | { type: 'manual' }
   | { type: 'schedule'; schedule: string }
+  /** A template tried on a hot symbol by automation capability 8 (automation/new-strategies). */
+  | { type: 'new_strategy'; template: string; symbol: string }
   | {
       type: 'underperformance';
       /** The figures over the look-back that crossed a threshold, and the thresholds. */

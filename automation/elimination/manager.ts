@@ -1,0 +1,281 @@
+import { v5 as uuidv5 } from 'uuid';
+import { approvalStream, approvals, type Party } from '../../core/approvals/approval.js';
+import { AUTOMATION_POLICY_STREAM, automationPolicy } from '../../core/capabilities/policy.js';
+import type { CommandHandler } from '../../core/commands/command-handler.js';
+import { deskStream, desk } from '../../core/engine/desk.js';
+import type { JsonObject } from '../../core/eventstore/event-store.js';
+import {
+  elimination,
+  eliminationStream,
+  type EliminationFigures,
+} from '../../core/strategies/elimination.js';
+import { strategies, strategyStream } from '../../core/strategies/strategy.js';
+import type { EliminationCandidate, OpenPosition } from '../../projections/elimination-queries.js';
+import { automationActor, intent, type Intent, type ProcessManager } from '../process-manager.js';
+import {
+  eliminationDecision,
+  figuresOf,
+  windowStart,
+  type EliminationDecision,
+  type EliminationThresholds,
+} from './decide.js';
+
+/** Capability 7 acts as this process manager. */
+export const ELIMINATION = 'elimination';
+/** The party its retirement requests are made in: an analyst's, so a person approves (four eyes). */
+export const ELIMINATION_PARTY: Party = { id: automationActor(ELIMINATION), role: 'analyst' };
+const REQUEST_NAMESPACE = '3d0f5c2a-7e41-4b8e-9a6c-1f2e3d4c5b6a';
+
+/** The retirement request's id, derived from the strategy and its suspension: one per suspension. */
+export const retirementRequestId = (strategyId: string, suspendedAt: string): string =>
+  uuidv5(`retire:${strategyId}:${suspendedAt}`, REQUEST_NAMESPACE);
+
+/** What it reads besides streams (projections/elimination-queries.ts, the market). */
+export interface EliminationReads {
+  strategies(): Promise<EliminationCandidate[]>;
+  openPositions(strategyId: string): Promise<OpenPosition[]>;
+  /** The strategy's daily equity over [from, to) (automation/elimination/shadow.ts). */
+  equity(
+    strategy: EliminationCandidate,
+    from: Date,
+    to: Date,
+  ): Promise<{ equity: number[]; days: string[] } | null>;
+}
+
+const summary = (figures: EliminationFigures, breaches: readonly string[]): string =>
+  `elimination: ${breaches.join('; ')} (${figures.from}..${figures.to})`;
+
+/**
+ * The commands of one decision, each keyed (with the day's slot) so a restart issues it once:
+ *   suspend → record, pause the strategy, close each open position with a reduce-only market
+ *   order through its portfolio's desk; propose → record, open a `strategy_retirement` approval
+ *   request; recover → record, resume; clear → record.
+ */
+export function decisionIntents(
+  strategy: EliminationCandidate,
+  decision: NonNullable<EliminationDecision>,
+  positions: readonly OpenPosition[],
+  suspendedAt: string | null,
+  now: Date,
+): Intent[] {
+  const { strategyId } = strategy;
+  const at = now.toISOString();
+  const record = eliminationStream(strategyId);
+  const gated = <T extends Intent>(item: T): T => ({ ...item, capability: 'elimination' });
+  switch (decision.type) {
+    case 'suspend': {
+      const { figures, breaches } = decision;
+      const reason = summary(figures, breaches);
+      return [
+        intent(
+          elimination,
+          record,
+          { type: 'Suspend', strategyId, at, figures, breaches },
+          'suspend',
+        ),
+        intent(
+          strategies,
+          strategyStream(strategyId),
+          { type: 'PauseStrategy', strategyId, reason },
+          'pause',
+        ),
+        ...positions.map((p) =>
+          intent(
+            desk,
+            deskStream(p.portfolioId),
+            {
+              type: 'RequestOrder',
+              order: {
+                clientOrderId: `m-elim-${strategyId}-${p.symbol}-${at.slice(0, 10)}`.slice(0, 100),
+                portfolioId: p.portfolioId,
+                strategyId,
+                symbol: p.symbol,
+                side: p.quantity > 0 ? 'sell' : 'buy',
+                type: 'market',
+                quantity: Math.abs(p.quantity),
+                limitPrice: null,
+                stopPrice: null,
+                reduceOnly: true,
+              },
+              requestedAt: now.getTime(),
+            },
+            `close:${p.portfolioId}:${p.symbol}`,
+          ),
+        ),
+      ].map(gated);
+    }
+    case 'propose_retirement': {
+      const { figures, breaches } = decision;
+      const requestId = retirementRequestId(strategyId, suspendedAt ?? at);
+      return [
+        intent(
+          elimination,
+          record,
+          { type: 'ProposeRetirement', strategyId, at, requestId, figures, breaches },
+          'propose',
+        ),
+        intent(
+          approvals,
+          approvalStream(requestId),
+          {
+            type: 'RequestApproval',
+            requestId,
+            kind: 'strategy_retirement',
+            subject: { type: 'strategy_retirement', id: strategyId },
+            requester: ELIMINATION_PARTY,
+            payload: { strategyId, figures, breaches },
+            reason: `still breaching after the cooling period: ${breaches.join('; ')}`,
+            now: at,
+          },
+          'request',
+        ),
+      ].map(gated);
+    }
+    case 'recover':
+      return [
+        intent(
+          elimination,
+          record,
+          {
+            type: 'ClearSuspension',
+            strategyId,
+            at,
+            outcome: 'recovered',
+            reason: `recovered: sharpe=${decision.figures.sharpe}, drawdown=${decision.figures.drawdown}, losing weeks=${decision.figures.losingWeeksInARow} (${decision.figures.from}..${decision.figures.to})`,
+          },
+          'recover',
+        ),
+        intent(
+          strategies,
+          strategyStream(strategyId),
+          { type: 'ResumeStrategy', strategyId },
+          'resume',
+        ),
+      ].map(gated);
+    case 'clear':
+      return [
+        gated(
+          intent(
+            elimination,
+            record,
+            {
+              type: 'ClearSuspension',
+              strategyId,
+              at,
+              outcome: decision.outcome,
+              reason: decision.reason,
+            },
+            'clear',
+          ),
+        ),
+      ];
+  }
+}
+
+/**
+ * Capability 7 (docs/automation.md): once a day (the tick's slot is the UTC day) it computes each
+ * strategy's rolling figures and decides with `eliminationDecision`; the outcome of a retirement
+ * request (a person's decision, so not gated) retires the strategy or keeps it suspended.
+ */
+export function eliminationManager(deps: {
+  commands: CommandHandler;
+  reads: EliminationReads;
+  tickMs?: number;
+}): ProcessManager {
+  const { commands, reads } = deps;
+  let evaluated: string | null = null;
+  return {
+    name: ELIMINATION,
+    serves: ['elimination'],
+    handles: ['ApprovalApproved', 'ApprovalRejected', 'ApprovalWithdrawn', 'ApprovalExpired'],
+    tickMs: deps.tickMs ?? 60_000,
+
+    async react(event) {
+      const parsed = approvals.parseEvent({ type: event.type, data: event.data as JsonObject });
+      if (parsed.type === 'ApprovalRequested' || parsed.type === 'ApprovalGranted') return [];
+      if (parsed.data.kind !== 'strategy_retirement') return [];
+      const strategyId = parsed.data.subject.id;
+      const { requestId } = parsed.data;
+      const at = event.recordedAt.toISOString();
+      if (parsed.type === 'ApprovalApproved')
+        return [
+          intent(
+            elimination,
+            eliminationStream(strategyId),
+            {
+              type: 'ConfirmRetirement',
+              strategyId,
+              at,
+              requestId,
+              approvers: parsed.data.approvers,
+            },
+            'confirm',
+          ),
+          intent(
+            strategies,
+            strategyStream(strategyId),
+            {
+              type: 'RetireStrategy',
+              strategyId,
+              reason: `elimination: retirement approved by ${parsed.data.approvers.map((a) => a.id).join(', ')} (request ${requestId})`,
+            },
+            'retire',
+          ),
+        ];
+      const how =
+        parsed.type === 'ApprovalExpired'
+          ? 'expired'
+          : parsed.type === 'ApprovalRejected'
+            ? 'rejected'
+            : 'withdrawn';
+      return [
+        intent(
+          elimination,
+          eliminationStream(strategyId),
+          {
+            type: 'ClearSuspension',
+            strategyId,
+            at,
+            outcome: 'kept',
+            reason: `retirement request ${requestId} ${how}: the strategy stays paused until a person resumes it`,
+          },
+          'kept',
+        ),
+      ];
+    },
+
+    async tick(now) {
+      const slot = now.toISOString().slice(0, 10);
+      if (evaluated === slot) return undefined;
+      const { state: policy } = await commands.load(automationPolicy, AUTOMATION_POLICY_STREAM);
+      // Decided even while switched off: the gate then records what it would have done, and why not.
+      const thresholds = policy.elimination.thresholds as unknown as EliminationThresholds;
+      const intents: Intent[] = [];
+      for (const strategy of await reads.strategies()) {
+        const { state: record } = await commands.load(
+          elimination,
+          eliminationStream(strategy.strategyId),
+        );
+        if (record.status === 'retired') continue;
+        if (record.status === 'watching' && strategy.status === 'paused') continue;
+        const from = windowStart(record, thresholds.windowDays, now);
+        const series = await reads.equity(strategy, from, now);
+        const figures = series ? figuresOf(series.equity, series.days) : null;
+        const decision = eliminationDecision({ strategy, record, figures, thresholds, now });
+        if (!decision) continue;
+        const positions =
+          decision.type === 'suspend' ? await reads.openPositions(strategy.strategyId) : [];
+        intents.push(
+          ...decisionIntents(strategy, decision, positions, record.suspendedAt, now).map(
+            (item) => ({
+              ...item,
+              key: `${strategy.strategyId}:${item.key ?? ''}`,
+            }),
+          ),
+        );
+      }
+      evaluated = slot;
+      return { slot, intents };
+    },
+  };
+}
