@@ -1,4 +1,4 @@
-import type { ChainableCommander } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Position, RecordedEvent } from '../core/eventstore/event-store.js';
 
@@ -62,11 +62,22 @@ export interface RebuildStatement {
  * A view kept in Redis under `<prefix><name>:g<generation>:`. `apply` only queues commands on the
  * runner's MULTI, which also sets the checkpoint, so both land together or not at all.
  */
-export interface RedisProjection {
+export interface RedisProjection<Loaded = unknown> {
   kind: 'redis';
   name: string;
   version: number;
-  apply(multi: ChainableCommander, keyPrefix: string, events: readonly RecordedEvent[]): void;
+  /**
+   * Optional: reads what `apply` folds the events into (the view's current rows), before the
+   * MULTI and under the runner's WATCH of the checkpoint, so a concurrent writer voids the batch.
+   */
+  load?(redis: Redis, keyPrefix: string, events: readonly RecordedEvent[]): Promise<Loaded>;
+  /** `loaded`: what `load` read, when the view has one. */
+  apply(
+    multi: ChainableCommander,
+    keyPrefix: string,
+    events: readonly RecordedEvent[],
+    loaded?: Loaded,
+  ): void;
 }
 
 export type Projection = PostgresProjection | RedisProjection;

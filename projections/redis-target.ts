@@ -61,8 +61,9 @@ export class RedisTarget {
         await this.redis.unwatch();
         return checkpoint;
       }
+      const loaded = await this.projection.load?.(this.redis, keys.data, fresh);
       const multi = this.redis.multi();
-      this.projection.apply(multi, keys.data, fresh);
+      this.projection.apply(multi, keys.data, fresh, loaded);
       multi.set(keys.checkpoint, last.position.toString());
       if ((await multi.exec()) !== null) {
         await this.mirror?.(last.position);
@@ -98,8 +99,9 @@ export class RedisTarget {
         const events = await store.readAll({ after: progress.checkpoint, maxCount: batchSize });
         const last = events.at(-1);
         if (!last) return;
+        const loaded = await this.projection.load?.(this.redis, keys.data, events);
         const multi = this.redis.multi();
-        this.projection.apply(multi, keys.data, events);
+        this.projection.apply(multi, keys.data, events, loaded);
         multi.set(keys.checkpoint, last.position.toString());
         await multi.exec();
         progress.checkpoint = last.position;

@@ -10,7 +10,11 @@ import {
 } from '../core/risk/aggregate.js';
 import { emptySnapshot, type RiskSnapshot } from '../core/risk/checks.js';
 import { scopeKey, type RiskScopeType, type TradingState } from '../core/risk/common.js';
-import type { Temporary } from '../core/risk/trading-state.js';
+import {
+  foldTradingState,
+  type FoldedTradingState,
+  type Temporary,
+} from '../core/risk/trading-state.js';
 import { orderEvent } from '../core/trading/orders.js';
 import type { PostgresProjection, RedisProjection } from './projection.js';
 
@@ -40,26 +44,21 @@ export const denialCode = (reason: string): string => {
   return (colon < 0 ? reason : reason.slice(0, colon)).trim();
 };
 
-/** Base, temporary state and reason after a state event (a reset clears the temporary one). */
-function stateRow(
-  event: Extract<RiskEvent, { type: 'TradingStateChanged' | 'TradingStateReset' }>,
-): { base: TradingState; temporary: Temporary | null; reason: string; requestId: string | null } {
-  if (event.type === 'TradingStateReset')
-    return {
-      base: event.data.to,
-      temporary: null,
-      reason: `reset by request ${event.data.requestId}`,
-      requestId: event.data.requestId,
-    };
-  const { base, temporary, reason } = event.data;
-  return { base, temporary, reason, requestId: null };
-}
+type StateEvent = Extract<RiskEvent, { type: 'TradingStateChanged' | 'TradingStateReset' }>;
+
+/** Reason and request of a state event (its base and temporary state come from the fold). */
+const stateRow = (event: StateEvent): { reason: string; requestId: string | null } =>
+  event.type === 'TradingStateReset'
+    ? { reason: `reset by request ${event.data.requestId}`, requestId: event.data.requestId }
+    : { reason: event.data.reason, requestId: null };
 
 async function applyRiskEvent(
   client: pg.ClientBase,
   schema: string,
   event: RecordedEvent,
   risk: RiskEvent,
+  /** The scope's state after a state event, folded in the snapshot; null when it was ignored. */
+  folded: FoldedTradingState | null,
 ): Promise<void> {
   const actor = event.metadata.actor;
   switch (risk.type) {
@@ -80,6 +79,8 @@ async function applyRiskEvent(
     }
     case 'TradingStateChanged':
     case 'TradingStateReset': {
+      // Folded by foldTradingState (core/risk/trading-state.ts), like the snapshot and the live view.
+      if (!folded) return;
       const d = risk.data;
       const row = stateRow(risk);
       await client.query(
@@ -88,25 +89,19 @@ async function applyRiskEvent(
                                                  position)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (scope_type, scope_id) DO UPDATE SET
-           -- foldedBase (core/risk/common.ts): an automatic change never loosens the base.
-           state = CASE WHEN $11::text IN ('trigger', 'cooldown')
-                         AND array_position(ARRAY['ACTIVE', 'REDUCING', 'HALTED'], s.state)
-                           > array_position(ARRAY['ACTIVE', 'REDUCING', 'HALTED'], $3::text)
-                        THEN s.state ELSE $3 END,
-           temporary = $4, reason = $5, changed_by = $6, changed_at = $7,
-           reset_at = COALESCE($8, s.reset_at), request_id = $9, position = $10`,
+           state = $3, temporary = $4, reason = $5, changed_by = $6, changed_at = $7,
+           reset_at = $8, request_id = $9, position = $10`,
         [
           d.scopeType,
           d.scopeId,
-          row.base,
-          row.temporary === null ? null : JSON.stringify(row.temporary),
+          folded.base,
+          folded.temporary === null ? null : JSON.stringify(folded.temporary),
           row.reason,
           actor,
           at(d.time),
-          row.requestId === null ? null : at(d.time),
+          folded.resetAt === null ? null : at(folded.resetAt),
           row.requestId,
           event.position,
-          risk.type === 'TradingStateChanged' ? risk.data.cause : 'reset',
         ],
       );
       return;
@@ -225,6 +220,8 @@ export interface LiveRiskState {
   scopeId: string;
   base: TradingState;
   temporary: Temporary | null;
+  /** Epoch ms of the last approved reset, or null. */
+  resetAt: number | null;
   reason: string;
   /** Epoch ms of the change. */
   time: number;
@@ -363,9 +360,17 @@ export const riskProjection: PostgresProjection = {
         );
         snapshot = rows[0]?.snapshot ?? emptySnapshot();
       }
+      const before = snapshot;
       snapshot = evolveSnapshot(snapshot, risk);
       last = event.position;
-      await applyRiskEvent(client, schema, event, risk);
+      const folded =
+        risk.type === 'TradingStateChanged' || risk.type === 'TradingStateReset'
+          ? snapshot === before
+            ? null
+            : (snapshot.states[scopeKey({ type: risk.data.scopeType, id: risk.data.scopeId })] ??
+              null)
+          : null;
+      await applyRiskEvent(client, schema, event, risk, folded);
     }
     if (snapshot && last !== undefined)
       await client.query(
@@ -386,17 +391,39 @@ export const liveRiskKeys = (keyPrefix: string) => ({
   killSwitch: `${keyPrefix}risk:killswitch`,
 });
 
+const stateScopeKey = (event: StateEvent): string =>
+  scopeKey({ type: event.data.scopeType, id: event.data.scopeId });
+
 /**
  * The live risk state in Redis, for dashboards and the engine's hot path: `risk:states` (one field
- * per scope that ever changed) and `risk:killswitch`. An engagement sets `since` only when the
- * switch was off (HSETNX after a release deleted the hash), so an escalation keeps it.
+ * per scope that ever changed) and `risk:killswitch`. States are folded with foldTradingState from
+ * the rows `load` read, like `risk_states`. An engagement sets `since` only when the switch was off
+ * (HSETNX after a release deleted the hash), so an escalation keeps it.
  */
-export const liveRiskView: RedisProjection = {
+export const liveRiskView: RedisProjection<Map<string, LiveRiskState>> = {
   kind: 'redis',
   name: 'live_risk',
-  version: 1,
-  apply(multi, keyPrefix, events) {
+  version: 2,
+  async load(redis, keyPrefix, events) {
+    const scopes = new Set<string>();
+    for (const event of events) {
+      const risk = riskEventOf(event);
+      if (risk?.type === 'TradingStateChanged' || risk?.type === 'TradingStateReset')
+        scopes.add(stateScopeKey(risk));
+    }
+    const rows = new Map<string, LiveRiskState>();
+    if (scopes.size === 0) return rows;
+    const fields = [...scopes];
+    const values = await redis.hmget(liveRiskKeys(keyPrefix).states, ...fields);
+    fields.forEach((field, index) => {
+      const value = values[index];
+      if (value) rows.set(field, JSON.parse(value) as LiveRiskState);
+    });
+    return rows;
+  },
+  apply(multi, keyPrefix, events, loaded) {
     const keys = liveRiskKeys(keyPrefix);
+    const rows = new Map(loaded);
     for (const event of events) {
       const risk = riskEventOf(event);
       if (!risk) continue;
@@ -405,19 +432,20 @@ export const liveRiskView: RedisProjection = {
         case 'TradingStateChanged':
         case 'TradingStateReset': {
           const d = risk.data;
-          const row = stateRow(risk);
+          const field = stateScopeKey(risk);
+          const current = rows.get(field) ?? { base: 'ACTIVE', temporary: null, resetAt: null };
+          const folded = foldTradingState(current, risk);
+          if (!folded) break;
           const state: LiveRiskState = {
             scopeType: d.scopeType,
             scopeId: d.scopeId,
-            base: row.base,
-            temporary: row.temporary,
-            reason: row.reason,
+            ...folded,
+            reason: stateRow(risk).reason,
             time: d.time,
             position,
           };
-          multi.hset(keys.states, {
-            [scopeKey({ type: d.scopeType, id: d.scopeId })]: JSON.stringify(state),
-          });
+          rows.set(field, state);
+          multi.hset(keys.states, { [field]: JSON.stringify(state) });
           break;
         }
         case 'KillSwitchEngaged': {

@@ -182,6 +182,11 @@ describe('risk control in the paper engine: a flash crash', () => {
         return `${d.scopeType}:${d.scopeId}:${d.to}`;
       }),
     ).toEqual(expect.arrayContaining(['symbol:BTCUSDT:HALTED', 'strategy:dc-1:HALTED']));
+    // Each names the reset its copy of the snapshot knew (none yet): one decided before a later
+    // reset is ignored when folded (foldTradingState).
+    expect(changed.map((e) => (e.data as { resetSeen?: unknown }).resetSeen)).toEqual(
+      changed.map(() => null),
+    );
   });
 
   it('while halted: new entries are denied, reduce-only orders and cancels go through', async () => {

@@ -2,11 +2,11 @@ import type { Aggregate } from '../aggregates.js';
 import type { Decider, DomainEvent } from '../decider.js';
 import { QcatError } from '../errors.js';
 import type { RiskSnapshot } from './checks.js';
-import { foldedBase, scopeKey } from './common.js';
+import { scopeKey } from './common.js';
 import { exits, exitsKey, type ExitsEvent } from './exits.js';
 import { killSwitch, type KillSwitchEvent } from './kill-switch.js';
 import { limits, type LimitsEvent } from './limits.js';
-import { tradingStates, type TradingStateEvent } from './trading-state.js';
+import { foldTradingState, tradingStates, type TradingStateEvent } from './trading-state.js';
 
 /**
  * The `risk` stream category as one whole: which decider owns a stream, one aggregate that folds
@@ -89,13 +89,9 @@ export function evolveSnapshot(snapshot: RiskSnapshot, event: RiskEvent): RiskSn
     case 'TradingStateChanged':
     case 'TradingStateReset': {
       const key = scopeKey({ type: event.data.scopeType, id: event.data.scopeId });
-      const resetAt = snapshot.states[key]?.resetAt ?? null;
-      const current = snapshot.states[key]?.base ?? 'ACTIVE';
-      const state =
-        event.type === 'TradingStateChanged'
-          ? { base: foldedBase(current, event.data), temporary: event.data.temporary, resetAt }
-          : { base: event.data.to, temporary: null, resetAt: event.data.time };
-      return { ...snapshot, states: { ...snapshot.states, [key]: state } };
+      const current = snapshot.states[key] ?? { base: 'ACTIVE', temporary: null, resetAt: null };
+      const state = foldTradingState(current, event);
+      return state ? { ...snapshot, states: { ...snapshot.states, [key]: state } } : snapshot;
     }
     case 'KillSwitchEngaged': {
       const was = snapshot.killSwitch;

@@ -75,6 +75,12 @@ export type TradingStateChangedData = ScopeRef & {
   by: Party | null;
   reason: string;
   time: number;
+  /**
+   * The scope's last approved reset (`resetAt`) in the state the change was decided from. An
+   * automatic change decided before a reset that the log holds ahead of it is stale: folds ignore
+   * it (foldTradingState). Absent in events written before it existed.
+   */
+  resetSeen?: number | null;
 };
 
 export type TradingStateEvent =
@@ -136,6 +142,31 @@ export function effectiveState(
     : base;
 }
 
+/** What every fold of a scope's state stream keeps: the decider, the snapshot, the read models. */
+export type FoldedTradingState = Pick<ScopeTradingState, 'base' | 'temporary' | 'resetAt'>;
+
+/**
+ * The one fold of a state change (the decider, the engine's snapshot and both read models use it).
+ * A reset sets base and clears the temporary state. A person's change sets the base; an automatic
+ * one (`trigger`, `cooldown`, decided by an engine from a copy that may lag the log) never loosens
+ * it (foldedBase), and is ignored (null: nothing changes) when it was decided against an older
+ * reset than the last one folded, so a trigger from before a reset cannot halt the scope again.
+ */
+export function foldTradingState(
+  current: FoldedTradingState,
+  event: Extract<TradingStateEvent, { type: 'TradingStateChanged' | 'TradingStateReset' }>,
+): FoldedTradingState | null {
+  if (event.type === 'TradingStateReset')
+    return { base: event.data.to, temporary: null, resetAt: event.data.time };
+  const { cause, resetSeen } = event.data;
+  if (cause !== 'manual' && resetSeen !== undefined && resetSeen !== current.resetAt) return null;
+  return {
+    base: foldedBase(current.base, event.data),
+    temporary: event.data.temporary,
+    resetAt: current.resetAt,
+  };
+}
+
 /** The state an action puts a scope in. */
 export const stateOf = (action: TriggerAction): TradingState =>
   action === 'REDUCING' ? 'REDUCING' : 'HALTED';
@@ -176,6 +207,7 @@ export const tradingStateEventSchema = z.discriminatedUnion('type', [
       by: partySchema.nullable(),
       reason: z.string(),
       time: z.number(),
+      resetSeen: z.number().nullable().optional(),
     }),
   }),
   z.object({
@@ -234,22 +266,17 @@ export const tradingStates: Decider<ScopeTradingState, TradingStateCommand, Trad
     switch (event.type) {
       case 'RiskTriggerFired':
         return { ...state, triggers: remember(state.triggers, event.data.triggerId) };
-      case 'TradingStateChanged':
-        return {
-          ...state,
-          base: foldedBase(state.base, event.data),
-          temporary: event.data.temporary,
-          since: event.data.time,
-          reason: event.data.reason,
-        };
+      case 'TradingStateChanged': {
+        const folded = foldTradingState(state, event);
+        if (!folded) return state;
+        return { ...state, ...folded, since: event.data.time, reason: event.data.reason };
+      }
       case 'TradingStateReset':
         return {
           ...state,
-          base: event.data.to,
-          temporary: null,
+          ...foldTradingState(state, event),
           since: event.data.time,
           reason: `reset by request ${event.data.requestId}`,
-          resetAt: event.data.time,
           resets: remember(state.resets, event.data.requestId),
         };
     }
@@ -284,6 +311,7 @@ export const tradingStates: Decider<ScopeTradingState, TradingStateCommand, Trad
                 threshold: trigger.threshold,
               }),
               time,
+              resetSeen: state.resetAt,
             },
           },
         ];
@@ -319,6 +347,7 @@ export const tradingStates: Decider<ScopeTradingState, TradingStateCommand, Trad
               by,
               reason: command.reason,
               time,
+              resetSeen: state.resetAt,
             },
           },
         ];
@@ -364,6 +393,7 @@ export const tradingStates: Decider<ScopeTradingState, TradingStateCommand, Trad
               by: null,
               reason: reason('COOLDOWN_ELAPSED', { until: temporary.until }),
               time,
+              resetSeen: state.resetAt,
             },
           },
         ];

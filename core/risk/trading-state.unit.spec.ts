@@ -67,6 +67,7 @@ const changed = (
     by: null,
     reason: 'STRATEGY_DRAWDOWN: observed=0.12, threshold=0.1',
     time: T,
+    resetSeen: null,
     ...overrides,
   },
 });
@@ -343,5 +344,90 @@ describe('trading state: reset', () => {
     // A command from outside the type system (the API) asking to reset to HALTED.
     const toHalted = { ...reset([risk]), to: 'HALTED' } as unknown as TradingStateCommand;
     given(tradingStates, halted).when(toHalted).thenRefuses('INVALID_RESET');
+  });
+});
+
+describe('trading state: an automatic change decided before the last reset', () => {
+  // The strategy was halted and an approved reset released it at T + 10. An engine whose copy
+  // predates the reset (resetAt null) then decides a trigger and a cooldown from it.
+  const released: TradingStateEvent[] = [
+    ...halted,
+    {
+      type: 'TradingStateReset',
+      data: {
+        scopeType: 'strategy',
+        scopeId: 's1',
+        from: 'HALTED',
+        to: 'ACTIVE',
+        requestId: 'r9',
+        approvers: [risk],
+        time: T + 10,
+      },
+    },
+  ];
+  const later = { ...drawdown, triggerId: 'strategy_drawdown-strategy-s1-later', time: T + 20 };
+  const staleTrigger = given(tradingStates, [])
+    .when({ type: 'FireTrigger', trigger: later })
+    .then([
+      { type: 'RiskTriggerFired', data: later },
+      changed({ triggerId: later.triggerId, time: T + 20 }),
+    ]);
+  const temporaryTrigger: RiskTriggerFiredData = {
+    ...later,
+    triggerId: 'tmp',
+    action: 'REDUCING',
+    until: T + HOUR,
+  };
+  const fold = (events: readonly TradingStateEvent[]) => ({
+    stream: events.reduce(
+      (state, e) => tradingStates.evolve(state, tradingStates.parseEvent(e)),
+      tradingStates.initialState(),
+    ),
+    snapshot: events.reduce(
+      (state, e) => evolveSnapshot(state, tradingStates.parseEvent(e)),
+      emptySnapshot(),
+    ).states['strategy:s1'],
+  });
+
+  it('is ignored: the scope stays as the reset left it, in the stream and in the snapshot', () => {
+    const temporary = given(tradingStates, [])
+      .when({ type: 'FireTrigger', trigger: temporaryTrigger })
+      .then([
+        { type: 'RiskTriggerFired', data: temporaryTrigger },
+        changed({
+          triggerId: 'tmp',
+          to: 'REDUCING',
+          base: 'ACTIVE',
+          temporary: { state: 'REDUCING', until: T + HOUR, triggerId: 'tmp' },
+          time: T + 20,
+          reason: 'STRATEGY_DRAWDOWN: observed=0.12, threshold=0.1',
+        }),
+      ]);
+    const cooldown = changed({
+      from: 'HALTED',
+      to: 'HALTED',
+      base: 'HALTED',
+      cause: 'cooldown',
+      time: T + 30,
+    });
+    for (const stale of [staleTrigger, temporary, [cooldown]]) {
+      const { stream, snapshot } = fold([...released, ...stale]);
+      expect(stream).toMatchObject({ base: 'ACTIVE', temporary: null, resetAt: T + 10 });
+      expect(snapshot).toEqual({ base: 'ACTIVE', temporary: null, resetAt: T + 10 });
+      expect(effectiveState(stream, T + 21)).toBe('ACTIVE');
+    }
+  });
+
+  it('a trigger decided after the reset still halts; an event without resetSeen folds as before', () => {
+    const fresh = given(tradingStates, released)
+      .when({ type: 'FireTrigger', trigger: later })
+      .then([
+        { type: 'RiskTriggerFired', data: later },
+        changed({ triggerId: later.triggerId, time: T + 20, resetSeen: T + 10 }),
+      ]);
+    expect(fold([...released, ...fresh]).stream.base).toBe('HALTED');
+    const { resetSeen: _, ...legacy } = changed({ time: T + 20 }).data as { resetSeen?: unknown };
+    const old = { type: 'TradingStateChanged', data: legacy } as TradingStateEvent;
+    expect(fold([...released, old]).snapshot?.base).toBe('HALTED');
   });
 });

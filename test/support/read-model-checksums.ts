@@ -15,6 +15,26 @@ export async function tableChecksum(
   return { rows: Number(rows[0]?.rows ?? 0), md5: rows[0]?.md5 ?? 'empty' };
 }
 
+/** A key's whole value, read the way its type is (hash fields and set members sorted). */
+async function valueOf(redis: Redis, key: string, type: string): Promise<unknown> {
+  switch (type) {
+    case 'string':
+      return redis.get(key);
+    case 'list':
+      return redis.lrange(key, 0, -1);
+    case 'hash':
+      return Object.entries(await redis.hgetall(key)).sort(([a], [b]) => (a < b ? -1 : 1));
+    case 'set':
+      return (await redis.smembers(key)).sort();
+    case 'zset':
+      return redis.zrange(key, 0, -1, 'WITHSCORES');
+    case 'stream':
+      return redis.xrange(key, '-', '+');
+    default:
+      throw new Error(`redisViewChecksum: ${key} is a ${type}, which it cannot read`);
+  }
+}
+
 /**
  * sha256 over every key of the live generation of a Redis view (names without the generation,
  * values by type), so a rebuilt generation compares equal to the live one it replaces.
@@ -36,8 +56,8 @@ export async function redisViewChecksum(
   const hash = createHash('sha256');
   for (const key of found.sort()) {
     const type = await redis.type(key);
-    const value = type === 'list' ? await redis.lrange(key, 0, -1) : [await redis.get(key)];
-    hash.update(`${key.slice(base.length)}=${JSON.stringify(value)}\n`);
+    const value = await valueOf(redis, key, type);
+    hash.update(`${key.slice(base.length)}:${type}=${JSON.stringify(value)}\n`);
   }
   return { keys: found.length, sha256: hash.digest('hex') };
 }
