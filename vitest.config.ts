@@ -31,6 +31,7 @@ export default defineConfig({
           globalSetup: [
             'test/support/environment-setup.ts',
             'test/support/postgres-global-setup.ts',
+            'test/support/console-build-setup.ts',
           ],
           testTimeout: 120_000,
           hookTimeout: 120_000,
