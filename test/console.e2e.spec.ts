@@ -109,7 +109,16 @@ describeNeeding(['chromium'], 'the web console over seeded paper trading, in chr
         () => page.getByTestId('kill-switch-state').filter({ hasText: 'Released' }).waitFor(),
       ],
       ['strategies', () => page.getByRole('link', { name: strategies[0]!.name }).waitFor()],
-      ['markets', () => page.locator('figcaption', { hasText: /[1-9]\d* candles/ }).waitFor()],
+      [
+        'markets',
+        async () => {
+          // The market of an open position: its fills are marked on the candles.
+          await page.getByLabel('Symbol').selectOption(positions[0]!.symbol);
+          await page
+            .locator('figcaption', { hasText: /[1-9]\d* candles, [1-9]\d* fills marked/ })
+            .waitFor();
+        },
+      ],
       ['portfolio', () => page.getByRole('button', { name: first }).waitFor()],
       ['hot-symbols', () => page.getByRole('heading', { name: 'Ranking' }).waitFor()],
       ['automation', () => page.getByRole('heading', { name: capabilities[0]!.title }).waitFor()],

@@ -5,7 +5,12 @@ import { ErrorNote, Loading, Panel, useLoad } from '../components.js';
 import { useApp } from '../main.js';
 import { may } from '../session.js';
 
-const TIMEFRAMES = ['1m', '5m', '15m', '1h', '4h', '1d'] as const;
+const MINUTES = { '1m': 1, '5m': 5, '15m': 15, '1h': 60, '4h': 240, '1d': 1440 } as const;
+type Timeframe = keyof typeof MINUTES;
+const TIMEFRAMES = Object.keys(MINUTES) as Timeframe[];
+/** The last 1000 bars' start: the list is oldest first, so the page asks from there on. */
+const recentFrom = (timeframe: Timeframe): string =>
+  new Date(Date.now() - 1000 * MINUTES[timeframe] * 60_000).toISOString();
 
 interface Fill {
   fillId: string;
@@ -20,7 +25,7 @@ export function Markets() {
   const { session } = useApp();
   const instruments = useLoad(() => get<{ instruments: { symbol: string }[] }>('/instruments'));
   const [symbol, setSymbol] = useState<string | undefined>(undefined);
-  const [timeframe, setTimeframe] = useState<string>('1m');
+  const [timeframe, setTimeframe] = useState<Timeframe>('1m');
   const [strategyId, setStrategyId] = useState('');
   const chosen = symbol ?? instruments.data?.instruments[0]?.symbol;
   const candles = useLoad(
@@ -29,7 +34,7 @@ export function Markets() {
         ? []
         : (
             await get<{ candles: Candle[] }>(
-              `/candles${query({ symbol: chosen, timeframe, limit: 1000 })}`,
+              `/candles${query({ symbol: chosen, timeframe, from: recentFrom(timeframe), limit: 1000 })}`,
             )
           ).candles,
     [chosen, timeframe],
@@ -40,10 +45,10 @@ export function Markets() {
         ? []
         : (
             await get<{ fills: Fill[] }>(
-              `/fills${query({ symbol: chosen, strategyId, limit: 1000 })}`,
+              `/fills${query({ symbol: chosen, strategyId, from: recentFrom(timeframe), limit: 1000 })}`,
             )
           ).fills,
-    [chosen, strategyId],
+    [chosen, strategyId, timeframe],
   );
   const marks: Mark[] = (fills.data ?? []).map((f) => ({
     time: f.time,
@@ -73,7 +78,8 @@ export function Markets() {
           <select
             value={timeframe}
             onChange={(e) => {
-              setTimeframe(e.currentTarget.value);
+              const picked = TIMEFRAMES.find((t) => t === e.currentTarget.value);
+              if (picked) setTimeframe(picked);
             }}
           >
             {TIMEFRAMES.map((t) => (

@@ -61,19 +61,29 @@ function pnlToday(points: readonly EquityPoint[]): number | null {
   return before === undefined ? null : last.equity - before.equity;
 }
 
-/** The curve, one point per 15 minutes, following the pages (at most 5000 points). */
-async function equityCurve(portfolioId: string, minPosition: string | undefined) {
+/** Equity pages from oldest, one point per `interval` (or every valuation), at most 5000 points. */
+async function equityPages(
+  portfolioId: string,
+  interval: string | undefined,
+  minPosition: string | undefined,
+) {
   const points: EquityPoint[] = [];
   let after: string | undefined;
   for (let page = 0; page < 5; page++) {
     const answer = await get<{ points: EquityPoint[]; nextCursor: string | null }>(
-      `/portfolios/${encodeURIComponent(portfolioId)}/equity${query({ interval: '15m', limit: 1000, after, minPosition })}`,
+      `/portfolios/${encodeURIComponent(portfolioId)}/equity${query({ interval, limit: 1000, after, minPosition })}`,
     );
     points.push(...answer.points);
     if (answer.nextCursor === null) break;
     after = answer.nextCursor;
   }
   return points;
+}
+
+/** Hourly points for a long history; every valuation while it is short (a new portfolio). */
+async function equityCurve(portfolioId: string, minPosition: string | undefined) {
+  const hourly = await equityPages(portfolioId, '1h', minPosition);
+  return hourly.length >= 48 ? hourly : equityPages(portfolioId, undefined, minPosition);
 }
 
 export function Overview() {
