@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ApiKeyService } from '../api/auth/api-key-service.js';
+import { MarketDataStore } from '../core/adapters/postgres/market-data-store.js';
+import { DEFAULT_INSTRUMENTS, generateCandles } from '../core/market/synthetic.js';
 import { seedDemo } from '../ops/demo.js';
 import { launchChromium, seriousViolations, signIn, watchPage } from './support/browser.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
@@ -44,12 +46,54 @@ describeNeeding(['chromium'], 'the web console over seeded paper trading, in chr
       if (fills.length > 0 && open.length > 0) break;
       await sleep(500);
     }
+    // Research to show: a backtest and a small grid search over 90 days of hourly candles of 2025
+    // (walk-forward needs days; the feed's own history is a day of minutes).
+    const origin = Date.UTC(2025, 0, 1);
+    const to = origin + 90 * 86_400_000;
+    await new MarketDataStore(api.server.runtime.pool).insertCandles([
+      ...generateCandles({
+        seed: 5,
+        from: origin,
+        to,
+        instruments: DEFAULT_INSTRUMENTS.filter((i) => i.symbol === 'BTCUSDT'),
+        timeframe: '1h',
+      }),
+    ]);
+    const market = { kind: 'sma_crossover', symbol: 'BTCUSDT', timeframe: '1h' };
+    const window = { from: new Date(origin).toISOString(), to: new Date(to).toISOString() };
+    for (const [path, body] of [
+      ['/backtests', { ...market, ...window, parameters: { fastPeriod: 6, slowPeriod: 24 } }],
+      [
+        '/optimizations',
+        {
+          ...market,
+          ...window,
+          method: 'grid',
+          space: {
+            fastPeriod: { type: 'int', low: 4, high: 8, step: 4 },
+            slowPeriod: { type: 'int', low: 24, high: 48, step: 24 },
+          },
+          objective: { name: 'sharpe', minTrades: 1 },
+          walkForward: { scheme: 'anchored', folds: 3, inSampleBlocks: 2 },
+          budget: { trials: 4 },
+          batchSize: 4,
+        },
+      ],
+    ] as const) {
+      const answer = await api.request('POST', `/api/v1${path}`, {
+        token: api.tokens.analyst,
+        body,
+      });
+      expect(answer.status, `${path}: ${await answer.text()}`).toBe(202);
+    }
     browser = await launchChromium();
   }, 240_000);
   afterAll(async () => {
     for (const context of contexts) await context.close();
-    await browser.close();
-    await api.stop();
+    // Either may be missing when the set-up failed part way.
+    const started = { browser: browser as Browser | undefined, api: api as TestServer | undefined };
+    await started.browser?.close();
+    await started.api?.stop();
   });
 
   it('signs in only with a key the server accepts, keeping it in the tab session only', async () => {
@@ -117,6 +161,26 @@ describeNeeding(['chromium'], 'the web console over seeded paper trading, in chr
           await page
             .locator('figcaption', { hasText: /[1-9]\d* candles, [1-9]\d* fills marked/ })
             .waitFor();
+        },
+      ],
+      [
+        'research',
+        async () => {
+          // A finished backtest's equity curve, an optimization's trials and folds.
+          const backtest = page.getByRole('row').filter({ hasText: 'completed' }).first();
+          await backtest.waitFor({ timeout: 60_000 });
+          await backtest.getByRole('link').click();
+          await page
+            .locator('figcaption', { hasText: /Backtest .* equity: [1-9]\d* points/ })
+            .waitFor();
+          const optimization = page
+            .getByRole('row')
+            .filter({ hasText: 'grid' })
+            .filter({ hasText: 'completed' });
+          await optimization.waitFor({ timeout: 60_000 });
+          await optimization.getByRole('link').click();
+          // Its 4 trials as a scatter (seeded candles: every trial trades and has a score).
+          await page.getByText(/4 scored trials of 4; best \(red\) trial \d/).waitFor();
         },
       ],
       ['portfolio', () => page.getByRole('button', { name: first }).waitFor()],

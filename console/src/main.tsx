@@ -15,6 +15,7 @@ import { Markets } from './pages/markets.js';
 import { Portfolio } from './pages/portfolio.js';
 import { HotSymbols } from './pages/hot-symbols.js';
 import { Automation } from './pages/automation.js';
+import { Research } from './pages/research.js';
 
 export interface Context {
   session: Session;
@@ -42,6 +43,7 @@ const PAGES: readonly {
   { path: 'risk', title: 'Risk', permission: 'risk:read', page: Risk },
   { path: 'strategies', title: 'Strategies', permission: 'strategies:read', page: Strategies },
   { path: 'markets', title: 'Markets', permission: 'market:read', page: Markets },
+  { path: 'research', title: 'Research', permission: 'backtests:read', page: Research },
   { path: 'portfolio', title: 'Portfolio', permission: 'portfolios:read', page: Portfolio },
   { path: 'hot-symbols', title: 'Hot symbols', permission: 'market:read', page: HotSymbols },
   { path: 'automation', title: 'Automation', permission: 'automation:read', page: Automation },
