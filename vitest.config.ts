@@ -39,6 +39,7 @@ export default defineConfig({
             'test/support/environment-setup.ts',
             'test/support/postgres-global-setup.ts',
             'test/support/qcat-build.ts',
+            'test/support/console-build-setup.ts',
           ],
           testTimeout: 120_000,
           hookTimeout: 120_000,

@@ -39,6 +39,7 @@ import { sharedRateLimitStore } from './rate-limit-store.js';
 import { securityHeaders } from './security-headers.js';
 import { ReadModelWatch } from '../projections/read-model-watch.js';
 import { liveFeed } from './ws/plugin.js';
+import { consoleRoutes } from './console.js';
 
 export interface AppOptions {
   runtime: Runtime;
@@ -84,7 +85,7 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
     authenticator,
     failures,
     failuresPerMinute: config.AUTH_FAILURES_PER_MINUTE,
-    publicPrefixes: ['/docs'],
+    publicPrefixes: ['/docs', '/console'],
   });
   // Its onRoute hook refuses a write route under the API not declared with commandRoute.
   await fastify.register(commandRoutesChecked, { prefix: '/api/v1' });
@@ -163,6 +164,7 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
     fastify.swagger(),
   );
   await typed.register(healthRoutes, { runtime });
+  await fastify.register(consoleRoutes);
   await typed.register(
     async (api) => {
       await api.register(auditRoutes, { runtime });
