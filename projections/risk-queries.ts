@@ -99,27 +99,26 @@ const equityAt = (condition: string, order: 'ASC' | 'DESC'): string =>
 /**
  * Per portfolio, the opening equity of the day of its last valuation and its high-water mark,
  * honouring the last approved reset of the portfolio scope (in the risk snapshot), as the breakers
- * take them (core/risk/measures.ts): the opening is the last equity before the day (the day's first
- * without one) or, after a reset that day, the equity at the reset (the first after it without one);
- * after a reset the mark is the highest of the equity at the reset, every equity since and the last.
+ * take them (core/risk/breakers.ts, core/risk/measures.ts): the opening is the last equity before
+ * the day (the day's first without one) or, after a reset that day, the first equity valued at or
+ * after the reset (the breaker's first observation after it); after a reset the mark is the highest
+ * equity valued since it (until the first valuation after it, the mark before it).
  * One statement, index lookups on portfolio_equity's (portfolio_id, time) key: the risk API and
  * the business metrics both run it.
  */
 export const PORTFOLIO_MEASURES_SQL = `
   SELECT p.portfolio_id, p.equity::float8 AS equity,
          (CASE WHEN p.valued_at IS NULL OR p.equity IS NULL THEN NULL
-               WHEN r.reset_at IS NOT NULL AND r.reset_at >= d.start
-                 THEN coalesce(${equityAt('e.time <= r.reset_at', 'DESC')},
-                               ${equityAt('e.time >= r.reset_at', 'ASC')})
-               ELSE coalesce(${equityAt('e.time < d.start', 'DESC')},
-                             ${equityAt('e.time >= d.start', 'ASC')})
+               ELSE coalesce(
+                 CASE WHEN r.reset_at >= d.start THEN ${equityAt('e.time >= r.reset_at', 'ASC')} END,
+                 ${equityAt('e.time < d.start', 'DESC')},
+                 ${equityAt('e.time >= d.start', 'ASC')})
           END)::float8 AS opening_equity,
-         (CASE WHEN r.reset_at IS NULL OR p.valued_at IS NULL OR p.equity IS NULL
-                 THEN p.high_water_mark
-               ELSE greatest(${equityAt('e.time <= r.reset_at', 'DESC')},
-                             (SELECT max(e.equity) FROM qcat_read.portfolio_equity e
-                               WHERE e.portfolio_id = p.portfolio_id AND e.time > r.reset_at),
-                             p.equity)
+         (CASE WHEN p.valued_at IS NULL OR p.equity IS NULL THEN NULL
+               ELSE coalesce(
+                 (SELECT max(e.equity) FROM qcat_read.portfolio_equity e
+                   WHERE e.portfolio_id = p.portfolio_id AND e.time >= r.reset_at),
+                 p.high_water_mark)
           END)::float8 AS high_water_mark
     FROM qcat_read.portfolios p
     CROSS JOIN LATERAL (SELECT date_trunc('day', p.valued_at, 'UTC') AS start) d

@@ -50,13 +50,12 @@ export function overviewRoutes(fastify: ZodFastify, ctx: RiskContext): void {
     async (request, reply) => {
       await awaitPosition(runtime.projections, PROJECTION, request.query.minPosition, reply);
       const now = Date.now();
-      const [{ snapshot, position }, rows, portfolios, marks, measures] = await Promise.all([
-        queries.risk.snapshot(),
-        queries.trading.openBooks(),
-        queries.trading.portfolios(),
-        queries.trading.openBookMarks(),
-        queries.risk.portfolioMeasures(),
-      ]);
+      // One query at a time: this answer holds one pooled connection, as it always did.
+      const { snapshot, position } = await queries.risk.snapshot();
+      const rows = await queries.trading.openBooks();
+      const portfolios = await queries.trading.portfolios();
+      const marks = await queries.trading.openBookMarks();
+      const measures = await queries.risk.portfolioMeasures();
       const ks = snapshot.killSwitch;
       return {
         asOf: iso(now),
