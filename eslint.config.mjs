@@ -32,7 +32,6 @@ const TEMPORARILY_LARGE = [
   'core/engine/engine.ts',
   'core/market/synthetic.ts',
   'core/strategies/strategy.ts',
-  'core/trading/orders.ts',
   'core/trading/stepper.ts',
   'projections/risk.ts',
   'projections/trading.ts',
