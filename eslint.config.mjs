@@ -30,7 +30,6 @@ const TEMPORARILY_LARGE = [
   'core/adapters/postgres/market-data-store.ts',
   'core/adapters/postgres/migrations.ts',
   'core/engine/engine.ts',
-  'core/market/synthetic.ts',
   'core/strategies/strategy.ts',
   'core/trading/stepper.ts',
   'projections/risk.ts',
