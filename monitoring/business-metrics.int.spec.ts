@@ -8,7 +8,16 @@ import { approvalStream, approvals, type Party } from '../core/approvals/approva
 import { CommandHandler } from '../core/commands/command-handler.js';
 import { valuationStream } from '../core/engine/engine.js';
 import type { JsonObject } from '../core/eventstore/event-store.js';
-import { DAY_MS, triggerIdOf } from '../core/risk/breakers.js';
+import {
+  DAY_MS,
+  evaluateDailyLoss,
+  evaluateDrawdown,
+  triggerIdOf,
+  type DailyLossTracker,
+  type DrawdownTracker,
+} from '../core/risk/breakers.js';
+import { dailyLossOf, drawdownOf, riskMeasures } from '../core/risk/measures.js';
+import { RiskQueries } from '../projections/risk-queries.js';
 import { DENIAL_CODES } from '../core/risk/checks.js';
 import { KILL_SWITCH_STREAM, tradingStateStream, type RiskScope } from '../core/risk/common.js';
 import { killSwitch } from '../core/risk/kill-switch.js';
@@ -753,7 +762,7 @@ describe('risk metrics from the risk read model', () => {
     expect(series(await scrape(), 'risk_kill_switch_engaged')).toEqual({ '': 0 });
   });
 
-  it('measures the daily loss from the last valuation before 00:00 UTC', async () => {
+  it('measures the daily loss from the last valuation before the UTC day of the last valuation', async () => {
     // paper-5m: 100000 at the close of yesterday (an earlier 90000 does not count), then a gain
     // and a fall to 94000 today: 6% lost.
     await valued('paper-5m', today - 3_600_000, 90_000);
@@ -763,7 +772,8 @@ describe('risk metrics from the risk read model', () => {
     // paper-1m: first valued today (its opening equity is its first valuation), and up.
     await valued('paper-1m', today + 60_000, 50_000);
     await valued('paper-1m', today + 120_000, 55_000);
-    // paper-1h: down, but not valued since yesterday: nothing lost today.
+    // paper-1h: down 20% yesterday and not valued since: the day is its last valuation's, as the
+    // breaker and the risk API measure it (ADR 025), so yesterday's loss stands until it is valued.
     await valued('paper-1h', today - 2 * DAY_MS, 100_000);
     await valued('paper-1h', today - DAY_MS, 80_000);
     await project();
@@ -773,9 +783,86 @@ describe('risk metrics from the risk read model', () => {
       'portfolio=paper-1m',
       'portfolio=paper-5m',
     ]);
-    expect(loss['portfolio=paper-1h']).toBe(0);
+    expect(loss['portfolio=paper-1h']).toBeCloseTo(0.2, 12);
     expect(loss['portfolio=paper-1m']).toBe(0);
     expect(loss['portfolio=paper-5m']).toBeCloseTo(0.06, 12);
+  });
+
+  it('reports the daily loss and drawdown the breakers measure, and the risk API, after an approved reset', async () => {
+    const portfolio = 'paper-4h';
+    const scope: RiskScope = { type: 'portfolio', id: portfolio };
+    const H = 3_600_000;
+    const resetAt = today + 2.5 * H;
+    // Yesterday's close 100000; down to 95000; a reset at 02:30; then 94000, 97000, 93120.
+    const points: [number, number][] = [
+      [today - 60_000, 100_000],
+      [today + H, 96_000],
+      [today + 2 * H, 95_000],
+      [today + 3 * H, 94_000],
+      [today + 4 * H, 97_000],
+      [today + 5 * H, 93_120],
+    ];
+    for (const [time, equity] of points) await valued(portfolio, time, equity);
+    await commands.handle(
+      tradingStates,
+      tradingStateStream(scope),
+      { type: 'MoveTradingState', scope, to: 'REDUCING', by: officer, reason: 'test', time: today },
+      { actor },
+    );
+    await commands.handle(
+      tradingStates,
+      tradingStateStream(scope),
+      {
+        type: 'ResetTradingState',
+        scope,
+        requestId: randomUUID(),
+        approvers: [officer],
+        time: resetAt,
+      } as never,
+      { actor: 'system:approval-flow' },
+    );
+    await project();
+
+    // The engine: the breakers' trackers over the same valuations, the reset seen from 03:00 on.
+    let drawdown: DrawdownTracker | undefined;
+    let daily: DailyLossTracker | undefined;
+    for (const [time, equity] of points) {
+      const observation = { scope, equity, time, resetAt: time >= resetAt ? resetAt : null };
+      drawdown = evaluateDrawdown(drawdown, { ...observation, maxDrawdown: null }).tracker;
+      daily = evaluateDailyLoss(daily, { ...observation, dailyLossLimit: null }).tracker;
+    }
+    const equity = 93_120;
+    const engine = {
+      dailyLoss: dailyLossOf(daily?.opening ?? null, equity),
+      drawdown: drawdownOf(drawdown?.highWater ?? null, equity),
+    };
+    // Opening 94000 (the first valuation after the reset), mark 97000 (the highest since).
+    expect(engine.dailyLoss).toBeCloseTo((94_000 - equity) / 94_000, 12);
+    expect(engine.drawdown).toBeCloseTo((97_000 - equity) / 97_000, 12);
+
+    // The risk API's figures (GET /risk/overview reads these measures).
+    const row = (await new RiskQueries(store.pool).portfolioMeasures()).find(
+      (r) => r.portfolio_id === portfolio,
+    );
+    const api = riskMeasures({
+      equity: row?.equity ?? null,
+      openingEquity: row?.opening_equity ?? null,
+      highWaterMark: row?.high_water_mark ?? null,
+    });
+    expect(api.dailyLoss).toBeCloseTo(engine.dailyLoss ?? NaN, 12);
+    expect(api.drawdown).toBeCloseTo(engine.drawdown ?? NaN, 12);
+
+    // Grafana's.
+    const scraped = await scrape();
+    const label = `portfolio=${portfolio}`;
+    expect(series(scraped, 'risk_daily_loss_ratio')[label]).toBeCloseTo(
+      engine.dailyLoss ?? NaN,
+      12,
+    );
+    expect(series(scraped, 'trading_drawdown_ratio')[label]).toBeCloseTo(
+      engine.drawdown ?? NaN,
+      12,
+    );
   });
 
   it('an approved reset clears a state and its temporary state', async () => {

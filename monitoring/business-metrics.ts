@@ -4,8 +4,11 @@ import { APPROVAL_KINDS } from '../core/approvals/approval.js';
 import { DENIAL_CODES } from '../core/risk/checks.js';
 import { TRADING_STATES } from '../core/risk/common.js';
 import { RISK_RULES } from '../core/risk/trading-state.js';
+import { riskMeasures } from '../core/risk/measures.js';
+import { PORTFOLIO_MEASURES_SQL } from '../projections/risk-queries.js';
 import { STRATEGY_STATES } from '../core/strategies/strategy.js';
 import { ORDER_STATUSES } from '../core/trading/orders.js';
+import { readFamilies, type Family } from './read-families.js';
 
 /**
  * Business metrics, read from the PostgreSQL read models (`qcat_read`) when Prometheus scrapes:
@@ -27,12 +30,7 @@ import { ORDER_STATUSES } from '../core/trading/orders.js';
 type ErrorSource = string;
 
 /** One query of a scrape and what it sets; other modules add theirs with `extend`. */
-export interface MetricFamily {
-  name: string;
-  sql: string;
-  apply(rows: Record<string, unknown>[]): void;
-}
-type Family = MetricFamily;
+export type MetricFamily = Family;
 
 export interface BusinessMetricsOptions {
   /**
@@ -264,11 +262,11 @@ export class BusinessMetrics {
         name: 'portfolios',
         sql: `SELECT portfolio_id, equity::float8 AS equity,
                      realized_pnl::float8 AS realized, unrealized_pnl::float8 AS unrealized,
-                     fees_paid::float8 AS fees, high_water_mark::float8 AS high_water_mark,
+                     fees_paid::float8 AS fees,
                      extract(epoch FROM valued_at)::float8 AS valued_at
                 FROM qcat_read.portfolios`,
         apply: (rows) => {
-          for (const gauge of [this.pnl, this.equity, this.drawdown, this.valuedAt]) gauge.reset();
+          for (const gauge of [this.pnl, this.equity, this.valuedAt]) gauge.reset();
           for (const row of rows) {
             const portfolio = text(row['portfolio_id']);
             this.pnl.set({ portfolio, kind: 'realized' }, num(row['realized']));
@@ -278,12 +276,7 @@ export class BusinessMetrics {
             // rather than a false 0.
             if (row['equity'] === null || row['equity'] === undefined) continue;
             const equity = num(row['equity']);
-            const highWaterMark = num(row['high_water_mark']);
             this.equity.set({ portfolio }, equity);
-            this.drawdown.set(
-              { portfolio },
-              highWaterMark > 0 ? Math.max(0, 1 - equity / highWaterMark) : 0,
-            );
             this.valuedAt.set({ portfolio }, num(row['valued_at']));
           }
         },
@@ -350,33 +343,26 @@ export class BusinessMetrics {
       },
       {
         name: 'risk_daily_loss',
-        // Opening equity as the daily-loss breaker takes it (docs/risk.md): the last valuation
-        // before the day, or the day's first on a portfolio's first day. Index lookups on
-        // portfolio_equity's (portfolio_id, time) key, not a scan of its history.
-        sql: `SELECT p.portfolio_id,
-                     coalesce(
-                       (SELECT e.equity FROM qcat_read.portfolio_equity e
-                         WHERE e.portfolio_id = p.portfolio_id AND e.time < d.start
-                         ORDER BY e.time DESC LIMIT 1),
-                       (SELECT e.equity FROM qcat_read.portfolio_equity e
-                         WHERE e.portfolio_id = p.portfolio_id AND e.time >= d.start
-                         ORDER BY e.time LIMIT 1))::float8 AS opening,
-                     (SELECT e.equity FROM qcat_read.portfolio_equity e
-                       WHERE e.portfolio_id = p.portfolio_id AND e.time >= d.start
-                       ORDER BY e.time DESC LIMIT 1)::float8 AS equity
-                FROM qcat_read.portfolios p,
-                     (SELECT date_trunc('day', now(), 'UTC') AS start) d`,
+        // Daily loss and drawdown as the breakers and the risk API take them, honouring approved
+        // resets: one statement (projections/risk-queries.ts), one formula (core/risk/measures.ts).
+        sql: PORTFOLIO_MEASURES_SQL,
         apply: (rows) => {
           this.dailyLoss.reset();
+          this.drawdown.reset();
           for (const row of rows) {
             // Never valued: no series, as trading_equity_usd.
-            if (row['opening'] === null || row['opening'] === undefined) continue;
-            const opening = num(row['opening']);
-            const equity = row['equity'] === null ? opening : num(row['equity']);
-            this.dailyLoss.set(
-              { portfolio: text(row['portfolio_id']) },
-              opening > 0 ? Math.max(0, 1 - equity / opening) : 0,
-            );
+            if (row['equity'] === null || row['equity'] === undefined) continue;
+            const portfolio = text(row['portfolio_id']);
+            const equity = num(row['equity']);
+            const figure = (value: unknown): number | null =>
+              value === null || value === undefined ? null : num(value);
+            const { dailyLoss, drawdown } = riskMeasures({
+              equity,
+              openingEquity: figure(row['opening_equity']),
+              highWaterMark: figure(row['high_water_mark']),
+            });
+            this.dailyLoss.set({ portfolio }, dailyLoss ?? 0);
+            this.drawdown.set({ portfolio }, drawdown ?? 0);
           }
         },
       },
@@ -429,38 +415,9 @@ export class BusinessMetrics {
   }
 
   /** Never rejects: failures are counted, and the families that failed keep their values. */
-  private async read(pool: pg.Pool): Promise<void> {
-    let client: pg.PoolClient;
-    try {
-      client = await pool.connect();
-    } catch {
-      this.fail('connection');
-      return;
-    }
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
-      await client.query(`SET LOCAL statement_timeout = ${this.timeoutMs}`);
-      for (const family of this.families) {
-        let rows: Record<string, unknown>[];
-        await client.query('SAVEPOINT business_metrics');
-        try {
-          rows = (await client.query<Record<string, unknown>>(family.sql)).rows;
-        } catch {
-          this.fail(family.name);
-          await client.query('ROLLBACK TO SAVEPOINT business_metrics');
-          continue;
-        }
-        await client.query('RELEASE SAVEPOINT business_metrics');
-        family.apply(rows);
-      }
-      await client.query('COMMIT');
-    } catch (error) {
-      // The connection itself failed: drop it rather than hand it back in an unknown state.
-      broken = error instanceof Error ? error : new Error(String(error));
-      this.fail('connection');
-    } finally {
-      client.release(broken);
-    }
+  private read(pool: pg.Pool): Promise<void> {
+    return readFamilies(pool, this.timeoutMs, this.families, (source) => {
+      this.fail(source);
+    });
   }
 }

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { ApiKeyQueries } from '../../projections/api-key-queries.js';
 import { isRole, type Role } from '../../core/access/roles.js';
 import { parseToken, tokenFingerprint, verifySecret } from './api-key-secrets.js';
 
@@ -38,24 +39,20 @@ export class Authenticator {
   /** Keys this process rotated or revoked, and when. */
   private readonly forgotten = new Map<string, number>();
 
+  private readonly keys: ApiKeyQueries;
+
   constructor(
-    private readonly pool: pg.Pool,
+    pool: pg.Pool,
     private readonly recheckMs = 5000,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.keys = new ApiKeyQueries(pool);
+  }
 
   private async lookup(
     keyId: string,
   ): Promise<{ principal: Principal; secretHash: string } | null> {
-    const { rows } = await this.pool.query<{
-      name: string;
-      role: string;
-      secret_hash: string;
-      status: string;
-    }>('SELECT name, role, secret_hash, status FROM qcat_private.api_keys WHERE key_id = $1', [
-      keyId,
-    ]);
-    const row = rows[0];
+    const row = await this.keys.credentials(keyId);
     if (!row || row.status !== 'active' || !isRole(row.role)) return null;
     return { principal: { keyId, name: row.name, role: row.role }, secretHash: row.secret_hash };
   }

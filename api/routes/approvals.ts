@@ -10,9 +10,9 @@ import {
   approvals,
   missingRoles,
   type ApprovalCommand,
-  type ApprovalState,
 } from '../../core/approvals/approval.js';
 import type { Runtime } from '../../ops/runtime.js';
+import { ApprovalQueries, type ApprovalRow } from '../../projections/approval-queries.js';
 import { HttpProblem } from '../problem.js';
 import {
   awaitPosition,
@@ -23,11 +23,8 @@ import {
   positionCursor,
   positionString,
   principalOf,
-  SqlFilter,
 } from './conventions.js';
 import { commandOf, commandRoute } from '../command-route.js';
-
-type Open = Exclude<ApprovalState, { status: 'none' }>;
 
 const party = z.object({ id: z.string(), role: z.enum(ROLES) });
 const approval = z.object({
@@ -56,23 +53,7 @@ const approval = z.object({
   revision: z.string(),
 });
 
-interface Row {
-  request_id: string;
-  state: Open;
-  reason: string;
-  decided_by: string | null;
-  decision_reason: string | null;
-  requested_at: Date;
-  expires_at: Date;
-  decided_at: Date | null;
-  revision: string;
-  requested_position: string;
-}
-
-const COLUMNS = `request_id, state, reason, decided_by, decision_reason, requested_at, expires_at,
-                 decided_at, revision, requested_position`;
-
-const toApproval = (row: Row): z.infer<typeof approval> => ({
+const toApproval = (row: ApprovalRow): z.infer<typeof approval> => ({
   requestId: row.request_id,
   kind: row.state.kind,
   subject: row.state.subject,
@@ -128,6 +109,7 @@ export const approvalRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
   fastify,
   { runtime },
 ) => {
+  const queries = new ApprovalQueries(runtime.pool);
   /** Runs one decision, then reports the flow's effect on the subject once it has run. */
   const decide = async (
     request: FastifyRequest,
@@ -146,19 +128,7 @@ export const approvalRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
       status !== 'pending' &&
       (await runtime.projections.waitFor('approval_flow', result.position, 2000))
     ) {
-      const { rows } = await runtime.pool.query<{
-        stream_id: string;
-        command: string;
-        outcome: 'applied' | 'unchanged' | 'refused';
-        detail: string | null;
-        result_revision: string | null;
-        result_position: string | null;
-      }>(
-        `SELECT stream_id, command, outcome, detail, result_revision, result_position
-           FROM qcat_read.approval_flow_log WHERE trigger_position = $1 ORDER BY step LIMIT 1`,
-        [result.position],
-      );
-      const row = rows[0];
+      const row = await queries.flowEffect(result.position);
       if (row)
         effect = {
           streamId: row.stream_id,
@@ -195,18 +165,7 @@ export const approvalRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
     async (request, reply) => {
       const q = request.query;
       await awaitPosition(runtime.projections, 'approvals', q.minPosition, reply);
-      const filter = new SqlFilter();
-      if (q.status) filter.add('status = ?', q.status);
-      if (q.kind) filter.add('kind = ?', q.kind);
-      if (q.subjectType) filter.add('subject_type = ?', q.subjectType);
-      if (q.subjectId) filter.add('subject_id = ?', q.subjectId);
-      if (q.role) filter.add('? = ANY (eligible_roles)', q.role);
-      if (q.after) filter.add('requested_position > ?', q.after);
-      const { rows } = await runtime.pool.query<Row>(
-        `SELECT ${COLUMNS} FROM qcat_read.approvals ${filter.where}
-          ORDER BY requested_position LIMIT ${filter.param(q.limit + 1)}`,
-        filter.values,
-      );
+      const rows = await queries.list(q);
       const { page, nextCursor } = cursorPage(rows, q.limit, (row) => row.requested_position);
       return { approvals: page.map(toApproval), nextCursor };
     },
@@ -229,13 +188,12 @@ export const approvalRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
       const q = request.query;
       await awaitPosition(runtime.projections, 'approvals', q.minPosition, reply);
       const { party } = principalOf(request);
-      const { rows } = await runtime.pool.query<Row>(
-        `SELECT ${COLUMNS} FROM qcat_read.approvals
-          WHERE status = 'pending' AND $1 = ANY (eligible_roles) AND requester_id <> $2
-            AND expires_at > now() AND requested_position > $3
-          ORDER BY requested_position LIMIT $4`,
-        [party.role, party.id, q.after ?? '0', q.limit + 1],
-      );
+      const rows = await queries.queue({
+        role: party.role,
+        partyId: party.id,
+        after: q.after,
+        limit: q.limit,
+      });
       // A page holds what the caller can act on; the cursor still walks every pending request.
       const { page, nextCursor } = cursorPage(rows, q.limit, (row) => row.requested_position);
       return {
@@ -261,11 +219,7 @@ export const approvalRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
     },
     async (request, reply) => {
       await awaitPosition(runtime.projections, 'approvals', request.query.minPosition, reply);
-      const { rows } = await runtime.pool.query<Row>(
-        `SELECT ${COLUMNS} FROM qcat_read.approvals WHERE request_id = $1`,
-        [request.params.requestId],
-      );
-      const row = rows[0];
+      const row = await queries.get(request.params.requestId);
       if (!row)
         throw new HttpProblem(
           404,

@@ -3,224 +3,33 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { nodeSha256 } from '../../core/adapters/node-sha256.js';
 import { aggregateOf, foldEvents } from '../../core/aggregates.js';
-import { redactSecrets } from '../../core/audit/redact.js';
 import { verifyLog, verifyOptionsFor } from '../../core/audit/verify.js';
 import { assertValidStreamId } from '../../core/eventstore/append-validation.js';
-import type { JsonValue, RecordedEvent } from '../../core/eventstore/event-store.js';
 import type { Runtime } from '../../ops/runtime.js';
 import { HttpProblem } from '../problem.js';
+import { AuditQueries, type AuditRow } from '../../projections/audit-queries.js';
+import { causationTree } from '../../core/audit/causation-tree.js';
+import { awaitPosition, cursorPage } from './conventions.js';
 import {
-  awaitPosition,
-  cursorPage,
-  instant,
-  pageLimit,
-  positionString,
-  SqlFilter,
-} from './conventions.js';
-
-const auditEvent = z.object({
-  position: z.string(),
-  recordedAt: z.string(),
-  streamId: z.string(),
-  category: z.string(),
-  revision: z.string(),
-  type: z.string(),
-  eventId: z.string(),
-  actor: z.string(),
-  correlationId: z.string().nullable(),
-  causationId: z.string().nullable(),
-});
-type AuditEvent = z.infer<typeof auditEvent>;
-
-/** The audit trail's filters, shared by the list and the export. */
-const filters = {
-  actor: z.string().min(1).max(200).optional(),
-  streamId: z.string().min(1).max(200).optional(),
-  category: z.string().min(1).max(200).optional(),
-  type: z.string().min(1).max(200).optional(),
-  correlationId: z.string().min(1).max(200).optional(),
-  from: instant.optional().describe('recorded at or after this instant'),
-  to: instant.optional().describe('recorded at or before this instant'),
-  minPosition: positionString.optional(),
-};
-type Filters = { [K in keyof typeof filters]?: string };
-
-const listQuery = z
-  .object({
-    ...filters,
-    after: positionString.optional().describe('cursor: the nextCursor of the previous page'),
-    limit: pageLimit(1000, 100),
-  })
-  .strict();
-
-const exportQuery = z
-  .object({
-    ...filters,
-    format: z.enum(['ndjson', 'csv']).default('ndjson'),
-  })
-  .strict();
-
-const revisionString = z
-  .string()
-  .regex(/^\d{1,19}$/, 'expected a revision: a whole number as a string');
-
-const streamParams = z.object({ streamId: z.string().min(1).max(200) });
-
-const historyQuery = z
-  .object({
-    after: revisionString.optional().describe('cursor: the nextCursor of the previous page'),
-    limit: pageLimit(1000, 100),
-  })
-  .strict();
-
-const stateQuery = z
-  .object({
-    asOf: instant
-      .optional()
-      .describe('the state as of this instant: every event recorded at or before it'),
-    atPosition: positionString
-      .optional()
-      .describe('the state as of this global position: every event at or before it'),
-  })
-  .strict()
-  .refine((q) => q.asOf === undefined || q.atPosition === undefined, {
-    message: 'give asOf or atPosition, not both',
-    path: ['atPosition'],
-  });
-
-const correlationParams = z.object({ correlationId: z.string().min(1).max(200) });
-const correlationQuery = z
-  .object({
-    limit: pageLimit(10_000, 1000),
-    minPosition: positionString.optional(),
-  })
-  .strict();
-
-const verifyQuery = z
-  .object({
-    toPosition: positionString
-      .optional()
-      .describe('verify up to this position (default: the head); the digest covers exactly that'),
-  })
-  .strict();
-
-const storedEvent = z.object({
-  position: z.string(),
-  revision: z.string(),
-  eventId: z.string(),
-  type: z.string(),
-  recordedAt: z.string(),
-  data: z.unknown().describe('as stored, with secret fields redacted'),
-  metadata: z.unknown().describe('as stored, with secret fields redacted'),
-  hash: z.string().describe("SHA-256 over the event and its predecessor's hash (ADR 005)"),
-});
-
-const brokenLink = z.object({
-  reason: z.enum([
-    'hash_mismatch',
-    'revision_gap',
-    'position_gap',
-    'position_order',
-    'time_order',
-    'log_truncated',
-    'checkpoint_changed',
-  ]),
-  position: z.string(),
-  streamId: z.string().nullable(),
-  revision: z.string().nullable(),
-  eventId: z.string().nullable(),
-  expected: z.string(),
-  found: z.string(),
-  detail: z.string(),
-});
-
-interface Row {
-  position: string;
-  recorded_at: Date;
-  stream_id: string;
-  category: string;
-  revision: string;
-  type: string;
-  event_id: string;
-  actor: string;
-  correlation_id: string | null;
-  causation_id: string | null;
-}
-
-const COLUMNS =
-  'position, recorded_at, stream_id, category, revision, type, event_id, actor, correlation_id, causation_id';
-
-const toAuditEvent = (row: Row): AuditEvent => ({
-  position: row.position,
-  recordedAt: row.recorded_at.toISOString(),
-  streamId: row.stream_id,
-  category: row.category,
-  revision: row.revision,
-  type: row.type,
-  eventId: row.event_id,
-  actor: row.actor,
-  correlationId: row.correlation_id,
-  causationId: row.causation_id,
-});
-
-/** The conditions of the trail's filters. */
-function trailFilter(q: Filters): SqlFilter {
-  const filter = new SqlFilter();
-  if (q.actor) filter.add('actor = ?', q.actor);
-  if (q.streamId) filter.add('stream_id = ?', q.streamId);
-  if (q.category) filter.add('category = ?', q.category);
-  if (q.type) filter.add('type = ?', q.type);
-  if (q.correlationId) filter.add('correlation_id = ?', q.correlationId);
-  if (q.from) filter.add('recorded_at >= ?', q.from);
-  if (q.to) filter.add('recorded_at <= ?', q.to);
-  return filter;
-}
-
-/** Rows per query of an export: what one export holds in memory at most. */
-const EXPORT_BATCH = 1000;
-
-const CSV_COLUMNS: readonly (keyof AuditEvent)[] = [
-  'position',
-  'recordedAt',
-  'streamId',
-  'category',
-  'revision',
-  'type',
-  'eventId',
-  'actor',
-  'correlationId',
-  'causationId',
-];
-
-/**
- * One CSV cell (RFC 4180): quoted when it holds a comma, quote or line break, quotes doubled.
- * A cell a spreadsheet would run as a formula (starting with = + - @ tab or CR) gets a leading `'`
- * (OWASP CSV injection); the NDJSON export carries every value verbatim.
- */
-export function csvCell(value: string | null): string {
-  if (value === null) return '';
-  const safe = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
-  return /[",\r\n]/.test(safe) ? `"${safe.replaceAll('"', '""')}"` : safe;
-}
-
-const csvLine = (event: AuditEvent): string =>
-  `${CSV_COLUMNS.map((column) => csvCell(event[column])).join(',')}\r\n`;
-
-const redact = (value: unknown): JsonValue => redactSecrets(value as JsonValue);
-
-const toStoredEvent = (event: RecordedEvent): z.infer<typeof storedEvent> => ({
-  position: event.position.toString(),
-  revision: event.revision.toString(),
-  eventId: event.eventId,
-  type: event.type,
-  recordedAt: event.recordedAt.toISOString(),
-  data: redact(event.data),
-  metadata: redact(event.metadata),
-  hash: event.hash,
-});
-
-const streamNotFound = (streamId: string): HttpProblem =>
-  new HttpProblem(404, 'STREAM_NOT_FOUND', `stream '${streamId}' has no events`);
+  auditEvent,
+  listQuery,
+  exportQuery,
+  streamParams,
+  historyQuery,
+  stateQuery,
+  correlationParams,
+  correlationQuery,
+  verifyQuery,
+  storedEvent,
+  brokenLink,
+  toAuditEvent,
+  EXPORT_BATCH,
+  CSV_COLUMNS,
+  csvLine,
+  redact,
+  toStoredEvent,
+  streamNotFound,
+} from './audit/schemas.js';
 
 /**
  * The audit API: the trail (filter, page, export), one stream's history, any aggregate as of an
@@ -231,6 +40,7 @@ export const auditRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
   fastify,
   { runtime },
 ) => {
+  const queries = new AuditQueries(runtime.pool);
   fastify.get(
     '/audit/events',
     {
@@ -247,13 +57,7 @@ export const auditRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
     async (request, reply) => {
       const q = request.query;
       await awaitPosition(runtime.projections, 'audit_trail', q.minPosition, reply);
-      const filter = trailFilter(q);
-      if (q.after) filter.add('position > ?', q.after);
-      const { rows } = await runtime.pool.query<Row>(
-        `SELECT ${COLUMNS} FROM qcat_read.audit_trail ${filter.where}
-          ORDER BY position LIMIT ${filter.param(q.limit + 1)}`,
-        filter.values,
-      );
+      const rows = await queries.list(q);
       const { page, nextCursor } = cursorPage(rows, q.limit, (row) => row.position);
       return { events: page.map(toAuditEvent), nextCursor };
     },
@@ -274,23 +78,12 @@ export const auditRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
       const q = request.query;
       await awaitPosition(runtime.projections, 'audit_trail', q.minPosition, reply);
       // A fixed upper bound: the export is the trail as it stood when the request came.
-      const { rows: bound } = await runtime.pool.query<{ position: string }>(
-        'SELECT coalesce(max(position), 0)::text AS position FROM qcat_read.audit_trail',
-      );
-      const upTo = bound[0]?.position ?? '0';
-      const filter = trailFilter(q).add('position <= ?', upTo).add('position > ?', '0');
-      const afterIndex = filter.values.length - 1;
-      const sql = `SELECT ${COLUMNS} FROM qcat_read.audit_trail ${filter.where}
-                    ORDER BY position LIMIT ${filter.param(EXPORT_BATCH)}`;
-      const { values } = filter;
-      const batch = async (after: string): Promise<Row[]> => {
-        values[afterIndex] = after;
-        return (await runtime.pool.query<Row>(sql, values)).rows;
-      };
+      const upTo = await queries.head();
+      const batch = queries.exportBatches(q, upTo, EXPORT_BATCH);
       // The first batch before the answer starts: a failure here is still a proper 5xx.
       const first = await batch('0');
       const csv = q.format === 'csv';
-      const render = (rows: Row[]): string => {
+      const render = (rows: AuditRow[]): string => {
         let text = '';
         for (const row of rows) {
           const event = toAuditEvent(row);
@@ -475,11 +268,7 @@ export const auditRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
       const { correlationId } = request.params;
       const q = request.query;
       await awaitPosition(runtime.projections, 'audit_trail', q.minPosition, reply);
-      const { rows } = await runtime.pool.query<Row>(
-        `SELECT ${COLUMNS} FROM qcat_read.audit_trail WHERE correlation_id = $1
-          ORDER BY position LIMIT $2`,
-        [correlationId, q.limit + 1],
-      );
+      const rows = await queries.correlation(correlationId, q.limit);
       if (rows.length === 0) {
         throw new HttpProblem(
           404,
@@ -544,67 +333,3 @@ export const auditRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
     },
   );
 };
-
-/**
- * Events of one correlation (in position order) as a tree: an event whose causationId is another
- * event of the set is that event's child; the others hang under their cause at the roots.
- */
-export function causationTree(events: readonly AuditEvent[]): {
-  eventCount: number;
-  roots: { causationId: string | null; eventIds: string[] }[];
-  events: (AuditEvent & {
-    parentEventId: string | null;
-    children: string[];
-    depth: number | null;
-  })[];
-} {
-  const byId = new Map(events.map((event) => [event.eventId, event]));
-  const children = new Map<string, string[]>();
-  const roots = new Map<string | null, string[]>();
-  const parentOf = (event: AuditEvent): string | null =>
-    event.causationId !== null && event.causationId !== event.eventId && byId.has(event.causationId)
-      ? event.causationId
-      : null;
-  const push = <K>(map: Map<K, string[]>, key: K, eventId: string): void => {
-    const list = map.get(key);
-    if (list) list.push(eventId);
-    else map.set(key, [eventId]);
-  };
-  for (const event of events) {
-    const parent = parentOf(event);
-    if (parent === null) push(roots, event.causationId, event.eventId);
-    else push(children, parent, event.eventId);
-  }
-  const depths = new Map<string, number | null>();
-  const depthOf = (event: AuditEvent): number | null => {
-    // Walk up to a root; a cycle (forged ids) has no depth.
-    const seen = new Set<string>();
-    let depth = 0;
-    let current: AuditEvent | undefined = event;
-    while (current) {
-      const known = depths.get(current.eventId);
-      if (known !== undefined) return known === null ? null : known + depth;
-      if (seen.has(current.eventId)) return null;
-      seen.add(current.eventId);
-      const parent = parentOf(current);
-      if (parent === null) return depth;
-      depth++;
-      current = byId.get(parent);
-    }
-    return depth;
-  };
-  return {
-    eventCount: events.length,
-    roots: [...roots].map(([causationId, eventIds]) => ({ causationId, eventIds })),
-    events: events.map((event) => {
-      const depth = depthOf(event);
-      depths.set(event.eventId, depth);
-      return {
-        ...event,
-        parentEventId: parentOf(event),
-        children: children.get(event.eventId) ?? [],
-        depth,
-      };
-    }),
-  };
-}

@@ -7,6 +7,10 @@ import type { ProjectionService } from '../../projections/projection-service.js'
 import { amountSchema, instantSchema } from '../../core/domain-bounds.js';
 import { ConcurrencyConflictError } from '../../core/errors.js';
 import { HttpProblem } from '../problem.js';
+import type { TimeRange } from '../../projections/sql-filter.js';
+
+// strategies.ts still builds its list query here (owned by another branch at the time of ADR 025).
+export { SqlFilter } from '../../projections/sql-filter.js';
 
 /** The largest position or revision: PostgreSQL's bigint. */
 const MAX_POSITION = 9223372036854775807n;
@@ -136,31 +140,6 @@ export function newId(
 }
 
 /**
- * WHERE conditions with numbered parameters for list queries: `add('status = ?', value)` for each
- * filter given, then `where` and `values` for the query; `param(value)` numbers one more value
- * (a LIMIT, say) and answers its placeholder.
- */
-export class SqlFilter {
-  readonly values: unknown[] = [];
-  private readonly conditions: string[] = [];
-
-  param(value: unknown): string {
-    this.values.push(value);
-    return `$${this.values.length.toString()}`;
-  }
-
-  add(sql: string, value: unknown): this {
-    this.conditions.push(sql.replace('?', this.param(value)));
-    return this;
-  }
-
-  /** `WHERE a AND b`, or nothing without conditions. */
-  get where(): string {
-    return this.conditions.length > 0 ? `WHERE ${this.conditions.join(' AND ')}` : '';
-  }
-}
-
-/**
  * An ISO 8601 instant with an offset, in the domain's range (core/domain-bounds.ts, ADR 011): the
  * one schema of an instant in every query, path and body.
  */
@@ -186,18 +165,13 @@ export function instantOf(name: string, value: string | undefined): Date | undef
   return new Date(ms);
 }
 
-/** `column` within `q.from` (inclusive) and `q.to` (exclusive); 400 when from is not before to. */
-export function addTimeRange(
-  filter: SqlFilter,
-  column: string,
-  q: { from?: string | undefined; to?: string | undefined },
-): void {
+/** `from` and `to` of a list query as Dates; 400 when from is not before to. */
+export function timeRangeOf(q: { from?: string | undefined; to?: string | undefined }): TimeRange {
   const from = instantOf('from', q.from);
   const to = instantOf('to', q.to);
   if (from && to && from >= to)
     throw new HttpProblem(400, 'VALIDATION_FAILED', 'from must be before to');
-  if (from) filter.add(`${column} >= ?`, from);
-  if (to) filter.add(`${column} < ?`, to);
+  return { from, to };
 }
 
 /** `limit` of a cursor-paginated list: 1 to `max` items, `fallback` when not given. */

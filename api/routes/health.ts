@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { ping } from '../../core/adapters/postgres/pool.js';
 import type { Runtime } from '../../ops/runtime.js';
 import type { ProjectionStatus } from '../../projections/projection.js';
 import { sendProblem } from '../problem.js';
@@ -93,7 +94,7 @@ export const healthRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
       {
         name: 'postgresql',
         run: async () => {
-          await runtime.pool.query('SELECT 1');
+          await ping(runtime.pool);
           return 'answers';
         },
       },

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ROLES } from '../../core/access/roles.js';
 import type { Runtime } from '../../ops/runtime.js';
+import { ApiKeyQueries } from '../../projections/api-key-queries.js';
 import type { ApiKeyService } from '../auth/api-key-service.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { commandAnswer, commandResultSchema } from './conventions.js';
@@ -54,17 +55,7 @@ export const keyRoutes: FastifyPluginAsyncZod<{
       },
     },
     async () => {
-      const { rows } = await runtime.pool.query<{
-        key_id: string;
-        name: string;
-        role: (typeof ROLES)[number];
-        status: 'active' | 'revoked';
-        issued_at: Date;
-        issued_by: string;
-        revoked_at: Date | null;
-      }>(
-        'SELECT key_id, name, role, status, issued_at, issued_by, revoked_at FROM qcat_private.api_keys ORDER BY issued_at, key_id',
-      );
+      const rows = await new ApiKeyQueries(runtime.pool).list();
       return rows.map((row) => ({
         keyId: row.key_id,
         name: row.name,

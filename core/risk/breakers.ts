@@ -5,6 +5,7 @@ import { num, scopeKey, type RiskScope } from './common.js';
 import { limitsIn, type RiskSnapshot } from './checks.js';
 import type { PriceBreakerLimit } from './limits.js';
 import type { RiskRule, RiskTriggerFiredData, TriggerAction } from './trading-state.js';
+import { dailyLossOf, drawdownOf } from './measures.js';
 
 /**
  * Circuit breakers as pure evaluators: each takes its tracker (plain JSON, kept by the engine from
@@ -88,7 +89,7 @@ export function evaluateDrawdown(
   if (equity > next.highWater) next = { ...next, highWater: equity, highWaterAt: time };
   if (next.fired || maxDrawdown === null || !(next.highWater > 0))
     return { tracker: next, trigger: null };
-  const drawdown = (next.highWater - equity) / next.highWater;
+  const drawdown = drawdownOf(next.highWater, equity) ?? 0;
   if (!(drawdown > maxDrawdown)) return { tracker: next, trigger: null };
   const portfolio = scope.type === 'portfolio';
   return {
@@ -140,7 +141,7 @@ export function evaluateDailyLoss(
     next = { ...next, opening: equity, fired: false, resetSeen: resetAt };
   if (next.fired || dailyLossLimit === null || !(next.opening > 0))
     return { tracker: next, trigger: null };
-  const loss = (next.opening - equity) / next.opening;
+  const loss = dailyLossOf(next.opening, equity) ?? 0;
   if (!(loss > dailyLossLimit)) return { tracker: next, trigger: null };
   return {
     tracker: { ...next, fired: true },

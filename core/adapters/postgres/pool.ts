@@ -22,3 +22,30 @@ export function createPool(config: pg.PoolConfig): pg.Pool {
 
 /** Reported to the code that uses the connection, through its query; nothing to add here. */
 const ignore = (): void => undefined;
+
+/** Whether the server answers a query (the readiness probe's PostgreSQL check); throws if not. */
+export async function ping(pool: pg.Pool): Promise<void> {
+  await pool.query('SELECT 1');
+}
+
+/**
+ * Runs `work` holding a session-level advisory lock named `name` (one holder at a time across
+ * processes), on a connection of its own released afterwards.
+ */
+export async function withAdvisoryLock<T>(
+  pool: pg.Pool,
+  name: string,
+  work: () => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [name]);
+    try {
+      return await work();
+    } finally {
+      await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [name]);
+    }
+  } finally {
+    client.release();
+  }
+}

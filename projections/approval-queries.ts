@@ -1,0 +1,113 @@
+import type pg from 'pg';
+import type { ApprovalKind, ApprovalState, Subject } from '../core/approvals/approval.js';
+import { SqlFilter } from './sql-filter.js';
+
+/** The SQL that reads the approvals read model and the approval flow's log. */
+
+export type OpenApproval = Exclude<ApprovalState, { status: 'none' }>;
+
+export interface ApprovalRow {
+  request_id: string;
+  state: OpenApproval;
+  reason: string;
+  decided_by: string | null;
+  decision_reason: string | null;
+  requested_at: Date;
+  expires_at: Date;
+  decided_at: Date | null;
+  revision: string;
+  requested_position: string;
+}
+
+/** What the approval flow did after a decision (qcat_read.approval_flow_log). */
+export interface FlowEffectRow {
+  stream_id: string;
+  command: string;
+  outcome: 'applied' | 'unchanged' | 'refused';
+  detail: string | null;
+  result_revision: string | null;
+  result_position: string | null;
+}
+
+const COLUMNS = `request_id, state, reason, decided_by, decision_reason, requested_at, expires_at,
+                 decided_at, revision, requested_position`;
+
+export class ApprovalQueries {
+  constructor(private readonly pool: pg.Pool) {}
+
+  /** Requests in request order, filtered; one more than `limit` when there is a next page. */
+  async list(q: {
+    status?: string | undefined;
+    kind?: string | undefined;
+    subjectType?: string | undefined;
+    subjectId?: string | undefined;
+    role?: string | undefined;
+    after?: string | undefined;
+    limit: number;
+  }): Promise<ApprovalRow[]> {
+    const filter = new SqlFilter();
+    if (q.status) filter.add('status = ?', q.status);
+    if (q.kind) filter.add('kind = ?', q.kind);
+    if (q.subjectType) filter.add('subject_type = ?', q.subjectType);
+    if (q.subjectId) filter.add('subject_id = ?', q.subjectId);
+    if (q.role) filter.add('? = ANY (eligible_roles)', q.role);
+    if (q.after) filter.add('requested_position > ?', q.after);
+    const { rows } = await this.pool.query<ApprovalRow>(
+      `SELECT ${COLUMNS} FROM qcat_read.approvals ${filter.where}
+        ORDER BY requested_position LIMIT ${filter.param(q.limit + 1)}`,
+      filter.values,
+    );
+    return rows;
+  }
+
+  /** Pending, unexpired requests a role may approve and a party did not make. */
+  async queue(q: {
+    role: string;
+    partyId: string;
+    after?: string | undefined;
+    limit: number;
+  }): Promise<ApprovalRow[]> {
+    const { rows } = await this.pool.query<ApprovalRow>(
+      `SELECT ${COLUMNS} FROM qcat_read.approvals
+        WHERE status = 'pending' AND $1 = ANY (eligible_roles) AND requester_id <> $2
+          AND expires_at > now() AND requested_position > $3
+        ORDER BY requested_position LIMIT $4`,
+      [q.role, q.partyId, q.after ?? '0', q.limit + 1],
+    );
+    return rows;
+  }
+
+  async get(requestId: string): Promise<ApprovalRow | undefined> {
+    const { rows } = await this.pool.query<ApprovalRow>(
+      `SELECT ${COLUMNS} FROM qcat_read.approvals WHERE request_id = $1`,
+      [requestId],
+    );
+    return rows[0];
+  }
+
+  /** The oldest pending request of a kind on a subject, other than `exceptRequestId`. */
+  async pendingOn(
+    kind: ApprovalKind,
+    subject: Subject,
+    exceptRequestId: string,
+  ): Promise<string | undefined> {
+    const { rows } = await this.pool.query<{ request_id: string }>(
+      `SELECT request_id FROM qcat_read.approvals
+        WHERE status = 'pending' AND kind = $1 AND subject_type = $2 AND subject_id = $3
+          AND request_id <> $4
+        ORDER BY requested_position LIMIT 1`,
+      [kind, subject.type, subject.id, exceptRequestId],
+    );
+    return rows[0]?.request_id;
+  }
+
+  /** The first step the approval flow took for the decision at `position`. */
+  async flowEffect(position: bigint): Promise<FlowEffectRow | undefined> {
+    const { rows } = await this.pool.query<FlowEffectRow>(
+      `SELECT stream_id, command, outcome, detail, result_revision, result_position
+         FROM qcat_read.approval_flow_log WHERE trigger_position = $1 ORDER BY step LIMIT 1`,
+      [position],
+    );
+    return rows[0];
+  }
+}
