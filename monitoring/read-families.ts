@@ -17,7 +17,7 @@ export async function readFamilies(
   pool: pg.Pool,
   timeoutMs: number,
   families: readonly Family[],
-  fail: (source: Family['name'] | 'connection') => void,
+  fail: (source: string) => void, // a family's name or 'connection'
 ): Promise<void> {
   let client: pg.PoolClient;
   try {
