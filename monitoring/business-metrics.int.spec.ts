@@ -369,6 +369,7 @@ describe('business metrics from the read models', () => {
       'kind=parameter_change': 1,
       'kind=risk_limit_change': 0,
       'kind=risk_reset': 0,
+      'kind=standing_approval': 0,
       'kind=strategy_activation': 1,
       'kind=strategy_retirement': 0,
     });
