@@ -33,27 +33,27 @@ import { hotSymbolsManager } from './hot-symbols/manager.js';
 import { newStrategiesManager } from './new-strategies/manager.js';
 import { newStrategiesReads } from './new-strategies/reads.js';
 import { optimizationAdoption } from './optimization/adoption.js';
-import { periodicOptimizer } from './optimization/automatic-optimizer.js';
+import {
+  periodicOptimizer,
+  underperformanceOptimizer,
+  type TriggerReads,
+} from './optimization/automatic-optimizer.js';
 import { ProcessManagerTarget } from './process-manager-target.js';
 import type { ProcessManager } from './process-manager.js';
 
 /**
- * The proof of issue 19: the capabilities working together on one real log (PostgreSQL), driven
- * by controlled instants. 10 ranks a synthetic market with an injected volume jump → 8 tries a
- * template on the hot symbol, creates the strategy that passed and starts it once a risk officer
- * approved → 6 requests its periodic optimization → 2 requests the parameter change → 3 proposes
- * an allocation when it joins a portfolio → 7 suspends it when its figures breach. Each action is
- * `automation:<name>` with its trigger as causation; replaying every tick and cause (a restart)
- * writes nothing; under the kill switch the same kind of ticks issue nothing and record holds.
- * Stand-ins, and why: the optimizer's run (its completion is written as the optimizer writes it;
- * automation/optimization/triggers.int.spec.ts runs a real one), the allocation's valuations and
- * elimination's equity curve (read models fed by the paper engine over weeks; their own specs
- * cover the real reads). The window is the 32 days of hourly candles the ranking needs, not 90.
+ * The proof of issue 19 (docs/automation.md, "How it is proven"): on one real log, driven by
+ * controlled instants, 10 ranks a synthetic market with a volume jump → 8 tries a template on the
+ * hot symbol, creates the strategy that passed, starts it once approved → 6 requests its periodic
+ * optimization → 2 requests the parameter change → 3 proposes an allocation → 1 and 7 act on its
+ * losses. Each action carries its trigger as causation; a restart replaying every tick and cause
+ * writes nothing; under the kill switch the next ticks record holds. Stand-ins: the optimizer's
+ * run, allocation's valuations, the PnL and equity curves (their own specs cover them). 32 days.
  */
 const RISK: Party = { id: 'apikey:risk-1', role: 'risk_officer' };
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
-/** A Monday, 00:00 UTC: the hour ranked, the week new strategies are tried in. */
+/** A Monday, 00:00 UTC. */
 const T = Date.UTC(2026, 2, 9);
 const at = (ms: number) => new Date(T + ms);
 const P = 'paper-1h';
@@ -97,6 +97,21 @@ describe('the automation capabilities together (issue 19 proof)', { timeout: 120
   const managers = (): Record<string, ProcessManager> => {
     const strategy = async () =>
       (await commands.load(strategies, strategyStream(strategyId))).state;
+    const triggerReads: TriggerReads = {
+      tradingStrategies: async () => {
+        const state = await strategy();
+        return state.status === 'paper' ? [state] : [];
+      },
+      history: () => Promise.resolve({ lastRequestedAt: null, unfinished: false }),
+      // Its paper PnL (the allocations read model): losing 40 a day for a month.
+      dailyNetPnl: (_id, from) =>
+        Promise.resolve(
+          Array.from({ length: 31 }, (_, i) => ({
+            day: new Date(Date.parse(from) + i * DAY).toISOString().slice(0, 10),
+            netPnl: -40 * i + (i % 2) * 15,
+          })),
+        ),
+    };
     return {
       hot: hotSymbolsManager({ commands, market }),
       create: newStrategiesManager({
@@ -110,18 +125,8 @@ describe('the automation capabilities together (issue 19 proof)', { timeout: 120
           },
         },
       }),
-      periodic: periodicOptimizer({
-        commands,
-        market,
-        reads: {
-          tradingStrategies: async () => {
-            const state = await strategy();
-            return state.status === 'paper' ? [state] : [];
-          },
-          history: () => Promise.resolve({ lastRequestedAt: null, unfinished: false }),
-          dailyNetPnl: () => Promise.resolve([]),
-        },
-      }),
+      periodic: periodicOptimizer({ commands, market, reads: triggerReads }),
+      underperforming: underperformanceOptimizer({ commands, market, reads: triggerReads }),
       adopt: optimizationAdoption(commands),
       allocate: allocationManager({
         commands,
@@ -232,6 +237,7 @@ describe('the automation capabilities together (issue 19 proof)', { timeout: 120
     await configure('adopt_parameters');
     await configure('new_strategies', { perWeek: 1, total: 5 });
     await configure('periodic_optimization', { dataDays: 60, trials: 8 });
+    await configure('optimize_on_underperformance', { dataDays: 60, trials: 8 });
     await configure('rebalance');
     await configure('elimination');
   }, 120_000);
@@ -331,6 +337,16 @@ describe('the automation capabilities together (issue 19 proof)', { timeout: 120
       actor: 'automation:allocation',
       causationId: joined.eventId,
     });
+  });
+
+  it('1 requests an optimization of it when its profit falls short, naming the figures', async () => {
+    await tick('underperforming', at(DAY));
+    const [requested, ...more] = (await ofType('OptimizationRequested')).filter(
+      (e) => e.metadata.actor === 'automation:underperformance-optimizer',
+    );
+    expect(more).toEqual([]);
+    expect(requested?.data).toMatchObject({ strategyId, trigger: { type: 'underperformance' } });
+    expect(requested?.metadata.causationId).toBe('tick:underperformance-optimizer:2026-03-10');
   });
 
   it('7 suspends it when its figures breach, naming them', async () => {
