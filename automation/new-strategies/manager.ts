@@ -140,10 +140,19 @@ export function newStrategiesManager(deps: {
     async tick(now) {
       const week = weekOf(now);
       if (ticked === week) return undefined;
+      const state = await ledger();
+      // Its week's candidates were tried already (before a restart or a change of leader): the
+      // slot is acted on once, even while those optimizations run and the room looks unused.
+      if (
+        Object.entries(state.tried).some(([key, id]) => id === derived(`candidate:${key}:${week}`))
+      ) {
+        ticked = week;
+        return undefined;
+      }
       const picked = candidates({
         symbols: await reads.symbols(),
         templates: Object.keys(TEMPLATES),
-        ledger: await ledger(),
+        ledger: state,
         caps: await policy(),
         week,
       });

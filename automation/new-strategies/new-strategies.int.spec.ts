@@ -140,6 +140,11 @@ describe('new strategies (capability 8)', () => {
     });
   });
 
+  it('given a restart in the same week while its candidates still run, when it ticks again, then it tries nothing more', async () => {
+    await target().tick(new Date('2026-03-10T05:00:00.000Z'));
+    expect(await requested()).toHaveLength(2);
+  });
+
   it('when a candidate passes the gate, then a strategy is created and submitted for review; once approved it starts in paper', async () => {
     const [first] = await requested();
     const optimizationId = (first?.data as { optimizationId: string }).optimizationId;
