@@ -8,6 +8,19 @@ import { amountSchema, instantSchema } from '../../core/domain-bounds.js';
 import { ConcurrencyConflictError } from '../../core/errors.js';
 import { HttpProblem } from '../problem.js';
 
+/**
+ * A strategy's id: a UUID (created through the API), or `auto-<kind>-<symbol>-<id>` (created by
+ * automation capability 8, docs/automation.md), so people can pause, resume and retire those too.
+ */
+export const strategyIdSchema = z
+  .string()
+  .refine(
+    (value) =>
+      z.uuid().safeParse(value).success ||
+      /^auto-[a-z0-9_]{1,40}-[a-z0-9]{2,20}-[a-z0-9-]{1,8}$/.test(value),
+    'expected a strategy id: a UUID, or auto-<kind>-<symbol>-<id> (automation capability 8)',
+  );
+
 /** The largest position or revision: PostgreSQL's bigint. */
 const MAX_POSITION = 9223372036854775807n;
 
