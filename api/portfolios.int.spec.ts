@@ -152,6 +152,16 @@ describe('portfolio allocation API', () => {
     );
   });
 
+  it('a position cursor beyond the largest position is a 400 naming it, not a 500', async () => {
+    const answer = await call(
+      'viewer',
+      'GET',
+      `/portfolios/${P}/allocation/proposals?before=9999999999999999999`,
+    );
+    expect(answer.status).toBe(400);
+    expect(String(answer.body['detail'])).toMatch(/before/);
+  });
+
   it('a computed proposal records every figure (printed for the closing note)', async () => {
     const proposed = await call('analyst', 'POST', `/portfolios/${P}/allocation/proposals`, {
       reason: 'quarterly review',

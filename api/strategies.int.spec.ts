@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
+import { strategies } from '../core/strategies/strategy.js';
 import { expireDueApprovals } from '../projections/approval-flow.js';
 import { startTestServer, type TestServer } from '../test/support/test-server.js';
 import { until } from '../test/support/until.js';
@@ -453,5 +454,55 @@ describeNeeding(['redis'], 'strategies and approvals over HTTP', () => {
     );
     expect(plain.ids).toEqual([...first.ids, id]);
     expect(plain.cache).toBe('hit');
+  });
+  it('a strategy of automation capability 8 (auto-<kind>-<symbol>-<id>) can be paused through the API', async () => {
+    const strategyId = 'auto-sma_crossover-btcusdt-0a1b2c3d';
+    const stream = `strategy-${strategyId}`;
+    const bot = { id: 'automation:new-strategies', role: 'analyst' } as const;
+    const commands = api.server.runtime.commands;
+    const as = { actor: bot.id };
+    await commands.handle(
+      strategies,
+      stream,
+      {
+        type: 'CreateStrategy',
+        strategyId,
+        owner: bot,
+        name: 'sma_crossover on BTCUSDT (automatic)',
+        description: 'created by capability 8',
+        kind: 'sma_crossover',
+        symbols: ['BTCUSDT'],
+        timeframe: '1h',
+        parameters: { fastPeriod: 10, slowPeriod: 100, positionFraction: 0.5 },
+        capitalRequest: 10_000,
+      },
+      as,
+    );
+    await commands.handle(
+      strategies,
+      stream,
+      { type: 'SubmitForReview', strategyId, requestId: 'auto-review', by: bot },
+      as,
+    );
+    await commands.handle(
+      strategies,
+      stream,
+      {
+        type: 'ApproveActivation',
+        strategyId,
+        requestId: 'auto-review',
+        approvers: [{ id: 'apikey:risk', role: 'risk_officer' }],
+      },
+      as,
+    );
+    await commands.handle(strategies, stream, { type: 'StartPaperTrading', strategyId }, as);
+    const paused = await call('trader', 'POST', `/strategies/${strategyId}/pause`, {
+      reason: 'it loses money',
+    });
+    expect(paused.status).toBe(200);
+    expect((await commands.load(strategies, stream)).state.status).toBe('paused');
+    const bad = await call('trader', 'POST', '/strategies/not-a-strategy/pause', { reason: 'x' });
+    expect(bad.status).toBe(400);
+    expect(String(bad.body['detail'])).toMatch(/strategy id/);
   });
 });

@@ -12,6 +12,19 @@ import type { TimeRange } from '../../projections/sql-filter.js';
 // strategies.ts still builds its list query here (owned by another branch at the time of ADR 025).
 export { SqlFilter } from '../../projections/sql-filter.js';
 
+/**
+ * A strategy's id: a UUID (created through the API), or `auto-<kind>-<symbol>-<id>` (created by
+ * automation capability 8, docs/automation.md), so people can pause, resume and retire those too.
+ */
+export const strategyIdSchema = z
+  .string()
+  .refine(
+    (value) =>
+      z.uuid().safeParse(value).success ||
+      /^auto-[a-z0-9_]{1,40}-[a-z0-9]{2,20}-[a-z0-9-]{1,8}$/.test(value),
+    'expected a strategy id: a UUID, or auto-<kind>-<symbol>-<id> (automation capability 8)',
+  );
+
 /** The largest position or revision: PostgreSQL's bigint. */
 const MAX_POSITION = 9223372036854775807n;
 

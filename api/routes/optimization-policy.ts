@@ -9,7 +9,14 @@ import {
 } from '../../core/optimization/policy.js';
 import type { Runtime } from '../../ops/runtime.js';
 import { commandOf, commandRoute } from '../command-route.js';
-import { commandAnswer, commandResultSchema, instant, newId, principalOf } from './conventions.js';
+import {
+  commandAnswer,
+  commandResultSchema,
+  instant,
+  newId,
+  principalOf,
+  strategyIdSchema,
+} from './conventions.js';
 
 const party = z.object({ id: z.string(), role: z.string() });
 const standing = z.object({
@@ -79,7 +86,7 @@ export const optimizationPolicyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime 
       summary:
         'Request a standing approval: passing optimizations of a strategy (or of all) apply without a second person when every parameter stays within ± maxRelativeChange of its live value. Another risk officer approves it (GET /approvals)',
       body: z.strictObject({
-        strategyId: z.uuid().nullable().describe('null: every strategy'),
+        strategyId: strategyIdSchema.nullable().describe('null: every strategy'),
         maxRelativeChange: z.number().gt(0).max(MAX_RELATIVE_CHANGE).describe('0.25 = ±25 %'),
         expiresAt: instant.describe('at most 90 days ahead'),
         reason: z.string().min(1).max(500),

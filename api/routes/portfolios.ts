@@ -17,6 +17,7 @@ import {
   commandResultSchema,
   newId,
   pageLimit,
+  positionString,
   principalOf,
 } from './conventions.js';
 
@@ -90,11 +91,7 @@ export const portfolioRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = asyn
         params,
         querystring: z.object({
           limit: pageLimit(200, 20),
-          before: z
-            .string()
-            .regex(/^\d{1,19}$/)
-            .optional()
-            .describe('position cursor'),
+          before: positionString.optional().describe('position cursor'),
         }),
         response: { 200: z.object({ items: z.array(json) }) },
       },

@@ -29,6 +29,7 @@ import {
   positionString,
   principalOf,
   SqlFilter,
+  strategyIdSchema,
 } from './conventions.js';
 import { commandOf, commandRoute } from '../command-route.js';
 
@@ -58,7 +59,7 @@ const editBody = z
   .partial()
   .refine((body) => Object.keys(body).length > 0, 'send at least one field to change');
 const reasonBody = z.strictObject({ reason: z.string().trim().min(1).max(500) });
-const idParams = z.object({ strategyId: z.uuid() });
+const idParams = z.object({ strategyId: strategyIdSchema });
 
 const party = z.object({ id: z.string(), role: z.enum(ROLES) });
 const json = z.record(z.string(), z.unknown());

@@ -10,12 +10,21 @@ import { approvals, approvalStream, type Party } from '../../core/approvals/appr
 import { AUTOMATION_POLICY_STREAM, automationPolicy } from '../../core/capabilities/policy.js';
 import { CommandHandler } from '../../core/commands/command-handler.js';
 import { DEFAULT_INSTRUMENTS, generateCandles } from '../../core/market/synthetic.js';
-import { eliminationStream } from '../../core/strategies/elimination.js';
-import { strategies, strategyStream } from '../../core/strategies/strategy.js';
+import { elimination, eliminationStream } from '../../core/strategies/elimination.js';
+import {
+  strategies,
+  strategyStream,
+  type StrategyCommand,
+} from '../../core/strategies/strategy.js';
 import { createTestDatabase, type TestDatabase } from '../../test/support/test-database.js';
 import { automationGate } from '../gate.js';
 import { ProcessManagerTarget, type Outcome } from '../process-manager-target.js';
-import { eliminationManager, retirementRequestId, type EliminationReads } from './manager.js';
+import {
+  ELIMINATION_PARTY,
+  eliminationManager,
+  retirementRequestId,
+  type EliminationReads,
+} from './manager.js';
 import { shadowEquity } from './shadow.js';
 
 /**
@@ -268,5 +277,150 @@ describe('elimination (capability 7)', () => {
     } finally {
       await pool.end();
     }
+  });
+});
+
+describe('elimination: an approval that comes after the suspension was cleared', () => {
+  let database: TestDatabase;
+  let store: PostgresEventStore;
+  let commands: CommandHandler;
+
+  beforeAll(async () => {
+    database = await createTestDatabase('elimination_stale');
+    store = await PostgresEventStore.connect({ connectionString: database.url });
+    commands = new CommandHandler({
+      eventStore: store,
+      idempotency: new PostgresIdempotencyStore(store.pool),
+    });
+    await store.pool.query(
+      `INSERT INTO qcat_projections (name, kind, version) VALUES ('automation.elimination', 'process', 1)`,
+    );
+  });
+  afterAll(async () => {
+    await store.close();
+    await database.drop();
+  });
+
+  it('does not retire a strategy a person resumed: the stale confirmation is refused and recorded', async () => {
+    const as = { actor: OWNER.id };
+    const s = strategyStream('s2');
+    const run = (command: StrategyCommand) => commands.handle(strategies, s, command, as);
+    await run({
+      type: 'CreateStrategy',
+      strategyId: 's2',
+      owner: OWNER,
+      name: 'resumed',
+      description: 'resumed by a person before the retirement was approved',
+      kind: 'sma_crossover',
+      symbols: ['BTCUSDT'],
+      timeframe: '1h',
+      parameters: {},
+      capitalRequest: 10_000,
+    });
+    await run({ type: 'SubmitForReview', strategyId: 's2', requestId: 'b1', by: OWNER });
+    await run({
+      type: 'ApproveActivation',
+      strategyId: 's2',
+      requestId: 'b1',
+      approvers: [RISK],
+    });
+    await run({ type: 'StartPaperTrading', strategyId: 's2' });
+    const figures = {
+      from: '2026-03-01',
+      to: '2026-03-08',
+      days: 7,
+      sharpe: -3,
+      drawdown: 0.1,
+      losingWeeksInARow: 1,
+    };
+    const record = eliminationStream('s2');
+    const requestId = retirementRequestId('s2', day(1).toISOString());
+    await commands.handle(
+      elimination,
+      record,
+      {
+        type: 'Suspend',
+        strategyId: 's2',
+        at: day(1).toISOString(),
+        figures,
+        breaches: ['SHARPE_BELOW'],
+      },
+      as,
+    );
+    await run({ type: 'PauseStrategy', strategyId: 's2', reason: 'elimination' });
+    await commands.handle(
+      elimination,
+      record,
+      {
+        type: 'ProposeRetirement',
+        strategyId: 's2',
+        at: day(8).toISOString(),
+        requestId,
+        figures,
+        breaches: ['SHARPE_BELOW'],
+      },
+      as,
+    );
+    await commands.handle(
+      approvals,
+      approvalStream(requestId),
+      {
+        type: 'RequestApproval',
+        requestId,
+        kind: 'strategy_retirement',
+        subject: { type: 'strategy_retirement', id: 's2' },
+        requester: ELIMINATION_PARTY,
+        payload: { strategyId: 's2' },
+        reason: 'still breaching',
+        now: day(8).toISOString(),
+      },
+      as,
+    );
+    // A person resumes it; the next daily run clears the suspension (the request stays open).
+    await run({ type: 'ResumeStrategy', strategyId: 's2' });
+    await commands.handle(
+      elimination,
+      record,
+      {
+        type: 'ClearSuspension',
+        strategyId: 's2',
+        at: day(9).toISOString(),
+        outcome: 'resumed',
+        reason: 'resumed by a person before retirement',
+      },
+      as,
+    );
+    await commands.handle(
+      approvals,
+      approvalStream(requestId),
+      {
+        type: 'GrantApproval',
+        requestId,
+        approver: RISK,
+        comment: 'ok',
+        now: day(10).toISOString(),
+      },
+      { actor: RISK.id },
+    );
+    const approved = (await store.readStream(approvalStream(requestId))).find(
+      (e) => e.type === 'ApprovalApproved',
+    );
+    if (!approved) throw new Error('not approved');
+    const outcomes: Outcome[] = [];
+    await new ProcessManagerTarget(
+      store.pool,
+      eliminationManager({ commands, reads: {} as EliminationReads }),
+      commands,
+      {
+        eventStore: store,
+        gate: automationGate(commands, () => Promise.resolve([])),
+        onOutcome: (o) => outcomes.push(o),
+      },
+    ).apply([approved]);
+    const { state } = await commands.load(strategies, s);
+    expect(state.status).toBe('paper');
+    expect(outcomes).toEqual([
+      expect.objectContaining({ command: 'ConfirmRetirement', result: 'refused' }),
+    ]);
   });
 });

@@ -197,7 +197,14 @@ export function eliminationManager(deps: {
       const strategyId = parsed.data.subject.id;
       const { requestId } = parsed.data;
       const at = event.recordedAt.toISOString();
-      if (parsed.type === 'ApprovalApproved')
+      if (parsed.type === 'ApprovalApproved') {
+        // Retire only for the proposal the record still holds (or has confirmed, on a replay): a
+        // request approved after the suspension was cleared (a person resumed the strategy, or it
+        // recovered) must not retire a trading strategy; its ConfirmRetirement is refused, recorded.
+        const { state: record } = await commands.load(elimination, eliminationStream(strategyId));
+        const current =
+          record.requestId === requestId &&
+          (record.status === 'retirement_proposed' || record.status === 'retired');
         return [
           intent(
             elimination,
@@ -211,17 +218,22 @@ export function eliminationManager(deps: {
             },
             'confirm',
           ),
-          intent(
-            strategies,
-            strategyStream(strategyId),
-            {
-              type: 'RetireStrategy',
-              strategyId,
-              reason: `elimination: retirement approved by ${parsed.data.approvers.map((a) => a.id).join(', ')} (request ${requestId})`,
-            },
-            'retire',
-          ),
+          ...(current
+            ? [
+                intent(
+                  strategies,
+                  strategyStream(strategyId),
+                  {
+                    type: 'RetireStrategy',
+                    strategyId,
+                    reason: `elimination: retirement approved by ${parsed.data.approvers.map((a) => a.id).join(', ')} (request ${requestId})`,
+                  },
+                  'retire',
+                ),
+              ]
+            : []),
         ];
+      }
       const how =
         parsed.type === 'ApprovalExpired'
           ? 'expired'

@@ -101,8 +101,11 @@ export function newStrategiesManager(deps: {
         },
         'reserve',
       );
-      // Beyond the caps only the reservation is issued: its refusal records why.
-      if (room(await ledger(), caps, week) === 0) return [reserve];
+      // Beyond the caps only the reservation is issued: its refusal records why. A reservation
+      // this candidate holds already (a retry after a crash or a conflict) goes on to the creation.
+      const held = await ledger();
+      const reserved = held.created.some((c) => c.strategyId === strategyId);
+      if (!reserved && room(held, caps, week) === 0) return [reserve];
       const stream = strategyStream(strategyId);
       return [
         reserve,

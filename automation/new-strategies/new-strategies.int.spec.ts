@@ -12,11 +12,12 @@ import {
   optimizationStream,
   type OptimizationOutcome,
 } from '../../core/optimization/optimization.js';
-import { NEW_STRATEGIES_STREAM } from '../../core/strategies/new-strategies.js';
+import { NEW_STRATEGIES_STREAM, newStrategies } from '../../core/strategies/new-strategies.js';
 import { strategies, strategyStream } from '../../core/strategies/strategy.js';
 import { createTestDatabase, type TestDatabase } from '../../test/support/test-database.js';
 import { automationGate } from '../gate.js';
 import { ProcessManagerTarget } from '../process-manager-target.js';
+import { TEMPLATES, weekOf } from './decide.js';
 import { newStrategiesManager, NEW_STRATEGIES_PARTY } from './manager.js';
 
 /**
@@ -231,5 +232,105 @@ describe('new strategies (capability 8)', () => {
     expect(
       (await store.readAll({ maxCount: 100_000 })).filter((e) => e.type === 'StrategyCreated'),
     ).toHaveLength(1);
+  });
+});
+
+describe('new strategies: a restart between the reservation and the creation', () => {
+  let database: TestDatabase;
+  let store: PostgresEventStore;
+  let commands: CommandHandler;
+
+  beforeAll(async () => {
+    database = await createTestDatabase('new_strategies_restart');
+    store = await PostgresEventStore.connect({ connectionString: database.url });
+    commands = new CommandHandler({
+      eventStore: store,
+      idempotency: new PostgresIdempotencyStore(store.pool),
+    });
+    await store.pool.query(
+      `INSERT INTO qcat_projections (name, kind, version) VALUES ('automation.new-strategies', 'process', 1)`,
+    );
+  });
+  afterAll(async () => {
+    await store.close();
+    await database.drop();
+  });
+
+  it('with the default cap of one a week, the candidate that took the last slot is still created', async () => {
+    for (const [capability, thresholds] of [
+      ['hot_symbols', undefined],
+      ['adopt_parameters', undefined],
+      ['new_strategies', { perWeek: 1, total: 5 }],
+    ] as const)
+      await commands.handle(
+        automationPolicy,
+        AUTOMATION_POLICY_STREAM,
+        {
+          type: 'ConfigureAutomationCapability',
+          capability,
+          enabled: true,
+          ...(thresholds ? { thresholds } : {}),
+          by: RISK,
+          time: 1,
+        },
+        { actor: RISK.id },
+      );
+    const optimizationId = 'o-restart';
+    const stream = optimizationStream(optimizationId);
+    const as = { actor: 'automation:new-strategies' };
+    await commands.handle(
+      optimizations,
+      stream,
+      {
+        type: 'RequestOptimization',
+        optimizationId,
+        requestedBy: NEW_STRATEGIES_PARTY,
+        kind: 'sma_crossover',
+        symbol: 'BTCUSDT',
+        timeframe: '1h',
+        from: '2026-01-01T00:00:00.000Z',
+        to: '2026-03-01T00:00:00.000Z',
+        space: TEMPLATES['sma_crossover'] ?? {},
+        method: 'random',
+        objective: { name: 'sharpe' },
+        budget: { trials: 4 },
+        candlesInWindow: 1_000,
+      },
+      as,
+    );
+    await commands.handle(
+      optimizations,
+      stream,
+      { type: 'CompleteOptimization', optimizationId, outcome: outcome(true) },
+      as,
+    );
+    const completed = (await store.readStream(stream)).at(-1) as RecordedEvent;
+    const strategyId = 'auto-sma_crossover-btcusdt-o-restar';
+    // The first try wrote the reservation, then the process died before CreateStrategy.
+    await commands.handle(
+      newStrategies,
+      NEW_STRATEGIES_STREAM,
+      {
+        type: 'ReserveNewStrategy',
+        strategyId,
+        optimizationId,
+        week: weekOf(completed.recordedAt),
+        perWeek: 1,
+        total: 5,
+      },
+      as,
+    );
+    const target = new ProcessManagerTarget(
+      store.pool,
+      newStrategiesManager({
+        commands,
+        reads: { symbols: () => Promise.resolve([]), candleCount: () => Promise.resolve(0) },
+      }),
+      commands,
+      { eventStore: store, gate: automationGate(commands, () => Promise.resolve([])) },
+    );
+    await target.apply([completed]);
+    const { state } = await commands.load(strategies, strategyStream(strategyId));
+    expect(state.status).toBe('in_review');
   });
 });
