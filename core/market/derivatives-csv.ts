@@ -149,7 +149,15 @@ function instant(text: string | undefined, where: string, field: string): number
     if (match) {
       const [, y, mo, d, h, mi, s] = match.map(Number);
       ms = Date.UTC(y ?? 0, (mo ?? 1) - 1, d ?? 1, h ?? 0, mi ?? 0, s ?? 0);
-      if (new Date(ms).getUTCDate() !== d) ms = NaN; // 2025-02-30
+      // Nothing rolls over: 2025-02-30, 24:00:00, 12:60:00 and 12:00:60 are not times.
+      const date = new Date(ms);
+      if (
+        date.getUTCDate() !== d ||
+        date.getUTCHours() !== h ||
+        date.getUTCMinutes() !== mi ||
+        date.getUTCSeconds() !== s
+      )
+        ms = NaN;
     }
   }
   if (Number.isNaN(ms))

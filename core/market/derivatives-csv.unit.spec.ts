@@ -87,6 +87,16 @@ describe('Binance futures metrics and fundingRate files', () => {
         /line 2, create_time: '2025-02-30 00:05:00' is not a time/,
       ],
       [
+        [METRICS_HEADER, ['2025-01-01 12:60:00', 'BTCUSDT', '3', '1']],
+        'metrics',
+        /line 2, create_time: '2025-01-01 12:60:00' is not a time/,
+      ],
+      [
+        [METRICS_HEADER, ['2025-01-01 23:59:60', 'BTCUSDT', '3', '1']],
+        'metrics',
+        /line 2, create_time: '2025-01-01 23:59:60' is not a time/,
+      ],
+      [
         [METRICS_HEADER, ['2025-01-01 00:05:00', 'ETHUSDT', '3', '1']],
         'metrics',
         /line 2, symbol: 'ETHUSDT' is not BTCUSDT/,
