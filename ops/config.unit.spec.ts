@@ -20,6 +20,7 @@ describe('configuration', () => {
       LOG_LEVEL: 'info',
       QCAT_DATA_DIR: '.qcat-data',
       EVENT_STORE: 'postgres',
+      DATABASE_POOL_MAX: 10,
       QCAT_REDIS_PREFIX: 'qcat:',
       CORS_ORIGINS: [],
       TRUST_PROXY: [],

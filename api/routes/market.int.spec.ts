@@ -99,6 +99,28 @@ describe('market data API', () => {
     expect(page.nextCursor).toBeNull();
   });
 
+  it('answers the newest bars with latest=true, oldest first, within the range and without a cursor', async () => {
+    const newest = await api.request('GET', '/api/v1/candles?symbol=ETHUSDT&latest=true&limit=50');
+    expect(newest.status).toBe(200);
+    const page = (await newest.json()) as CandlePage;
+    expect(page.candles).toEqual(minutes.slice(-50).map(asApi));
+    expect(page.nextCursor).toBeNull();
+    const to = new Date(FROM + 3_600_000).toISOString();
+    const bounded = await api.request(
+      'GET',
+      `/api/v1/candles?symbol=ETHUSDT&latest=true&limit=10&to=${to}`,
+    );
+    expect(((await bounded.json()) as CandlePage).candles).toEqual(
+      minutes.slice(50, 60).map(asApi),
+    );
+    const withCursor = await api.request(
+      'GET',
+      `/api/v1/candles?symbol=ETHUSDT&latest=true&after=${encodeURIComponent(to)}`,
+    );
+    expect(withCursor.status).toBe(400);
+    expect(((await withCursor.json()) as { detail: string }).detail).toMatch(/no cursor/);
+  });
+
   it('filters by timeframe and range (from inclusive, to exclusive)', async () => {
     const from = new Date(FROM + 2 * 3_600_000).toISOString();
     const to = new Date(FROM + 5 * 3_600_000).toISOString();

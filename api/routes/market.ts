@@ -34,8 +34,16 @@ const candleQuery = z
     to: instant.optional().describe('bars opening before this instant (exclusive)'),
     after: instant.optional().describe('cursor: the nextCursor of the previous page'),
     limit: pageLimit(5000, 1000),
+    latest: z
+      .enum(['true', 'false'])
+      .optional()
+      .describe('true: the newest `limit` bars of the range, still oldest first, with no cursor'),
   })
-  .strict();
+  .strict()
+  .refine((q) => !(q.latest === 'true' && q.after !== undefined), {
+    message: 'latest=true answers the newest bars in one page: it takes no cursor',
+    path: ['after'],
+  });
 
 /** Market data (ADR 007): instruments and candles, straight from the `qcat_market` tables. */
 export const marketRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
@@ -88,7 +96,8 @@ export const marketRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
         ...(from === undefined ? {} : { from }),
         ...(to === undefined ? {} : { to }),
         ...(after === undefined ? {} : { after }),
-        limit: q.limit + 1,
+        limit: q.latest === 'true' ? q.limit : q.limit + 1,
+        newest: q.latest === 'true',
       });
       // An empty answer for a symbol nobody ever stored is more likely a typo than a quiet market.
       if (rows.length === 0 && !(await store.getInstrument(q.symbol)))

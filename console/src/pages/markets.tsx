@@ -8,9 +8,6 @@ import { may } from '../session.js';
 const MINUTES = { '1m': 1, '5m': 5, '15m': 15, '1h': 60, '4h': 240, '1d': 1440 } as const;
 type Timeframe = keyof typeof MINUTES;
 const TIMEFRAMES = Object.keys(MINUTES) as Timeframe[];
-/** The last 1000 bars' start: the list is oldest first, so the page asks from there on. */
-const recentFrom = (timeframe: Timeframe): string =>
-  new Date(Date.now() - 1000 * MINUTES[timeframe] * 60_000).toISOString();
 
 interface Fill {
   fillId: string;
@@ -34,21 +31,24 @@ export function Markets() {
         ? []
         : (
             await get<{ candles: Candle[] }>(
-              `/candles${query({ symbol: chosen, timeframe, from: recentFrom(timeframe), limit: 1000 })}`,
+              `/candles${query({ symbol: chosen, timeframe, latest: 'true', limit: 1000 })}`,
             )
           ).candles,
     [chosen, timeframe],
   );
+  // The fills within the chart: from its first bar on (the market's clock is the candles', which
+  // a demo plays behind the wall clock).
+  const since = candles.data?.[0]?.openTime;
   const fills = useLoad(
     async () =>
-      chosen === undefined || !may(session, 'trading:read')
+      chosen === undefined || since === undefined || !may(session, 'trading:read')
         ? []
         : (
             await get<{ fills: Fill[] }>(
-              `/fills${query({ symbol: chosen, strategyId, from: recentFrom(timeframe), limit: 1000 })}`,
+              `/fills${query({ symbol: chosen, strategyId, from: since, limit: 1000 })}`,
             )
           ).fills,
-    [chosen, strategyId, timeframe],
+    [chosen, strategyId, since],
   );
   const marks: Mark[] = (fills.data ?? []).map((f) => ({
     time: f.time,

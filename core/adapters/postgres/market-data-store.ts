@@ -147,6 +147,8 @@ export interface CandlePageQuery extends CandleRange {
   /** Epoch ms, exclusive: the openTime of the last candle of the previous page. */
   after?: number;
   limit: number;
+  /** The newest `limit` candles of the range instead of the oldest (still answered oldest first). */
+  newest?: boolean;
 }
 
 export interface CandleWriteResult {
@@ -487,11 +489,13 @@ export class MarketDataStore {
     values.push(query.limit);
     const result = await this.db.query<CandleRow>({
       text: `SELECT ${candleColumns('c')} FROM qcat_market.candles c
-              WHERE ${where.join(' AND ')} ORDER BY open_time LIMIT $${values.length}`,
+              WHERE ${where.join(' AND ')}
+              ORDER BY open_time ${query.newest ? 'DESC' : ''} LIMIT $${values.length}`,
       values,
       rowMode: 'array',
     });
-    return result.rows.map(toCandle);
+    const candles = result.rows.map(toCandle);
+    return query.newest ? candles.reverse() : candles;
   }
 
   /** Every candle of the range in time order, read in pages of `pageSize` (keyset pagination). */
