@@ -301,126 +301,138 @@ describe('elimination: an approval that comes after the suspension was cleared',
     await database.drop();
   });
 
-  it('does not retire a strategy a person resumed: the stale confirmation is refused and recorded', async () => {
-    const as = { actor: OWNER.id };
-    const s = strategyStream('s2');
-    const run = (command: StrategyCommand) => commands.handle(strategies, s, command, as);
-    await run({
-      type: 'CreateStrategy',
-      strategyId: 's2',
-      owner: OWNER,
-      name: 'resumed',
-      description: 'resumed by a person before the retirement was approved',
-      kind: 'sma_crossover',
-      symbols: ['BTCUSDT'],
-      timeframe: '1h',
-      parameters: {},
-      capitalRequest: 10_000,
-    });
-    await run({ type: 'SubmitForReview', strategyId: 's2', requestId: 'b1', by: OWNER });
-    await run({
-      type: 'ApproveActivation',
-      strategyId: 's2',
-      requestId: 'b1',
-      approvers: [RISK],
-    });
-    await run({ type: 'StartPaperTrading', strategyId: 's2' });
-    const figures = {
-      from: '2026-03-01',
-      to: '2026-03-08',
-      days: 7,
-      sharpe: -3,
-      drawdown: 0.1,
-      losingWeeksInARow: 1,
-    };
-    const record = eliminationStream('s2');
-    const requestId = retirementRequestId('s2', day(1).toISOString());
-    await commands.handle(
-      elimination,
-      record,
-      {
-        type: 'Suspend',
-        strategyId: 's2',
-        at: day(1).toISOString(),
-        figures,
-        breaches: ['SHARPE_BELOW'],
-      },
-      as,
-    );
-    await run({ type: 'PauseStrategy', strategyId: 's2', reason: 'elimination' });
-    await commands.handle(
-      elimination,
-      record,
-      {
-        type: 'ProposeRetirement',
-        strategyId: 's2',
-        at: day(8).toISOString(),
-        requestId,
-        figures,
-        breaches: ['SHARPE_BELOW'],
-      },
-      as,
-    );
-    await commands.handle(
-      approvals,
-      approvalStream(requestId),
-      {
-        type: 'RequestApproval',
-        requestId,
-        kind: 'strategy_retirement',
-        subject: { type: 'strategy_retirement', id: 's2' },
-        requester: ELIMINATION_PARTY,
-        payload: { strategyId: 's2' },
-        reason: 'still breaching',
-        now: day(8).toISOString(),
-      },
-      as,
-    );
-    // A person resumes it; the next daily run clears the suspension (the request stays open).
-    await run({ type: 'ResumeStrategy', strategyId: 's2' });
-    await commands.handle(
-      elimination,
-      record,
-      {
-        type: 'ClearSuspension',
-        strategyId: 's2',
-        at: day(9).toISOString(),
-        outcome: 'resumed',
-        reason: 'resumed by a person before retirement',
-      },
-      as,
-    );
-    await commands.handle(
-      approvals,
-      approvalStream(requestId),
-      {
-        type: 'GrantApproval',
-        requestId,
-        approver: RISK,
-        comment: 'ok',
-        now: day(10).toISOString(),
-      },
-      { actor: RISK.id },
-    );
-    const approved = (await store.readStream(approvalStream(requestId))).find(
-      (e) => e.type === 'ApprovalApproved',
-    );
-    if (!approved) throw new Error('not approved');
-    const outcomes: Outcome[] = [];
-    await new ProcessManagerTarget(
-      store.pool,
-      eliminationManager({ commands, reads: {} as EliminationReads }),
-      commands,
-      {
-        eventStore: store,
-        gate: automationGate(commands, () => Promise.resolve([])),
-        onOutcome: (o) => outcomes.push(o),
-      },
-    ).apply([approved]);
-    const { state } = await commands.load(strategies, s);
-    expect(state.status).toBe('paper');
-    expect(outcomes).toEqual([
-      expect.objectContaining({ command: 'ConfirmRetirement', result: 'refused' }),
-    ]);
-  });
+  it.each([
+    ['s2', true],
+    ['s3', false],
+  ])(
+    'does not retire a strategy a person resumed (%s; suspension cleared by a daily run before the approval: %s)',
+    async (id, cleared) => {
+      const as = { actor: OWNER.id };
+      const s = strategyStream(id);
+      const run = (command: StrategyCommand) => commands.handle(strategies, s, command, as);
+      await run({
+        type: 'CreateStrategy',
+        strategyId: id,
+        owner: OWNER,
+        name: 'resumed',
+        description: 'resumed by a person before the retirement was approved',
+        kind: 'sma_crossover',
+        symbols: ['BTCUSDT'],
+        timeframe: '1h',
+        parameters: {},
+        capitalRequest: 10_000,
+      });
+      await run({ type: 'SubmitForReview', strategyId: id, requestId: 'b1', by: OWNER });
+      await run({
+        type: 'ApproveActivation',
+        strategyId: id,
+        requestId: 'b1',
+        approvers: [RISK],
+      });
+      await run({ type: 'StartPaperTrading', strategyId: id });
+      const figures = {
+        from: '2026-03-01',
+        to: '2026-03-08',
+        days: 7,
+        sharpe: -3,
+        drawdown: 0.1,
+        losingWeeksInARow: 1,
+      };
+      const record = eliminationStream(id);
+      const requestId = retirementRequestId(id, day(1).toISOString());
+      await commands.handle(
+        elimination,
+        record,
+        {
+          type: 'Suspend',
+          strategyId: id,
+          at: day(1).toISOString(),
+          figures,
+          breaches: ['SHARPE_BELOW'],
+        },
+        as,
+      );
+      await run({ type: 'PauseStrategy', strategyId: id, reason: 'elimination' });
+      await commands.handle(
+        elimination,
+        record,
+        {
+          type: 'ProposeRetirement',
+          strategyId: id,
+          at: day(8).toISOString(),
+          requestId,
+          figures,
+          breaches: ['SHARPE_BELOW'],
+        },
+        as,
+      );
+      await commands.handle(
+        approvals,
+        approvalStream(requestId),
+        {
+          type: 'RequestApproval',
+          requestId,
+          kind: 'strategy_retirement',
+          subject: { type: 'strategy_retirement', id },
+          requester: ELIMINATION_PARTY,
+          payload: { strategyId: id },
+          reason: 'still breaching',
+          now: day(8).toISOString(),
+        },
+        as,
+      );
+      // A person resumes it; the next daily run clears the suspension (the request stays open).
+      await run({ type: 'ResumeStrategy', strategyId: id });
+      if (cleared)
+        await commands.handle(
+          elimination,
+          record,
+          {
+            type: 'ClearSuspension',
+            strategyId: id,
+            at: day(9).toISOString(),
+            outcome: 'resumed',
+            reason: 'resumed by a person before retirement',
+          },
+          as,
+        );
+      await commands.handle(
+        approvals,
+        approvalStream(requestId),
+        {
+          type: 'GrantApproval',
+          requestId,
+          approver: RISK,
+          comment: 'ok',
+          now: day(10).toISOString(),
+        },
+        { actor: RISK.id },
+      );
+      const approved = (await store.readStream(approvalStream(requestId))).find(
+        (e) => e.type === 'ApprovalApproved',
+      );
+      if (!approved) throw new Error('not approved');
+      const outcomes: Outcome[] = [];
+      await new ProcessManagerTarget(
+        store.pool,
+        eliminationManager({ commands, reads: {} as EliminationReads }),
+        commands,
+        {
+          eventStore: store,
+          gate: automationGate(commands, () => Promise.resolve([])),
+          onOutcome: (o) => outcomes.push(o),
+        },
+      ).apply([approved]);
+      const { state } = await commands.load(strategies, s);
+      expect(state.status).toBe('paper');
+      expect(outcomes).toEqual([
+        cleared
+          ? expect.objectContaining({ command: 'ConfirmRetirement', result: 'refused' })
+          : expect.objectContaining({ command: 'ClearSuspension', result: 'acted' }),
+      ]);
+      const cleanup = (await store.readStream(record)).at(-1);
+      expect(cleanup?.type).toBe('StrategySuspensionCleared');
+      expect(cleanup?.data).toMatchObject({ outcome: 'resumed' });
+    },
+  );
 });

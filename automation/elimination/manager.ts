@@ -201,7 +201,29 @@ export function eliminationManager(deps: {
         // Retire only for the proposal the record still holds (or has confirmed, on a replay): a
         // request approved after the suspension was cleared (a person resumed the strategy, or it
         // recovered) must not retire a trading strategy; its ConfirmRetirement is refused, recorded.
+        // A person who resumed it while the request waited overrides elimination too: a proposal
+        // stands only while the strategy is still paused.
         const { state: record } = await commands.load(elimination, eliminationStream(strategyId));
+        const { state: strategy } = await commands.load(strategies, strategyStream(strategyId));
+        if (
+          record.requestId === requestId &&
+          record.status === 'retirement_proposed' &&
+          strategy.status !== 'paused'
+        )
+          return [
+            intent(
+              elimination,
+              eliminationStream(strategyId),
+              {
+                type: 'ClearSuspension',
+                strategyId,
+                at,
+                outcome: strategy.status === 'retired' ? 'retired' : 'resumed',
+                reason: `a person ${strategy.status === 'retired' ? 'retired' : 'resumed'} the strategy while retirement request ${requestId} waited: its approval retires nothing`,
+              },
+              'overridden',
+            ),
+          ];
         const current =
           record.requestId === requestId &&
           (record.status === 'retirement_proposed' || record.status === 'retired');
