@@ -1,17 +1,7 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import {
-  chmodSync,
-  cpSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -20,7 +10,8 @@ import { z } from 'zod';
 import { startServer, type RunningServer } from '../../api/server.js';
 import { loadConfig } from '../config.js';
 import { startTestServer, type TestServer } from '../../test/support/test-server.js';
-import { describeNeeding, toolPath } from '../../test/support/tools.js';
+import { describeNeeding } from '../../test/support/tools.js';
+import { startNginxEdge, type NginxEdge } from '../../test/support/nginx-edge.js';
 
 /**
  * The nginx configuration of ops/nginx, served by Debian's nginx (the test setup installs it) with
@@ -28,32 +19,6 @@ import { describeNeeding, toolPath } from '../../test/support/tools.js';
  * Only the addresses change: listen ports, the replicas' addresses, temp folders. Without nginx or
  * openssl they are skipped saying so (a failure in CI).
  */
-
-const here = new URL('.', import.meta.url).pathname;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) =>
-    server.close(() => {
-      resolve();
-    }),
-  );
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
-
-/** Replaces `pattern` in `text`, which must match exactly `times` times. */
-function replaceExactly(text: string, pattern: RegExp, replacement: string, times = 1): string {
-  const found = text.match(new RegExp(pattern.source, `${pattern.flags.replace('g', '')}g`)) ?? [];
-  if (found.length !== times)
-    throw new Error(`expected ${times} match(es) of ${pattern.source}, found ${found.length}`);
-  return text.replace(
-    new RegExp(pattern.source, `${pattern.flags.replace('g', '')}g`),
-    replacement,
-  );
-}
 
 interface Answer {
   status: number;
@@ -135,10 +100,9 @@ async function requestsServed(server: RunningServer, route: string): Promise<num
 describeNeeding(['nginx', 'openssl'], 'nginx in front of two QCAT replicas', () => {
   let api: TestServer | undefined;
   let second: RunningServer | undefined;
-  let nginx: ChildProcess | undefined;
-  let nginxOutput = '';
+  let edge: NginxEdge | undefined;
   const prefix = mkdtempSync(join(tmpdir(), 'qcat-nginx-'));
-  const accessLog = join(prefix, 'access.log');
+  let accessLog = '';
   let certificate = '';
   let https = '';
   let http = '';
@@ -149,9 +113,6 @@ describeNeeding(['nginx', 'openssl'], 'nginx in front of two QCAT replicas', () 
   };
 
   beforeAll(async () => {
-    const binary = toolPath('nginx');
-    const openssl = toolPath('openssl');
-
     api = await startTestServer('nginx');
     second = await startServer(
       loadConfig({
@@ -162,121 +123,14 @@ describeNeeding(['nginx', 'openssl'], 'nginx in front of two QCAT replicas', () 
       }),
       { announce: () => undefined },
     );
-    const ports = (server: RunningServer): string => new URL(server.url).port;
-
-    // The committed files; only addresses and temp folders change.
-    chmodSync(prefix, 0o755);
-    for (const part of ['nginx.conf', 'conf.d', 'snippets', 'upstream'])
-      cpSync(join(here, part), join(prefix, part), { recursive: true });
-    for (const temp of ['body', 'proxy']) {
-      mkdirSync(join(prefix, temp));
-      chmodSync(join(prefix, temp), 0o777);
-    }
-    const httpPort = await freePort();
-    const httpsPort = await freePort();
-    http = `http://127.0.0.1:${httpPort}`;
-    https = `https://localhost:${httpsPort}`;
-
-    const main = join(prefix, 'nginx.conf');
-    writeFileSync(
-      main,
-      replaceExactly(
-        readFileSync(main, 'utf8'),
-        /^http \{$/m,
-        `http {\n    client_body_temp_path ${prefix}/body;\n    proxy_temp_path ${prefix}/proxy;`,
-      ).replace(
-        // A child's stdout here is a socket, which nginx cannot open by name; same format, a file.
-        'access_log /dev/stdout qcat_json;',
-        `access_log ${accessLog} qcat_json;`,
-      ),
-    );
-    expect(readFileSync(main, 'utf8')).toContain(`access_log ${accessLog} qcat_json;`);
-    const site = join(prefix, 'conf.d/qcat.conf');
-    let text = readFileSync(site, 'utf8');
-    text = replaceExactly(text, /^\s*listen \[::\]:80 default_server;\n/m, '');
-    text = replaceExactly(text, /^\s*listen \[::\]:443 ssl default_server;\n/m, '');
-    text = replaceExactly(
-      text,
-      /listen 80 default_server;/,
-      `listen 127.0.0.1:${httpPort} default_server;`,
-    );
-    text = replaceExactly(
-      text,
-      /listen 443 ssl default_server;/,
-      `listen 127.0.0.1:${httpsPort} ssl default_server;`,
-    );
-    writeFileSync(site, text);
-    const upstream = join(prefix, 'upstream/qcat.conf');
-    writeFileSync(
-      upstream,
-      replaceExactly(
-        readFileSync(upstream, 'utf8'),
-        /server qcat:8082 ([^;]*);/,
-        `server 127.0.0.1:${ports(api.server)} $1;\n    server 127.0.0.1:${ports(second)} $1;`,
-      ),
-    );
-
-    mkdirSync(join(prefix, 'certs'));
-    const made = spawnSync(
-      openssl,
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '2',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=DNS:localhost,IP:127.0.0.1',
-        '-keyout',
-        join(prefix, 'certs/privkey.pem'),
-        '-out',
-        join(prefix, 'certs/fullchain.pem'),
-      ],
-      { encoding: 'utf8' },
-    );
-    expect(made.status, made.stderr).toBe(0);
-    certificate = readFileSync(join(prefix, 'certs/fullchain.pem'), 'utf8');
-
-    const args = ['-p', prefix, '-c', main, '-e', 'stderr', '-g', `pid ${prefix}/nginx.pid;`];
-    const check = spawnSync(binary, ['-t', ...args], { encoding: 'utf8' });
-    expect(check.stderr).toContain('test is successful');
-    expect(check.status).toBe(0);
-
-    const child = spawn(binary, [...args.slice(0, -1), `pid ${prefix}/nginx.pid; daemon off;`], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    nginx = child;
-    child.stdout.on('data', (chunk: Buffer) => (nginxOutput += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (nginxOutput += chunk.toString()));
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`nginx exited:\n${nginxOutput}`);
-      const open = await new Promise<boolean>((resolve) => {
-        const socket = connect(httpsPort, '127.0.0.1', () => {
-          socket.end();
-          resolve(true);
-        });
-        socket.on('error', () => {
-          resolve(false);
-        });
-      });
-      if (open) break;
-      if (Date.now() > deadline) throw new Error(`nginx did not listen:\n${nginxOutput}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    const address = (server: RunningServer): string => `127.0.0.1:${new URL(server.url).port}`;
+    // The committed files; only addresses, temp folders and the certificate change.
+    edge = await startNginxEdge(prefix, [address(api.server), address(second)]);
+    ({ http, https, certificate, accessLog } = edge);
   });
 
   afterAll(async () => {
-    const child = nginx;
-    if (child && child.exitCode === null) {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGQUIT');
-      await exited;
-    }
+    await edge?.stop();
     await second?.stop();
     await api?.stop();
     rmSync(prefix, { recursive: true, force: true });

@@ -41,6 +41,8 @@ export function upstreamFor(addresses: readonly string[]): string {
 
 export interface NginxEdge {
   prefix: string;
+  /** `http://127.0.0.1:<port>` (redirects to HTTPS) */
+  http: string;
   /** `https://localhost:<port>` */
   https: string;
   /** The certificate, to trust in requests. */
@@ -143,6 +145,7 @@ export async function startNginxEdge(
   }
   return {
     prefix,
+    http: `http://127.0.0.1:${httpPort}`,
     https: `https://localhost:${httpsPort}`,
     certificate: readFileSync(join(prefix, 'certs/fullchain.pem'), 'utf8'),
     accessLog,
