@@ -177,6 +177,45 @@ describe('qcat portfolio', () => {
     expect(check.stderr).toMatch(/^qcat: s1 7\.50% outside the drift band 5\.00%/);
   });
 
+  it('with --idempotency-key, a re-run (after a timeout) proposes nothing new and reports the first proposal', async () => {
+    const args = ['propose', P, '--weights', 's1=0.35,s2=0.35', '--idempotency-key', 'rerun-0001'];
+    const first = await cli(...args);
+    expect(first.code, first.stderr).toBe(0);
+    const proposalId = /^proposed (manual-\S+) for/.exec(first.stdout)?.[1];
+    expect(proposalId).toMatch(/^manual-[0-9a-f-]{36}$/);
+    const head = await qcat.server.runtime.eventStore.headPosition();
+    const again = await cli(...args);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(
+      new RegExp(
+        `^proposal ${proposalId ?? ''} for ${P} was already made with this idempotency key`,
+      ),
+    );
+    expect(await qcat.server.runtime.eventStore.headPosition()).toBe(head);
+    // The same key with other options is a different command: refused, nothing written.
+    const other = await cli(
+      'propose',
+      P,
+      '--weights',
+      's1=0.2,s2=0.2',
+      '--idempotency-key',
+      'rerun-0001',
+    );
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/IDEMPOTENCY_KEY_REUSED/);
+    noStack(other);
+    expect(await qcat.server.runtime.eventStore.headPosition()).toBe(head);
+    const listed = await until(
+      async () =>
+        z
+          .array(z.object({ proposalId: z.string() }))
+          .parse(JSON.parse((await cli('proposals', P, '--json')).stdout)),
+      (rows) => rows.some((r) => r.proposalId === proposalId),
+      10_000,
+    );
+    expect(listed.filter((r) => r.proposalId === proposalId)).toHaveLength(1);
+  });
+
   it('refuses bad calls with a message and exit code 1, never a stack trace, and writes nothing', async () => {
     const bad = join(dir, 'bad-policy.json');
     writeFileSync(bad, JSON.stringify({ method: 'volatility_target', targetVolatility: 0 }));

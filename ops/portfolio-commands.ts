@@ -18,6 +18,7 @@ import {
   PortfolioNotValued,
 } from '../automation/allocation/propose.js';
 import type { Party } from '../core/approvals/approval.js';
+import { derivedId, IDEMPOTENCY_KEY } from '../core/commands/derived-id.js';
 import type { JsonObject } from '../core/eventstore/event-store.js';
 import { portfolioStream } from '../core/portfolio/events.js';
 import { portfolios } from '../core/portfolio/portfolio.js';
@@ -50,6 +51,12 @@ export function parseWeights(text: string): Record<string, number> | string {
     weights[match[1]] = weight;
   }
   return weights;
+}
+
+interface ProposeOptions {
+  weights?: string;
+  reason: string;
+  idempotencyKey?: string;
 }
 
 export function registerPortfolioCommands(program: Command, parts: PortfolioCliParts): void {
@@ -177,8 +184,15 @@ export function registerPortfolioCommands(program: Command, parts: PortfolioCliP
     .argument('<portfolioId>')
     .option('--weights <list>', 'fixed weights, every member: s1=0.2,s2=0.15')
     .option('--reason <text>', 'why, for the audit trail', 'asked from the command line')
-    .action(async (portfolioId: string, options: { weights?: string; reason: string }) => {
+    .option(
+      '--idempotency-key <key>',
+      'the same key proposes once: a re-run (after a timeout) reports the proposal it made (8 to 128 letters, digits or _.:-)',
+    )
+    .action(async (portfolioId: string, options: ProposeOptions) => {
       checked(portfolioId);
+      const key = options.idempotencyKey;
+      if (key !== undefined && !IDEMPOTENCY_KEY.test(key))
+        throw fail(`--idempotency-key '${key}': expected 8 to 128 letters, digits or _.:-`);
       let weights: Record<string, number> | undefined;
       if (options.weights !== undefined) {
         const parsed = parseWeights(options.weights);
@@ -187,7 +201,8 @@ export function registerPortfolioCommands(program: Command, parts: PortfolioCliP
       }
       const reason = options.reason.trim();
       if (reason === '' || reason.length > 500) throw fail('--reason must be 1 to 500 characters');
-      const proposalId = `manual-${randomUUID()}`;
+      // The API's derivation (POST …/allocation/proposals with Idempotency-Key), with the CLI's actor.
+      const proposalId = `manual-${key === undefined ? randomUUID() : derivedId(party().id, 'allocation', key)}`;
       await parts.withRuntime(async (runtime) => {
         const { state } = await runtime.commands.load(portfolios, portfolioStream(portfolioId));
         let proposal;
@@ -205,9 +220,28 @@ export function registerPortfolioCommands(program: Command, parts: PortfolioCliP
             throw fail(error.message);
           throw error;
         }
-        const result = await proposal.issue(runtime.commands, { actor: parts.actor() });
+        // With a key, a re-run is the same command: the handler answers the first result (the
+        // same key with other options is refused), and the decider writes nothing for an id it
+        // has seen.
+        const result = await proposal.issue(runtime.commands, {
+          actor: parts.actor(),
+          ...(key === undefined
+            ? {}
+            : {
+                idempotencyKey: key,
+                clientInput: {
+                  command: 'portfolio propose',
+                  portfolioId,
+                  weights: weights ?? null,
+                  reason,
+                },
+              }),
+        });
+        const see = `see \`qcat portfolio proposals ${portfolioId}\``;
         console.log(
-          `proposed ${proposalId} for ${portfolioId} at position ${result.position.toString()}; see \`qcat portfolio proposals ${portfolioId}\``,
+          result.replayed === true || result.eventCount === 0
+            ? `proposal ${proposalId} for ${portfolioId} was already made with this idempotency key: nothing new; ${see}`
+            : `proposed ${proposalId} for ${portfolioId} at position ${result.position.toString()}; ${see}`,
         );
       });
     });

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { v5 as uuidv5 } from 'uuid';
 import { z } from 'zod';
 import type { Party } from '../../core/approvals/approval.js';
+import { derivedId, IDEMPOTENCY_KEY } from '../../core/commands/derived-id.js';
 import type { CommandResult } from '../../core/commands/idempotency.js';
 import type { ProjectionService } from '../../projections/projection-service.js';
 import { amountSchema, instantSchema } from '../../core/domain-bounds.js';
@@ -90,7 +90,7 @@ export const commandHeaders = z.object({
     .describe('the stream revision the client last saw; 412 when the stream has moved on'),
   'idempotency-key': z
     .string()
-    .regex(/^[\w.:-]{8,128}$/, 'expected 8 to 128 letters, digits or _.:-')
+    .regex(IDEMPOTENCY_KEY, 'expected 8 to 128 letters, digits or _.:-')
     .optional()
     .describe('retries with the same key and command return the first answer and write nothing'),
 });
@@ -135,8 +135,6 @@ export function principalOf(request: FastifyRequest): { actor: string; party: Pa
   };
 }
 
-const ID_NAMESPACE = '0d6f2a4e-93c1-4b8e-a7d5-2c9e8f1b3a60';
-
 /**
  * A new id for what a command creates (a strategy, an approval request). With an
  * Idempotency-Key it is derived from the key, so a retry sends the very same command.
@@ -147,9 +145,7 @@ export function newId(
   purpose: string,
 ): string {
   const key = headers['idempotency-key'];
-  return key === undefined
-    ? crypto.randomUUID()
-    : uuidv5(`${party.id}:${purpose}:${key}`, ID_NAMESPACE);
+  return key === undefined ? crypto.randomUUID() : derivedId(party.id, purpose, key);
 }
 
 /**

@@ -168,7 +168,7 @@ describe('the commands of a decision', () => {
       strategy,
       { type: 'suspend', figures: fig({ sharpe: 0.1 }), breaches: ['SHARPE_BELOW: x'] },
       [{ portfolioId: 'paper-1h', symbol: 'BTCUSDT', quantity: 0.5 }],
-      null,
+      { suspendedAt: null, requestId: null },
       NOW,
     );
     expect(intents.map((i) => [i.streamId, i.command['type'], i.key, i.capability])).toEqual([
@@ -197,7 +197,7 @@ describe('the commands of a decision', () => {
         breaches: ['DRAWDOWN_ABOVE: y'],
       },
       [],
-      '2026-02-20T00:30:00.000Z',
+      { suspendedAt: '2026-02-20T00:30:00.000Z', requestId: null },
       NOW,
     );
     const requestId = retirementRequestId('s1', '2026-02-20T00:30:00.000Z');
@@ -207,6 +207,18 @@ describe('the commands of a decision', () => {
       subject: { type: 'strategy_retirement', id: 's1' },
       requester: { id: 'automation:elimination', role: 'analyst' },
     });
+  });
+
+  it('clear with a retirement request open: the record, then its withdrawal as the requester; none when no request is open', () => {
+    const clear = { type: 'clear', outcome: 'resumed', reason: 'resumed by a person' } as const;
+    const open = decisionIntents(strategy, clear, [], { suspendedAt: null, requestId: 'r1' }, NOW);
+    expect(open.map((i) => [i.streamId, i.command['type'], i.key, i.capability])).toEqual([
+      ['elimination-s1', 'ClearSuspension', 'clear', 'elimination'],
+      ['approval-r1', 'WithdrawApproval', 'withdraw:r1', 'elimination'],
+    ]);
+    expect(open[1]?.command['by']).toEqual({ id: 'automation:elimination', role: 'analyst' });
+    const none = decisionIntents(strategy, clear, [], { suspendedAt: null, requestId: null }, NOW);
+    expect(none.map((i) => i.command['type'])).toEqual(['ClearSuspension']);
   });
 });
 

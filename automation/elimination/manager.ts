@@ -8,6 +8,7 @@ import {
   elimination,
   eliminationStream,
   type EliminationFigures,
+  type EliminationState,
 } from '../../core/strategies/elimination.js';
 import { strategies, strategyStream } from '../../core/strategies/strategy.js';
 import type { EliminationCandidate, OpenPosition } from '../../projections/elimination-queries.js';
@@ -49,19 +50,39 @@ const summary = (figures: EliminationFigures, breaches: readonly string[]): stri
  * The commands of one decision, each keyed (with the day's slot) so a restart issues it once:
  *   suspend → record, pause the strategy, close each open position with a reduce-only market
  *   order through its portfolio's desk; propose → record, open a `strategy_retirement` approval
- *   request; recover → record, resume; clear → record.
+ *   request; recover → record, resume; clear → record. A recover or clear while a retirement
+ *   request is open (the record holds its id) also withdraws it, as its requester, so approvers
+ *   are not left a stale request.
  */
 export function decisionIntents(
   strategy: EliminationCandidate,
   decision: NonNullable<EliminationDecision>,
   positions: readonly OpenPosition[],
-  suspendedAt: string | null,
+  state: Pick<EliminationState, 'suspendedAt' | 'requestId'>,
   now: Date,
 ): Intent[] {
   const { strategyId } = strategy;
+  const { suspendedAt, requestId: openRequest } = state;
   const at = now.toISOString();
   const record = eliminationStream(strategyId);
   const gated = <T extends Intent>(item: T): T => ({ ...item, capability: 'elimination' });
+  // After the record's ClearSuspension: the ApprovalWithdrawn it causes then finds nothing to keep.
+  const withdraw = (reason: string): Intent[] =>
+    openRequest === null
+      ? []
+      : [
+          intent(
+            approvals,
+            approvalStream(openRequest),
+            {
+              type: 'WithdrawApproval',
+              requestId: openRequest,
+              by: ELIMINATION_PARTY,
+              reason: `the suspension was cleared (${reason}): nothing to retire`,
+            },
+            `withdraw:${openRequest}`,
+          ),
+        ];
   switch (decision.type) {
     case 'suspend': {
       const { figures, breaches } = decision;
@@ -151,24 +172,24 @@ export function decisionIntents(
           { type: 'ResumeStrategy', strategyId },
           'resume',
         ),
+        ...withdraw('recovered'),
       ].map(gated);
     case 'clear':
       return [
-        gated(
-          intent(
-            elimination,
-            record,
-            {
-              type: 'ClearSuspension',
-              strategyId,
-              at,
-              outcome: decision.outcome,
-              reason: decision.reason,
-            },
-            'clear',
-          ),
+        intent(
+          elimination,
+          record,
+          {
+            type: 'ClearSuspension',
+            strategyId,
+            at,
+            outcome: decision.outcome,
+            reason: decision.reason,
+          },
+          'clear',
         ),
-      ];
+        ...withdraw(decision.reason),
+      ].map(gated);
   }
 }
 
@@ -300,12 +321,10 @@ export function eliminationManager(deps: {
         const positions =
           decision.type === 'suspend' ? await reads.openPositions(strategy.strategyId) : [];
         intents.push(
-          ...decisionIntents(strategy, decision, positions, record.suspendedAt, now).map(
-            (item) => ({
-              ...item,
-              key: `${strategy.strategyId}:${item.key ?? ''}`,
-            }),
-          ),
+          ...decisionIntents(strategy, decision, positions, record, now).map((item) => ({
+            ...item,
+            key: `${strategy.strategyId}:${item.key ?? ''}`,
+          })),
         );
       }
       evaluated = slot;
