@@ -37,7 +37,7 @@ describeNeeding(['chromium'], "a trader's and a risk officer's work in the conso
       name,
       kind: 'sma_crossover',
       symbols: ['BTCUSDT'],
-      timeframe: '1h',
+      timeframe: '1m',
       parameters: { fastPeriod: 10, slowPeriod: 30 },
       capitalRequest: 10_000,
     });
@@ -54,7 +54,12 @@ describeNeeding(['chromium'], "a trader's and a risk officer's work in the conso
   };
 
   beforeAll(async () => {
-    api = await startTestServer('console_trading');
+    // Paper trading on a synthetic market: a placed order reaches the paper exchange and rests.
+    api = await startTestServer('console_trading', {
+      PAPER_TRADING: 'on',
+      MARKET_FEED: 'synthetic',
+      MARKET_FEED_SPEED: '60',
+    });
     browser = await launchChromium();
   });
   afterAll(async () => {
@@ -117,6 +122,46 @@ describeNeeding(['chromium'], "a trader's and a risk officer's work in the conso
     expect(await said.textContent()).toMatch(
       /^This conflicts with the current state: strategy .* is paused: only paper and live strategies trade \(STRATEGY_NOT_TRADING\)$/,
     );
+  });
+
+  it('cancels an open order from the overview', async () => {
+    await paper('Console cancel');
+    const trader = await pageAs('trader');
+    await trader.goto(`${api.server.url}/console/#/overview`);
+    const form = trader.getByRole('region', { name: 'Place a manual order' });
+    const option = form.getByLabel('Strategy').getByRole('option', { name: /Console cancel/ });
+    await option.waitFor({ state: 'attached' });
+    await form.getByLabel('Strategy').selectOption({ label: (await option.textContent()) ?? '' });
+    await form.getByLabel('Type').selectOption('limit');
+    await form.getByLabel('Quantity').fill('0.01');
+    // Far below the market (and above the minimum notional): it rests on the paper exchange.
+    await form.getByLabel('Limit price').fill('1000');
+    await form.getByRole('button', { name: 'Place order' }).click();
+    const clientOrderId = (await trader.getByTestId('order-placed').locator('code').textContent())!;
+    // The engine takes it in at its next cycle; the paper exchange accepts it.
+    let order: Json = {};
+    for (let waited = 0; waited < 60_000 && order['status'] !== 'accepted'; waited += 500) {
+      const response = await api.request('GET', `/api/v1/orders/${clientOrderId}`, {
+        token: api.tokens.trader,
+      });
+      if (response.status === 200) order = (await response.json()) as Json;
+      if (order['status'] !== undefined && order['status'] !== 'accepted') break;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    expect(order, JSON.stringify(order)).toMatchObject({ status: 'accepted' });
+    // The overview hears of the accepted order over the live feed and offers to cancel it.
+    const cancel = trader.getByRole('button', { name: `Cancel order ${clientOrderId}` });
+    await cancel.waitFor({ timeout: 60_000 });
+    expect(await seriousViolations(trader)).toEqual([]);
+    await cancel.click();
+    await trader
+      .getByRole('row')
+      .filter({ hasText: clientOrderId.slice(0, 12) })
+      .waitFor({
+        state: 'detached',
+        timeout: 60_000,
+      });
+    expect((await call('trader', 'GET', `/orders/${clientOrderId}`))['status']).toBe('cancelled');
   });
 
   it('offers order entry and cancelling only to roles that may', async () => {
