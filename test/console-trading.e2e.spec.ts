@@ -105,6 +105,41 @@ describeNeeding(['chromium'], "a trader's and a risk officer's work in the conso
     expect(watch.problems).toEqual([]);
   });
 
+  it('sends the same form again after a lost answer: one order', async () => {
+    const strategyId = await paper('Console lost answer');
+    const trader = await pageAs('trader');
+    // The first order reaches the server, but its answer is lost on the way back.
+    let lost = false;
+    await trader.route('**/api/v1/orders', async (route) => {
+      if (lost || route.request().method() !== 'POST') return route.continue();
+      lost = true;
+      await route.fetch();
+      return route.abort();
+    });
+    await trader.goto(`${api.server.url}/console/#/overview`);
+    const form = trader.getByRole('region', { name: 'Place a manual order' });
+    const option = form.getByLabel('Strategy').getByRole('option', { name: /Console lost answer/ });
+    await option.waitFor({ state: 'attached' });
+    await form.getByLabel('Strategy').selectOption({ label: (await option.textContent()) ?? '' });
+    await form.getByLabel('Type').selectOption('limit');
+    await form.getByLabel('Quantity').fill('0.01');
+    await form.getByLabel('Limit price').fill('1000');
+    await form.getByRole('button', { name: 'Place order' }).click();
+    await trader.getByRole('alert').filter({ hasText: 'QCAT does not answer' }).waitFor();
+    await form.getByRole('button', { name: 'Place order' }).click();
+    await trader.getByTestId('order-placed').waitFor();
+    let orders: Json[] = [];
+    for (let waited = 0; waited < 60_000 && orders.length === 0; waited += 500) {
+      orders = (await call('trader', 'GET', `/orders?strategyId=${strategyId}`))[
+        'orders'
+      ] as Json[];
+      if (orders.length === 0) await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    expect(orders.map((o) => o['clientOrderId'])).toEqual([
+      await trader.getByTestId('order-placed').locator('code').textContent(),
+    ]);
+  });
+
   it("says the server's refusal in words: the strategy was paused while the form was open", async () => {
     const strategyId = await paper('Console paused');
     const trader = await pageAs('trader');
