@@ -57,6 +57,8 @@ export interface CallOptions {
   body?: unknown;
   /** Overrides the signed-in key (sign-in checks a key before keeping it). */
   token?: string;
+  /** One key per submission (a form's): a repeated send of it runs the command once. */
+  idempotencyKey?: string;
 }
 
 let currentToken = '';
@@ -72,7 +74,7 @@ export async function call(path: string, options: CallOptions = {}): Promise<unk
   if (method !== 'GET') {
     headers['content-type'] = 'application/json';
     // A double click or a retry after a lost answer runs the command once (ADR 018).
-    headers['idempotency-key'] = crypto.randomUUID();
+    headers['idempotency-key'] = options.idempotencyKey ?? crypto.randomUUID();
   }
   let response: Response;
   try {

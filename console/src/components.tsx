@@ -120,7 +120,8 @@ export function ConfirmDialog(props: {
   title: string;
   body: ComponentChildren;
   confirmLabel: string;
-  reasonLabel: string;
+  /** Without it the dialog asks no reason (the command records none). */
+  reasonLabel?: string;
   onConfirm: (reason: string) => Promise<void>;
   onClose: () => void;
 }) {
@@ -153,23 +154,29 @@ export function ConfirmDialog(props: {
       <form onSubmit={(event) => void submit(event)}>
         <h2 id="confirm-title">{props.title}</h2>
         {props.body}
-        <label>
-          {props.reasonLabel}
-          <textarea
-            required
-            maxLength={500}
-            value={reason}
-            onInput={(event) => {
-              setReason(event.currentTarget.value);
-            }}
-          />
-        </label>
+        {props.reasonLabel !== undefined && (
+          <label>
+            {props.reasonLabel}
+            <textarea
+              required
+              maxLength={500}
+              value={reason}
+              onInput={(event) => {
+                setReason(event.currentTarget.value);
+              }}
+            />
+          </label>
+        )}
         <ErrorNote error={error} />
         <div class="actions">
           <button type="button" onClick={props.onClose}>
             Cancel
           </button>
-          <button type="submit" class="danger" disabled={busy || reason.trim() === ''}>
+          <button
+            type="submit"
+            class="danger"
+            disabled={busy || (props.reasonLabel !== undefined && reason.trim() === '')}
+          >
             {props.confirmLabel}
           </button>
         </div>

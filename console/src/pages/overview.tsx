@@ -6,6 +6,7 @@ import { fmtMoney, fmtPct, fmtQty, fmtTime, signClass } from '../format.js';
 import { useLiveReload } from '../live-reload.js';
 import { useApp } from '../main.js';
 import { may } from '../session.js';
+import { CancelOrder, OrderForm } from './order-form.js';
 
 interface PortfolioPnl {
   portfolioId: string;
@@ -109,6 +110,7 @@ export function Overview() {
     [minPosition],
   );
   useLiveReload(['positions', 'category:order', 'risk'], setMinPosition);
+  const cancels = may(session, 'orders:cancel');
   const selected = portfolios?.find((p) => p.portfolioId === portfolioId);
   const today = equity.data ? pnlToday(equity.data) : null;
   return (
@@ -222,6 +224,7 @@ export function Overview() {
           ]}
         />
       </Panel>
+      {may(session, 'orders:write') && <OrderForm onPlaced={setMinPosition} />}
       <Panel title="Open orders">
         <ErrorNote error={orders.error} />
         <Table
@@ -242,6 +245,16 @@ export function Overview() {
             { title: 'Limit', numeric: true, cell: (o) => fmtMoney(o.limitPrice) },
             { title: 'Status', cell: (o) => o.status },
             { title: 'Submitted', cell: (o) => fmtTime(o.submittedAt) },
+            ...(cancels
+              ? [
+                  {
+                    title: 'Action',
+                    cell: (o: Order) => (
+                      <CancelOrder clientOrderId={o.clientOrderId} onCancelled={setMinPosition} />
+                    ),
+                  },
+                ]
+              : []),
           ]}
         />
       </Panel>
