@@ -10,6 +10,7 @@ import {
   MarketDataStore,
 } from '../core/adapters/postgres/market-data-store.js';
 import { DEFAULT_INSTRUMENTS, generateCandles } from '../core/market/synthetic.js';
+import { qcatNodeArgs } from '../test/support/qcat-build.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/test-database.js';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -41,7 +42,7 @@ describe('qcat market import --kind metrics | funding', () => {
       delete env['REDIS_URL'];
       execFile(
         process.execPath,
-        ['--import', 'tsx', 'ops/cli.ts', 'market', 'import', ...args],
+        qcatNodeArgs('market', 'import', ...args),
         { cwd: root, env, timeout: 120_000 },
         (error, stdout, stderr) => {
           const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;

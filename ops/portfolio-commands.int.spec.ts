@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ENGINE_ACTOR, valuationStream } from '../core/engine/engine.js';
 import type { JsonObject } from '../core/eventstore/event-store.js';
+import { qcatNodeArgs } from '../test/support/qcat-build.js';
 import { startTestServer, type TestServer } from '../test/support/test-server.js';
 import { until } from '../test/support/until.js';
 import { DRIFT_EXIT_CODE, parseWeights } from './portfolio-commands.js';
@@ -39,7 +40,7 @@ describe('qcat portfolio', () => {
       delete env['REDIS_URL'];
       execFile(
         process.execPath,
-        ['--import', 'tsx', 'ops/cli.ts', 'portfolio', ...args],
+        qcatNodeArgs('portfolio', ...args),
         { cwd: root, env, timeout: 120_000 },
         (error, stdout, stderr) => {
           const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startNginxEdge, freePort, type NginxEdge } from './support/nginx-edge.js';
+import { qcatNodeArgs } from './support/qcat-build.js';
 import { startQcat, type QcatProcess } from './support/qcat-process.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
 import { describeNeeding, toolPath } from './support/tools.js';
@@ -32,7 +33,9 @@ start_replica() {
   else
     (cd ${JSON.stringify(root)} && exec env PORT="$port" HOST=127.0.0.1 DATABASE_POOL_MAX=5 DATABASE_URL=${JSON.stringify(databaseUrl)} \\
       PAPER_TRADING=off RATE_LIMIT_PER_MINUTE=1000000 LOG_LEVEL=warn REDIS_URL= \\
-      node --import tsx ops/cli.ts serve) >"$STATE/replica-$port.log" 2>&1 &
+      node ${qcatNodeArgs('serve')
+        .map((arg) => JSON.stringify(arg))
+        .join(' ')}) >"$STATE/replica-$port.log" 2>&1 &
   fi
   echo "$!" >>"$STATE/started"
   echo "$! 127.0.0.1:$port" >>"$STATE/all"
