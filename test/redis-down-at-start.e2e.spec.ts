@@ -1,25 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { activeGenerationKey, redisViewKeys } from '../projections/redis-target.js';
-import {
-  redisServerInstalled,
-  startDisposableRedis,
-  type DisposableRedis,
-} from './support/disposable-redis.js';
+import { startDisposableRedis, type DisposableRedis } from './support/disposable-redis.js';
 import { startQcat, type QcatProcess } from './support/qcat-process.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
 import { until } from './support/until.js';
+import { describeNeeding } from './support/tools.js';
 
 /**
  * `qcat serve` with REDIS_URL naming a port nothing listens on: it starts anyway, degraded (ADR
  * 017), takes commands and queries, says "degraded: redis"; then a redis-server (the test's own)
  * starts on that port, and QCAT connects by itself, catches the Redis views up and is "ok".
  */
-const installed = redisServerInstalled();
-if (!installed) console.warn('redis-down-at-start: skipped: install redis-server');
-
-describe.skipIf(!installed)('Redis down when qcat serve starts', () => {
+describeNeeding(['redis-server'], 'Redis down when qcat serve starts', () => {
   let database: TestDatabase | undefined;
   let redis: DisposableRedis | undefined;
   let qcat: QcatProcess | undefined;

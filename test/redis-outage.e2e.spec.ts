@@ -1,15 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { activeGenerationKey, redisViewKeys } from '../projections/redis-target.js';
-import {
-  redisServerInstalled,
-  startDisposableRedis,
-  type DisposableRedis,
-} from './support/disposable-redis.js';
+import { startDisposableRedis, type DisposableRedis } from './support/disposable-redis.js';
 import { startQcat, type QcatProcess } from './support/qcat-process.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
 import { until } from './support/until.js';
+import { describeNeeding } from './support/tools.js';
 
 /**
  * `qcat serve` with REDIS_URL set, its Redis (the test's own) killed and started again empty:
@@ -27,10 +24,7 @@ interface Answer {
   headers: Headers;
 }
 
-const installed = redisServerInstalled();
-if (!installed) console.warn('redis-outage: skipped: install redis-server');
-
-describe.skipIf(!installed)('a Redis outage', () => {
+describeNeeding(['redis-server'], 'a Redis outage', () => {
   let database: TestDatabase | undefined;
   let redis: DisposableRedis | undefined;
   let qcat: QcatProcess | undefined;

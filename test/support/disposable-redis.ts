@@ -1,4 +1,4 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, connect } from 'node:net';
 
 /** A redis-server of the test's own on a free port (never the shared one), stopped at will. */
@@ -9,9 +9,6 @@ export interface DisposableRedis {
   /** Starts it again on the same port, empty; resolves once it accepts connections. */
   start(): Promise<void>;
 }
-
-export const redisServerInstalled = (): boolean =>
-  spawnSync('redis-server', ['--version']).status === 0;
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
