@@ -1,3 +1,5 @@
+// Over 400 lines: the strategy routes still hold their SQL; moving it to a query module and
+// splitting them like risk/ and trading/ is issue #16's next step (ADR 025's exception list).
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';

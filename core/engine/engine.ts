@@ -1,3 +1,5 @@
+// Over 400 lines: one write-ahead-logged cycle (ADR 008) with recovery and recorded inputs;
+// splitting recovery and configuration recording out is issue #16's next step (ADR 025).
 /**
  * The live paper engine: one per portfolio (`paper-<timeframe>`). Each cycle takes the bars of one
  * bar time (and the manual orders and cancels waiting in the portfolio's desk inbox) through the

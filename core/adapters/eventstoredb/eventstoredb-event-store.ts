@@ -1,3 +1,5 @@
+// Over 400 lines: one adapter implementing the whole EventStore contract over one gRPC client;
+// splitting it would scatter that client's state (ADR 025's exception list).
 import { randomUUID } from 'node:crypto';
 import {
   ANY,

@@ -1,3 +1,5 @@
+// Over 400 lines: the qcat_market schema's versions and every query of its tables; the migration
+// list is the part to move out next (ADR 025's exception list).
 /**
  * Market data in PostgreSQL, beside the event log but not in it (ADR 007): instruments and
  * candles in the schema `qcat_market`, with a small versioned schema of its own.

@@ -1,3 +1,5 @@
+// Over 400 lines: the ordered migrations of the log's schema, mostly SQL text; each is to move to
+// a file of its own, as migration 007 already has (ADR 025's exception list).
 import type pg from 'pg';
 import { GENESIS_HASH, chainText, contentText } from '../../eventstore/event-hash.js';
 import type { EventMetadata, JsonValue } from '../../eventstore/event-store.js';
