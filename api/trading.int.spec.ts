@@ -875,4 +875,41 @@ describeNeeding(['redis'], 'trading read models and API', () => {
     expect(plain.ids).toEqual([...first.ids, clientOrderId]);
     expect(plain.cache).toBe('hit');
   });
+
+  it('takes an order placed right after start-paper, before the strategies read model caught up', async () => {
+    const id = await strategy('sma_crossover', 'BTCUSDT', { fastPeriod: 5, slowPeriod: 20 }, true);
+    const request = ok(await call('trader', 'POST', `/strategies/${id}/submit`))[
+      'approvalRequestId'
+    ] as string;
+    ok(await call('risk_officer', 'POST', `/approvals/${request}/approve`));
+    await runtime.projections.waitForHead('strategies', 5000);
+    // Hold the strategies read model back: its writes wait for this lock, its reads do not.
+    const holder = await runtime.pool.connect();
+    let order: Promise<{ status: number; body: Json }> | undefined;
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE qcat_read.strategies IN EXCLUSIVE MODE');
+      ok(await call('trader', 'POST', `/strategies/${id}/start-paper`));
+      const status = await holder.query<{ status: string }>(
+        'SELECT status FROM qcat_read.strategies WHERE strategy_id = $1',
+        [id],
+      );
+      expect(status.rows[0]?.status).toBe('approved');
+      order = call('trader', 'POST', '/orders', {
+        strategyId: id,
+        symbol: 'BTCUSDT',
+        side: 'buy',
+        type: 'limit',
+        quantity: 0.01,
+        limitPrice: 1_000,
+      });
+      // Let the route read the stale row before the read model may move on.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    } finally {
+      await holder.query('COMMIT');
+      holder.release();
+    }
+    const answer = await order;
+    expect(answer.status, JSON.stringify(answer.body)).toBe(202);
+  });
 });

@@ -230,6 +230,14 @@ export class ProjectionService {
   }
 
   /**
+   * Waits until the projection has applied everything in the log when asked (at most
+   * `timeoutMs`): a refusal based on a read model is checked against what is already written.
+   */
+  async waitForHead(name: string, timeoutMs = 2000): Promise<boolean> {
+    return this.waitFor(name, await this.options.eventStore.headPosition(), timeoutMs);
+  }
+
+  /**
    * Read-your-writes: waits until the projection has applied `position`, at most `timeoutMs`.
    * Answers whether it got there.
    */

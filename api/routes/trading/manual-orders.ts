@@ -53,7 +53,13 @@ export function manualOrderRoutes(fastify: ZodFastify, { runtime, queries }: Tra
           'stopPrice',
           body.type === 'stop' ? 'required for a stop order' : 'only stop orders have one',
         );
-      const strategy = await queries.strategies.tradingOf(body.strategyId);
+      let strategy = await queries.strategies.tradingOf(body.strategyId);
+      // A refusal is checked against what is already written: right after `start-paper` the
+      // strategies read model may not have caught up yet.
+      if (strategy?.status !== 'paper' && strategy?.status !== 'live') {
+        await runtime.projections.waitForHead('strategies');
+        strategy = await queries.strategies.tradingOf(body.strategyId);
+      }
       if (!strategy)
         throw new HttpProblem(
           404,
