@@ -173,19 +173,24 @@ describeNeeding(['chromium'], 'acting in the web console, in chromium', () => {
       /^QCAT refused this: maxDrawdown would be looser than its default.* \(LIMIT_LOOSER_THAN_DEFAULT\)$/,
     );
     const limitsOf = async (id: string) =>
-      ((await call('admin', 'GET', `/risk/limits?scopeType=strategy&scopeId=${id}`))[
-        'limits'
-      ] as Json[])[0]!;
+      (
+        (await call('admin', 'GET', `/risk/limits?scopeType=strategy&scopeId=${id}`))[
+          'limits'
+        ] as Json[]
+      )[0]!;
     expect(await limitsOf(strategyId)).toMatchObject({ isDefault: true, version: 0 });
     // Stricter than the defaults: set at once.
     await form.getByLabel('Max drawdown (fraction)').fill('0.05');
     await form.getByLabel('Max order notional').fill('5000');
     await form.getByRole('button', { name: 'Set limits' }).click();
     await form.getByTestId('limits-done').filter({ hasText: 'set' }).waitFor();
-    expect(await limitsOf(strategyId)).toMatchObject({
-      version: 1,
-      limits: { maxDrawdown: 0.05, maxOrderNotional: 5000 },
-    });
+    // The read model follows the log: read until it has the write.
+    await expect
+      .poll(() => limitsOf(strategyId))
+      .toMatchObject({
+        version: 1,
+        limits: { maxDrawdown: 0.05, maxOrderNotional: 5000 },
+      });
     // The form read the defaults of another strategy; someone sets its limits meanwhile.
     await readLimits(other.strategyId);
     await call('admin', 'PUT', `/risk/limits/strategy/${other.strategyId}`, {
@@ -198,7 +203,9 @@ describeNeeding(['chromium'], 'acting in the web console, in chromium', () => {
     expect(await stale.textContent()).toMatch(
       /^This conflicts with the current state: the limits of strategy .* are set; change them through a risk_limit_change approval \(LIMITS_ALREADY_SET\)$/,
     );
-    expect(await limitsOf(other.strategyId)).toMatchObject({ limits: { maxOrderNotional: 1000 } });
+    await expect
+      .poll(() => limitsOf(other.strategyId))
+      .toMatchObject({ limits: { maxOrderNotional: 1000 } });
     // Once set, a change is a request that another risk officer approves.
     await readLimits(strategyId);
     expect(await form.getByTestId('limits-basis').textContent()).toMatch(/version 1.*four eyes/);
@@ -227,10 +234,12 @@ describeNeeding(['chromium'], 'acting in the web console, in chromium', () => {
       .filter({ hasText: strategyId })
       .filter({ hasText: '8,000.00' })
       .waitFor();
-    expect(await limitsOf(strategyId)).toMatchObject({
-      version: 2,
-      limits: { maxOrderNotional: 8000, maxDrawdown: 0.05 },
-    });
+    await expect
+      .poll(() => limitsOf(strategyId))
+      .toMatchObject({
+        version: 2,
+        limits: { maxOrderNotional: 8000, maxDrawdown: 0.05 },
+      });
     expect(watch.problems).toEqual([]);
   });
 
