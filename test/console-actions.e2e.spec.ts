@@ -3,7 +3,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ApiKeyService } from '../api/auth/api-key-service.js';
 import { startServer, type RunningServer } from '../api/server.js';
 import { loadConfig } from '../ops/config.js';
-import { launchChromium, seriousViolations, signIn, watchPage } from './support/browser.js';
+import { launchChromium, seriousViolations, shoot, signIn, watchPage } from './support/browser.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 import { describeNeeding } from './support/tools.js';
 
@@ -213,6 +213,8 @@ describeNeeding(['chromium'], 'acting in the web console, in chromium', () => {
     await form.getByLabel(/Reason for the change/).fill('larger orders for the console test');
     await form.getByRole('button', { name: 'Request the change' }).click();
     await form.getByTestId('limits-done').filter({ hasText: 'Change request' }).waitFor();
+    await form.scrollIntoViewIfNeeded();
+    await shoot(officer, 'risk-limits');
     expect(await limitsOf(strategyId)).toMatchObject({ version: 1 });
     const second = await new ApiKeyService(api.server.runtime.commands).issue(
       'second-risk-officer',

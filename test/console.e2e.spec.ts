@@ -7,22 +7,20 @@ import { ApiKeyService } from '../api/auth/api-key-service.js';
 import { MarketDataStore } from '../core/adapters/postgres/market-data-store.js';
 import { DEFAULT_INSTRUMENTS, generateCandles } from '../core/market/synthetic.js';
 import { seedDemo } from '../ops/demo.js';
-import { launchChromium, seriousViolations, signIn, watchPage } from './support/browser.js';
+import {
+  launchChromium,
+  SCREENSHOTS as shots,
+  seriousViolations,
+  shoot,
+  signIn,
+  watchPage,
+} from './support/browser.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 import { describeNeeding } from './support/tools.js';
 
 type Json = Record<string, unknown>;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-/**
- * Screenshots of every page, for people to look at (not compared): the README and the user
- * guide show them, so each run of this spec refreshes the committed ones.
- */
-const shots = join(new URL('..', import.meta.url).pathname, 'docs', 'screenshots');
-/** The visible part of the page, a PNG of a reasonable size for the docs. */
-const shoot = (page: Page, name: string) =>
-  page.screenshot({ path: join(shots, `${name}.png`), animations: 'disabled' });
-
 describeNeeding(['chromium'], 'the web console over seeded paper trading, in chromium', () => {
   let api: TestServer;
   let browser: Browser;
@@ -307,7 +305,9 @@ describeNeeding(['chromium'], 'the web console over seeded paper trading, in chr
     });
     expect(await seriousViolations(page)).toEqual([]);
     await page.getByRole('region', { name: 'Run a backtest' }).scrollIntoViewIfNeeded();
-    await shoot(page, 'strategy-research');
+    await shoot(page, 'strategy-backtest');
+    await optimized.scrollIntoViewIfNeeded();
+    await shoot(page, 'strategy-optimization');
     expect(watch.problems).toEqual([]);
   });
 

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { toolPath } from './tools.js';
@@ -69,4 +70,16 @@ export function watchPage(page: Page): { problems: string[] } {
       problems.push(`CSP: ${message.text()}`);
   });
   return { problems };
+}
+
+/**
+ * Screenshots of the console's pages, for people to look at (not compared): the README and the
+ * user guide show them, so the browser specs refresh the committed ones on each run.
+ */
+export const SCREENSHOTS = join(new URL('../..', import.meta.url).pathname, 'docs', 'screenshots');
+
+/** The visible 1400×1000 of the page as `docs/screenshots/<name>.png` (a reasonable size). */
+export async function shoot(page: Page, name: string): Promise<void> {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), animations: 'disabled' });
 }

@@ -46,6 +46,7 @@ export function Operations() {
           </p>
         )}
       </Panel>
+      {may(session, 'backups:read') && <BackupPanels />}
       <Panel title="Projections">
         <ErrorNote error={projections.error} />
         <Table
@@ -82,7 +83,6 @@ export function Operations() {
           ]}
         />
       </Panel>
-      {may(session, 'backups:read') && <BackupPanels />}
     </>
   );
 }
