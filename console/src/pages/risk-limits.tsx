@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { call, get, query } from '../api.js';
-import { ErrorNote, messageOf, Panel } from '../components.js';
+import { ErrorNote, messageOf, Panel, useLoad } from '../components.js';
 import { fmtTime } from '../format.js';
 
 type ScopeType = 'portfolio' | 'strategy' | 'symbol';
@@ -64,6 +64,10 @@ export function LimitsForm({ onWritten }: { onWritten: (position: string) => voi
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | undefined>(undefined);
   const [done, setDone] = useState<preact.ComponentChildren>(undefined);
+  // Strategies to pick from by name (their ids are what the scope needs).
+  const strategies = useLoad(() =>
+    get<{ strategies: { strategyId: string; name: string }[] }>('/strategies?limit=200'),
+  );
 
   const read = async (event: Event) => {
     event.preventDefault();
@@ -155,6 +159,7 @@ export function LimitsForm({ onWritten }: { onWritten: (position: string) => voi
           Scope id{' '}
           <input
             required
+            list={scopeType === 'strategy' ? 'limit-strategies' : undefined}
             value={scopeId}
             onInput={(e) => {
               setScopeId(e.currentTarget.value);
@@ -162,6 +167,11 @@ export function LimitsForm({ onWritten }: { onWritten: (position: string) => voi
             }}
           />
         </label>
+        <datalist id="limit-strategies">
+          {strategies.data?.strategies.map((s) => (
+            <option key={s.strategyId} value={s.strategyId} label={s.name} />
+          ))}
+        </datalist>
         <button type="submit" class="primary">
           Read its limits
         </button>
