@@ -73,12 +73,18 @@ export function watchPage(page: Page): { problems: string[] } {
 }
 
 /**
- * Screenshots of the console's pages, for people to look at (not compared): the README and the
- * user guide show them, so the browser specs refresh the committed ones on each run.
+ * Screenshots of the console's pages, for people to look at (not compared). Each run writes them
+ * to `test-results/screenshots/`; with `QCAT_UPDATE_SCREENSHOTS=1` it refreshes the committed ones
+ * in `docs/screenshots/` that the README and the user guide show, so a plain run leaves the tree
+ * as it found it.
  */
-export const SCREENSHOTS = join(new URL('../..', import.meta.url).pathname, 'docs', 'screenshots');
+const ROOT = new URL('../..', import.meta.url).pathname;
+export const SCREENSHOTS =
+  process.env['QCAT_UPDATE_SCREENSHOTS'] === '1'
+    ? join(ROOT, 'docs', 'screenshots')
+    : join(ROOT, 'test-results', 'screenshots');
 
-/** The visible 1400×1000 of the page as `docs/screenshots/<name>.png` (a reasonable size). */
+/** The visible 1400×1000 of the page as `<SCREENSHOTS>/<name>.png` (a reasonable size). */
 export async function shoot(page: Page, name: string): Promise<void> {
   mkdirSync(SCREENSHOTS, { recursive: true });
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), animations: 'disabled' });
