@@ -22,6 +22,7 @@ import { approvalRoutes } from './routes/approvals.js';
 import { auditRoutes } from './routes/audit.js';
 import { automationRoutes } from './routes/automation.js';
 import { backtestRoutes } from './routes/backtests.js';
+import { backupRoutes } from './routes/backups.js';
 import { portfolioRoutes } from './routes/portfolios.js';
 import { healthRoutes } from './routes/health.js';
 import { hotSymbolRoutes } from './routes/hot-symbols.js';
@@ -169,6 +170,7 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
     async (api) => {
       await api.register(auditRoutes, { runtime });
       await api.register(projectionRoutes, { runtime });
+      await api.register(backupRoutes, { runtime });
       await api.register(strategyRoutes, { runtime });
       await api.register(approvalRoutes, { runtime });
       await api.register(marketRoutes, { runtime });

@@ -1,8 +1,9 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { ApiKeyService } from '../api/auth/api-key-service.js';
 import { startServer, type RunningServer } from '../api/server.js';
 import { loadConfig } from '../ops/config.js';
-import { launchChromium, seriousViolations, signIn, watchPage } from './support/browser.js';
+import { launchChromium, seriousViolations, shoot, signIn, watchPage } from './support/browser.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 import { describeNeeding } from './support/tools.js';
 
@@ -144,6 +145,103 @@ describeNeeding(['chromium'], 'acting in the web console, in chromium', () => {
       engaged: true,
       reason: 'console drill',
     });
+    expect(watch.problems).toEqual([]);
+  });
+
+  it('sets limits the first time, says refusals in words, and changes them with four eyes', async () => {
+    const { strategyId } = await submitted('Console limits');
+    const other = await submitted('Console limits, set meanwhile');
+    const officer = await pageAs('risk_officer');
+    const watch = watchPage(officer);
+    await officer.goto(`${api.server.url}/console/#/risk`);
+    const form = officer.getByRole('region', { name: 'Change limits' });
+    const readLimits = async (id: string) => {
+      await form.getByLabel('Scope type').selectOption('strategy');
+      await form.getByLabel('Scope id').fill(id);
+      await form.getByRole('button', { name: 'Read its limits' }).click();
+      await form.getByTestId('limits-basis').filter({ hasText: id }).waitFor();
+    };
+    await readLimits(strategyId);
+    expect(await form.getByTestId('limits-basis').textContent()).toMatch(/never had limits/);
+    expect(await seriousViolations(officer)).toEqual([]);
+    // No limit at all on drawdown is looser than the default: refused, in words, nothing written.
+    await form.getByLabel('Max drawdown (fraction)').fill('');
+    await form.getByRole('button', { name: 'Set limits' }).click();
+    const looser = form.getByRole('alert').filter({ hasText: 'LIMIT_LOOSER_THAN_DEFAULT' });
+    await looser.waitFor();
+    expect(await looser.textContent()).toMatch(
+      /^QCAT refused this: maxDrawdown would be looser than its default.* \(LIMIT_LOOSER_THAN_DEFAULT\)$/,
+    );
+    const limitsOf = async (id: string) =>
+      (
+        (await call('admin', 'GET', `/risk/limits?scopeType=strategy&scopeId=${id}`))[
+          'limits'
+        ] as Json[]
+      )[0]!;
+    expect(await limitsOf(strategyId)).toMatchObject({ isDefault: true, version: 0 });
+    // Stricter than the defaults: set at once.
+    await form.getByLabel('Max drawdown (fraction)').fill('0.05');
+    await form.getByLabel('Max order notional').fill('5000');
+    await form.getByRole('button', { name: 'Set limits' }).click();
+    await form.getByTestId('limits-done').filter({ hasText: 'set' }).waitFor();
+    // The read model follows the log: read until it has the write.
+    await expect
+      .poll(() => limitsOf(strategyId))
+      .toMatchObject({
+        version: 1,
+        limits: { maxDrawdown: 0.05, maxOrderNotional: 5000 },
+      });
+    // The form read the defaults of another strategy; someone sets its limits meanwhile.
+    await readLimits(other.strategyId);
+    await call('admin', 'PUT', `/risk/limits/strategy/${other.strategyId}`, {
+      limits: { maxOrderNotional: 1000 },
+    });
+    await form.getByLabel('Max order notional').fill('2000');
+    await form.getByRole('button', { name: 'Set limits' }).click();
+    const stale = form.getByRole('alert').filter({ hasText: 'LIMITS_ALREADY_SET' });
+    await stale.waitFor();
+    expect(await stale.textContent()).toMatch(
+      /^This conflicts with the current state: the limits of strategy .* are set; change them through a risk_limit_change approval \(LIMITS_ALREADY_SET\)$/,
+    );
+    await expect
+      .poll(() => limitsOf(other.strategyId))
+      .toMatchObject({ limits: { maxOrderNotional: 1000 } });
+    // Once set, a change is a request that another risk officer approves.
+    await readLimits(strategyId);
+    expect(await form.getByTestId('limits-basis').textContent()).toMatch(/version 1.*four eyes/);
+    await form.getByLabel('Max order notional').fill('8000');
+    await form.getByLabel(/Reason for the change/).fill('larger orders for the console test');
+    await form.getByRole('button', { name: 'Request the change' }).click();
+    await form.getByTestId('limits-done').filter({ hasText: 'Change request' }).waitFor();
+    await form.scrollIntoViewIfNeeded();
+    await shoot(officer, 'risk-limits');
+    expect(await limitsOf(strategyId)).toMatchObject({ version: 1 });
+    const second = await new ApiKeyService(api.server.runtime.commands).issue(
+      'second-risk-officer',
+      'risk_officer',
+      'test-setup',
+    );
+    await api.server.runtime.projections.waitFor('api_keys', second.result.position, 10_000);
+    const approver = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+    contexts.push(approver);
+    const colleague = await approver.newPage();
+    await signIn(colleague, api.server.url, second.token);
+    await colleague.goto(`${api.server.url}/console/#/approvals`);
+    const row = colleague.getByRole('row').filter({ hasText: 'risk limit change' });
+    await row.getByRole('button', { name: 'Approve' }).click();
+    // The requester's risk page hears of the change over the live feed: version 2, 8,000.00.
+    await officer
+      .getByRole('region', { name: 'Limits', exact: true })
+      .getByRole('row')
+      .filter({ hasText: strategyId })
+      .filter({ hasText: '8,000.00' })
+      .waitFor();
+    await expect
+      .poll(() => limitsOf(strategyId))
+      .toMatchObject({
+        version: 2,
+        limits: { maxOrderNotional: 8000, maxDrawdown: 0.05 },
+      });
     expect(watch.problems).toEqual([]);
   });
 

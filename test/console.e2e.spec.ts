@@ -1,4 +1,5 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -6,18 +7,26 @@ import { ApiKeyService } from '../api/auth/api-key-service.js';
 import { MarketDataStore } from '../core/adapters/postgres/market-data-store.js';
 import { DEFAULT_INSTRUMENTS, generateCandles } from '../core/market/synthetic.js';
 import { seedDemo } from '../ops/demo.js';
-import { launchChromium, seriousViolations, signIn, watchPage } from './support/browser.js';
+import {
+  launchChromium,
+  SCREENSHOTS as shots,
+  seriousViolations,
+  shoot,
+  signIn,
+  watchPage,
+} from './support/browser.js';
+import { createTestDatabase, type TestDatabase } from './support/test-database.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 import { describeNeeding } from './support/tools.js';
 
 type Json = Record<string, unknown>;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-/** Screenshots of every page, for people to look at (not compared). */
-const shots = join(new URL('..', import.meta.url).pathname, 'test-results', 'console-screenshots');
-
 describeNeeding(['chromium'], 'the web console over seeded paper trading, in chromium', () => {
   let api: TestServer;
   let browser: Browser;
+  /** The backup folder and the restore drill's scratch database. */
+  const backups = mkdtempSync(join(tmpdir(), 'qcat-console-backups-'));
+  let scratch: TestDatabase;
   const contexts: BrowserContext[] = [];
   const get = async (path: string, token = api.tokens.admin): Promise<Json> => {
     const response = await api.request('GET', `/api/v1${path}`, { token });
@@ -32,10 +41,13 @@ describeNeeding(['chromium'], 'the web console over seeded paper trading, in chr
 
   beforeAll(async () => {
     mkdirSync(shots, { recursive: true });
+    scratch = await createTestDatabase('console_drill');
     api = await startTestServer('console', {
       PAPER_TRADING: 'on',
       MARKET_FEED: 'synthetic',
       MARKET_FEED_SPEED: '60',
+      QCAT_BACKUP_DIR: backups,
+      QCAT_RESTORE_DRILL_URL: scratch.url,
     });
     const quiet = { info: () => undefined, warn: () => undefined };
     await seedDemo(api.server.runtime.commands, api.server.runtime.eventStore, quiet);
@@ -86,19 +98,27 @@ describeNeeding(['chromium'], 'the web console over seeded paper trading, in chr
       });
       expect(answer.status, `${path}: ${await answer.text()}`).toBe(202);
     }
+    // Backups to show: a full one, verified, and a restore drill of it (the scheduled jobs' work).
+    await api.server.runtime.backups.run('full');
+    expect(await api.server.runtime.maintenance.verify()).toBe(true);
+    expect(await api.server.runtime.maintenance.drill()).toBe(true);
     browser = await launchChromium();
-  }, 240_000);
+  }, 300_000);
   afterAll(async () => {
     for (const context of contexts) await context.close();
     // Either may be missing when the set-up failed part way.
     const started = { browser: browser as Browser | undefined, api: api as TestServer | undefined };
     await started.browser?.close();
     await started.api?.stop();
+    await (scratch as TestDatabase | undefined)?.drop();
+    rmSync(backups, { recursive: true, force: true });
   });
 
   it('signs in only with a key the server accepts, keeping it in the tab session only', async () => {
     const page = await newPage();
     await page.goto(`${api.server.url}/console/`);
+    await page.getByLabel('API key').waitFor();
+    await shoot(page, 'sign-in');
     for (const bad of ['qcat_not_a_key', api.tokens.revoked]) {
       await page.getByLabel('API key').fill(bad);
       await page.getByRole('button', { name: 'Sign in' }).click();
@@ -187,13 +207,25 @@ describeNeeding(['chromium'], 'the web console over seeded paper trading, in chr
       ['hot-symbols', () => page.getByRole('heading', { name: 'Ranking' }).waitFor()],
       ['automation', () => page.getByRole('heading', { name: capabilities[0]!.title }).waitFor()],
       ['audit', () => page.getByRole('cell', { name: 'StrategyCreated' }).first().waitFor()],
-      ['operations', () => page.getByTestId(`lag-${projections[0]!.name}`).waitFor()],
+      [
+        'operations',
+        async () => {
+          await page.getByTestId(`lag-${projections[0]!.name}`).waitFor();
+          // The backup the set-up took, verified, and the drill that restored it.
+          const [backup] = (await get('/backups'))['backups'] as { backupId: string }[];
+          await page
+            .getByTestId(`verification-${backup!.backupId}`)
+            .filter({ hasText: /^verified / })
+            .waitFor();
+          await page.getByTestId('restore-drill').filter({ hasText: 'succeeded' }).waitFor();
+        },
+      ],
     ];
     for (const [name, shown] of pages) {
       await page.goto(`${api.server.url}/console/#/${name}`);
       await shown();
       expect(await page.locator('[role=alert].error').count(), name).toBe(0);
-      await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+      await shoot(page, name);
       expect(await seriousViolations(page), name).toEqual([]);
     }
     // The audit timeline: the "as of" slider shows the strategy as it was after its first event.
@@ -201,10 +233,82 @@ describeNeeding(['chromium'], 'the web console over seeded paper trading, in chr
     await page.getByTestId('state-as-of').filter({ hasText: '"paper"' }).waitFor();
     await page.getByLabel(/As of event/).fill('0');
     await page.getByTestId('state-as-of').filter({ hasText: '"draft"' }).waitFor();
-    await page.screenshot({ path: join(shots, 'audit-timeline.png'), fullPage: true });
+    await shoot(page, 'audit-timeline');
     expect(await seriousViolations(page)).toEqual([]);
     expect(watch.problems).toEqual([]);
     console.log(`console: screenshots in ${shots}`);
+  });
+
+  it("starts a backtest and an optimization from a strategy's page, and shows their results", async () => {
+    const created = await api.request('POST', '/api/v1/strategies', {
+      token: api.tokens.trader,
+      body: {
+        name: 'Console research',
+        kind: 'sma_crossover',
+        symbols: ['BTCUSDT'],
+        timeframe: '1h',
+        parameters: { fastPeriod: 6, slowPeriod: 24 },
+        capitalRequest: 10_000,
+      },
+    });
+    const { strategyId } = (await created.json()) as { strategyId: string };
+    const page = await newPage();
+    const watch = watchPage(page);
+    await signIn(page, api.server.url, api.tokens.analyst);
+    await page.goto(`${api.server.url}/console/#/strategies/${strategyId}`);
+    // The 90 days of hourly candles the set-up stored.
+    const backtest = page.getByRole('form', { name: 'Run a backtest' });
+    await backtest.getByLabel('From').fill('2025-01-01');
+    await backtest.getByLabel('To').fill('2025-04-01');
+    await backtest.getByLabel('fastPeriod').fill('8');
+    expect(await seriousViolations(page)).toEqual([]);
+    await backtest.getByRole('button', { name: 'Run backtest' }).click();
+    const result = page.getByTestId('backtest-result');
+    await result.getByText(/: completed · return .* trades/).waitFor({ timeout: 60_000 });
+    await result.locator('figcaption', { hasText: /equity: [1-9]\d* points/ }).waitFor();
+    const runs = (await get(`/backtests?strategyId=${strategyId}`))['backtests'] as Json[];
+    expect(runs).toMatchObject([
+      { status: 'completed', parameters: { fastPeriod: 8, slowPeriod: 24 } },
+    ]);
+    // The strategy's own list of backtests has it too.
+    await page
+      .getByRole('region', { name: 'Backtests' })
+      .getByRole('link', { name: (runs[0]!['backtestId'] as string).slice(0, 8) })
+      .waitFor();
+    const optimize = page.getByRole('form', { name: 'Optimize the parameters' });
+    await optimize.getByLabel('Trials').fill('4');
+    await optimize.getByLabel(/Walk-forward folds/).fill('3');
+    for (const [label, value] of [
+      ['fastPeriod low', '4'],
+      ['fastPeriod high', '8'],
+      ['fastPeriod step', '4'],
+      ['slowPeriod low', '24'],
+      ['slowPeriod high', '48'],
+      ['slowPeriod step', '24'],
+    ] as const)
+      await optimize.getByLabel(label, { exact: true }).fill(value);
+    await optimize.getByRole('button', { name: 'Start optimization' }).click();
+    const optimized = page.getByTestId('optimization-result');
+    await optimized.getByText(/: completed · 4 of 4 trials/).waitFor({ timeout: 120_000 });
+    await optimized.getByText(/4 scored trials of 4; best \(red\) trial \d/).waitFor();
+    const [optimization] = (await get(`/optimizations?strategyId=${strategyId}`))[
+      'optimizations'
+    ] as Json[];
+    expect(optimization).toMatchObject({
+      status: 'completed',
+      method: 'grid',
+      trialsDone: 4,
+      space: {
+        fastPeriod: { type: 'int', low: 4, high: 8, step: 4 },
+        slowPeriod: { type: 'int', low: 24, high: 48, step: 24 },
+      },
+    });
+    expect(await seriousViolations(page)).toEqual([]);
+    await page.getByRole('region', { name: 'Run a backtest' }).scrollIntoViewIfNeeded();
+    await shoot(page, 'strategy-backtest');
+    await optimized.scrollIntoViewIfNeeded();
+    await shoot(page, 'strategy-optimization');
+    expect(watch.problems).toEqual([]);
   });
 
   it('shows a viewer no action, and the server refuses the action a viewer forges', async () => {
@@ -217,6 +321,13 @@ describeNeeding(['chromium'], 'the web console over seeded paper trading, in chr
     await page.goto(`${api.server.url}/console/#/risk`);
     await page.getByTestId('kill-switch-state').waitFor();
     expect(await page.getByRole('button', { name: /kill switch/i }).count()).toBe(0);
+    expect(await page.getByRole('region', { name: 'Change limits' }).count()).toBe(0);
+    const strategies = (await get('/strategies'))['strategies'] as { strategyId: string }[];
+    await page.goto(`${api.server.url}/console/#/strategies/${strategies[0]!.strategyId}`);
+    await page.getByRole('heading', { name: 'Parameter versions' }).waitFor();
+    expect(
+      await page.getByRole('button', { name: /Run backtest|Start optimization/ }).count(),
+    ).toBe(0);
     const forged = await page.evaluate(async (token) => {
       const response = await fetch('/api/v1/risk/kill-switch', {
         method: 'POST',
@@ -226,6 +337,11 @@ describeNeeding(['chromium'], 'the web console over seeded paper trading, in chr
       return { status: response.status, body: (await response.json()) as { code: string } };
     }, api.tokens.viewer);
     expect(forged).toMatchObject({ status: 403, body: { code: 'FORBIDDEN' } });
+    const forgedLimits = await api.request('PUT', '/api/v1/risk/limits/portfolio/main', {
+      token: api.tokens.viewer,
+      body: { limits: { maxLeverage: 1 } },
+    });
+    expect(forgedLimits.status).toBe(403);
     expect((await get('/risk/kill-switch'))['engaged']).toBe(false);
   });
 

@@ -47,6 +47,10 @@ export const PERMISSIONS = {
     roles: ['admin', 'operator'],
     description: 'rebuild a read model from the log',
   },
+  'backups:read': {
+    roles: ['admin', 'operator', 'auditor'],
+    description: 'see the backups, what the scheduled verify found of each, and the last restore drill',
+  },
   'keys:read': {
     roles: ['admin'],
     description: 'list API keys (never their secrets)',

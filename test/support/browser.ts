@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { toolPath } from './tools.js';
@@ -69,4 +70,22 @@ export function watchPage(page: Page): { problems: string[] } {
       problems.push(`CSP: ${message.text()}`);
   });
   return { problems };
+}
+
+/**
+ * Screenshots of the console's pages, for people to look at (not compared). Each run writes them
+ * to `test-results/screenshots/`; with `QCAT_UPDATE_SCREENSHOTS=1` it refreshes the committed ones
+ * in `docs/screenshots/` that the README and the user guide show, so a plain run leaves the tree
+ * as it found it.
+ */
+const ROOT = new URL('../..', import.meta.url).pathname;
+export const SCREENSHOTS =
+  process.env['QCAT_UPDATE_SCREENSHOTS'] === '1'
+    ? join(ROOT, 'docs', 'screenshots')
+    : join(ROOT, 'test-results', 'screenshots');
+
+/** The visible 1400×1000 of the page as `<SCREENSHOTS>/<name>.png` (a reasonable size). */
+export async function shoot(page: Page, name: string): Promise<void> {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), animations: 'disabled' });
 }

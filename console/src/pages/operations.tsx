@@ -2,6 +2,9 @@ import { get } from '../api.js';
 import { ErrorNote, Panel, Table, useLoad } from '../components.js';
 import { fmtTime } from '../format.js';
 import { useLiveReload } from '../live-reload.js';
+import { useApp } from '../main.js';
+import { may } from '../session.js';
+import { BackupPanels } from './backups.js';
 
 interface Projection {
   name: string;
@@ -21,8 +24,9 @@ interface Health {
   headPosition: string;
 }
 
-/** Projections with their state and lag, and the server's health. */
+/** Projections with their state and lag, the server's health, the backups and the last drill. */
 export function Operations() {
+  const { session } = useApp();
   const projections = useLoad(() => get<Projection[]>('/projections'));
   const health = useLoad(async () => {
     const response = await fetch('/health');
@@ -42,6 +46,7 @@ export function Operations() {
           </p>
         )}
       </Panel>
+      {may(session, 'backups:read') && <BackupPanels />}
       <Panel title="Projections">
         <ErrorNote error={projections.error} />
         <Table
@@ -77,12 +82,6 @@ export function Operations() {
             },
           ]}
         />
-      </Panel>
-      <Panel title="Backups and restore drills">
-        <p class="muted">
-          QCAT has no HTTP API for backups yet: see <code>qcat backup list</code> and the restore
-          drill in docs/operations.md, and the backup metrics in Grafana.
-        </p>
       </Panel>
     </>
   );

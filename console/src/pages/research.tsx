@@ -32,7 +32,7 @@ interface Curve {
   equity: { date: string; equity: number }[];
 }
 
-function BacktestDetail({ backtestId }: { backtestId: string }) {
+export function BacktestDetail({ backtestId }: { backtestId: string }) {
   const curve = useLoad(() => get<Curve>(`/backtests/${backtestId}/equity`), [backtestId]);
   if (curve.error !== undefined) return <ErrorNote error={curve.error} />;
   if (curve.data === undefined) return <Loading what="the backtest's equity" />;
@@ -44,7 +44,7 @@ function BacktestDetail({ backtestId }: { backtestId: string }) {
   );
 }
 
-function OptimizationDetail({ optimizationId }: { optimizationId: string }) {
+export function OptimizationDetail({ optimizationId }: { optimizationId: string }) {
   const trials = useLoad(
     () => get<{ trials: Trial[] }>(`/optimizations/${optimizationId}/trials?sort=trial&limit=500`),
     [optimizationId],

@@ -5,6 +5,7 @@ import { fmtMoney, fmtPct, fmtTime } from '../format.js';
 import { useLiveReload } from '../live-reload.js';
 import { useApp } from '../main.js';
 import { may } from '../session.js';
+import { LimitsForm } from './risk-limits.js';
 
 interface KillSwitch {
   engaged: boolean;
@@ -149,7 +150,15 @@ function KillSwitchPanel() {
 const limitText = (value: number | null) => (value === null ? '—' : fmtMoney(value));
 
 export function Risk() {
-  const limits = useLoad(() => get<{ limits: Limits[] }>('/risk/limits?limit=200'));
+  const { session } = useApp();
+  const [limitsPosition, setLimitsPosition] = useState<string | undefined>(undefined);
+  const limits = useLoad(
+    () =>
+      get<{ limits: Limits[] }>(
+        `/risk/limits${query({ limit: 200, minPosition: limitsPosition })}`,
+      ),
+    [limitsPosition],
+  );
   const states = useLoad(() => get<{ states: ScopeState[] }>('/risk/states?limit=200'));
   const triggers = useLoad(() => get<{ triggers: Trigger[] }>('/risk/triggers?limit=100'));
   const denied = useLoad(() => get<{ deniedOrders: Denied[] }>('/risk/denied-orders?limit=100'));
@@ -218,6 +227,7 @@ export function Risk() {
           ]}
         />
       </Panel>
+      {may(session, 'risk:operate') && <LimitsForm onWritten={setLimitsPosition} />}
       <Panel title="Breakers fired">
         <ErrorNote error={triggers.error} />
         <Table

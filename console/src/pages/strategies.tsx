@@ -5,6 +5,7 @@ import { fmtTime } from '../format.js';
 import { useLiveReload } from '../live-reload.js';
 import { useApp } from '../main.js';
 import { may } from '../session.js';
+import { StrategyResearch } from './strategy-research.js';
 
 interface Strategy {
   strategyId: string;
@@ -58,6 +59,7 @@ function StrategyDetail({ strategyId }: { strategyId: string }) {
     [strategyId],
   );
   useLiveReload([`stream:strategy-${strategyId}`], history.reload);
+  useLiveReload(['category:backtest'], backtests.reload);
   return (
     <>
       <Panel title="History" id="strategy-history">
@@ -101,13 +103,19 @@ function StrategyDetail({ strategyId }: { strategyId: string }) {
           empty="No backtest of this strategy."
           rowKey={(b) => b.backtestId}
           columns={[
-            { title: 'Backtest', cell: (b) => <code>{b.backtestId.slice(0, 8)}</code> },
+            {
+              title: 'Backtest',
+              cell: (b) => (
+                <a href={`#/research/backtest/${b.backtestId}`}>{b.backtestId.slice(0, 8)}</a>
+              ),
+            },
             { title: 'Status', cell: (b) => b.status },
             { title: 'Market', cell: (b) => `${b.symbol} ${b.timeframe}` },
             { title: 'Period', cell: (b) => `${fmtTime(b.from)} – ${fmtTime(b.to)}` },
           ]}
         />
       </Panel>
+      <StrategyResearch strategyId={strategyId} />
     </>
   );
 }
