@@ -11,7 +11,10 @@
  * one after another, each warmed up outside the timed window, with a CHECKPOINT before timing.
  * `--max-seconds` bounds each timed window (the figure is then over the events written so far and
  * is marked "capped"); `--analyze` runs ANALYZE after the warm-up, as autovacuum would on a server
- * that has it on. The last line of output is one JSON object with every figure. Targets are
+ * that has it on. With the embedded server, each contender's CPU per event (this process's and the
+ * server's, server-cpu.ts) is printed too: on a busy machine events/s mostly says how much CPU a
+ * contender was given, CPU per event what an event costs it (ADR 001, "CPU per event").
+ * The last line of output is one JSON object with every figure. Targets are
  * reported (met / MISSED), never asserted: the exit code is 0 unless the benchmark itself failed.
  */
 import type { Event } from '@event-driven-io/emmett';
@@ -19,6 +22,7 @@ import { getPostgreSQLEventStore } from '@event-driven-io/emmett-postgresql';
 import pg from 'pg';
 import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-store.js';
 import type { NewEvent } from '../core/eventstore/event-store.js';
+import { serverCpuMeter, type ServerCpuMeter } from './server-cpu.js';
 import {
   BENCH_ACTOR,
   LatencySamples,
@@ -93,6 +97,9 @@ interface ContenderResult {
   latency: LatencyStats;
   /** Node CPU (all threads) over the timed window, as a share of one core. */
   clientCpu: number;
+  /** CPU microseconds per event over the timed window: this process's, and the server's. */
+  clientCpuUsPerEvent: number;
+  serverCpuUsPerEvent: number | null;
   /** Throughput of the last quarter of appends over that of the first: < 1 means it slows down. */
   trend: number;
 }
@@ -288,6 +295,9 @@ async function runContender(
   settings: Settings,
 ): Promise<{ result: ContenderResult; qcat?: QcatDiagnostics }> {
   const database = await createDatabase(server, `${scenario.key}_${name}`);
+  // Embedded server only: a shared one also spends CPU on others' work.
+  const meter: ServerCpuMeter | null =
+    server.source === 'embedded' ? await serverCpuMeter(database.url) : null;
   const appender = await open(name, database.url, scenario);
   try {
     await drive(
@@ -303,6 +313,7 @@ async function runContender(
     const samples = new LatencySamples();
     const completions = new LatencySamples();
     const cpu = process.cpuUsage();
+    const serverCpuBefore = meter?.read();
     const run = await drive(
       appender,
       scenario,
@@ -313,6 +324,8 @@ async function runContender(
       completions,
     );
     const cpuUsed = process.cpuUsage(cpu);
+    const serverCpuMs =
+      meter && serverCpuBefore !== undefined ? meter.read() - serverCpuBefore : null;
     const seconds = run.ms / 1000;
     const result: ContenderResult = {
       events: run.events,
@@ -323,6 +336,9 @@ async function runContender(
       appendsPerSec: run.appends / seconds,
       latency: samples.stats(),
       clientCpu: (cpuUsed.user + cpuUsed.system) / 1000 / run.ms,
+      clientCpuUsPerEvent: (cpuUsed.user + cpuUsed.system) / Math.max(1, run.events),
+      serverCpuUsPerEvent:
+        serverCpuMs === null ? null : (serverCpuMs * 1000) / Math.max(1, run.events),
       trend: trendOf(completions, run.ms),
     };
     const qcat = appender.diagnose ? await appender.diagnose(marker) : undefined;
@@ -343,6 +359,8 @@ interface ScenarioSummary {
   results: Partial<Record<ContenderName, ContenderResult>>;
   qcatVsEmmett: number | null;
   qcatVsRaw: number | null;
+  /** Emmett's CPU per event (client + server) over QCAT's: what one event costs each, any load. */
+  emmettVsQcatCpu: number | null;
   qcatGroupCommit: QcatDiagnostics | null;
   targets: Record<string, TargetResult>;
 }
@@ -434,6 +452,20 @@ async function runScenario(
   if (qcatVsRaw !== null && scenario.key === 'b') {
     console.log(`  QCAT/raw throughput: ${formatPercent(qcatVsRaw)} (no target)`);
   }
+  const cpuCost = (result: ContenderResult): number | null =>
+    result.serverCpuUsPerEvent === null
+      ? null
+      : result.clientCpuUsPerEvent + result.serverCpuUsPerEvent;
+  const emmettCost = results.emmett && cpuCost(results.emmett);
+  const qcatCost = qcat && cpuCost(qcat);
+  const emmettVsQcatCpu = emmettCost && qcatCost ? emmettCost / qcatCost : null;
+  const perEvent = contenders.map((name) => {
+    const { clientCpuUsPerEvent: client, serverCpuUsPerEvent: server } = results[name]!;
+    return `${name} ${client.toFixed(1)} + ${server === null ? 'n/a' : server.toFixed(1)}`;
+  });
+  console.log(
+    `  CPU per event, µs (client + server): ${perEvent.join(', ')}${emmettVsQcatCpu === null ? '' : `; Emmett/QCAT ${formatRatio(emmettVsQcatCpu)}`}`,
+  );
   if (qcatGroupCommit) {
     console.log(
       `  QCAT group commit: ${formatInt(qcatGroupCommit.transactions)} transactions; per transaction ${qcatGroupCommit.appendsPerTransaction.toFixed(1)} appends, ${qcatGroupCommit.eventsPerTransaction.toFixed(1)} events on average, at most ${formatInt(qcatGroupCommit.maxEventsPerTransaction)} events`,
@@ -447,7 +479,15 @@ async function runScenario(
   }
   const targetResults: Record<string, TargetResult> = {};
   for (const target of targets) targetResults[target.key] = checkTarget(target);
-  return { scenario, results, qcatVsEmmett, qcatVsRaw, qcatGroupCommit, targets: targetResults };
+  return {
+    scenario,
+    results,
+    qcatVsEmmett,
+    qcatVsRaw,
+    emmettVsQcatCpu,
+    qcatGroupCommit,
+    targets: targetResults,
+  };
 }
 
 function summaryJson(summary: ScenarioSummary): Record<string, unknown> {
@@ -464,6 +504,9 @@ function summaryJson(summary: ScenarioSummary): Record<string, unknown> {
           seconds: round(result.seconds, 3),
           capped: result.capped,
           clientCpu: round(result.clientCpu, 3),
+          clientCpuUsPerEvent: round(result.clientCpuUsPerEvent, 2),
+          serverCpuUsPerEvent:
+            result.serverCpuUsPerEvent === null ? null : round(result.serverCpuUsPerEvent, 2),
           trend: round(result.trend, 3),
         }
       : null;
@@ -477,6 +520,7 @@ function summaryJson(summary: ScenarioSummary): Record<string, unknown> {
     raw: contender(summary.results.raw),
     qcatVsEmmett: summary.qcatVsEmmett === null ? null : round(summary.qcatVsEmmett, 3),
     qcatVsRaw: summary.qcatVsRaw === null ? null : round(summary.qcatVsRaw, 3),
+    emmettVsQcatCpu: summary.emmettVsQcatCpu === null ? null : round(summary.emmettVsQcatCpu, 3),
     qcatGroupCommit: summary.qcatGroupCommit && {
       transactions: summary.qcatGroupCommit.transactions,
       appendsPerTransaction: round(summary.qcatGroupCommit.appendsPerTransaction, 2),
