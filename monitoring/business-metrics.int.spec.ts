@@ -479,7 +479,7 @@ describe('business metrics from the read models', () => {
       // count timeouts from there.
       await expect.poll(async () => (await draftsOf())['status=draft'], { timeout: 5_000 }).toBe(3);
       const fresh = await draftsOf();
-      const timeouts = async (scraped?: string) =>
+      const timeouts = async (scraped?: Scraped) =>
         series(scraped ?? (await scrape(registry)), 'business_metrics_errors_total')[
           'query=timeout'
         ] ?? 0;
