@@ -8,7 +8,7 @@ import { app } from './app.js';
 import { answerClientError } from './client-errors.js';
 import { toError } from '../core/errors.js';
 import { withAdvisoryLock } from '../core/adapters/postgres/pool.js';
-import { expireDueApprovals } from '../projections/approval-flow.js';
+import { expireDueApprovals } from '../automation/approval-flow/expiry.js';
 import { handleError } from './problem.js';
 import { PaperTrading } from '../ops/paper-trading.js';
 

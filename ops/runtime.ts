@@ -192,7 +192,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       pool,
       connectionString: databaseUrl,
       eventStore,
-      projections: allProjections(config.QCAT_REDIS_PREFIX, commands),
+      projections: allProjections(config.QCAT_REDIS_PREFIX),
       ...(redis ? { redis } : {}),
       redisPrefix: config.QCAT_REDIS_PREFIX,
       // The PostgreSQL log lives in this database (wrapped for metrics): rebuilds may use SQL.

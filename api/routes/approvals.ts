@@ -126,7 +126,7 @@ export const approvalRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
     let effect: z.infer<typeof decisionAnswer>['effect'] = null;
     if (
       status !== 'pending' &&
-      (await runtime.projections.waitFor('approval_flow', result.position, 2000))
+      (await runtime.automation.waitFor('approval-flow', result.position, 2000))
     ) {
       const row = await queries.flowEffect(result.position);
       if (row)

@@ -7,7 +7,7 @@ import type { JsonObject } from '../../core/eventstore/event-store.js';
 import { STRATEGY_KIND_NAMES } from '../../core/strategies/kinds.js';
 import type { Strategy } from '../../core/strategies/strategy.js';
 import type { Runtime } from '../../ops/runtime.js';
-import { ensureBacktestResultsSchema } from '../../projections/backtests.js';
+import { ensureBacktestResultsSchema } from '../../core/adapters/postgres/backtest-results-store.js';
 import { HttpProblem } from '../problem.js';
 import { BacktestQueries, type BacktestRow } from '../../projections/backtest-queries.js';
 import { StrategyQueries } from '../../projections/strategy-queries.js';

@@ -153,7 +153,7 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
     result: CommandResult,
     approvalRequestId: string,
   ): Promise<z.infer<typeof requestAnswer>> => {
-    await runtime.projections.waitFor('approval_flow', result.position, 2000);
+    await runtime.automation.waitFor('approval-flow', result.position, 2000);
     return { ...commandAnswer(reply, result), approvalRequestId };
   };
 
