@@ -1,6 +1,6 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../api/server.js';
+import { startServer, type RunningServer } from '../ops/server.js';
 import { loadConfig } from '../ops/config.js';
 import { launchChromium, seriousViolations, signIn, watchPage } from './support/browser.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
