@@ -1,4 +1,8 @@
-import { backtests, type BacktestState } from '../core/backtests/backtest-run.js';
+import {
+  backtests,
+  type BacktestEvent,
+  type BacktestState,
+} from '../core/backtests/backtest-run.js';
 import type { DomainEvent } from '../core/decider.js';
 import { categoryOf } from '../core/eventstore/append-validation.js';
 import type { JsonObject, RecordedEvent } from '../core/eventstore/event-store.js';
@@ -20,6 +24,11 @@ export const backtestsProjection: PostgresProjection = {
   // One row per run, read by people only: an event it cannot apply is parked (ADR 011).
   onPoisonEvent: 'park',
   tables: ['backtests'],
+  handles: [
+    'BacktestRequested',
+    'BacktestCompleted',
+    'BacktestFailed',
+  ] satisfies BacktestEvent['type'][],
 
   async setup(client, schema) {
     await client.query(`

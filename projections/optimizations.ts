@@ -1,6 +1,10 @@
 import { categoryOf } from '../core/eventstore/append-validation.js';
 import type { JsonObject, RecordedEvent } from '../core/eventstore/event-store.js';
-import { optimizations, type OptimizationState } from '../core/optimization/optimization.js';
+import {
+  optimizations,
+  type OptimizationEvent,
+  type OptimizationState,
+} from '../core/optimization/optimization.js';
 import type { PostgresProjection } from './projection.js';
 
 /**
@@ -14,6 +18,13 @@ export const optimizationsProjection: PostgresProjection = {
   name: 'optimizations',
   version: 1,
   tables: ['optimizations', 'optimization_trials'],
+  handles: [
+    'OptimizationRequested',
+    'OptimizationProgressed',
+    'OptimizationCompleted',
+    'OptimizationFailed',
+    'OptimizationCancelled',
+  ] satisfies OptimizationEvent['type'][],
 
   async setup(client, schema) {
     await client.query(`
