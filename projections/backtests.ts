@@ -6,7 +6,7 @@ import {
 import type { DomainEvent } from '../core/decider.js';
 import { categoryOf } from '../core/eventstore/append-validation.js';
 import type { JsonObject, RecordedEvent } from '../core/eventstore/event-store.js';
-import type { PostgresProjection } from './projection.js';
+import { eventTypes, type PostgresProjection } from './projection.js';
 
 const domainEvent = (event: RecordedEvent): DomainEvent => ({
   type: event.type,
@@ -24,11 +24,7 @@ export const backtestsProjection: PostgresProjection = {
   // One row per run, read by people only: an event it cannot apply is parked (ADR 011).
   onPoisonEvent: 'park',
   tables: ['backtests'],
-  handles: [
-    'BacktestRequested',
-    'BacktestCompleted',
-    'BacktestFailed',
-  ] satisfies BacktestEvent['type'][],
+  handles: eventTypes<BacktestEvent>()('BacktestRequested', 'BacktestCompleted', 'BacktestFailed'),
 
   async setup(client, schema) {
     await client.query(`

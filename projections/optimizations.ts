@@ -5,7 +5,7 @@ import {
   type OptimizationEvent,
   type OptimizationState,
 } from '../core/optimization/optimization.js';
-import type { PostgresProjection } from './projection.js';
+import { eventTypes, type PostgresProjection } from './projection.js';
 
 /**
  * Optimization runs as people read them: `qcat_read.optimizations` (one row per run, the state
@@ -18,13 +18,13 @@ export const optimizationsProjection: PostgresProjection = {
   name: 'optimizations',
   version: 1,
   tables: ['optimizations', 'optimization_trials'],
-  handles: [
+  handles: eventTypes<OptimizationEvent>()(
     'OptimizationRequested',
     'OptimizationProgressed',
     'OptimizationCompleted',
     'OptimizationFailed',
     'OptimizationCancelled',
-  ] satisfies OptimizationEvent['type'][],
+  ),
 
   async setup(client, schema) {
     await client.query(`

@@ -121,3 +121,17 @@ export function handledBy(
   const { handles } = projection;
   return handles ? events.filter((event) => handles.includes(event.type)) : events;
 }
+
+/**
+ * Every type of an event union, listed for `handles`: a type left out or unknown does not compile,
+ * so a projection's declaration follows its events. `eventTypes<ApprovalEvent>()('ApprovalRequested', …)`.
+ */
+export const eventTypes =
+  <Event extends { type: string }>() =>
+  <const Types extends readonly Event['type'][]>(
+    ...types: Types &
+      ([Exclude<Event['type'], Types[number]>] extends [never]
+        ? unknown
+        : { missing: Exclude<Event['type'], Types[number]> })
+  ): readonly string[] =>
+    types;
