@@ -24,7 +24,7 @@ import { commandOf, commandRoute } from '../command-route.js';
 import { idParams, missing, requestBody, run, symbol, toRun } from './backtests/schemas.js';
 
 /**
- * Backtests: request a run (the runner in projections/backtests.ts does it), list runs, read one
+ * Backtests: request a run (the runner in automation/backtests/ does it), list runs, read one
  * with its summary, its trades and its daily equity (docs/trading.md, "Backtests over the API").
  */
 export const backtestRoutes: FastifyPluginAsyncZod<{
