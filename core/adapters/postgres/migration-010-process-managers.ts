@@ -9,7 +9,7 @@ import type { Migration } from './migrations.js';
  *   once per (manager, cause, key): a cause handled again after a crash keeps its first outcome.
  * - Their rows in `qcat_projections` are renamed to the process managers' names, so each carries
  *   on from its checkpoint (nothing is issued again, no stale row is left to raise a lag alert);
- *   their old read-model generations and views are dropped.
+ *   their old read-model generations and views are dropped where this role may.
  */
 export const processManagersMigration: Migration = {
   version: 10,
@@ -38,15 +38,24 @@ export const processManagersMigration: Migration = {
      WHERE name = 'backtest_runner'
        AND NOT EXISTS (SELECT 1 FROM qcat_projections WHERE name = 'automation.backtest-runner');
     DELETE FROM qcat_projections WHERE name IN ('approval_flow', 'backtest_runner');
-    DROP VIEW IF EXISTS qcat_read.approval_flow_log;
-    DROP VIEW IF EXISTS qcat_read.backtest_runner_log;
+    -- The old generations and views belong to whoever ran the projections: with separate roles
+    -- (ADR 015) the application role, which the owner running this may not touch; then they stay,
+    -- unread, until an operator drops them.
     DO $drop$
     DECLARE s text;
     BEGIN
-      FOR s IN SELECT nspname FROM pg_namespace
+      FOR s IN SELECT format('DROP VIEW IF EXISTS %I.%I', n.nspname, c.relname)
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = 'qcat_read' AND c.relname IN ('approval_flow_log', 'backtest_runner_log')
+               UNION ALL
+               SELECT format('DROP SCHEMA %I CASCADE', nspname) FROM pg_namespace
                 WHERE nspname LIKE 'qcat\\_p\\_approval\\_flow\\_%' OR nspname LIKE 'qcat\\_p\\_backtest\\_runner\\_%'
       LOOP
-        EXECUTE format('DROP SCHEMA %I CASCADE', s);
+        BEGIN
+          EXECUTE s;
+        EXCEPTION WHEN insufficient_privilege THEN
+          RAISE NOTICE 'left in place (not the owner): %', s;
+        END;
       END LOOP;
     END
     $drop$;
