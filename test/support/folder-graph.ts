@@ -70,8 +70,8 @@ export function folderEdges(root: string, extra: Record<string, string> = {}): F
 }
 
 /**
- * The cycles of the folder graph, each as its folders in order with, for each step, one import
- * that makes it (none: the graph is a DAG). Found as the strongly connected components with more
+ * The cycles of the folder graph: per set of folders that reach each other, their names and one
+ * cycle through them, with one import for each step (none: the graph is a DAG). Found as the strongly connected components with more
  * than one folder (Tarjan), each walked once from its first folder.
  */
 export function folderCycles(edges: readonly FolderEdge[]): string[][] {
@@ -109,7 +109,7 @@ export function folderCycles(edges: readonly FolderEdge[]): string[][] {
   return components.map((component) => describeCycle(component, next));
 }
 
-/** One cycle through a component, as `a → b (file → path)` steps. */
+/** A component's folders, then one cycle through it as `a → b (file → path)` steps. */
 function describeCycle(component: string[], next: Map<string, Map<string, string>>): string[] {
   const inside = new Set(component);
   const start = component[0]!;
@@ -129,7 +129,10 @@ function describeCycle(component: string[], next: Map<string, Map<string, string
   for (let node = previous.get(start)!; node !== start; node = previous.get(node)!)
     path.unshift(node);
   path.unshift(start);
-  return path
-    .slice(0, -1)
-    .map((from, i) => `${from} → ${path[i + 1]!} (${next.get(from)!.get(path[i + 1]!)!})`);
+  return [
+    `folders in one cycle: ${component.join(', ')}`,
+    ...path
+      .slice(0, -1)
+      .map((from, i) => `${from} → ${path[i + 1]!} (${next.get(from)!.get(path[i + 1]!)!})`),
+  ];
 }
