@@ -10,7 +10,7 @@ import {
   validatorCompiler,
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
-import type { Runtime } from '../ops/runtime.js';
+import type { ApiServices } from './services.js';
 import { ApiKeyService } from './auth/api-key-service.js';
 import { Authenticator } from './auth/authenticator.js';
 import { auth } from './auth/plugin.js';
@@ -43,7 +43,7 @@ import { liveFeed } from './ws/plugin.js';
 import { consoleRoutes } from './console.js';
 
 export interface AppOptions {
-  runtime: Runtime;
+  runtime: ApiServices;
 }
 
 /**

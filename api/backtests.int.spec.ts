@@ -5,7 +5,9 @@ import { DEFAULT_INSTRUMENTS, generateCandles } from '../core/market/synthetic.j
 import type { Candle } from '../core/market/types.js';
 import { backtest } from '../core/trading/backtest.js';
 import type { StepperConfig } from '../core/trading/stepper.js';
-import { BACKTEST_RUNNER_ACTOR } from '../projections/backtests.js';
+import { BACKTEST_RUNNER_ACTOR, backtestRunner } from '../automation/backtests/runner.js';
+import { ProcessManagerTarget, type Outcome } from '../automation/process-manager-target.js';
+import { BacktestResultsStore } from '../core/adapters/postgres/backtest-results-store.js';
 import type { PostgresTarget } from '../projections/postgres-target.js';
 import { startTestServer, type TestServer } from '../test/support/test-server.js';
 import { until } from '../test/support/until.js';
@@ -464,21 +466,28 @@ describe('backtests over HTTP', () => {
     expect(missing.status).toBe(503);
     expect(missing.body['code']).toBe('BACKTEST_RESULTS_NOT_STORED');
 
-    // Replaying the runner recomputes that run's rows (the same ones) and nothing else, and
+    // Handling every request again (the runner's replay after a crash; a process manager is
+    // never rebuilt, ADR 027) recomputes that run's rows (the same ones) and nothing else, and
     // writes no event: every run is finished, and completing a completed run is [].
-    await (runtime.projections.target('backtest_runner') as PostgresTarget).rebuild(
-      runtime.eventStore,
+    const outcomes: Outcome[] = [];
+    const replay = new ProcessManagerTarget(
+      runtime.pool,
+      backtestRunner({
+        commands: runtime.commands,
+        results: new BacktestResultsStore(runtime.pool),
+      }),
+      runtime.commands,
+      { onOutcome: (outcome) => outcomes.push(outcome) },
     );
+    const log = await runtime.eventStore.readAll({ after: 0n, maxCount: 100_000 });
+    expect(await replay.apply(log)).toBe(head);
     expect(await runtime.eventStore.headPosition()).toBe(head);
-    const { rows } = await runtime.pool.query<{ backtest_id: string; outcome: string }>(
-      `SELECT backtest_id, outcome FROM qcat_read.backtest_runner_log
-        WHERE outcome <> 'skipped' ORDER BY trigger_position`,
-    );
-    expect(rows).toEqual([{ backtest_id: completedId, outcome: 'completed (unchanged)' }]);
-    const { rows: skipped } = await runtime.pool.query<{ n: string }>(
-      "SELECT count(*) AS n FROM qcat_read.backtest_runner_log WHERE outcome = 'skipped'",
-    );
-    expect(Number(skipped[0]?.n)).toBe(runs.length - 1);
+    // Its completion was issued before under the same key (the new one differs only in its
+    // duration): `repeated`, nothing written.
+    expect(outcomes.map((o) => [o.streamId, o.command, o.result])).toEqual([
+      [backtestStream(completedId), 'CompleteBacktest', 'repeated'],
+    ]);
+    expect(runs.length).toBeGreaterThan(1);
     expect([
       ok(await call('viewer', 'GET', trades)),
       ok(await call('viewer', 'GET', equity)),
@@ -510,7 +519,7 @@ describe('backtests over HTTP', () => {
     const runtime = api.server.runtime;
     // Quiet: every run is finished, and the read model holds everything.
     let head = await runtime.eventStore.headPosition();
-    expect(await runtime.projections.waitFor('backtest_runner', head, 30_000)).toBe(true);
+    expect(await runtime.automation.waitFor('backtest-runner', head, 30_000)).toBe(true);
     head = await runtime.eventStore.headPosition();
     expect(await runtime.projections.waitFor('backtests', head, 5000)).toBe(true);
     const read = async (path: string) => {

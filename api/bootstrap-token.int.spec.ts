@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../ops/config.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/test-database.js';
-import { startServer, type RunningServer } from './server.js';
+import { startServer, type RunningServer } from '../ops/server.js';
 
 /**
  * The first admin token under compose (QCAT_BOOTSTRAP_TOKEN_FILE): written to a file only its

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../ops/config.js';
 import { createTestDatabase } from '../test/support/test-database.js';
-import { startServer } from './server.js';
+import { startServer } from '../ops/server.js';
 
 describe('the bootstrap admin key', () => {
   it('is issued once when two processes start on one empty store at the same time', async () => {

@@ -4,7 +4,7 @@ import { loadConfig } from '../ops/config.js';
 import { ApiKeyService } from './auth/api-key-service.js';
 import { startTestServer, type TestServer } from '../test/support/test-server.js';
 import { until } from '../test/support/until.js';
-import { startServer, type RunningServer } from './server.js';
+import { startServer, type RunningServer } from '../ops/server.js';
 
 interface Page {
   events: { position: string; streamId: string }[];

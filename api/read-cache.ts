@@ -3,7 +3,11 @@ import fp from 'fastify-plugin';
 import { LRUCache } from 'lru-cache';
 import type { Metrics } from '../monitoring/metrics.js';
 import type { ProjectionService } from '../projections/projection-service.js';
-import type { ReadModelVersion, ReadModelWatch } from '../projections/read-model-watch.js';
+import {
+  sameRows,
+  type ReadModelVersion,
+  type ReadModelWatch,
+} from '../projections/read-model-watch.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -139,7 +143,9 @@ async function readCachePlugin(fastify: FastifyInstance, options: ReadCacheOptio
     const local = options.projections.knownCheckpoint(model);
     const needs = local !== undefined && local > version.checkpoint ? local : version.checkpoint;
     const entry = needs === version.checkpoint ? cache.get(request.url) : undefined;
-    if (entry?.version === version) {
+    // Kept while the read model holds the same rows: a checkpoint moved over events it does not
+    // handle leaves its answers as they are (ADR 027).
+    if (entry && sameRows(entry.version, version)) {
       serve(reply, entry, 'hit');
       return;
     }
@@ -198,7 +204,7 @@ async function readCachePlugin(fastify: FastifyInstance, options: ReadCacheOptio
         etag: typeof etag === 'string' ? etag : undefined,
         version,
       };
-      if (watch.version(version.name) === version) cache.set(request.url, entry);
+      if (sameRows(watch.version(version.name), version)) cache.set(request.url, entry);
     }
     // Followers came while `version` was current: this answer is at least as new as the hit they
     // could have had then, even if the version has moved on since. Without one they run the route.

@@ -80,7 +80,7 @@ describeNeeding(['redis'], 'risk read models, API and approvals', () => {
   /** Everything written so far, the approval flow's commands included, is in the risk models. */
   const settled = async (): Promise<string> => {
     let head = await runtime.eventStore.headPosition();
-    expect(await runtime.projections.waitFor('approval_flow', head, 15_000)).toBe(true);
+    expect(await runtime.automation.waitFor('approval-flow', head, 15_000)).toBe(true);
     head = await runtime.eventStore.headPosition();
     for (const name of ['risk', 'live_risk', 'trading', 'approvals'])
       expect(await runtime.projections.waitFor(name, head, 15_000), name).toBe(true);

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventLogMigrations } from '../core/adapters/postgres/migrations.js';
 import { loadConfig } from '../ops/config.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/test-database.js';
-import { startServer, type RunningServer } from './server.js';
+import { startServer, type RunningServer } from '../ops/server.js';
 
 describe('QCAT server over real HTTP', () => {
   let database: TestDatabase | undefined;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { strategies } from '../core/strategies/strategy.js';
-import { expireDueApprovals } from '../projections/approval-flow.js';
+import { expireDueApprovals } from '../automation/approval-flow/expiry.js';
 import { startTestServer, type TestServer } from '../test/support/test-server.js';
 import { until } from '../test/support/until.js';
 import { connectTestRedis, type TestRedis } from '../test/support/test-redis.js';
@@ -325,8 +325,8 @@ describeNeeding(['redis'], 'strategies and approvals over HTTP', () => {
     const retired = ok(
       await call('trader', 'POST', `/strategies/${id}/retire`, { reason: 'abandoned' }),
     );
-    await api.server.runtime.projections.waitFor(
-      'approval_flow',
+    await api.server.runtime.automation.waitFor(
+      'approval-flow',
       BigInt(retired['position'] as string),
       5000,
     );
@@ -352,8 +352,8 @@ describeNeeding(['redis'], 'strategies and approvals over HTTP', () => {
     expect(await expireDueApprovals(runtime.pool, runtime.commands, later)).toBeGreaterThanOrEqual(
       1,
     );
-    await runtime.projections.waitFor(
-      'approval_flow',
+    await runtime.automation.waitFor(
+      'approval-flow',
       await runtime.eventStore.headPosition(),
       5000,
     );
@@ -407,7 +407,7 @@ describeNeeding(['redis'], 'strategies and approvals over HTTP', () => {
     const { runtime } = api.server;
     // Quiet: the approval flow has done all it will, and the read model holds everything.
     let head = await runtime.eventStore.headPosition();
-    expect(await runtime.projections.waitFor('approval_flow', head, 5000)).toBe(true);
+    expect(await runtime.automation.waitFor('approval-flow', head, 5000)).toBe(true);
     head = await runtime.eventStore.headPosition();
     expect(await runtime.projections.waitFor('strategies', head, 5000)).toBe(true);
     const read = async (path: string) => {

@@ -89,6 +89,22 @@ export class ProcessManagerService {
     return this.runners.get(name);
   }
 
+  /**
+   * Waits until the process manager `name` (its kebab-case name) has handled `position`, at most
+   * `timeoutMs`; answers whether it got there. Led here: its runner; led elsewhere: the registry.
+   */
+  async waitFor(name: string, position: bigint, timeoutMs = 2000): Promise<boolean> {
+    const target = this.targets.find((t) => t.manager.name === name);
+    if (!target) throw new Error(`unknown process manager ${name}`);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const runner = this.runners.get(target.name);
+      if ((runner ? runner.checkpoint : await target.checkpoint()) >= position) return true;
+      if (Date.now() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, runner ? 2 : 20));
+    }
+  }
+
   async start(): Promise<void> {
     for (const target of this.targets)
       await this.options.pool.query(

@@ -3,6 +3,7 @@ import { v5 as uuidv5 } from 'uuid';
 import type { Capability } from '../core/capabilities/capabilities.js';
 import type { CommandHandler } from '../core/commands/command-handler.js';
 import {
+  type CommandResult,
   IdempotencyInProgressError,
   IdempotencyKeyReusedError,
 } from '../core/commands/idempotency.js';
@@ -12,6 +13,7 @@ import type { EventStore, RecordedEvent } from '../core/eventstore/event-store.j
 import type { ProjectionTarget } from '../projections/projection-runner.js';
 import type { AutomationGate } from './gate.js';
 import {
+  actorOf,
   automationActor,
   registryName,
   type Intent,
@@ -30,6 +32,13 @@ export interface Outcome {
   cause: string;
   /** The refusal's code and message. */
   reason?: string;
+}
+
+interface JournalEntry {
+  result: Outcome['result'];
+  detail?: string;
+  written?: CommandResult;
+  causePosition?: bigint | undefined;
 }
 
 /** Namespace of command ids derived from (manager, cause, intent key). */
@@ -77,7 +86,12 @@ export class ProcessManagerTarget implements ProjectionTarget {
       if (!this.handles.has(event.type)) continue;
       const intents = await this.manager.react(event);
       this.options.onEvaluation?.(this.manager.name);
-      await this.issue(intents, event.eventId, event.metadata.correlationId ?? event.eventId);
+      await this.issue(
+        intents,
+        event.eventId,
+        event.metadata.correlationId ?? event.eventId,
+        event.position,
+      );
     }
     await this.pool.query(
       `UPDATE qcat_projections SET checkpoint = $2, error_position = NULL, error_message = NULL,
@@ -108,6 +122,7 @@ export class ProcessManagerTarget implements ProjectionTarget {
     intents: readonly Intent[],
     cause: string,
     correlationId: string,
+    causePosition?: bigint,
   ): Promise<void> {
     // One look at the gate per capability and cause: the manager's, or the intent's own.
     const checked = new Map<Capability, Promise<string | undefined>>();
@@ -126,23 +141,28 @@ export class ProcessManagerTarget implements ProjectionTarget {
         command: typeof intent.command['type'] === 'string' ? intent.command['type'] : 'command',
         cause,
       };
+      const journal = (entry: JournalEntry): Promise<void> =>
+        this.journal({ ...outcome, key, causePosition, ...entry });
       if (held) {
         await this.record('AutomationActionHeld', key, { ...outcome, reason: held }, correlationId);
+        await journal({ result: 'held', detail: held });
         continue;
       }
       try {
-        await intent.issue(this.commands, {
-          actor: automationActor(this.manager.name),
+        const result = await intent.issue(this.commands, {
+          actor: actorOf(this.manager),
           commandId: uuidv5(`${this.manager.name}:${key}`, COMMAND_ID_NAMESPACE),
           causationId: cause,
           correlationId,
           idempotencyKey: key,
         });
         this.notify({ ...outcome, result: 'acted' });
+        await journal({ result: 'acted', written: result });
       } catch (error) {
         if (error instanceof IdempotencyKeyReusedError) {
           // Decided differently the first time round (what it read has moved on): it acted then.
           this.notify({ ...outcome, result: 'repeated' });
+          await journal({ result: 'repeated' });
           continue;
         }
         if (
@@ -153,8 +173,38 @@ export class ProcessManagerTarget implements ProjectionTarget {
           throw error;
         const reason = `${error.code}: ${error.message}`;
         await this.record('AutomationActionRefused', key, { ...outcome, reason }, correlationId);
+        await journal({ result: 'refused', detail: reason });
       }
     }
+  }
+
+  /**
+   * What an intent came to, with its command's result, in `qcat_process_outcomes` (migration 10):
+   * read by whoever reports a manager's effect (the approval API reads the flow's). The first
+   * outcome of a key stands: a cause handled again after a crash adds nothing.
+   */
+  private async journal(
+    entry: JournalEntry & { streamId: string; command: string; cause: string; key: string },
+  ): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO qcat_process_outcomes (manager, cause, key, cause_position, stream_id, command,
+                                          result, detail, events, revision, position)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+       ON CONFLICT (manager, cause, key) DO NOTHING`,
+      [
+        this.manager.name,
+        entry.cause,
+        entry.key,
+        entry.causePosition ?? null,
+        entry.streamId,
+        entry.command,
+        entry.result,
+        entry.detail ?? null,
+        entry.written?.eventCount ?? null,
+        entry.written?.nextExpectedRevision ?? null,
+        entry.written?.position ?? null,
+      ],
+    );
   }
 
   private notify(outcome: Outcome): void {

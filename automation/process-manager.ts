@@ -51,8 +51,13 @@ export interface Tick {
  * event as causation (docs/adr/010-process-managers.md).
  */
 export interface ProcessManager {
-  /** kebab-case; the actor is `automation:<name>`. */
+  /** kebab-case; the actor is `automation:<name>` unless `actor` says otherwise. */
   name: string;
+  /**
+   * Who its commands are issued as, when not `automation:<name>`: the approval flow and the backtest
+   * runner keep the actors they had as projections (`system:approval-flow`, `system:backtest-runner`).
+   */
+  actor?: string;
   /**
    * The automation capability it serves: the gate (kill switch, HALTED, the policy's switch)
    * holds its commands. Absent for the approval flow and the backtest runner, which always run.
@@ -69,6 +74,10 @@ export interface ProcessManager {
 }
 
 export const automationActor = (name: string): string => `automation:${name}`;
+
+/** The actor a manager's commands are issued as. */
+export const actorOf = (manager: Pick<ProcessManager, 'name' | 'actor'>): string =>
+  manager.actor ?? automationActor(manager.name);
 
 /** Its row in the registry of log consumers (`qcat_projections`, kind `process`). */
 export const registryName = (name: string): string => `automation.${name}`;

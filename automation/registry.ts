@@ -6,7 +6,10 @@ import { AUTOMATION_POLICY_STREAM, automationPolicy } from '../core/capabilities
 import { gateOf } from '../core/optimization/gate.js';
 import { AllocationQueries } from '../projections/allocation-queries.js';
 import { OptimizationQueries } from '../projections/optimization-queries.js';
+import { BacktestResultsStore } from '../core/adapters/postgres/backtest-results-store.js';
 import { allocationManager } from './allocation/rebalancing.js';
+import { approvalFlow } from './approval-flow/manager.js';
+import { backtestRunner } from './backtests/runner.js';
 import { eliminationManager } from './elimination/manager.js';
 import { eliminationReads } from './elimination/reads.js';
 import { hotSymbolsManager } from './hot-symbols/manager.js';
@@ -67,6 +70,8 @@ export const allProcessManagers = (deps: AutomationDeps): ProcessManager[] => {
   });
   deps.onStop(() => optimizer.stop());
   return [
+    approvalFlow(),
+    backtestRunner({ commands: deps.commands, results: new BacktestResultsStore(deps.pool) }),
     optimizer,
     optimizationAdoption(deps.commands),
     standingApprovals(),

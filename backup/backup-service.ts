@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import type pg from 'pg';
 import type { EventStore } from '../core/eventstore/event-store.js';
 import type { LastBackup, Metrics } from '../monitoring/metrics.js';
-import { redact, type Config } from '../ops/config.js';
 import { loadCatalog, newestRestorableChain } from './catalog.js';
 import { BackupError } from './errors.js';
 import {
@@ -26,8 +25,10 @@ export const FULL_EVERY_DAYS = 7;
 const RUN_LOCK_KEY = 'qcat.backup.run';
 
 /** QCAT_BACKUP_DIR, else `backups` inside QCAT_DATA_DIR. */
-export const backupDir = (config: Pick<Config, 'QCAT_BACKUP_DIR' | 'QCAT_DATA_DIR'>): string =>
-  config.QCAT_BACKUP_DIR ?? join(config.QCAT_DATA_DIR, 'backups');
+export const backupDir = (config: {
+  QCAT_BACKUP_DIR?: string | undefined;
+  QCAT_DATA_DIR: string;
+}): string => config.QCAT_BACKUP_DIR ?? join(config.QCAT_DATA_DIR, 'backups');
 
 export interface BackupLogger {
   info(message: string): void;
@@ -219,37 +220,4 @@ export class BackupService {
     await this.scheduler?.stop();
     this.scheduler = undefined;
   }
-}
-
-/** Where the log is, without credentials, for the manifests. */
-export function storeInfoOf(config: Config, databaseUrl: string): StoreInfo {
-  return config.EVENT_STORE === 'eventstoredb' && config.EVENTSTORE_URL
-    ? { adapter: 'eventstoredb', location: redact(config.EVENTSTORE_URL) }
-    : { adapter: 'postgres', location: redact(databaseUrl) };
-}
-
-/** The backup service of a QCAT process, from its configuration. */
-export function backupServiceFor(
-  config: Config,
-  parts: {
-    store: EventStore;
-    pool: pg.Pool;
-    databaseUrl: string;
-    metrics?: Metrics;
-    log?: BackupLogger;
-    afterScheduled?: (backupId: string | undefined) => Promise<void>;
-  },
-): BackupService {
-  return new BackupService({
-    store: parts.store,
-    pool: parts.pool,
-    connectionString: parts.databaseUrl,
-    dir: backupDir(config),
-    schedule: config.QCAT_BACKUP_SCHEDULE,
-    retentionDays: config.QCAT_BACKUP_RETENTION_DAYS,
-    storeInfo: storeInfoOf(config, parts.databaseUrl),
-    ...(parts.metrics ? { metrics: parts.metrics } : {}),
-    ...(parts.log ? { log: parts.log } : {}),
-    ...(parts.afterScheduled ? { afterScheduled: parts.afterScheduled } : {}),
-  });
 }

@@ -6,9 +6,6 @@
  * gauges of every replica. Only the leader of each schedule runs them.
  */
 import type pg from 'pg';
-import type { Config } from '../ops/config.js';
-import { secretValues, settingsForBackup } from '../ops/config-snapshot.js';
-import { backupDir } from './backup-service.js';
 import { exportConfiguration } from './config-export.js';
 import { copyAndVerify, pruneDatedFolders } from './folder-copy.js';
 import { recordJob, type MaintenanceJob } from './maintenance.js';
@@ -141,23 +138,4 @@ export class BackupExtras {
     await this.scheduler?.stop();
     this.scheduler = undefined;
   }
-}
-
-/** The extras of a QCAT process, from its configuration. */
-export function backupExtrasFor(
-  config: Config,
-  parts: { pool: pg.Pool; databaseUrl: string; log: BackupExtrasOptions['log'] },
-): BackupExtras {
-  return new BackupExtras({
-    dir: backupDir(config),
-    pool: parts.pool,
-    connectionString: parts.databaseUrl,
-    retentionDays: config.QCAT_BACKUP_RETENTION_DAYS,
-    copyDir: config.QCAT_BACKUP_COPY_DIR,
-    configDir: config.QCAT_CONFIG_DIR,
-    configSchedule: config.QCAT_CONFIG_BACKUP_SCHEDULE,
-    settings: () => settingsForBackup(config),
-    secrets: () => secretValues(config),
-    log: parts.log,
-  });
 }

@@ -21,8 +21,9 @@ import { allProcessManagers } from '../automation/registry.js';
 import { haltedPortfolios } from '../projections/automation.js';
 import { ProjectionService } from '../projections/projection-service.js';
 import { allProjections } from '../projections/registry.js';
-import { backupDir, backupServiceFor, type BackupService } from '../backup/backup-service.js';
-import { backupExtrasFor, type BackupExtras } from '../backup/extras.js';
+import { backupDir, type BackupService } from '../backup/backup-service.js';
+import type { BackupExtras } from '../backup/extras.js';
+import { backupExtrasFor, backupServiceFor } from './backup-wiring.js';
 import { BackupMaintenance, registerMaintenanceMetrics } from '../backup/maintenance.js';
 import { isUnavailable } from '../core/adapters/unavailable.js';
 import { verifyOptionsFor } from '../core/audit/verify.js';
@@ -192,7 +193,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       pool,
       connectionString: databaseUrl,
       eventStore,
-      projections: allProjections(config.QCAT_REDIS_PREFIX, commands),
+      projections: allProjections(config.QCAT_REDIS_PREFIX),
       ...(redis ? { redis } : {}),
       redisPrefix: config.QCAT_REDIS_PREFIX,
       // The PostgreSQL log lives in this database (wrapped for metrics): rebuilds may use SQL.

@@ -1,7 +1,8 @@
 import type pg from 'pg';
 import { categoryOf } from '../core/eventstore/append-validation.js';
 import type { RecordedEvent } from '../core/eventstore/event-store.js';
-import type { PostgresProjection } from './projection.js';
+import type { ApiKeyEvent } from '../core/access/api-key.js';
+import { eventTypes, type PostgresProjection } from './projection.js';
 
 const field = (event: RecordedEvent, key: string): string | null => {
   const data = event.data;
@@ -21,6 +22,7 @@ export const apiKeysProjection: PostgresProjection = {
   // 2: exposed in qcat_private instead of qcat_read.
   version: 2,
   tables: ['api_keys'],
+  handles: eventTypes<ApiKeyEvent>()('ApiKeyIssued', 'ApiKeyRotated', 'ApiKeyRevoked'),
   privateTables: ['api_keys'],
 
   async setup(client: pg.ClientBase, schema: string): Promise<void> {

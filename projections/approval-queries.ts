@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { ApprovalKind, ApprovalState, Subject } from '../core/approvals/approval.js';
 import { SqlFilter } from './sql-filter.js';
 
-/** The SQL that reads the approvals read model and the approval flow's log. */
+/** The SQL that reads the approvals read model and the approval flow's outcomes. */
 
 export type OpenApproval = Exclude<ApprovalState, { status: 'none' }>;
 
@@ -19,7 +19,7 @@ export interface ApprovalRow {
   requested_position: string;
 }
 
-/** What the approval flow did after a decision (qcat_read.approval_flow_log). */
+/** What the approval flow did after a decision (qcat_process_outcomes). */
 export interface FlowEffectRow {
   stream_id: string;
   command: string;
@@ -101,11 +101,32 @@ export class ApprovalQueries {
     return rows[0]?.request_id;
   }
 
-  /** The first step the approval flow took for the decision at `position`. */
+  /** Pending requests past their expiry at `now`, soonest first. */
+  async due(now: Date, limit: number): Promise<string[]> {
+    const { rows } = await this.pool.query<{ request_id: string }>(
+      `SELECT request_id FROM qcat_read.approvals WHERE status = 'pending' AND expires_at <= $1
+        ORDER BY expires_at LIMIT $2`,
+      [now, limit],
+    );
+    return rows.map((row) => row.request_id);
+  }
+
+  /**
+   * The first step the approval flow (automation/approval-flow, ADR 027) took for the decision at
+   * `position`, from the process managers' outcomes: an issued command that wrote events is
+   * `applied`, one that wrote none `unchanged`.
+   */
   async flowEffect(position: bigint): Promise<FlowEffectRow | undefined> {
     const { rows } = await this.pool.query<FlowEffectRow>(
-      `SELECT stream_id, command, outcome, detail, result_revision, result_position
-         FROM qcat_read.approval_flow_log WHERE trigger_position = $1 ORDER BY step LIMIT 1`,
+      `SELECT stream_id, command,
+              CASE WHEN result = 'refused' THEN 'refused'
+                   WHEN events > 0 THEN 'applied' ELSE 'unchanged' END AS outcome,
+              CASE WHEN result = 'refused' THEN detail END AS detail,
+              CASE WHEN events > 0 THEN revision::text END AS result_revision,
+              CASE WHEN events > 0 THEN position::text END AS result_position
+         FROM qcat_process_outcomes
+        WHERE manager = 'approval-flow' AND cause_position = $1 AND result IN ('acted', 'refused')
+        ORDER BY key COLLATE "C" LIMIT 1`,
       [position],
     );
     return rows[0];

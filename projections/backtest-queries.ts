@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { BacktestRun } from '../core/backtests/backtest-run.js';
 import { SqlFilter } from './sql-filter.js';
 
-/** The SQL that reads the backtests read model and the runner's results (projections/backtests.ts). */
+/** The SQL that reads the backtests read model and the runner's results (qcat_backtest, ADR 027). */
 
 export interface BacktestRow {
   backtest_id: string;

@@ -1,7 +1,11 @@
 import { categoryOf } from '../core/eventstore/append-validation.js';
 import type { JsonObject, RecordedEvent } from '../core/eventstore/event-store.js';
-import { optimizations, type OptimizationState } from '../core/optimization/optimization.js';
-import type { PostgresProjection } from './projection.js';
+import {
+  optimizations,
+  type OptimizationEvent,
+  type OptimizationState,
+} from '../core/optimization/optimization.js';
+import { eventTypes, type PostgresProjection } from './projection.js';
 
 /**
  * Optimization runs as people read them: `qcat_read.optimizations` (one row per run, the state
@@ -14,6 +18,13 @@ export const optimizationsProjection: PostgresProjection = {
   name: 'optimizations',
   version: 1,
   tables: ['optimizations', 'optimization_trials'],
+  handles: eventTypes<OptimizationEvent>()(
+    'OptimizationRequested',
+    'OptimizationProgressed',
+    'OptimizationCompleted',
+    'OptimizationFailed',
+    'OptimizationCancelled',
+  ),
 
   async setup(client, schema) {
     await client.query(`

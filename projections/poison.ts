@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { QcatError } from '../core/errors.js';
 import type { RecordedEvent } from '../core/eventstore/event-store.js';
-import type { PostgresProjection } from './projection.js';
+import { handledBy, type PostgresProjection } from './projection.js';
 
 /**
  * Whether a handler's failure is the event's own (the same event fails the same way every time),
@@ -37,8 +37,11 @@ export async function applyOrPark(
   client: pg.ClientBase,
   projection: PostgresProjection,
   schema: string,
-  events: readonly RecordedEvent[],
+  batch: readonly RecordedEvent[],
 ): Promise<ParkedEvent[]> {
+  // Only the event types it declares (ADR 027): nothing to do for a batch without them.
+  const events = handledBy(projection, batch);
+  if (events.length === 0) return [];
   if (projection.onPoisonEvent !== 'park') {
     await projection.apply(client, schema, events);
     return [];

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-store.js';
 import type { EventStore, Position, RecordedEvent } from '../core/eventstore/event-store.js';
 import { applyOrPark, recordParked, type ParkedEvent } from './poison.js';
-import { viewSchemaOf, type PostgresProjection } from './projection.js';
+import { handledBy, viewSchemaOf, type PostgresProjection } from './projection.js';
 
 const NAME = /^[a-z][a-z0-9_]{0,39}$/;
 
@@ -183,6 +183,10 @@ export class PostgresTarget {
       const parked = await applyOrPark(client, this.projection, schema, fresh);
       await recordParked(client, this.name, parked);
       this.report(parked);
+      // None of its event types: the tables are as they were, and the change notice says so
+      // (migration 11), so the answer cache keeps this read model's answers (ADR 027).
+      if (handledBy(this.projection, fresh).length === 0)
+        await client.query("SELECT set_config('qcat.read_model_unchanged', 'on', true)");
       await client.query(
         `UPDATE qcat_projections SET checkpoint = $2, error_position = NULL, error_message = NULL,
            error_at = NULL, updated_at = now() WHERE name = $1`,

@@ -319,7 +319,7 @@ describe('whatever the write side accepts, every projection can apply', () => {
     // The read models' tables, once: each run works in a transaction it rolls back.
     const client = await pool.connect();
     try {
-      for (const projection of allProjections('prop:', handlerOver(new InMemoryEventStore()))) {
+      for (const projection of allProjections('prop:')) {
         if (projection.kind !== 'postgres') continue;
         const schema = `prop_${projection.name}`;
         await client.query(`CREATE SCHEMA ${schema}`);
@@ -405,7 +405,7 @@ describe('whatever the write side accepts, every projection can apply', () => {
       fc.asyncProperty(commands, async (sent) => {
         const store = new InMemoryEventStore();
         const handler = handlerOver(store);
-        const projections = allProjections('prop:', handler).filter(
+        const projections = allProjections('prop:').filter(
           (p): p is PostgresProjection => p.kind === 'postgres',
         );
         const written = await write(handler, sent);

@@ -26,6 +26,12 @@ export interface PostgresProjection {
   /** The tables `setup` creates, each exposed as `qcat_read.<table>` (or `qcat_private.<table>`). */
   tables: readonly string[];
   /**
+   * Optional: the event types `apply` acts on (ADR 027). The runner hands it only those; a batch
+   * with none of them moves the checkpoint without a call, and the answer cache keeps this read
+   * model's answers. Absent: every event (the audit trail, read models not declared yet).
+   */
+  handles?: readonly string[];
+  /**
    * Optional: those of `tables` that hold secrets (API key hashes). They are exposed in schema
    * `qcat_private`, which is never granted to anyone, instead of `qcat_read`, which Grafana's
    * reader role reads (ADR 015).
@@ -106,3 +112,26 @@ export interface ProjectionStatus {
   parked: number;
   lastParked: { position: bigint; type: string; error: string; at: Date } | null;
 }
+
+/** The events of a batch a projection acts on: those of the types it declares, or all. */
+export function handledBy(
+  projection: Pick<PostgresProjection, 'handles'>,
+  events: readonly RecordedEvent[],
+): readonly RecordedEvent[] {
+  const { handles } = projection;
+  return handles ? events.filter((event) => handles.includes(event.type)) : events;
+}
+
+/**
+ * Every type of an event union, listed for `handles`: a type left out or unknown does not compile,
+ * so a projection's declaration follows its events. `eventTypes<ApprovalEvent>()('ApprovalRequested', …)`.
+ */
+export const eventTypes =
+  <Event extends { type: string }>() =>
+  <const Types extends readonly Event['type'][]>(
+    ...types: Types &
+      ([Exclude<Event['type'], Types[number]>] extends [never]
+        ? unknown
+        : { missing: Exclude<Event['type'], Types[number]> })
+  ): readonly string[] =>
+    types;

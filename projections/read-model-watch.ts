@@ -11,7 +11,24 @@ export interface ReadModelVersion {
   readonly generation: number;
   /** The checkpoint the notice named: the read model holds at least this much of the log. */
   readonly checkpoint: bigint;
+  /**
+   * The checkpoint of the last notice that may have changed its tables (ADR 027): two versions
+   * with the same generation and `changed` hold the same rows, whatever their checkpoints.
+   */
+  readonly changed: bigint;
 }
+
+/** Whether two versions of a read model hold the same rows (the later one may be further on). */
+export const sameRows = (
+  a: ReadModelVersion | undefined,
+  b: ReadModelVersion | undefined,
+): boolean =>
+  a === b ||
+  (a !== undefined &&
+    b !== undefined &&
+    a.name === b.name &&
+    a.generation === b.generation &&
+    a.changed === b.changed);
 
 /**
  * Follows every projection's live generation and checkpoint through the `qcat_read_model`
@@ -92,12 +109,16 @@ export class ReadModelWatch {
   }
 
   private notice(payload: string): void {
-    const match = /^(.+):(\d+):(\d+)$/.exec(payload);
+    // `:same`: the checkpoint moved over events the read model does not handle (migration 11).
+    const match = /^(.+):(\d+):(\d+)(:same)?$/.exec(payload);
     if (!match?.[1] || !match[2] || !match[3]) return;
-    this.set(match[1], Number(match[2]), BigInt(match[3]));
+    this.set(match[1], Number(match[2]), BigInt(match[3]), match[4] !== undefined);
   }
 
-  private set(name: string, generation: number, checkpoint: bigint): void {
-    this.versions.set(name, { name, generation, checkpoint });
+  private set(name: string, generation: number, checkpoint: bigint, same = false): void {
+    const previous = this.versions.get(name);
+    // Unchanged only after a version heard on this connection, of the same generation.
+    const changed = same && previous?.generation === generation ? previous.changed : checkpoint;
+    this.versions.set(name, { name, generation, checkpoint, changed });
   }
 }

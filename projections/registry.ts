@@ -1,11 +1,9 @@
-import type { CommandHandler } from '../core/commands/command-handler.js';
 import { allocationsProjection } from './allocations.js';
 import { apiKeysProjection } from './api-keys.js';
-import { approvalFlow } from './approval-flow.js';
 import { auditTrail } from './audit-trail.js';
 import { automationDecisionsProjection } from './automation.js';
 import { hotSymbolsProjection } from './hot-symbols.js';
-import { backtestRunner, backtestsProjection } from './backtests.js';
+import { backtestsProjection } from './backtests.js';
 import { liveActivity } from './live-activity.js';
 import { optimizationsProjection } from './optimizations.js';
 import type { Projection } from './projection.js';
@@ -14,10 +12,10 @@ import { approvalsProjection, strategiesProjection, strategyStatusView } from '.
 import { livePositionsView, tradingProjection } from './trading.js';
 
 /**
- * Every projection QCAT runs. Add new read models here. The process managers (which issue
- * commands) run only when given the command handler: a restore rebuilds read models without them.
+ * Every projection QCAT runs. Add new read models here; process managers, which issue commands,
+ * live in automation/ (ADR 010, ADR 027).
  */
-export const allProjections = (redisPrefix: string, commands?: CommandHandler): Projection[] => [
+export const allProjections = (redisPrefix: string): Projection[] => [
   auditTrail,
   apiKeysProjection,
   strategiesProjection,
@@ -33,6 +31,4 @@ export const allProjections = (redisPrefix: string, commands?: CommandHandler): 
   automationDecisionsProjection,
   hotSymbolsProjection,
   allocationsProjection,
-  ...(commands ? [approvalFlow(commands)] : []),
-  ...(commands ? [backtestRunner(commands)] : []),
 ];

@@ -1,9 +1,9 @@
-import { approvals, type ApprovalState } from '../core/approvals/approval.js';
+import { approvals, type ApprovalEvent, type ApprovalState } from '../core/approvals/approval.js';
 import type { DomainEvent } from '../core/decider.js';
 import { categoryOf } from '../core/eventstore/append-validation.js';
 import type { JsonObject, RecordedEvent } from '../core/eventstore/event-store.js';
-import { strategies, type StrategyState } from '../core/strategies/strategy.js';
-import type { PostgresProjection, RedisProjection } from './projection.js';
+import { strategies, type StrategyEvent, type StrategyState } from '../core/strategies/strategy.js';
+import { eventTypes, type PostgresProjection, type RedisProjection } from './projection.js';
 
 const domainEvent = (event: RecordedEvent): DomainEvent => ({
   type: event.type,
@@ -15,6 +15,33 @@ const stringField = (event: RecordedEvent, key: string): string | undefined => {
   return typeof value === 'string' ? value : undefined;
 };
 
+/** The event types of strategies and of approvals (the strategies read model keeps both). */
+const STRATEGY_EVENTS = eventTypes<StrategyEvent>()(
+  'StrategyCreated',
+  'StrategyEdited',
+  'StrategySubmittedForReview',
+  'StrategyApproved',
+  'StrategyActivationDeclined',
+  'StrategyPaperTradingStarted',
+  'StrategyPromotionRequested',
+  'StrategyPromotedToLive',
+  'StrategyPromotionDeclined',
+  'StrategyParameterChangeRequested',
+  'StrategyParametersChanged',
+  'StrategyParameterChangeDeclined',
+  'StrategyPaused',
+  'StrategyResumed',
+  'StrategyRetired',
+);
+const APPROVAL_EVENTS = eventTypes<ApprovalEvent>()(
+  'ApprovalRequested',
+  'ApprovalGranted',
+  'ApprovalApproved',
+  'ApprovalRejected',
+  'ApprovalWithdrawn',
+  'ApprovalExpired',
+);
+
 /**
  * Strategies as traders read them (`qcat_read.strategies`, one row each, folded with the
  * decider's own `evolve`), every approved parameter set (`strategy_parameter_versions`) and the
@@ -25,6 +52,7 @@ export const strategiesProjection: PostgresProjection = {
   name: 'strategies',
   version: 1,
   tables: ['strategies', 'strategy_parameter_versions', 'strategy_history', 'strategy_requests'],
+  handles: [...STRATEGY_EVENTS, ...APPROVAL_EVENTS],
 
   async setup(client, schema) {
     await client.query(`
@@ -203,6 +231,7 @@ export const approvalsProjection: PostgresProjection = {
   // One row per request, nothing decides from it (the deciders do): park (ADR 011).
   onPoisonEvent: 'park',
   tables: ['approvals'],
+  handles: APPROVAL_EVENTS,
 
   async setup(client, schema) {
     await client.query(`

@@ -1,7 +1,7 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ApiKeyService } from '../api/auth/api-key-service.js';
-import { startServer, type RunningServer } from '../api/server.js';
+import { startServer, type RunningServer } from '../ops/server.js';
 import { loadConfig } from '../ops/config.js';
 import { launchChromium, seriousViolations, shoot, signIn, watchPage } from './support/browser.js';
 import { startTestServer, type TestServer } from './support/test-server.js';

@@ -11,7 +11,7 @@ import {
   missingRoles,
   type ApprovalCommand,
 } from '../../core/approvals/approval.js';
-import type { Runtime } from '../../ops/runtime.js';
+import type { ApiServices } from '../services.js';
 import { ApprovalQueries, type ApprovalRow } from '../../projections/approval-queries.js';
 import { HttpProblem } from '../problem.js';
 import {
@@ -105,10 +105,9 @@ const decisionAnswer = commandResultSchema.extend({
 });
 
 /** Approval requests (four eyes): list, the queue of what the caller may approve, decisions. */
-export const approvalRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
-  fastify,
-  { runtime },
-) => {
+export const approvalRoutes: FastifyPluginAsyncZod<{
+  runtime: Pick<ApiServices, 'automation' | 'commands' | 'pool' | 'projections'>;
+}> = async (fastify, { runtime }) => {
   const queries = new ApprovalQueries(runtime.pool);
   /** Runs one decision, then reports the flow's effect on the subject once it has run. */
   const decide = async (
@@ -126,7 +125,7 @@ export const approvalRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
     let effect: z.infer<typeof decisionAnswer>['effect'] = null;
     if (
       status !== 'pending' &&
-      (await runtime.projections.waitFor('approval_flow', result.position, 2000))
+      (await runtime.automation.waitFor('approval-flow', result.position, 2000))
     ) {
       const row = await queries.flowEffect(result.position);
       if (row)

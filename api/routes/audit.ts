@@ -5,7 +5,7 @@ import { nodeSha256 } from '../../core/adapters/node-sha256.js';
 import { aggregateOf, foldEvents } from '../../core/aggregates.js';
 import { verifyLog, verifyOptionsFor } from '../../core/audit/verify.js';
 import { assertValidStreamId } from '../../core/eventstore/append-validation.js';
-import type { Runtime } from '../../ops/runtime.js';
+import type { ApiServices } from '../services.js';
 import { HttpProblem } from '../problem.js';
 import { AuditQueries, type AuditRow } from '../../projections/audit-queries.js';
 import { causationTree } from '../../core/audit/causation-tree.js';
@@ -36,10 +36,9 @@ import {
  * instant or position, a correlation's causation tree, and the verification of the hash chain.
  * Event data, metadata and state pass through redactSecrets: no secret leaves by these routes.
  */
-export const auditRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
-  fastify,
-  { runtime },
-) => {
+export const auditRoutes: FastifyPluginAsyncZod<{
+  runtime: Pick<ApiServices, 'config' | 'eventStore' | 'pool' | 'projections'>;
+}> = async (fastify, { runtime }) => {
   const queries = new AuditQueries(runtime.pool);
   fastify.get(
     '/audit/events',

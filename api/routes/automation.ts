@@ -6,7 +6,7 @@ import {
   parseThresholds,
 } from '../../core/capabilities/capabilities.js';
 import { AUTOMATION_POLICY_STREAM, automationPolicy } from '../../core/capabilities/policy.js';
-import type { Runtime } from '../../ops/runtime.js';
+import type { ApiServices } from '../services.js';
 import { latestDecisions } from '../../projections/automation.js';
 import { commandOf, commandRoute } from '../command-route.js';
 import { commandAnswer, commandResultSchema } from './conventions.js';
@@ -35,10 +35,9 @@ const capabilityOut = z.object({
 });
 
 /** The ten automation capabilities: the policy's switches and thresholds, and what each did. */
-export const automationRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
-  fastify,
-  { runtime },
-) => {
+export const automationRoutes: FastifyPluginAsyncZod<{
+  runtime: Pick<ApiServices, 'automation' | 'commands' | 'pool'>;
+}> = async (fastify, { runtime }) => {
   fastify.get(
     '/automation',
     {

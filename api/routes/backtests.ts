@@ -6,8 +6,8 @@ import { QcatError } from '../../core/errors.js';
 import type { JsonObject } from '../../core/eventstore/event-store.js';
 import { STRATEGY_KIND_NAMES } from '../../core/strategies/kinds.js';
 import type { Strategy } from '../../core/strategies/strategy.js';
-import type { Runtime } from '../../ops/runtime.js';
-import { ensureBacktestResultsSchema } from '../../projections/backtests.js';
+import type { ApiServices } from '../services.js';
+import { ensureBacktestResultsSchema } from '../../core/adapters/postgres/backtest-results-store.js';
 import { HttpProblem } from '../problem.js';
 import { BacktestQueries, type BacktestRow } from '../../projections/backtest-queries.js';
 import { StrategyQueries } from '../../projections/strategy-queries.js';
@@ -24,13 +24,12 @@ import { commandOf, commandRoute } from '../command-route.js';
 import { idParams, missing, requestBody, run, symbol, toRun } from './backtests/schemas.js';
 
 /**
- * Backtests: request a run (the runner in projections/backtests.ts does it), list runs, read one
+ * Backtests: request a run (the runner in automation/backtests/ does it), list runs, read one
  * with its summary, its trades and its daily equity (docs/trading.md, "Backtests over the API").
  */
-export const backtestRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
-  fastify,
-  { runtime },
-) => {
+export const backtestRoutes: FastifyPluginAsyncZod<{
+  runtime: Pick<ApiServices, 'commands' | 'pool' | 'projections'>;
+}> = async (fastify, { runtime }) => {
   await ensureBacktestResultsSchema(runtime.pool);
   const market = new MarketDataStore(runtime.pool);
   const queries = {

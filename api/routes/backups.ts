@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { backupDir } from '../../backup/backup-service.js';
 import { backupOverview, lastDrill } from '../../backup/overview.js';
-import type { Runtime } from '../../ops/runtime.js';
+import type { ApiServices } from '../services.js';
 import { pageLimit } from './conventions.js';
 
 const instant = z.string().nullable();
@@ -40,7 +40,7 @@ const backup = z.object({
  * Operators' view of the backups (read-only): the backup folder's manifests and the outcomes the
  * scheduled verify, restore drill, market, configuration and copy jobs recorded (ADR 024).
  */
-export const backupRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
+export const backupRoutes: FastifyPluginAsyncZod<{ runtime: Pick<ApiServices, 'config'> }> = async (
   fastify,
   { runtime },
 ) => {

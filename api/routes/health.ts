@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ping } from '../../core/adapters/postgres/pool.js';
-import type { Runtime } from '../../ops/runtime.js';
+import type { ApiServices } from '../services.js';
 import type { ProjectionStatus } from '../../projections/projection.js';
 import { sendProblem } from '../problem.js';
 
@@ -41,10 +41,9 @@ function within<T>(work: Promise<T>): Promise<T> {
 }
 
 /** Liveness (the process answers) and readiness (everything it depends on answers, lag is low). */
-export const healthRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
-  fastify,
-  { runtime },
-) => {
+export const healthRoutes: FastifyPluginAsyncZod<{
+  runtime: Pick<ApiServices, 'config' | 'eventStore' | 'pool' | 'projections' | 'redis'>;
+}> = async (fastify, { runtime }) => {
   fastify.get(
     '/health/live',
     {

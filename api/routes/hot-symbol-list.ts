@@ -9,7 +9,7 @@ import {
   recommendationExpiry,
   type HotSymbolCommand,
 } from '../../core/hot-symbols/tradable.js';
-import type { Runtime } from '../../ops/runtime.js';
+import type { ApiServices } from '../services.js';
 import { hotSymbolList } from '../../projections/hot-symbol-list.js';
 import { latestRanking } from '../../projections/hot-symbols.js';
 import { HttpProblem } from '../problem.js';
@@ -52,10 +52,9 @@ const listRow = z.object({
   tradableUntil: z.string().nullable(),
 });
 
-export const hotSymbolListRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
-  fastify,
-  { runtime },
-) => {
+export const hotSymbolListRoutes: FastifyPluginAsyncZod<{
+  runtime: Pick<ApiServices, 'commands' | 'pool' | 'projections'>;
+}> = async (fastify, { runtime }) => {
   const handle = (request: Parameters<typeof commandOf>[0], command: HotSymbolCommand) =>
     commandOf(request, runtime.commands).handle(
       hotSymbols,

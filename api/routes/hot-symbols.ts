@@ -8,7 +8,7 @@ import {
   hotSymbolsRanking,
   rankedData,
 } from '../../core/hot-symbols/ranking.js';
-import type { Runtime } from '../../ops/runtime.js';
+import type { ApiServices } from '../services.js';
 import { latestRanking } from '../../projections/hot-symbols.js';
 import { hotSymbolListRoutes } from './hot-symbol-list.js';
 import { HttpProblem } from '../problem.js';
@@ -45,10 +45,9 @@ const rankingOut = z.object({
 });
 
 /** Hot symbols (capability 10, docs/hot-symbols.md): the latest ranking, and one on demand. */
-export const hotSymbolRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
-  fastify,
-  { runtime },
-) => {
+export const hotSymbolRoutes: FastifyPluginAsyncZod<{
+  runtime: Pick<ApiServices, 'commands' | 'pool' | 'projections'>;
+}> = async (fastify, { runtime }) => {
   await fastify.register(hotSymbolListRoutes, { runtime });
 
   fastify.get(

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ROLES } from '../../core/access/roles.js';
-import type { Runtime } from '../../ops/runtime.js';
+import type { ApiServices } from '../services.js';
 import { ApiKeyQueries } from '../../projections/api-key-queries.js';
 import type { ApiKeyService } from '../auth/api-key-service.js';
 import type { Authenticator } from '../auth/authenticator.js';
@@ -23,7 +23,7 @@ const keySummary = z.object({
 
 /** API keys: issue (the token is shown once), list, rotate, revoke. Every change is an event. */
 export const keyRoutes: FastifyPluginAsyncZod<{
-  runtime: Runtime;
+  runtime: Pick<ApiServices, 'commands' | 'pool' | 'projections'>;
   keys: ApiKeyService;
   authenticator: Authenticator;
 }> = async (fastify, { runtime, keys, authenticator }) => {

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { MarketDataStore } from '../../core/adapters/postgres/market-data-store.js';
 import { TIMEFRAMES } from '../../core/strategies/kinds.js';
-import type { Runtime } from '../../ops/runtime.js';
+import type { ApiServices } from '../services.js';
 import { HttpProblem } from '../problem.js';
 import { cursorPage, instant, instantOf, pageLimit } from './conventions.js';
 
@@ -46,7 +46,7 @@ const candleQuery = z
   });
 
 /** Market data (ADR 007): instruments and candles, straight from the `qcat_market` tables. */
-export const marketRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
+export const marketRoutes: FastifyPluginAsyncZod<{ runtime: Pick<ApiServices, 'pool'> }> = async (
   fastify,
   { runtime },
 ) => {

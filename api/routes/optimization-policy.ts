@@ -7,7 +7,7 @@ import {
   OPTIMIZATION_POLICY_STREAM,
   optimizationPolicy,
 } from '../../core/optimization/policy.js';
-import type { Runtime } from '../../ops/runtime.js';
+import type { ApiServices } from '../services.js';
 import { commandOf, commandRoute } from '../command-route.js';
 import {
   commandAnswer,
@@ -37,10 +37,9 @@ const standing = z.object({
  * thresholds in the automation policy, its one source — and the standing approvals that let
  * automation adopt parameters within bounds without a second person.
  */
-export const optimizationPolicyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
-  fastify,
-  { runtime },
-) => {
+export const optimizationPolicyRoutes: FastifyPluginAsyncZod<{
+  runtime: Pick<ApiServices, 'commands'>;
+}> = async (fastify, { runtime }) => {
   fastify.get(
     '/optimization-policy',
     {

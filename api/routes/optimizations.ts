@@ -11,7 +11,7 @@ import {
 import { MAX_TRIALS } from '../../core/optimization/request.js';
 import { TIMEFRAMES } from '../../core/strategies/kinds.js';
 import type { Strategy } from '../../core/strategies/strategy.js';
-import type { Runtime } from '../../ops/runtime.js';
+import type { OptimizationServices } from '../services.js';
 import {
   OptimizationQueries,
   type OptimizationRow,
@@ -51,7 +51,7 @@ const invalid = (errors: { path: string; message: string }[]): never => {
  * list and read them, page through their trials by score, read the walk-forward folds and the
  * stitched out-of-sample equity, cancel one that has not finished.
  */
-export const optimizationRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
+export const optimizationRoutes: FastifyPluginAsyncZod<{ runtime: OptimizationServices }> = async (
   fastify,
   { runtime },
 ) => {

@@ -8,7 +8,7 @@ import {
 } from '../../automation/allocation/propose.js';
 import { portfolioStream } from '../../core/portfolio/events.js';
 import { portfolios, type PortfolioCommand } from '../../core/portfolio/portfolio.js';
-import type { Runtime } from '../../ops/runtime.js';
+import type { ApiServices } from '../services.js';
 import { AllocationQueries } from '../../projections/allocation-queries.js';
 import { HttpProblem } from '../problem.js';
 import { commandOf, commandRoute } from '../command-route.js';
@@ -34,10 +34,9 @@ const params = z.object({ portfolioId: id });
 const json = z.record(z.string(), z.unknown());
 const weight = z.number().min(0, 'must be ≥ 0').max(1, 'must be ≤ 1');
 
-export const portfolioRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
-  fastify,
-  { runtime },
-) => {
+export const portfolioRoutes: FastifyPluginAsyncZod<{
+  runtime: Pick<ApiServices, 'commands' | 'pool'>;
+}> = async (fastify, { runtime }) => {
   const queries = new AllocationQueries(runtime.pool);
   const handle = (request: FastifyRequest, portfolioId: string, command: PortfolioCommand) =>
     commandOf(request, runtime.commands).handle(portfolios, portfolioStream(portfolioId), command);

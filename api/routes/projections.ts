@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { Runtime } from '../../ops/runtime.js';
+import type { ApiServices } from '../services.js';
 import { HttpProblem } from '../problem.js';
 
 const status = z.object({
@@ -24,10 +24,9 @@ const status = z.object({
 });
 
 /** Operators' view of the read models: status, and rebuild without downtime. */
-export const projectionRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
-  fastify,
-  { runtime },
-) => {
+export const projectionRoutes: FastifyPluginAsyncZod<{
+  runtime: Pick<ApiServices, 'eventStore' | 'projections'>;
+}> = async (fastify, { runtime }) => {
   const rebuilding = new Set<string>();
 
   fastify.get(

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { Runtime } from '../../ops/runtime.js';
+import type { ApiServices } from '../services.js';
 import { riskContext } from './risk/context.js';
 import { exitRoutes } from './risk/exits.js';
 import { historyRoutes } from './risk/history.js';
@@ -12,10 +12,9 @@ import { stateRoutes } from './risk/states.js';
  * Risk control: limits, trading states, kill switch, triggers, denials, exits (docs/risk.md).
  * One file per resource under risk/, registered in this order (the order of /openapi.json).
  */
-export const riskRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
-  fastify,
-  { runtime },
-) => {
+export const riskRoutes: FastifyPluginAsyncZod<{
+  runtime: Pick<ApiServices, 'commands' | 'eventStore' | 'pool' | 'projections'>;
+}> = async (fastify, { runtime }) => {
   const ctx = riskContext(runtime);
   overviewRoutes(fastify, ctx);
   limitsRoutes(fastify, ctx);

@@ -16,7 +16,7 @@ import {
 } from '../../core/strategies/strategy.js';
 import type { Redis } from 'ioredis';
 import { isUnavailable } from '../../core/adapters/unavailable.js';
-import type { Runtime } from '../../ops/runtime.js';
+import type { StrategyRouteServices } from '../services.js';
 import { activeGenerationKey, redisViewKeys } from '../../projections/redis-target.js';
 import type { LiveStrategyStatus } from '../../projections/strategies.js';
 import { HttpProblem } from '../problem.js';
@@ -136,7 +136,7 @@ async function liveStatusFromRedis(
   );
 }
 
-export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async (
+export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: StrategyRouteServices }> = async (
   fastify,
   { runtime },
 ) => {
@@ -153,7 +153,7 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
     result: CommandResult,
     approvalRequestId: string,
   ): Promise<z.infer<typeof requestAnswer>> => {
-    await runtime.projections.waitFor('approval_flow', result.position, 2000);
+    await runtime.automation.waitFor('approval-flow', result.position, 2000);
     return { ...commandAnswer(reply, result), approvalRequestId };
   };
 

@@ -10,7 +10,7 @@ import { outOfBounds } from './parameter-bounds.js';
 /**
  * The strategy lifecycle: draft → in review → approved → paper → live ⇄ paused → retired.
  * Activation, promotion to live and parameter changes once approved go through approval requests;
- * the approval flow (projections/approval-flow.ts) turns their outcome into the commands marked
+ * the approval flow (automation/approval-flow/) turns their outcome into the commands marked
  * "from the approval flow" below.
  */
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { z } from 'zod';
-import { startServer, type RunningServer } from '../../api/server.js';
+import { startServer, type RunningServer } from '../../ops/server.js';
 import { loadConfig } from '../config.js';
 import { startTestServer, type TestServer } from '../../test/support/test-server.js';
 import { describeNeeding } from '../../test/support/tools.js';

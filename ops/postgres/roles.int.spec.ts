@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiKeyService } from '../../api/auth/api-key-service.js';
-import { startServer, type RunningServer } from '../../api/server.js';
+import { startServer, type RunningServer } from '../../ops/server.js';
 import { migrate } from '../../core/adapters/postgres/migrations.js';
 import { createTestDatabase, type TestDatabase } from '../../test/support/test-database.js';
 import { loadConfig } from '../config.js';

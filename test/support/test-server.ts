@@ -1,6 +1,6 @@
 import { ROLES, type Role } from '../../core/access/roles.js';
 import { ApiKeyService } from '../../api/auth/api-key-service.js';
-import { startServer, type RunningServer } from '../../api/server.js';
+import { startServer, type RunningServer } from '../../ops/server.js';
 import { loadConfig } from '../../ops/config.js';
 import { createTestDatabase, type TestDatabase } from './test-database.js';
 

@@ -13,7 +13,7 @@ import { QcatError } from '../../../core/errors.js';
 import type { JsonObject } from '../../../core/eventstore/event-store.js';
 import { type RiskScope } from '../../../core/risk/common.js';
 import { TIMEFRAMES } from '../../../core/strategies/kinds.js';
-import type { Runtime } from '../../../ops/runtime.js';
+import type { ApiServices } from '../../services.js';
 import { HttpProblem } from '../../problem.js';
 import { commandAnswer } from '../conventions.js';
 import { commandOf } from '../../command-route.js';
@@ -27,7 +27,9 @@ export type ZodFastify = Parameters<FastifyPluginAsyncZod>[0];
 /** What the risk routes share: the read models they query and the checks and helpers of commands. */
 export type RiskContext = ReturnType<typeof riskContext>;
 
-export function riskContext(runtime: Runtime) {
+export function riskContext(
+  runtime: Pick<ApiServices, 'commands' | 'eventStore' | 'pool' | 'projections'>,
+) {
   const queries = {
     risk: new RiskQueries(runtime.pool),
     trading: new TradingQueries(runtime.pool),

@@ -1,16 +1,18 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { Runtime } from '../../../ops/runtime.js';
+import type { ApiServices } from '../../services.js';
 import { TradingQueries } from '../../../projections/trading-queries.js';
 import { StrategyQueries } from '../../../projections/strategy-queries.js';
 export type ZodFastify = Parameters<FastifyPluginAsyncZod>[0];
 
 /** What the trading routes share: the read models they query. */
 export interface TradingContext {
-  runtime: Runtime;
+  runtime: Pick<ApiServices, 'commands' | 'pool' | 'projections'>;
   queries: { trading: TradingQueries; strategies: StrategyQueries };
 }
 
-export const tradingContext = (runtime: Runtime): TradingContext => ({
+export const tradingContext = (
+  runtime: Pick<ApiServices, 'commands' | 'pool' | 'projections'>,
+): TradingContext => ({
   runtime,
   queries: {
     trading: new TradingQueries(runtime.pool),

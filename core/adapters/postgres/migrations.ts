@@ -6,6 +6,8 @@ import type { EventMetadata, JsonValue } from '../../eventstore/event-store.js';
 import { nodeSha256 as sha256 } from '../node-sha256.js';
 import { timeIndexMigration } from './migration-007-time-index.js';
 import { snapshotsMigration } from './migration-008-snapshots.js';
+import { processManagersMigration } from './migration-010-process-managers.js';
+import { readModelUnchangedMigration } from './migration-011-read-model-unchanged.js';
 
 /**
  * Versioned schema of the PostgreSQL event log. Append-only list: never edit a released entry,
@@ -646,6 +648,8 @@ export const eventLogMigrations: readonly Migration[] = [
       );
     `,
   },
+  processManagersMigration,
+  readModelUnchangedMigration,
 ];
 
 /** Arbitrary constant: the advisory lock that serialises concurrent migrators. */

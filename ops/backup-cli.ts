@@ -6,14 +6,15 @@
 import type { Command } from 'commander';
 import { Redis } from 'ioredis';
 import { BulkImportError } from '../core/adapters/postgres/bulk-import.js';
-import { loadConfig, type Config } from '../ops/config.js';
-import type { Runtime } from '../ops/runtime.js';
-import { backupDir, backupServiceFor } from './backup-service.js';
-import { chainStatuses, loadCatalog } from './catalog.js';
-import { BackupError } from './errors.js';
-import { describePoint, parseRestorePoint, type Manifest } from './format.js';
-import { restore } from './restore.js';
-import { verifyBackups } from './verify.js';
+import { loadConfig, type Config } from './config.js';
+import type { Runtime } from './runtime.js';
+import { backupDir } from '../backup/backup-service.js';
+import { backupServiceFor } from './backup-wiring.js';
+import { chainStatuses, loadCatalog } from '../backup/catalog.js';
+import { BackupError } from '../backup/errors.js';
+import { describePoint, parseRestorePoint, type Manifest } from '../backup/format.js';
+import { restore } from '../backup/restore.js';
+import { verifyBackups } from '../backup/verify.js';
 
 export interface BackupCliParts {
   /** Opens the configured runtime (event store, database) for the work, and closes it. */

@@ -1,16 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { Config } from '../ops/config.js';
-import { openRuntime, type Runtime } from '../ops/runtime.js';
-import { ApiKeyService } from './auth/api-key-service.js';
-import { app } from './app.js';
-import { answerClientError } from './client-errors.js';
+import type { Config } from './config.js';
+import { openRuntime, type Runtime } from './runtime.js';
+import { ApiKeyService } from '../api/auth/api-key-service.js';
+import { app } from '../api/app.js';
+import { answerClientError } from '../api/client-errors.js';
 import { toError } from '../core/errors.js';
 import { withAdvisoryLock } from '../core/adapters/postgres/pool.js';
-import { expireDueApprovals } from '../projections/approval-flow.js';
-import { handleError } from './problem.js';
-import { PaperTrading } from '../ops/paper-trading.js';
+import { expireDueApprovals } from '../automation/approval-flow/expiry.js';
+import { handleError } from '../api/problem.js';
+import { PaperTrading } from './paper-trading.js';
 
 export interface RunningServer {
   fastify: FastifyInstance;

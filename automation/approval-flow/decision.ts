@@ -1,16 +1,12 @@
-import type pg from 'pg';
 import {
   approvalStream,
   approvals,
   type ApprovalEvent,
   type Party,
-} from '../core/approvals/approval.js';
-import type { CommandHandler } from '../core/commands/command-handler.js';
-import type { DomainEvent } from '../core/decider.js';
-import { QcatError } from '../core/errors.js';
-import { categoryOf } from '../core/eventstore/append-validation.js';
-import type { JsonObject, RecordedEvent } from '../core/eventstore/event-store.js';
-import { riskDeciderOf } from '../core/risk/aggregate.js';
+} from '../../core/approvals/approval.js';
+import type { DomainEvent } from '../../core/decider.js';
+import { categoryOf } from '../../core/eventstore/append-validation.js';
+import type { JsonObject, RecordedEvent } from '../../core/eventstore/event-store.js';
 import {
   KILL_SWITCH_STREAM,
   KILL_SWITCH_SUBJECT,
@@ -18,20 +14,23 @@ import {
   RISK_SCOPE_TYPES,
   tradingStateStream,
   type RiskScope,
-} from '../core/risk/common.js';
+} from '../../core/risk/common.js';
 import {
   strategies,
   strategyStream,
   type StrategyCommand,
   type StrategyEvent,
-} from '../core/strategies/strategy.js';
-import type { PostgresProjection } from './projection.js';
+} from '../../core/strategies/strategy.js';
 
 /** Who the approval flow acts as: it withdraws the requests of a retired strategy as an admin. */
 export const APPROVAL_FLOW_ACTOR = 'system:approval-flow';
 const FLOW_PARTY: Party = { id: APPROVAL_FLOW_ACTOR, role: 'admin' };
 
-type Step =
+/**
+ * One command the flow issues in answer to an event: on an approval request, a strategy or a risk
+ * stream; `refuse` is a request the flow cannot apply, recorded as refused with its code.
+ */
+export type Step =
   | { target: 'approval'; streamId: string; command: Parameters<typeof approvals.decide>[0] }
   | { target: 'strategy'; streamId: string; command: StrategyCommand }
   | { target: 'risk'; streamId: string; command: JsonObject & { type: string } }
@@ -111,8 +110,13 @@ function riskSteps(parsed: ApprovalEvent, time: number): Step[] {
   ];
 }
 
-/** What the flow does in answer to one event (nothing for most). */
-function stepsFor(event: RecordedEvent): Step[] {
+/**
+ * The approval flow's decision (pure): what it does in answer to one event, nothing for most. A
+ * strategy's request opens an approval request; an approval's outcome drives the strategy; an
+ * approved risk request (limits, a trading state's reset, the kill switch's release) becomes the
+ * risk decider's command on its stream, at the approval's recorded time.
+ */
+export function approvalFlowSteps(event: RecordedEvent): Step[] {
   const domain: DomainEvent = { type: event.type, data: event.data as JsonObject };
   const category = categoryOf(event.streamId);
   const now = event.recordedAt.toISOString();
@@ -233,129 +237,14 @@ function stepsFor(event: RecordedEvent): Step[] {
   return [];
 }
 
-/**
- * The process manager between approvals and strategies: a strategy's request opens an approval
- * request, and the approval's outcome drives the strategy — each as a command through the command
- * handler, with the triggering event as its causation and its correlation id carried on. An
- * approved risk request (limits, a trading state's reset, the kill switch's release; opened by the
- * risk API) becomes the risk decider's command on its stream, at the approval's recorded time.
- *
- * It runs as a PostgreSQL projection, so it has one leader, a checkpoint and stop-on-error. Every
- * command is idempotent twice over: its idempotency key is the triggering event's id, and the
- * deciders ignore an outcome they no longer wait for, so replaying the flow (after a crash, or a
- * rebuild from position 0) writes nothing new. `approval_flow_log` records what each step did.
- */
-export const approvalFlow = (commands: CommandHandler): PostgresProjection => ({
-  kind: 'postgres',
-  name: 'approval_flow',
-  version: 1,
-  tables: ['approval_flow_log'],
-
-  async setup(client: pg.ClientBase, schema: string) {
-    await client.query(`
-      CREATE TABLE ${schema}.approval_flow_log (
-        trigger_position bigint  NOT NULL,
-        step             integer NOT NULL,
-        trigger_event_id uuid    NOT NULL,
-        trigger_type     text    NOT NULL,
-        command          text    NOT NULL,
-        stream_id        text    NOT NULL,
-        outcome          text    NOT NULL,
-        detail           text,
-        result_revision  bigint,
-        result_position  bigint,
-        PRIMARY KEY (trigger_position, step)
-      )`);
-  },
-
-  async apply(client: pg.ClientBase, schema: string, events: readonly RecordedEvent[]) {
-    for (const event of events) {
-      const steps = stepsFor(event);
-      for (const [index, step] of steps.entries()) {
-        const context = {
-          actor: APPROVAL_FLOW_ACTOR,
-          correlationId: event.metadata.correlationId ?? event.eventId,
-          causationId: event.eventId,
-          idempotencyKey: `flow:${event.eventId}:${index.toString()}`,
-        };
-        let outcome: {
-          outcome: string;
-          detail: string | null;
-          revision?: bigint;
-          position?: bigint;
-        };
-        try {
-          if (step.target === 'refuse') throw new QcatError(step.code, step.detail);
-          const result =
-            step.target === 'approval'
-              ? await commands.handle(approvals, step.streamId, step.command, context)
-              : step.target === 'risk'
-                ? await commands.handle(
-                    riskDeciderOf(step.streamId),
-                    step.streamId,
-                    step.command,
-                    context,
-                  )
-                : await commands.handle(strategies, step.streamId, step.command, context);
-          outcome =
-            result.eventCount > 0
-              ? {
-                  outcome: 'applied',
-                  detail: null,
-                  revision: result.nextExpectedRevision,
-                  position: result.position,
-                }
-              : { outcome: 'unchanged', detail: null };
-        } catch (error) {
-          // A refusal is an answer, not a failure: record it and go on. Anything else stops the
-          // flow at this event (the runner records why) until it is fixed.
-          if (!(error instanceof QcatError)) throw error;
-          outcome = { outcome: 'refused', detail: `${error.code}: ${error.message}` };
-        }
-        await client.query(
-          `INSERT INTO ${schema}.approval_flow_log (trigger_position, step, trigger_event_id, trigger_type,
-                                                    command, stream_id, outcome, detail, result_revision,
-                                                    result_position)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-           ON CONFLICT DO NOTHING`,
-          [
-            event.position,
-            index,
-            event.eventId,
-            event.type,
-            step.command.type,
-            step.streamId,
-            outcome.outcome,
-            outcome.detail,
-            outcome.revision ?? null,
-            outcome.position ?? null,
-          ],
-        );
-      }
-    }
-  },
-});
-
-/** Due approval requests, expired; safe to run in every process (expiring twice writes once). */
-export async function expireDueApprovals(
-  pool: pg.Pool,
-  commands: CommandHandler,
-  now: Date,
-): Promise<number> {
-  const { rows } = await pool.query<{ request_id: string }>(
-    `SELECT request_id FROM qcat_read.approvals WHERE status = 'pending' AND expires_at <= $1
-      ORDER BY expires_at LIMIT 500`,
-    [now],
-  );
-  let expired = 0;
-  for (const { request_id: requestId } of rows) {
-    const result = await commands.handle(
-      approvals,
-      approvalStream(requestId),
-      { type: 'ExpireApproval', requestId, now: now.toISOString() },
-      { actor: APPROVAL_FLOW_ACTOR },
-    );
-    expired += result.eventCount > 0 ? 1 : 0;
-  }
-  return expired;
-}
+/** The events the flow answers (every other one it passes over). */
+export const APPROVAL_FLOW_HANDLES = [
+  'StrategySubmittedForReview',
+  'StrategyPromotionRequested',
+  'StrategyParameterChangeRequested',
+  'StrategyRetired',
+  'ApprovalApproved',
+  'ApprovalRejected',
+  'ApprovalWithdrawn',
+  'ApprovalExpired',
+] as const;

@@ -4,10 +4,10 @@
  */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { loadConfig } from '../ops/config.js';
-import type { BackupCliParts } from './cli.js';
-import { backupExtrasFor } from './extras.js';
-import { importMarketData } from './market-export.js';
+import { loadConfig } from './config.js';
+import type { BackupCliParts } from './backup-cli.js';
+import { backupExtrasFor } from './backup-wiring.js';
+import { importMarketData } from '../backup/market-export.js';
 
 const consoleLog = {
   info: (message: string) => {
