@@ -148,7 +148,7 @@ export async function readModelsBench(
       });
       const before = await recent();
       const archiveStart = now();
-      await archiveTrading(pool, new Date(end - days * DAY), 50_000);
+      await archiveTrading(pool, new Date(end - days * DAY));
       const archiveSeconds = (now() - archiveStart) / 1000;
       await pool.query(`ANALYZE ${schema}.orders, ${schema}.fills, ${schema}.portfolio_equity`);
       const hot = await pool.query<{ n: number }>(

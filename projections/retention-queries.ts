@@ -13,13 +13,23 @@ import { schemaOf } from './postgres-target.js';
  * archive lives and dies with its generation).
  */
 
-/** The tables with an archive, and which of their rows may move. */
+/**
+ * The tables with an archive: which of their rows may move, and the order a batch takes them in
+ * (an index's order, so each batch starts where the last one stopped instead of rescanning the
+ * rows it moved).
+ */
 const ARCHIVED = {
   // Closed orders only: the projection updates an open order by its id.
-  orders: `status IN ('filled', 'cancelled', 'rejected', 'denied') AND updated_at < $1`,
+  orders: {
+    where: `submitted_at < $1 AND updated_at < $1 AND status IN ('filled', 'cancelled', 'rejected', 'denied')`,
+    order: 'submitted_at',
+  },
   // A fill moves with (or after) its order: `fillsOf` of a hot order stays whole.
-  fills: `time < $1 AND NOT EXISTS (SELECT 1 FROM %s.orders o WHERE o.client_order_id = t.client_order_id)`,
-  portfolio_equity: `time < $1`,
+  fills: {
+    where: `time < $1 AND NOT EXISTS (SELECT 1 FROM %s.orders o WHERE o.client_order_id = t.client_order_id)`,
+    order: 'time',
+  },
+  portfolio_equity: { where: 'time < $1', order: 'portfolio_id, time' },
 } as const;
 export type ArchivedTable = keyof typeof ARCHIVED;
 export const ARCHIVED_TABLES = Object.keys(ARCHIVED) as ArchivedTable[];
@@ -64,10 +74,11 @@ export async function archiveTrading(
           `CREATE TABLE IF NOT EXISTS ${schema}.${table}_archive
              (LIKE ${schema}.${table} INCLUDING ALL)`,
         );
-        const where = ARCHIVED[table].replace('%s', schema);
+        const where = ARCHIVED[table].where.replace('%s', schema);
         const result = await client.query(
           `WITH picked AS (
-             SELECT ctid FROM ${schema}.${table} t WHERE ${where} LIMIT ${Math.trunc(batch)}
+             SELECT ctid FROM ${schema}.${table} t WHERE ${where}
+              ORDER BY ${ARCHIVED[table].order} LIMIT ${Math.trunc(batch)}
            ), gone AS (
              DELETE FROM ${schema}.${table} WHERE ctid IN (SELECT ctid FROM picked) RETURNING *
            )
