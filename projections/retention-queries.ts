@@ -96,6 +96,11 @@ export async function archiveTrading(
       moved[table] += count;
       if (count < batch) break;
     }
+    // The moved rows are dead tuples in the hot table and its indexes until a vacuum: recent
+    // queries would still step over them. Not left to autovacuum's schedule. A role that does not
+    // own the table gets a warning, not an error (then autovacuum does it).
+    if (moved[table] > 0 && generation >= 0)
+      await pool.query(`VACUUM (ANALYZE) ${schemaOf(PROJECTION, generation)}.${table}`);
   }
   return { moved, generation };
 }
