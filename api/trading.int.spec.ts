@@ -20,6 +20,7 @@ import {
 import type { Runtime } from '../ops/runtime.js';
 import { activeGenerationKey, redisViewKeys } from '../projections/redis-target.js';
 import { PostgresTarget } from '../projections/postgres-target.js';
+import { archiveTrading } from '../projections/retention-queries.js';
 import {
   livePositionField,
   tradingProjection,
@@ -911,5 +912,39 @@ describeNeeding(['redis'], 'trading read models and API', () => {
     }
     const answer = await order;
     expect(answer.status, JSON.stringify(answer.body)).toBe(202);
+  });
+
+  it('leaves archived orders and fills out of the lists, and shows them with history=true (ADR 032)', async () => {
+    await caughtUp();
+    type Listed = { orders?: Json[]; fills?: Json[] };
+    const ids = (rows: Json[] | undefined, key: string) =>
+      (rows ?? []).map((r) => r[key] as string);
+    const before = await get<Listed>('/orders?limit=1000');
+    const fillsBefore = await get<Listed>('/fills?limit=1000');
+    // The stepper's run is in 2025: every order it closed is past a 30-day horizon.
+    const moved = await archiveTrading(runtime.pool, new Date(Date.now() - 30 * 86_400_000));
+    expect(moved.moved.orders).toBeGreaterThan(0);
+    expect(moved.moved.fills).toBeGreaterThan(0);
+    // URLs not asked before: the answer cache cannot hold them.
+    const recent = await get<Listed>('/orders?limit=999');
+    const closed = (before.orders ?? []).filter((o) =>
+      ['filled', 'cancelled', 'rejected', 'denied'].includes(o['status'] as string),
+    );
+    expect(ids(recent.orders, 'clientOrderId')).toEqual(
+      ids(before.orders, 'clientOrderId').filter(
+        (id) => !ids(closed, 'clientOrderId').includes(id),
+      ),
+    );
+    const all = await get<Listed>('/orders?limit=999&history=true');
+    expect(all.orders).toEqual(before.orders);
+    expect((await get<Listed>('/fills?limit=999')).fills?.length).toBeLessThan(
+      fillsBefore.fills?.length ?? 0,
+    );
+    expect((await get<Listed>('/fills?limit=999&history=true')).fills).toEqual(fillsBefore.fills);
+    // One archived order, with its fills, by id.
+    const archived = closed.find((o) => o['status'] === 'filled')!;
+    const one = await get(`/orders/${archived['clientOrderId'] as string}`);
+    expect(one).toMatchObject({ clientOrderId: archived['clientOrderId'], status: 'filled' });
+    expect((one['fills'] as Json[]).length).toBeGreaterThan(0);
   });
 });

@@ -29,6 +29,7 @@ import { InMemoryIdempotencyStore } from '../core/commands/idempotency.js';
 import type { NewEvent } from '../core/eventstore/event-store.js';
 import { tradingStates, type RiskTriggerFiredData } from '../core/risk/trading-state.js';
 import { snapshotSchemaOf } from '../core/snapshot-schemas.js';
+import { readModelsBench } from './scale-read-models.js';
 import {
   LatencySamples,
   cleanup,
@@ -160,6 +161,8 @@ async function main(): Promise<Record<string, unknown>> {
   const server = await startServer();
   const info = await serverInfo(server);
   console.log(`bench:scale — ${describeServer(server, info)}`);
+  // The trading read model as the book ages, with and without retention (ADR 032).
+  if (process.argv.includes('--read-models')) return readModelsBench(server, quick);
   console.log(
     `checkpoints: ${checkpoints.map(formatInt).join(', ')} events${quick ? ' (--quick)' : ''}`,
   );

@@ -1,4 +1,5 @@
 import { desk } from './engine/desk.js';
+import { portfolios } from './portfolio/portfolio.js';
 import { exits } from './risk/exits.js';
 import { killSwitch } from './risk/kill-switch.js';
 import { limits } from './risk/limits.js';
@@ -13,6 +14,7 @@ import { strategies } from './strategies/strategy.js';
 export const SNAPSHOT_SCHEMAS: ReadonlyMap<object, string> = new Map<object, string>([
   [desk, 'desk/2'],
   [strategies, 'strategy/1'],
+  [portfolios, 'portfolio/1'],
   [tradingStates, 'risk-state/1'],
   [exits, 'risk-exits/1'],
   [limits, 'risk-limits/1'],

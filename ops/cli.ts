@@ -12,6 +12,7 @@ import { ROLES, isRole } from '../core/access/roles.js';
 import { ApiKeyService } from '../api/auth/api-key-service.js';
 import { registerBackupCommands } from './backup-cli.js';
 import { registerBackupExtraCommands } from './backup-extras-cli.js';
+import { archiveTrading } from '../projections/retention-queries.js';
 import { registerMarketCommands } from './market-commands.js';
 import { registerOptimizeCommands } from './optimize-commands.js';
 import { registerPortfolioCommands } from './portfolio-commands.js';
@@ -198,6 +199,24 @@ projections
       const seconds = (Date.now() - started) / 1000;
       console.log(
         `${name}: rebuilt generation ${result.generation} from ${result.events} events up to position ${result.checkpoint.toString()} in ${seconds.toFixed(1)} s; now live`,
+      );
+    });
+  });
+
+projections
+  .command('archive')
+  .description(
+    'move closed orders, their fills and valuations older than N days out of the trading read model into its archive tables (ADR 032)',
+  )
+  .option('--older-than-days <days>', 'the retention horizon', '90')
+  .action(async (options: { olderThanDays: string }) => {
+    const days = Number(options.olderThanDays);
+    if (!Number.isInteger(days) || days < 1)
+      throw new UsageError('--older-than-days: a whole number of days, at least 1');
+    await withRuntime(async (runtime) => {
+      const result = await archiveTrading(runtime.pool, new Date(Date.now() - days * 86_400_000));
+      console.log(
+        `trading: archived ${result.moved.orders} orders, ${result.moved.fills} fills and ${result.moved.portfolio_equity} valuations older than ${days} days`,
       );
     });
   });

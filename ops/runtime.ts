@@ -8,6 +8,7 @@ import {
   MarketDataStore,
 } from '../core/adapters/postgres/market-data-store.js';
 import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-store.js';
+import { PostgresEventIdIndex } from '../core/adapters/postgres/postgres-event-ids.js';
 import { PostgresSnapshotStore } from '../core/adapters/postgres/postgres-snapshot-store.js';
 import { snapshotSchemaOf } from '../core/snapshot-schemas.js';
 import { PostgresIdempotencyStore } from '../core/adapters/postgres/postgres-idempotency-store.js';
@@ -179,6 +180,8 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
     const commands = new CommandHandler({
       eventStore,
       idempotency: new PostgresIdempotencyStore(pool),
+      // A keyed command finds its earlier events by id, not by reading its stream (ADR 032).
+      ...(config.EVENT_STORE === 'postgres' ? { eventIds: new PostgresEventIdIndex(pool) } : {}),
       ...(config.SNAPSHOT_EVERY > 0
         ? {
             snapshots: {

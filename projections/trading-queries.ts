@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { OrderStatus } from '../core/trading/orders.js';
+import { tradingSource } from './retention-queries.js';
 import { addTimeRange, SqlFilter, type TimeRange } from './sql-filter.js';
 
 /** The SQL that reads the trading read model (projections/trading.ts). */
@@ -117,6 +118,11 @@ export interface Page {
   limit: number;
 }
 
+/** Read the archive too (rows moved out by the retention job, ADR 032); default recent only. */
+export interface History {
+  history?: boolean | undefined;
+}
+
 /** PnL per (portfolio, strategy) over its positions, with its counts. */
 const STRATEGY_PNL = `
   SELECT p.portfolio_id, p.strategy_id,
@@ -139,7 +145,10 @@ export class TradingQueries {
 
   /** Orders in submission order. */
   async orders(
-    q: BookFilter & TimeRange & Page & { status?: OrderStatus | undefined; source?: string },
+    q: BookFilter &
+      TimeRange &
+      Page &
+      History & { status?: OrderStatus | undefined; source?: string },
   ): Promise<OrderRow[]> {
     const filter = bookFilter(q);
     if (q.status) filter.add('status = ?', q.status);
@@ -147,38 +156,48 @@ export class TradingQueries {
     addTimeRange(filter, 'submitted_at', q);
     if (q.after) filter.add('submitted_position > ?', q.after);
     const { rows } = await this.pool.query<OrderRow>(
-      `SELECT * FROM qcat_read.orders ${filter.where}
+      `SELECT * FROM ${await tradingSource(this.pool, 'orders', q.history === true)} ${filter.where}
         ORDER BY submitted_position LIMIT ${filter.param(q.limit + 1)}`,
       filter.values,
     );
     return rows;
   }
 
+  /** One order; an archived one too (a look-up by id costs one more probe only when not hot). */
   async order(clientOrderId: string): Promise<OrderRow | undefined> {
-    const { rows } = await this.pool.query<OrderRow>(
-      'SELECT * FROM qcat_read.orders WHERE client_order_id = $1',
-      [clientOrderId],
-    );
-    return rows[0];
+    for (const history of [false, true]) {
+      const { rows } = await this.pool.query<OrderRow>(
+        `SELECT * FROM ${await tradingSource(this.pool, 'orders', history)} WHERE client_order_id = $1`,
+        [clientOrderId],
+      );
+      if (rows[0]) return rows[0];
+    }
+    return undefined;
   }
 
+  /** An order's fills; a fill is archived only with or after its order (ADR 032). */
   async fillsOf(clientOrderId: string): Promise<FillRow[]> {
+    const hot = await this.pool.query<{ n: number }>(
+      'SELECT 1 AS n FROM qcat_read.orders WHERE client_order_id = $1',
+      [clientOrderId],
+    );
+    const source = await tradingSource(this.pool, 'fills', hot.rowCount === 0);
     const { rows } = await this.pool.query<FillRow>(
-      'SELECT * FROM qcat_read.fills WHERE client_order_id = $1 ORDER BY position',
+      `SELECT * FROM ${source} WHERE client_order_id = $1 ORDER BY position`,
       [clientOrderId],
     );
     return rows;
   }
 
   async fills(
-    q: BookFilter & TimeRange & Page & { clientOrderId?: string | undefined },
+    q: BookFilter & TimeRange & Page & History & { clientOrderId?: string | undefined },
   ): Promise<FillRow[]> {
     const filter = bookFilter(q);
     if (q.clientOrderId) filter.add('client_order_id = ?', q.clientOrderId);
     addTimeRange(filter, 'time', q);
     if (q.after) filter.add('position > ?', q.after);
     const { rows } = await this.pool.query<FillRow>(
-      `SELECT * FROM qcat_read.fills ${filter.where}
+      `SELECT * FROM ${await tradingSource(this.pool, 'fills', q.history === true)} ${filter.where}
         ORDER BY position LIMIT ${filter.param(q.limit + 1)}`,
       filter.values,
     );
@@ -251,8 +270,10 @@ export class TradingQueries {
    */
   async equity(
     portfolioId: string,
-    q: TimeRange & { after?: Date | undefined; interval?: string | undefined; limit: number },
+    q: TimeRange &
+      History & { after?: Date | undefined; interval?: string | undefined; limit: number },
   ): Promise<EquityPoint[]> {
+    const source = await tradingSource(this.pool, 'portfolio_equity', q.history === true);
     const filter = new SqlFilter();
     filter.add('portfolio_id = ?', portfolioId);
     addTimeRange(filter, 'time', q);
@@ -262,7 +283,7 @@ export class TradingQueries {
       : 'time';
     const { rows } = await this.pool.query<EquityPoint>(
       `SELECT time, equity, cash FROM (
-         SELECT DISTINCT ON (${bucket}) time, equity, cash FROM qcat_read.portfolio_equity
+         SELECT DISTINCT ON (${bucket}) time, equity, cash FROM ${source}
            ${filter.where} ORDER BY ${bucket}, time DESC) AS points
         ORDER BY time LIMIT ${filter.param(q.limit + 1)}`,
       filter.values,

@@ -10,6 +10,7 @@ import {
   type CommandResult,
   type IdempotencyStore,
 } from './idempotency.js';
+import { StreamScanIndex, type EventIdIndex, type RecordedId } from './event-ids.js';
 import { snapshotText, type SnapshotOptions, type StateSnapshot } from './snapshots.js';
 
 export interface CommandContext {
@@ -43,10 +44,19 @@ export interface CommandHandlerOptions {
   newId?: () => string;
   /** Snapshots of the deciders that name a schema (ADR 012); none by default. */
   snapshots?: SnapshotOptions;
+  /**
+   * Finds a keyed command's earlier events by id (ADR 032); default: a read of the whole stream.
+   * PostgreSQL: `PostgresEventIdIndex`, one index probe whatever the stream's length.
+   */
+  eventIds?: EventIdIndex;
 }
 
 /** Namespace for event ids derived from idempotency keys (uuid v5). */
 const EVENT_ID_NAMESPACE = '4b0b2f7e-52a1-4c5e-9d34-6f0e2a8c1d17';
+
+/** The id of event `index` of a keyed command: a retry, even a racing one, writes the same ids. */
+const keyedEventId = (eventIdSeed: string, index: number): string =>
+  uuidv5(`${eventIdSeed}:${index}`, EVENT_ID_NAMESPACE);
 
 /** JSON with object keys sorted, so equal commands hash equally whatever their key order. */
 function canonicalJson(value: JsonValue): string {
@@ -73,6 +83,7 @@ export class CommandHandler {
   private readonly random: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly newId: () => string;
+  private readonly eventIds: EventIdIndex;
 
   constructor(private readonly options: CommandHandlerOptions) {
     this.upcasters = options.upcasters ?? new Upcasters();
@@ -80,6 +91,7 @@ export class CommandHandler {
     this.random = options.random ?? Math.random;
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.newId = options.newId ?? (() => crypto.randomUUID());
+    this.eventIds = options.eventIds ?? new StreamScanIndex(options.eventStore);
   }
 
   /** The stream folded into the decider's state, with the revision and position it was read at. */
@@ -153,18 +165,6 @@ export class CommandHandler {
     await this.options.snapshots?.store.save(streamId, snapshot, replace).catch(() => undefined);
   }
 
-  /** `events` (a whole stream) folded into the decider's state. */
-  private fold<State, Command, Event extends DomainEvent>(
-    decider: Decider<State, Command, Event>,
-    events: RecordedEvent[],
-  ): { state: State; revision: bigint; position: bigint } {
-    let state = decider.initialState();
-    for (const recorded of events)
-      state = decider.evolve(state, decider.parseEvent(this.toDomainEvent(recorded)));
-    const last = events.at(-1);
-    return { state, revision: last?.revision ?? -1n, position: last?.position ?? 0n };
-  }
-
   async handle<State, Command extends JsonValue, Event extends DomainEvent>(
     decider: Decider<State, Command, Event>,
     streamId: string,
@@ -214,15 +214,14 @@ export class CommandHandler {
   ): Promise<CommandResult> {
     const commandId = context.commandId ?? this.newId();
     for (let attempt = 0; ; attempt++) {
-      // A keyed command reads its whole stream, to find events a run that died before the key's
-      // completion wrote (their ids derive from the key); others load from a snapshot (ADR 012).
-      let loaded: { state: State; revision: bigint; position: bigint };
+      // Loaded first (from a snapshot, ADR 012), then a keyed command looks its earlier events
+      // up by id (ADR 032): whatever a crashed run wrote before this load is found; whatever a
+      // racing one writes after it makes the append below conflict, and the retry finds it.
+      const loaded = await this.load(decider, streamId);
       if (eventIdSeed !== undefined) {
-        const recorded = await this.options.eventStore.readStream(streamId);
-        const earlier = this.earlierResult(streamId, recorded, eventIdSeed);
+        const earlier = await this.earlierResult(streamId, eventIdSeed);
         if (earlier) return earlier;
-        loaded = this.fold(decider, recorded);
-      } else loaded = await this.load(decider, streamId);
+      }
       const { state, revision, position } = loaded;
       if (context.expectedRevision !== undefined && context.expectedRevision !== revision) {
         throw new ConcurrencyConflictError(
@@ -238,7 +237,7 @@ export class CommandHandler {
       assertInDomain(decided);
       const events: NewEvent[] = decided.map((event, index) => ({
         // Derived from the idempotency key, so even a racing duplicate cannot write twice.
-        eventId: eventIdSeed ? uuidv5(`${eventIdSeed}:${index}`, EVENT_ID_NAMESPACE) : this.newId(),
+        eventId: eventIdSeed ? keyedEventId(eventIdSeed, index) : this.newId(),
         type: event.type,
         data: event.data,
         metadata: {
@@ -263,22 +262,31 @@ export class CommandHandler {
 
   /**
    * The result of a run of this keyed command whose process died between the append and the
-   * key's completion: its events carry ids derived from the key, so they say what it wrote.
+   * key's completion: its events carry ids derived from the key (index 0, 1, …, written in one
+   * append), so looking them up by id says what it wrote.
    */
-  private earlierResult(
+  private async earlierResult(
     streamId: string,
-    recorded: RecordedEvent[],
     eventIdSeed: string,
-  ): CommandResult | undefined {
-    const first = uuidv5(`${eventIdSeed}:0`, EVENT_ID_NAMESPACE);
-    const start = recorded.findIndex((event) => event.eventId === first);
-    if (start === -1) return undefined;
-    let count = 1;
-    while (
-      recorded[start + count]?.eventId === uuidv5(`${eventIdSeed}:${count}`, EVENT_ID_NAMESPACE)
-    )
-      count++;
-    const last = recorded[start + count - 1];
+  ): Promise<CommandResult | undefined> {
+    const batch = 16;
+    let count = 0;
+    let last: RecordedId | undefined;
+    for (;;) {
+      const ids = Array.from({ length: batch }, (_, i) => keyedEventId(eventIdSeed, count + i));
+      const found = new Map(
+        (await this.eventIds.find(streamId, ids)).map((event) => [event.eventId, event]),
+      );
+      let run = 0;
+      for (const id of ids) {
+        const event = found.get(id);
+        if (!event) break;
+        last = event;
+        run++;
+      }
+      count += run;
+      if (run < batch) break;
+    }
     if (!last) return undefined;
     return {
       streamId,

@@ -18,6 +18,11 @@ export interface DisposablePostgres {
   start(): void;
   /** Stops the server (if running) and deletes its folder. */
   destroy(): void;
+  /**
+   * A streaming standby of this server (`pg_basebackup -R -X stream`) in a folder of its own, on
+   * another free port: read-only, replaying this server's WAL as it comes.
+   */
+  standby(): Promise<DisposablePostgres>;
 }
 
 const DEBIAN_BIN = '/usr/lib/postgresql/15/bin';
@@ -46,6 +51,11 @@ async function freePort(): Promise<number> {
 }
 
 export async function startDisposablePostgres(): Promise<DisposablePostgres> {
+  return startCluster();
+}
+
+/** A new cluster by initdb, or (with `primaryPort`) a standby of the server on that port. */
+async function startCluster(primaryPort?: number): Promise<DisposablePostgres> {
   const bin = postgresBinaries();
   if (!bin) throw new Error(`no PostgreSQL binaries in ${DEBIAN_BIN} or ${EMBEDDED_BIN}`);
   const root = process.getuid?.() === 0;
@@ -64,7 +74,13 @@ export async function startDisposablePostgres(): Promise<DisposablePostgres> {
     if (result.status !== 0)
       throw new Error(`${program} ${args.join(' ')} failed:\n${result.stdout}${result.stderr}`);
   };
-  run('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
+  if (primaryPort === undefined)
+    run('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
+  else
+    run('pg_basebackup', [
+      ...['-h', '127.0.0.1', '-p', String(primaryPort), '-U', 'postgres'],
+      ...['-D', data, '-R', '-X', 'stream', '-c', 'fast', '--no-sync'],
+    ]);
   let running = false;
   const start = (): void => {
     run('pg_ctl', [
@@ -93,5 +109,6 @@ export async function startDisposablePostgres(): Promise<DisposablePostgres> {
       if (running) stop('immediate');
       rmSync(folder, { recursive: true, force: true });
     },
+    standby: () => startCluster(port),
   };
 }

@@ -18,6 +18,9 @@ import {
   toOrder,
   toFill,
 } from './schemas.js';
+/** `history=true`: archived rows too (the retention job's, ADR 032); default the hot ones. */
+const history = z.enum(['true', 'false']).default('false');
+
 /** Orders, fills and round trips. */
 export function activityRoutes(fastify: ZodFastify, { runtime, queries }: TradingContext): void {
   fastify.get(
@@ -36,6 +39,7 @@ export function activityRoutes(fastify: ZodFastify, { runtime, queries }: Tradin
             after,
             limit,
             minPosition,
+            history,
           })
           .strict(),
         response: { 200: z.object({ orders: z.array(order), nextCursor: z.string().nullable() }) },
@@ -45,7 +49,12 @@ export function activityRoutes(fastify: ZodFastify, { runtime, queries }: Tradin
       const q = request.query;
       await awaitPosition(runtime.projections, PROJECTION, q.minPosition, reply);
       const range = timeRangeOf(q);
-      const rows = await queries.trading.orders({ ...q, from: range.from, to: range.to });
+      const rows = await queries.trading.orders({
+        ...q,
+        from: range.from,
+        to: range.to,
+        history: q.history === 'true',
+      });
       const { page, nextCursor } = cursorPage(rows, q.limit, (row) => row.submitted_position);
       return { orders: page.map(toOrder), nextCursor };
     },
@@ -89,6 +98,7 @@ export function activityRoutes(fastify: ZodFastify, { runtime, queries }: Tradin
             after,
             limit,
             minPosition,
+            history,
           })
           .strict(),
         response: { 200: z.object({ fills: z.array(fill), nextCursor: z.string().nullable() }) },
@@ -98,7 +108,12 @@ export function activityRoutes(fastify: ZodFastify, { runtime, queries }: Tradin
       const q = request.query;
       await awaitPosition(runtime.projections, PROJECTION, q.minPosition, reply);
       const range = timeRangeOf(q);
-      const rows = await queries.trading.fills({ ...q, from: range.from, to: range.to });
+      const rows = await queries.trading.fills({
+        ...q,
+        from: range.from,
+        to: range.to,
+        history: q.history === 'true',
+      });
       const { page, nextCursor } = cursorPage(rows, q.limit, (row) => row.position);
       return { fills: page.map(toFill), nextCursor };
     },
