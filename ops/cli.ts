@@ -15,6 +15,7 @@ import { registerBackupExtraCommands } from '../backup/extras-cli.js';
 import { registerMarketCommands } from './market-commands.js';
 import { registerOptimizeCommands } from './optimize-commands.js';
 import { registerPortfolioCommands } from './portfolio-commands.js';
+import { registerWorkerCommand } from './worker-command.js';
 
 /** A mistake in how the command was called: its message is the whole answer. */
 class UsageError extends Error {}
@@ -342,6 +343,7 @@ registerBackupExtraCommands(program, {
 });
 
 registerMarketCommands(program, { withRuntime, fail: (message) => new UsageError(message) });
+registerWorkerCommand(program, (message) => new UsageError(message));
 registerOptimizeCommands(program, {
   withRuntime,
   fail: (message) => new UsageError(message),

@@ -6,6 +6,7 @@ import type { EventMetadata, JsonValue } from '../../eventstore/event-store.js';
 import { nodeSha256 as sha256 } from '../node-sha256.js';
 import { timeIndexMigration } from './migration-007-time-index.js';
 import { snapshotsMigration } from './migration-008-snapshots.js';
+import { optimizationTrialsMigration } from './migration-010-optimization-trials.js';
 
 /**
  * Versioned schema of the PostgreSQL event log. Append-only list: never edit a released entry,
@@ -646,6 +647,7 @@ export const eventLogMigrations: readonly Migration[] = [
       );
     `,
   },
+  optimizationTrialsMigration, // branch workers (ADR 029)
 ];
 
 /** Arbitrary constant: the advisory lock that serialises concurrent migrators. */
