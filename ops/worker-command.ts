@@ -39,7 +39,7 @@ export function registerWorkerCommand(program: Command, fail: (message: string) 
       const log = (message: string): void => {
         console.log(`${new Date().toISOString()} ${message}`);
       };
-      const pool = createPool({ connectionString: config.DATABASE_URL, max: 4 });
+      const pool = createPool({ connectionString: config.DATABASE_URL, max: 2 });
       let queue: TrialQueue | null = null;
       const stop = new AbortController();
       const onSignal = (signal: string): void => {

@@ -28,7 +28,7 @@ export interface TrialQueueOptions {
   expireInSeconds?: number;
   /** How often pg-boss looks for expired jobs (default: half the expiry, 1–10 s); one process at a time does. */
   maintenanceIntervalSeconds?: number;
-  /** Connections pg-boss may hold (default 3). */
+  /** Connections pg-boss may hold (default 2). */
   connections?: number;
   log?: (message: string) => void;
 }
@@ -52,7 +52,7 @@ export class TrialQueue {
   static async open(options: TrialQueueOptions): Promise<TrialQueue> {
     const boss = new PgBoss({
       connectionString: options.connectionString,
-      max: options.connections ?? 3,
+      max: options.connections ?? 2,
       application_name: 'qcat-trial-queue',
       maintenanceIntervalSeconds:
         options.maintenanceIntervalSeconds ??
