@@ -101,6 +101,8 @@ interface Measured {
   seconds: number;
   /** CPU the process got while searching (every thread), over the wall time: cores it really had. */
   coresUsed: number;
+  /** Share of the wall time the main thread spent between batches (Amdahl's serial part). */
+  serialShare: number;
   resultSeconds: number;
   trialsPerSec: number;
   memoryPerTrialKb: number;
@@ -121,9 +123,16 @@ async function searchWith(
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
   let rssAtQuarter: { rss: number; trials: number } | null = null;
+  // Main-thread time between batches (proposing, scoring): the part no thread count speeds up.
+  let serialMs = 0;
   while (!search.done) {
+    let at = performance.now();
     const batch = search.nextBatch();
-    search.record(batch, await pool.runAll(batch.map((p) => p.parameters)));
+    serialMs += performance.now() - at;
+    const runs = await pool.runAll(batch.map((p) => p.parameters));
+    at = performance.now();
+    search.record(batch, runs);
+    serialMs += performance.now() - at;
     if (!rssAtQuarter && search.trials.length >= spec.trials / 4)
       rssAtQuarter = { rss: process.memoryUsage().rss, trials: search.trials.length };
   }
@@ -141,6 +150,7 @@ async function searchWith(
   return {
     seconds,
     coresUsed: (cpu.user + cpu.system) / 1e6 / seconds,
+    serialShare: serialMs / 1000 / seconds,
     trialsPerSec: search.trials.length / seconds,
     memoryPerTrialKb: grown / 1024,
     resultSeconds,
@@ -214,6 +224,7 @@ async function main() {
       'vs 1 thread',
       'efficiency',
       'cores used 1 / all',
+      'serial 1 / all',
       'KB/trial',
       'result s',
     ],
@@ -228,6 +239,7 @@ async function main() {
       formatRatio(r.all.trialsPerSec / r.one.trialsPerSec),
       `${((r.all.trialsPerSec / r.one.trialsPerSec / cores) * 100).toFixed(0)}%`,
       `${r.one.coresUsed.toFixed(2)} / ${r.all.coresUsed.toFixed(2)}`,
+      `${(r.one.serialShare * 100).toFixed(1)}% / ${(r.all.serialShare * 100).toFixed(1)}%`,
       Math.max(r.one.memoryPerTrialKb, r.all.memoryPerTrialKb).toFixed(1),
       r.one.resultSeconds.toFixed(2),
     ]),
@@ -279,6 +291,7 @@ async function main() {
       speedup: round(r.all.trialsPerSec / r.one.trialsPerSec, 3),
       parallelEfficiency: round(r.all.trialsPerSec / r.one.trialsPerSec / cores, 3),
       coresUsed: { one: round(r.one.coresUsed, 2), all: round(r.all.coresUsed, 2) },
+      serialShare: { one: round(r.one.serialShare, 3), all: round(r.all.serialShare, 3) },
       trialsPerCpuSecondAllVsOne: round(perCpuSecond(r), 3),
       memoryPerTrialKb: round(Math.max(r.one.memoryPerTrialKb, r.all.memoryPerTrialKb), 1),
       resultSeconds: round(r.one.resultSeconds, 3),
