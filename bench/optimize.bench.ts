@@ -43,8 +43,18 @@ const gridTrials = numberOption('grid-trials', 256);
 const randomTrials = numberOption('random-trials', 64);
 const seed = numberOption('seed', 42);
 const cores = availableParallelism();
-/** Trials each worker thread runs before the clock starts (JIT warm-up). */
-const WARM_UP_TRIALS = numberOption('warm-up', 4);
+/**
+ * Trials each worker thread (and the plain loop) runs before the clock starts: each thread is an
+ * isolate that compiles and tiers up the backtester on its own. Measured with
+ * bench/optimize-trial-cost.ts (ADR 029): after 4 one-year 1-hour trials a second thread still
+ * spent ~45% more CPU per trial than the first (its JIT and heap still settling); after 40, the
+ * same within noise. So the default is enough trials for ~400,000 bars per thread, at least 4;
+ * `--warm-up=N` sets it.
+ */
+const warmUpTrials = (bars: number): number =>
+  process.argv.some((a) => a.startsWith('--warm-up='))
+    ? numberOption('warm-up', 4)
+    : Math.max(4, Math.ceil(400_000 / Math.max(1, bars)));
 
 const DAY = 86_400_000;
 const FROM = Date.UTC(2025, 0, 1);
@@ -118,7 +128,9 @@ async function searchWith(
   // Threads start, unpack their candles and warm their JIT before the clock starts: each thread is
   // an isolate of its own that compiles the backtester anew, and one trial per thread left the
   // second thread cold, its compilation inside the measured time (ADR 022).
-  await pool.runAll(Array.from({ length: threads * WARM_UP_TRIALS }, () => spec.baseParameters));
+  await pool.runAll(
+    Array.from({ length: threads * warmUpTrials(candles.length) }, () => spec.baseParameters),
+  );
   const search = new Search(spec);
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
@@ -195,7 +207,8 @@ async function scenario(s: Scenario) {
       batch.map(() => null),
     );
   }
-  for (let i = 0; i < WARM_UP_TRIALS; i++) runTrial(setup, spec.baseParameters, candles); // warm-up
+  for (let i = 0; i < warmUpTrials(candles.length); i++)
+    runTrial(setup, spec.baseParameters, candles); // warm-up
   const started = performance.now();
   for (const parameters of sets) if (parameters) runTrial(setup, parameters, candles);
   const plainSeconds = (performance.now() - started) / 1000;
@@ -284,6 +297,7 @@ async function main() {
       name: r.name,
       bars: r.bars,
       trials: r.trials,
+      warmUpTrialsPerThread: warmUpTrials(r.bars),
       plainTrialsPerSec: round(r.plain.trialsPerSec, 3),
       oneThreadTrialsPerSec: round(r.one.trialsPerSec, 3),
       allCoresTrialsPerSec: round(r.all.trialsPerSec, 3),
