@@ -6,7 +6,11 @@ import { optimizationStream } from '../../core/optimization/optimization.js';
 import { qcatNodeArgs } from '../../test/support/qcat-build.js';
 import { startTestServer, type TestServer } from '../../test/support/test-server.js';
 import { until } from '../../test/support/until.js';
-import { trialJobId } from './trial-queue.js';
+import { TrialResultStore } from '../../core/adapters/postgres/trial-result-store.js';
+import type { PendingTrial } from '../../core/optimization/search.js';
+import type { TrialSetup } from '../../core/optimization/trial.js';
+import { TrialQueue, trialJobId } from './trial-queue.js';
+import { LocalTrials, QueuedTrials } from './trial-runners.js';
 
 const DAY = 86_400_000;
 const ORIGIN = Date.UTC(2025, 0, 1);
@@ -116,8 +120,7 @@ describe('distributed optimization trials: qcat worker, kill -9', () => {
   afterAll(async () => {
     for (const worker of workers) if (worker.child.exitCode === null) worker.child.kill('SIGKILL');
     await Promise.all(workers.map((worker) => worker.exited));
-    await api.stop();
-    await api.database.drop();
+    await api.stop(); // drops its database too
   });
 
   it('gives the single-process result, bit for bit, after a worker dies mid-trial', async () => {
@@ -190,5 +193,72 @@ describe('distributed optimization trials: qcat worker, kill -9', () => {
     const [left] = await sql<{ n: string }>('SELECT count(*) AS n FROM qcat_optimization_workers');
     // The survivor left; the killed worker's row stays until it is stale (it never said goodbye).
     expect(Number(left?.n)).toBe(1);
+  });
+
+  it('runs a batch itself when its workers are gone, with the runs of its own threads', async () => {
+    const pool = api.server.runtime.pool;
+    const store = new TrialResultStore(pool);
+    const queue = await TrialQueue.open({
+      connectionString: api.server.runtime.databaseUrl,
+      expireInSeconds: 3,
+    });
+    const instrument = DEFAULT_INSTRUMENTS.find((i) => i.symbol === 'BTCUSDT');
+    if (!instrument) throw new Error('no BTCUSDT');
+    const candles = [
+      ...generateCandles({
+        seed: 4,
+        from: ORIGIN,
+        to: ORIGIN + 30 * DAY,
+        instruments: [instrument],
+        timeframe: '1h',
+      }),
+    ];
+    const setup: TrialSetup = {
+      kind: 'sma_crossover',
+      symbol: 'BTCUSDT',
+      timeframe: '1h',
+      instrument,
+      initialCash: 100_000,
+      costs: { slippageBps: 5, makerFeeBps: 2, takerFeeBps: 5, maxVolumeShare: 0.1 },
+      from: ORIGIN,
+      to: ORIGIN + 30 * DAY,
+    };
+    const batch: PendingTrial[] = [0, 1, 2].map((trial) => ({
+      trial,
+      point: {},
+      parameters: { fastPeriod: 5 + trial, slowPeriod: 30, positionFraction: 0.5 },
+      note: null,
+    }));
+    const runner = new QueuedTrials(
+      { pool, queue: () => Promise.resolve(queue), liveWithinSeconds: 2, pollMs: 100 },
+      'ghost-run',
+      setup,
+      candles,
+      1,
+      undefined,
+    );
+    // A worker says it is alive until the batch is on the queue, then falls silent (takes nothing).
+    const ghost = { worker: 'ghost', host: 'nowhere', pid: 1, threads: 1 };
+    await store.beat(ghost);
+    const beating = setInterval(() => void store.beat(ghost), 200);
+    const running = runner.runBatch(batch);
+    const queued = await until(
+      () => queue.depth(),
+      (depth) => depth === 3,
+      30_000,
+    ).finally(() => {
+      clearInterval(beating);
+    });
+    expect(queued).toBe(3);
+    const runs = await running;
+    // Nobody took the trials: the leader ran them itself once the worker was silent.
+    expect(await queue.depth()).toBe(3);
+    const local = new LocalTrials(setup, candles, 1);
+    const expected = await local.runBatch(batch);
+    await local.close();
+    expect(runs).toEqual(expected);
+    await runner.close(true);
+    expect(await queue.depth()).toBe(0); // its jobs are cancelled once the run is over
+    await queue.close();
   });
 });
