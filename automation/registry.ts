@@ -22,6 +22,7 @@ import {
 } from './optimization/automatic-optimizer.js';
 import { executeOptimization } from './optimization/executor.js';
 import { optimizationRunner } from './optimization/runner.js';
+import type { TrialRunnerFactory } from './optimization/trial-runners.js';
 import { standingApprovals } from './optimization/standing-approvals.js';
 import type { ProcessManager } from './process-manager.js';
 
@@ -37,6 +38,8 @@ export interface AutomationDeps {
   onOptimizationBatch?: (trials: number, seconds: number) => void;
   /** Optimizations running in this process and waiting for a runner (metrics). */
   onOptimizationLoad?: (running: number, waiting: number) => void;
+  /** How optimization trials run: through the job queue when workers are alive (ADR 029). */
+  optimizationTrials?: TrialRunnerFactory;
   log?: (message: string) => void;
 }
 
@@ -61,6 +64,7 @@ export const allProcessManagers = (deps: AutomationDeps): ProcessManager[] => {
                 .adopt_parameters.thresholds,
             ),
           ...(deps.onOptimizationBatch ? { onBatch: deps.onOptimizationBatch } : {}),
+          ...(deps.optimizationTrials ? { trials: deps.optimizationTrials } : {}),
         },
         optimizationId,
       ),

@@ -43,8 +43,18 @@ const gridTrials = numberOption('grid-trials', 256);
 const randomTrials = numberOption('random-trials', 64);
 const seed = numberOption('seed', 42);
 const cores = availableParallelism();
-/** Trials each worker thread runs before the clock starts (JIT warm-up). */
-const WARM_UP_TRIALS = numberOption('warm-up', 4);
+/**
+ * Trials each worker thread (and the plain loop) runs before the clock starts: each thread is an
+ * isolate that compiles and tiers up the backtester on its own. Measured with
+ * bench/optimize-trial-cost.ts (ADR 029): after 4 one-year 1-hour trials a second thread still
+ * spent ~45% more CPU per trial than the first (its JIT and heap still settling); after 40, the
+ * same within noise. So the default is enough trials for ~400,000 bars per thread, at least 4;
+ * `--warm-up=N` sets it.
+ */
+const warmUpTrials = (bars: number): number =>
+  process.argv.some((a) => a.startsWith('--warm-up='))
+    ? numberOption('warm-up', 4)
+    : Math.max(4, Math.ceil(400_000 / Math.max(1, bars)));
 
 const DAY = 86_400_000;
 const FROM = Date.UTC(2025, 0, 1);
@@ -101,6 +111,8 @@ interface Measured {
   seconds: number;
   /** CPU the process got while searching (every thread), over the wall time: cores it really had. */
   coresUsed: number;
+  /** Share of the wall time the main thread spent between batches (Amdahl's serial part). */
+  serialShare: number;
   resultSeconds: number;
   trialsPerSec: number;
   memoryPerTrialKb: number;
@@ -116,14 +128,23 @@ async function searchWith(
   // Threads start, unpack their candles and warm their JIT before the clock starts: each thread is
   // an isolate of its own that compiles the backtester anew, and one trial per thread left the
   // second thread cold, its compilation inside the measured time (ADR 022).
-  await pool.runAll(Array.from({ length: threads * WARM_UP_TRIALS }, () => spec.baseParameters));
+  await pool.runAll(
+    Array.from({ length: threads * warmUpTrials(candles.length) }, () => spec.baseParameters),
+  );
   const search = new Search(spec);
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
   let rssAtQuarter: { rss: number; trials: number } | null = null;
+  // Main-thread time between batches (proposing, scoring): the part no thread count speeds up.
+  let serialMs = 0;
   while (!search.done) {
+    let at = performance.now();
     const batch = search.nextBatch();
-    search.record(batch, await pool.runAll(batch.map((p) => p.parameters)));
+    serialMs += performance.now() - at;
+    const runs = await pool.runAll(batch.map((p) => p.parameters));
+    at = performance.now();
+    search.record(batch, runs);
+    serialMs += performance.now() - at;
     if (!rssAtQuarter && search.trials.length >= spec.trials / 4)
       rssAtQuarter = { rss: process.memoryUsage().rss, trials: search.trials.length };
   }
@@ -141,6 +162,7 @@ async function searchWith(
   return {
     seconds,
     coresUsed: (cpu.user + cpu.system) / 1e6 / seconds,
+    serialShare: serialMs / 1000 / seconds,
     trialsPerSec: search.trials.length / seconds,
     memoryPerTrialKb: grown / 1024,
     resultSeconds,
@@ -185,7 +207,8 @@ async function scenario(s: Scenario) {
       batch.map(() => null),
     );
   }
-  for (let i = 0; i < WARM_UP_TRIALS; i++) runTrial(setup, spec.baseParameters, candles); // warm-up
+  for (let i = 0; i < warmUpTrials(candles.length); i++)
+    runTrial(setup, spec.baseParameters, candles); // warm-up
   const started = performance.now();
   for (const parameters of sets) if (parameters) runTrial(setup, parameters, candles);
   const plainSeconds = (performance.now() - started) / 1000;
@@ -214,6 +237,7 @@ async function main() {
       'vs 1 thread',
       'efficiency',
       'cores used 1 / all',
+      'serial 1 / all',
       'KB/trial',
       'result s',
     ],
@@ -228,6 +252,7 @@ async function main() {
       formatRatio(r.all.trialsPerSec / r.one.trialsPerSec),
       `${((r.all.trialsPerSec / r.one.trialsPerSec / cores) * 100).toFixed(0)}%`,
       `${r.one.coresUsed.toFixed(2)} / ${r.all.coresUsed.toFixed(2)}`,
+      `${(r.one.serialShare * 100).toFixed(1)}% / ${(r.all.serialShare * 100).toFixed(1)}%`,
       Math.max(r.one.memoryPerTrialKb, r.all.memoryPerTrialKb).toFixed(1),
       r.one.resultSeconds.toFixed(2),
     ]),
@@ -272,6 +297,7 @@ async function main() {
       name: r.name,
       bars: r.bars,
       trials: r.trials,
+      warmUpTrialsPerThread: warmUpTrials(r.bars),
       plainTrialsPerSec: round(r.plain.trialsPerSec, 3),
       oneThreadTrialsPerSec: round(r.one.trialsPerSec, 3),
       allCoresTrialsPerSec: round(r.all.trialsPerSec, 3),
@@ -279,6 +305,7 @@ async function main() {
       speedup: round(r.all.trialsPerSec / r.one.trialsPerSec, 3),
       parallelEfficiency: round(r.all.trialsPerSec / r.one.trialsPerSec / cores, 3),
       coresUsed: { one: round(r.one.coresUsed, 2), all: round(r.all.coresUsed, 2) },
+      serialShare: { one: round(r.one.serialShare, 3), all: round(r.all.serialShare, 3) },
       trialsPerCpuSecondAllVsOne: round(perCpuSecond(r), 3),
       memoryPerTrialKb: round(Math.max(r.one.memoryPerTrialKb, r.all.memoryPerTrialKb), 1),
       resultSeconds: round(r.one.resultSeconds, 3),

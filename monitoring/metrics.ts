@@ -78,6 +78,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly optimizationTrialsQueued = new Gauge({
+    name: 'optimization_trials_queued',
+    help: 'Optimization trials waiting in the job queue for a `qcat worker` (ADR 029), as the leader last saw it; 0 when trials run on its own threads',
+    registers: [this.registry],
+  });
+
   readonly optimizationProgressAt = new Gauge({
     name: 'optimization_last_progress_timestamp_seconds',
     help: 'When this process last recorded a batch of optimization trials or started a run (Unix seconds; 0: never)',

@@ -16,6 +16,7 @@ import { archiveTrading } from '../projections/retention-queries.js';
 import { registerMarketCommands } from './market-commands.js';
 import { registerOptimizeCommands } from './optimize-commands.js';
 import { registerPortfolioCommands } from './portfolio-commands.js';
+import { registerWorkerCommand } from './worker-command.js';
 
 /** A mistake in how the command was called: its message is the whole answer. */
 class UsageError extends Error {}
@@ -361,6 +362,7 @@ registerBackupExtraCommands(program, {
 });
 
 registerMarketCommands(program, { withRuntime, fail: (message) => new UsageError(message) });
+registerWorkerCommand(program, (message) => new UsageError(message));
 registerOptimizeCommands(program, {
   withRuntime,
   fail: (message) => new UsageError(message),

@@ -111,6 +111,9 @@ export const configSchema = z
     // Command-side snapshots (ADR 012): one is written once a load folds this many events after
     // the last one; 0 turns them off.
     SNAPSHOT_EVERY: optional(z.coerce.number().int().min(0).max(1_000_000)).default(200),
+    // Distributed optimization trials (ADR 029): a trial a `qcat worker` has run this long is
+    // thought lost (the worker died) and runs again elsewhere.
+    QCAT_TRIAL_EXPIRE_SECONDS: optional(z.coerce.number().int().min(2).max(3600)).default(120),
     QCAT_REDIS_PREFIX: optional(
       z
         .string()

@@ -30,6 +30,7 @@ describe('configuration', () => {
       READ_CACHE_MB: 64,
       READY_MAX_LAG: 10000,
       SNAPSHOT_EVERY: 200,
+      QCAT_TRIAL_EXPIRE_SECONDS: 120,
       QCAT_BACKUP_SCHEDULE: '0 2 * * *',
       QCAT_BACKUP_RETENTION_DAYS: 30,
       QCAT_BACKUP_VERIFY_SCHEDULE: '30 3 * * *',

@@ -19,6 +19,8 @@ import { Metrics } from '../monitoring/metrics.js';
 import { ProcessManagerService } from '../automation/process-manager-service.js';
 import { automationGate } from '../automation/gate.js';
 import { allProcessManagers } from '../automation/registry.js';
+import { TrialQueue } from '../automation/optimization/trial-queue.js';
+import { queuedTrials } from '../automation/optimization/trial-runners.js';
 import { haltedPortfolios } from '../projections/automation.js';
 import { ProjectionService } from '../projections/projection-service.js';
 import { allProjections } from '../projections/registry.js';
@@ -210,6 +212,23 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
     if (projections.skipped.length > 0)
       log.warn(`projections off without Redis: ${projections.skipped.join(', ')}`);
     let optimizationsRunning = 0;
+    // Trials go through the job queue while a `qcat worker` is alive (ADR 029); pg-boss starts on
+    // first use. Closed after the optimizer has stopped (closers run in reverse).
+    let trialQueue: Promise<TrialQueue> | null = null;
+    const openTrialQueue = (): Promise<TrialQueue> =>
+      (trialQueue ??= TrialQueue.open({
+        connectionString: databaseUrl,
+        expireInSeconds: config.QCAT_TRIAL_EXPIRE_SECONDS,
+        log: (message) => {
+          log.warn(message);
+        },
+      }).catch((error: unknown) => {
+        trialQueue = null;
+        throw error;
+      }));
+    closers.push(async () => {
+      if (trialQueue) await (await trialQueue).close();
+    });
     const automation = new ProcessManagerService({
       pool,
       connectionString: databaseUrl,
@@ -221,6 +240,16 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
         market: new MarketDataStore(pool),
         eventStore,
         onStop: (stop) => closers.push(stop),
+        optimizationTrials: queuedTrials({
+          pool,
+          queue: openTrialQueue,
+          onQueueDepth: (depth) => {
+            metrics.optimizationTrialsQueued.set(depth);
+          },
+          log: (message) => {
+            log.info(message);
+          },
+        }),
         onOptimizationBatch: (trials) => {
           metrics.optimizationTrials.inc(trials);
           metrics.optimizationProgressAt.set(Date.now() / 1000);

@@ -15,7 +15,7 @@ import {
 import { outcomeOf, progressOf, searchOf, trialSetupOf } from '../../core/optimization/outcome.js';
 import { reason } from '../../core/trading/orders.js';
 import { automationActor } from '../process-manager.js';
-import { TrialPool } from './trial-pool.js';
+import { localTrials, type TrialRunnerFactory } from './trial-runners.js';
 
 /** Who runs optimizations in the log. */
 export const OPTIMIZER = 'optimizer';
@@ -30,6 +30,8 @@ export interface ExecutorDeps {
   /** Stops between batches when aborted (shutdown); the next leader resumes the run. */
   signal?: AbortSignal;
   onBatch?: (trials: number, seconds: number) => void;
+  /** How batches run: on this process's threads (the default) or through the queue (ADR 029). */
+  trials?: TrialRunnerFactory;
 }
 
 export type ExecutionResult = 'completed' | 'failed' | 'cancelled' | 'skipped' | 'interrupted';
@@ -101,18 +103,32 @@ async function search(
   const { optimizationId } = spec;
   const started = performance.now();
   const search = searchOf(spec);
-  const pool = new TrialPool(trialSetupOf(spec, instrument), candles, deps.threads);
+  const trials = (deps.trials ?? localTrials)(
+    optimizationId,
+    trialSetupOf(spec, instrument),
+    candles,
+    deps.threads,
+    deps.signal,
+  );
+  let ended = true;
   try {
     let stoppedBy: OptimizationOutcome['stoppedBy'] = 'budget';
     for (let batch = 0; !search.done; batch++) {
-      if (deps.signal?.aborted) return 'interrupted';
+      if (deps.signal?.aborted) {
+        ended = false;
+        return 'interrupted';
+      }
       if (performance.now() - started > spec.budget.wallSeconds * 1000) {
         stoppedBy = 'wallTime';
         break;
       }
       const batchStarted = performance.now();
       const pending = search.nextBatch();
-      const runs = await pool.runAll(pending.map((p) => p.parameters));
+      const runs = await trials.runBatch(pending);
+      if (runs === 'interrupted') {
+        ended = false;
+        return 'interrupted';
+      }
       const records = search.record(pending, runs);
       const progress = progressOf(search, batch, records);
       if (!(await issue({ type: 'RecordOptimizationProgress', optimizationId, ...progress })))
@@ -138,6 +154,6 @@ async function search(
       ? 'failed'
       : 'cancelled';
   } finally {
-    await pool.close();
+    await trials.close(ended);
   }
 }

@@ -39,7 +39,7 @@ export function optimizationRunner(deps: OptimizationRunnerDeps): ProcessManager
   const capacity = deps.capacity ?? 1;
   const running = new Map<string, Promise<void>>();
   const abort = new AbortController();
-  const waiting = 0;
+  let waiting = 0;
   const report = (): void => deps.onLoad?.(running.size, waiting);
   const start = (optimizationId: string): void => {
     if (running.has(optimizationId) || running.size >= capacity || abort.signal.aborted) return;
@@ -67,12 +67,11 @@ export function optimizationRunner(deps: OptimizationRunnerDeps): ProcessManager
       return Promise.resolve([]);
     },
     async tick() {
-      for (const id of toStart(
-        await deps.unfinished(capacity * 4),
-        new Set(running.keys()),
-        capacity,
-      ))
-        start(id);
+      const unfinished = await deps.unfinished(capacity * 4);
+      for (const id of toStart(unfinished, new Set(running.keys()), capacity)) start(id);
+      // Requested and not running here (counted up to the look-up's limit).
+      waiting = unfinished.filter((id) => !running.has(id)).length;
+      report();
       return undefined;
     },
     tickMs: 5000,

@@ -8,6 +8,7 @@ import { timeIndexMigration } from './migration-007-time-index.js';
 import { snapshotsMigration } from './migration-008-snapshots.js';
 import { processManagersMigration } from './migration-010-process-managers.js';
 import { readModelUnchangedMigration } from './migration-011-read-model-unchanged.js';
+import { optimizationTrialsMigration } from './migration-012-optimization-trials.js';
 
 /**
  * Versioned schema of the PostgreSQL event log. Append-only list: never edit a released entry,
@@ -650,6 +651,7 @@ export const eventLogMigrations: readonly Migration[] = [
   },
   processManagersMigration,
   readModelUnchangedMigration,
+  optimizationTrialsMigration,
 ];
 
 /** Arbitrary constant: the advisory lock that serialises concurrent migrators. */
