@@ -29,6 +29,9 @@ export async function startTestServer(
       PORT: '0',
       LOG_LEVEL: 'silent',
       RATE_LIMIT_PER_MINUTE: '100000',
+      // Several spec files run at once against one PostgreSQL's 100 connections: 5 per pool
+      // (the read models' and the event store's), as for spawned servers (ADR 020).
+      DATABASE_POOL_MAX: '5',
       // Tests that want the paper engine running turn it on.
       PAPER_TRADING: 'off',
       ...env,
