@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +11,8 @@ declare module 'vitest' {
   export interface ProvidedContext {
     /** A PostgreSQL server the spec files may create their own databases on. */
     postgresServerUrl: string;
+    /** The name prefix of this run's dropped test databases (test-database.ts), dropped at its end. */
+    testDatabaseGraveyard: string;
   }
 }
 
@@ -18,6 +21,8 @@ declare module 'vitest' {
  * server), otherwise an embedded one in a temporary folder. Each spec file creates its own database.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const graveyard = `qcat_dropped_${randomBytes(4).toString('hex')}_`;
+  project.provide('testDatabaseGraveyard', graveyard);
   const given = process.env['TEST_DATABASE_URL']?.trim();
   if (given) {
     const client = new pg.Client({ connectionString: given });
@@ -32,13 +37,43 @@ export default async function setup(project: TestProject): Promise<() => Promise
       await client.end().catch(() => undefined);
     }
     project.provide('postgresServerUrl', given);
-    return () => Promise.resolve();
+    return () => dropGraveyard(given, graveyard);
   }
   const dataDir = mkdtempSync(join(tmpdir(), 'qcat-test-pg-'));
   const server = await startEmbeddedPostgres({ dataDir, persistent: false, database: 'postgres' });
   project.provide('postgresServerUrl', server.url);
   return async () => {
-    await server.stop();
+    await server.stop(); // its data folder goes, graveyard and all
     rmSync(dataDir, { recursive: true, force: true });
   };
+}
+
+/**
+ * Drops the databases the spec files dropped (renamed into the graveyard, test-database.ts), eight
+ * at a time: each DROP DATABASE waits for a checkpoint, and drops waiting together share one.
+ */
+async function dropGraveyard(serverUrl: string, graveyard: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  let names: string[];
+  try {
+    const { rows } = await admin.query<{ datname: string }>(
+      "SELECT datname FROM pg_database WHERE starts_with(datname, $1) AND datname ~ '^[a-z0-9_]+$'",
+      [graveyard],
+    );
+    names = rows.map((row) => row.datname);
+  } finally {
+    await admin.end();
+  }
+  const dropNext = async (): Promise<void> => {
+    const client = new pg.Client({ connectionString: serverUrl });
+    await client.connect();
+    try {
+      for (let name = names.pop(); name !== undefined; name = names.pop())
+        await client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(name)} WITH (FORCE)`);
+    } finally {
+      await client.end();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(8, names.length) }, dropNext));
 }
