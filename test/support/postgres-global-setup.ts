@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
+import { migrate } from '../../core/adapters/postgres/migrations.js';
 import { toError } from '../../core/errors.js';
 import { startEmbeddedPostgres } from '../../ops/embedded-postgres.js';
 
@@ -13,6 +14,8 @@ declare module 'vitest' {
     postgresServerUrl: string;
     /** The name prefix of this run's dropped test databases (test-database.ts), dropped at its end. */
     testDatabaseGraveyard: string;
+    /** A database with every migration applied, for createTestDatabase(label, { migrated: true }). */
+    migratedTemplate: string;
   }
 }
 
@@ -37,15 +40,57 @@ export default async function setup(project: TestProject): Promise<() => Promise
       await client.end().catch(() => undefined);
     }
     project.provide('postgresServerUrl', given);
-    return () => dropGraveyard(given, graveyard);
+    const template = await createMigratedTemplate(given);
+    project.provide('migratedTemplate', template);
+    return async () => {
+      await dropGraveyard(given, graveyard);
+      await dropDatabase(given, template);
+    };
   }
   const dataDir = mkdtempSync(join(tmpdir(), 'qcat-test-pg-'));
   const server = await startEmbeddedPostgres({ dataDir, persistent: false, database: 'postgres' });
   project.provide('postgresServerUrl', server.url);
+  project.provide('migratedTemplate', await createMigratedTemplate(server.url));
   return async () => {
     await server.stop(); // its data folder goes, graveyard and all
     rmSync(dataDir, { recursive: true, force: true });
   };
+}
+
+/**
+ * Every migration applied once for the run: a test server's database is a copy of it (CREATE
+ * DATABASE … TEMPLATE) instead of an empty one migrated anew, 0.3–0.5 s each. Closed to
+ * connections, so that nothing holds it while it is copied.
+ */
+async function createMigratedTemplate(serverUrl: string): Promise<string> {
+  const name = `qcat_template_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(name)}`);
+    const url = new URL(serverUrl);
+    url.pathname = `/${name}`;
+    const pool = new pg.Pool({ connectionString: url.toString(), max: 1 });
+    try {
+      await migrate(pool);
+    } finally {
+      await pool.end();
+    }
+    await admin.query(`ALTER DATABASE ${admin.escapeIdentifier(name)} ALLOW_CONNECTIONS false`);
+  } finally {
+    await admin.end();
+  }
+  return name;
+}
+
+async function dropDatabase(serverUrl: string, name: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(name)} WITH (FORCE)`);
+  } finally {
+    await admin.end();
+  }
 }
 
 /**

@@ -47,14 +47,26 @@ async function dropDatabase(serverUrl: string, name: string): Promise<void> {
   }
 }
 
-/** A fresh, empty database on the test server; `drop()` removes it. */
-export async function createTestDatabase(label = 'spec'): Promise<TestDatabase> {
+/**
+ * A fresh database on the test server, empty, or with every migration applied (`migrated`: a copy
+ * of the run's migrated template, postgres-global-setup.ts); `drop()` removes it.
+ */
+export async function createTestDatabase(
+  label = 'spec',
+  options: { migrated?: boolean } = {},
+): Promise<TestDatabase> {
   const serverUrl = inject('postgresServerUrl');
   const name = `qcat_${label.replace(/[^a-z0-9_]/gi, '_').toLowerCase()}_${randomBytes(4).toString('hex')}`;
+  const template = options.migrated
+    ? (inject('migratedTemplate') as string | undefined)
+    : undefined;
   const admin = new pg.Client({ connectionString: serverUrl });
   await admin.connect();
   try {
-    await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(name)}`);
+    await admin.query(
+      `CREATE DATABASE ${admin.escapeIdentifier(name)}` +
+        (template ? ` TEMPLATE ${admin.escapeIdentifier(template)}` : ''),
+    );
   } finally {
     await admin.end();
   }

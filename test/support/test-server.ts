@@ -17,12 +17,13 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-/** QCAT on a real port over a fresh database, with one API key per role. */
+/** QCAT on a real port over a fresh, migrated database, with one API key per role. */
 export async function startTestServer(
   label: string,
   env: Record<string, string> = {},
 ): Promise<TestServer> {
-  const database = await createTestDatabase(label);
+  // Migrated already (a copy of the run's template): the start finds the schema up to date.
+  const database = await createTestDatabase(label, { migrated: true });
   const server = await startServer(
     loadConfig({
       DATABASE_URL: database.url,
