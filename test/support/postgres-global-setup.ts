@@ -42,7 +42,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
     project.provide('postgresServerUrl', given);
     const template = await createMigratedTemplate(given);
     project.provide('migratedTemplate', template);
+    const sweeper = sweepGraveyard(given, graveyard);
     return async () => {
+      await sweeper.stop();
       await dropGraveyard(given, graveyard);
       if (template) await dropDatabase(given, template);
     };
@@ -51,8 +53,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const server = await startEmbeddedPostgres({ dataDir, persistent: false, database: 'postgres' });
   project.provide('postgresServerUrl', server.url);
   project.provide('migratedTemplate', await createMigratedTemplate(server.url));
+  const sweeper = sweepGraveyard(server.url, graveyard);
   return async () => {
-    await server.stop(); // its data folder goes, graveyard and all
+    await sweeper.stop();
+    await server.stop(); // its data folder goes, the rest of the graveyard with it
     rmSync(dataDir, { recursive: true, force: true });
   };
 }
@@ -95,8 +99,33 @@ async function dropDatabase(serverUrl: string, name: string): Promise<void> {
 }
 
 /**
- * Drops the databases the spec files dropped (renamed into the graveyard, test-database.ts), eight
- * at a time: each DROP DATABASE waits for a checkpoint, and drops waiting together share one.
+ * Every 15 s while the files run, drops what the graveyard holds, all at once (at most 20 at a
+ * time): a batch of drops waits for one or two checkpoints together instead of one each, no spec
+ * file waits for them, and the run's end has only the last few to drop.
+ */
+function sweepGraveyard(serverUrl: string, graveyard: string): { stop(): Promise<void> } {
+  let sweeping: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => {
+    sweeping = sweeping
+      .then(() => dropGraveyard(serverUrl, graveyard))
+      .catch((error: unknown) => {
+        console.warn(`test setup: dropping the test databases failed: ${toError(error).message}`);
+      });
+  }, 15_000);
+  timer.unref();
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      await sweeping;
+    },
+  };
+}
+
+/**
+ * Drops the databases the spec files dropped (renamed into the graveyard, test-database.ts), all
+ * at once, at most 20 at a time: each DROP DATABASE waits for a checkpoint, and drops waiting
+ * together share one (measured: 40 drops 8 at a time 4.9 s and 27 checkpoints, 20 at a time 3.0 s
+ * and 5; one at a time, one checkpoint each).
  */
 async function dropGraveyard(serverUrl: string, graveyard: string): Promise<void> {
   const admin = new pg.Client({ connectionString: serverUrl });
@@ -121,5 +150,5 @@ async function dropGraveyard(serverUrl: string, graveyard: string): Promise<void
       await client.end();
     }
   };
-  await Promise.all(Array.from({ length: Math.min(8, names.length) }, dropNext));
+  await Promise.all(Array.from({ length: Math.min(20, names.length) }, dropNext));
 }

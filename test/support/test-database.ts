@@ -19,8 +19,8 @@ const withDatabase = (serverUrl: string, database: string): string => {
  * for it (0.2–2 s while other files write), a hundred times a run. So a spec file's database is
  * not dropped when the file is done with it but made unreachable as a dropped one is (no
  * connections allowed, its sessions ended, renamed into this run's graveyard: its name is then
- * unknown, as after a drop), and the run's global teardown drops the graveyard, many at a time,
- * so that one checkpoint serves many (postgres-global-setup.ts). ADR 020.
+ * unknown, as after a drop); the run's global setup drops the graveyard every 15 s and at the
+ * end, many at a time, so that one checkpoint serves many (postgres-global-setup.ts). ADR 020.
  */
 async function dropDatabase(serverUrl: string, name: string): Promise<void> {
   const admin = new pg.Client({ connectionString: serverUrl });
