@@ -32,6 +32,7 @@ describe('read-model answer cache', () => {
         LOG_LEVEL: 'silent',
         RATE_LIMIT_PER_MINUTE: '100000',
         PAPER_TRADING: 'off',
+        DATABASE_POOL_MAX: '5', // as test servers (ADR 020)
       }),
       { announce: () => undefined },
     );

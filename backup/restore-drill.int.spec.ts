@@ -151,6 +151,7 @@ describeNeeding(['redis'], drill, () => {
         REDIS_URL: redis.url,
         QCAT_REDIS_PREFIX: `${redis.prefix}source:`,
         QCAT_BACKUP_DIR: dir,
+        DATABASE_POOL_MAX: '5', // as test servers: several files share the connections (ADR 020)
       }),
       quiet,
     );

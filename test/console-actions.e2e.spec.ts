@@ -257,6 +257,7 @@ describeNeeding(['chromium'], 'acting in the web console, in chromium', () => {
         PORT: port,
         LOG_LEVEL: 'silent',
         PAPER_TRADING: 'off',
+        DATABASE_POOL_MAX: '5', // as test servers (ADR 020)
       }),
       { announce: () => undefined },
     );

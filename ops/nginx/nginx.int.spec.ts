@@ -120,6 +120,7 @@ describeNeeding(['nginx', 'openssl'], 'nginx in front of two QCAT replicas', () 
         PORT: '0',
         LOG_LEVEL: 'silent',
         RATE_LIMIT_PER_MINUTE: '100000',
+        DATABASE_POOL_MAX: '5', // as test servers (ADR 020)
       }),
       { announce: () => undefined },
     );

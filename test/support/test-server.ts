@@ -17,18 +17,22 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-/** QCAT on a real port over a fresh database, with one API key per role. */
+/** QCAT on a real port over a fresh, migrated database, with one API key per role. */
 export async function startTestServer(
   label: string,
   env: Record<string, string> = {},
 ): Promise<TestServer> {
-  const database = await createTestDatabase(label);
+  // Migrated already (a copy of the run's template): the start finds the schema up to date.
+  const database = await createTestDatabase(label, { migrated: true });
   const server = await startServer(
     loadConfig({
       DATABASE_URL: database.url,
       PORT: '0',
       LOG_LEVEL: 'silent',
       RATE_LIMIT_PER_MINUTE: '100000',
+      // Several spec files run at once against one PostgreSQL's 100 connections: 5 per pool
+      // (the read models' and the event store's), as for spawned servers (ADR 020).
+      DATABASE_POOL_MAX: '5',
       // Tests that want the paper engine running turn it on.
       PAPER_TRADING: 'off',
       ...env,
