@@ -13,8 +13,7 @@ import { reason } from '../../core/trading/orders.js';
 
 /** What became of a request: run and completed, failed with a coded reason. */
 export type RunOutcome =
-  | { kind: 'completed'; output: BacktestOutput }
-  | { kind: 'failed'; reason: string };
+  { kind: 'completed'; output: BacktestOutput } | { kind: 'failed'; reason: string };
 
 /**
  * Before reading any candle: why the request needs no run, if it needs none. A run that failed,

@@ -45,4 +45,3 @@ export const backtestRunner = (deps: {
     return [intent(backtests, event.streamId, commandFor(backtestId, outcome, durationMs))];
   },
 });
-

@@ -49,7 +49,8 @@ export const PERMISSIONS = {
   },
   'backups:read': {
     roles: ['admin', 'operator', 'auditor'],
-    description: 'see the backups, what the scheduled verify found of each, and the last restore drill',
+    description:
+      'see the backups, what the scheduled verify found of each, and the last restore drill',
   },
   'keys:read': {
     roles: ['admin'],

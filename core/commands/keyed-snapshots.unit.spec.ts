@@ -124,14 +124,12 @@ const strategyCommand: fc.Arbitrary<StrategyCommand> = fc.oneof(
   fc
     .constantFrom('a', 'b')
     .map((name): StrategyCommand => ({ type: 'EditStrategy', strategyId, changes: { name } })),
-  fc
-    .constantFrom('r1', 'r2')
-    .map((requestId): StrategyCommand => ({
-      type: 'SubmitForReview',
-      strategyId,
-      requestId,
-      by: owner,
-    })),
+  fc.constantFrom('r1', 'r2').map((requestId): StrategyCommand => ({
+    type: 'SubmitForReview',
+    strategyId,
+    requestId,
+    by: owner,
+  })),
   fc.constantFrom('r1', 'r2').map((requestId): StrategyCommand => ({
     type: 'ApproveActivation',
     strategyId,
