@@ -1,7 +1,8 @@
+import { domainEventOf } from '../core/eventstore/typed-events.js';
 import type pg from 'pg';
 import type { DomainEvent } from '../core/decider.js';
 import { categoryOf } from '../core/eventstore/append-validation.js';
-import type { JsonObject, RecordedEvent } from '../core/eventstore/event-store.js';
+import type { RecordedEvent } from '../core/eventstore/event-store.js';
 import { portfolios } from '../core/portfolio/portfolio.js';
 import {
   FIGURE_TABLES,
@@ -28,7 +29,7 @@ async function applyPortfolioEvent(
   schema: string,
   event: RecordedEvent,
 ): Promise<void> {
-  const parsed = portfolios.parseEvent({ type: event.type, data: event.data as JsonObject });
+  const parsed = portfolios.parseEvent(domainEventOf(event));
   const position = event.position;
   const at = event.recordedAt;
   switch (parsed.type) {

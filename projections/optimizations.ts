@@ -1,5 +1,6 @@
+import { domainEventOf } from '../core/eventstore/typed-events.js';
 import { categoryOf } from '../core/eventstore/append-validation.js';
-import type { JsonObject, RecordedEvent } from '../core/eventstore/event-store.js';
+import type { RecordedEvent } from '../core/eventstore/event-store.js';
 import { optimizations, type OptimizationState } from '../core/optimization/optimization.js';
 import type { PostgresProjection } from './projection.js';
 
@@ -66,7 +67,7 @@ async function applyOne(
   schema: string,
   event: RecordedEvent,
 ): Promise<void> {
-  const parsed = optimizations.parseEvent({ type: event.type, data: event.data as JsonObject });
+  const parsed = optimizations.parseEvent(domainEventOf(event));
   const { optimizationId } = parsed.data;
   if (parsed.type === 'OptimizationRequested') {
     const state = optimizations.evolve(optimizations.initialState(), parsed);

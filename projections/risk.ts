@@ -1,7 +1,7 @@
+import { domainEventOf } from '../core/eventstore/typed-events.js';
 import type pg from 'pg';
-import type { DomainEvent } from '../core/decider.js';
 import { categoryOf } from '../core/eventstore/append-validation.js';
-import type { JsonObject, RecordedEvent } from '../core/eventstore/event-store.js';
+import type { RecordedEvent } from '../core/eventstore/event-store.js';
 import {
   evolveSnapshot,
   parseRiskEvent,
@@ -27,15 +27,10 @@ import type { PostgresProjection, RedisProjection } from './projection.js';
 const RISK_TYPES: ReadonlySet<string> = new Set(RISK_EVENT_TYPES);
 const ORDER_TYPES = new Set(['OrderSubmitted', 'OrderAccepted', 'OrderRejected', 'OrderDenied']);
 const at = (ms: number): Date => new Date(ms);
-const domainEvent = (event: RecordedEvent): DomainEvent => ({
-  type: event.type,
-  data: event.data as JsonObject,
-});
-
 /** A risk event of the log, narrowed; undefined for any other event. */
 export function riskEventOf(event: RecordedEvent): RiskEvent | undefined {
   if (categoryOf(event.streamId) !== 'risk' || !RISK_TYPES.has(event.type)) return undefined;
-  return parseRiskEvent(domainEvent(event));
+  return parseRiskEvent(domainEventOf(event));
 }
 
 /** The code of a denial reason: the part before `:` (`CODE: key=value, ...`). */
@@ -178,7 +173,7 @@ async function applyOrderEvent(
   schema: string,
   event: RecordedEvent,
 ): Promise<void> {
-  const parsed = orderEvent.parse(domainEvent(event));
+  const parsed = orderEvent.parse(domainEventOf(event));
   const { clientOrderId } = parsed.data;
   switch (parsed.type) {
     case 'OrderSubmitted': {

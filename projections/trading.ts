@@ -1,8 +1,9 @@
+import { domainEventOf } from '../core/eventstore/typed-events.js';
 import type pg from 'pg';
 import { z } from 'zod';
 import { isManualOrder } from '../core/engine/desk.js';
 import { categoryOf } from '../core/eventstore/append-validation.js';
-import type { JsonObject, RecordedEvent } from '../core/eventstore/event-store.js';
+import type { RecordedEvent } from '../core/eventstore/event-store.js';
 import { ORDER_EVENT_TYPES, orderEvent } from '../core/trading/orders.js';
 import type { PostgresProjection, RedisProjection } from './projection.js';
 
@@ -77,11 +78,6 @@ export type PortfolioValuedData = z.infer<typeof portfolioValuedData>;
 
 const TRADING_CATEGORIES = new Set(['order', 'position', 'account']);
 const at = (ms: number): Date => new Date(ms);
-const domainEvent = (event: RecordedEvent) => ({
-  type: event.type,
-  data: event.data as JsonObject,
-});
-
 async function upsertPosition(
   client: pg.ClientBase,
   schema: string,
@@ -127,7 +123,7 @@ async function applyOrderEvent(
   schema: string,
   event: RecordedEvent,
 ): Promise<void> {
-  const parsed = orderEvent.parse(domainEvent(event));
+  const parsed = orderEvent.parse(domainEventOf(event));
   const { clientOrderId, time } = parsed.data;
   switch (parsed.type) {
     case 'OrderSubmitted': {

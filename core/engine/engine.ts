@@ -19,6 +19,8 @@
  *
  * No clock and no randomness here: times come from the candles, ids from the inputs.
  */
+import { domainEventOf } from '../eventstore/typed-events.js';
+import { engineCycleOpened, type CycleRecord } from './cycle-record.js';
 import { v5 as uuidv5 } from 'uuid';
 import { ConcurrencyConflictError, QcatError } from '../errors.js';
 import type {
@@ -151,20 +153,7 @@ const asRecorded = (config: PortfolioConfig): PortfolioConfig => ({
   clientOrderIds: config.clientOrderIds ?? BEFORE_RECORDED.clientOrderIds,
 });
 
-/** The data of `EngineCycleOpened`: everything a cycle depends on. */
-export type CycleRecord = {
-  portfolioId: string;
-  cycle: number;
-  /** openTime of `candles` (all share it); the previous cursor when there are none. */
-  barTime: number;
-  candles: Candle[];
-  /** Desk revisions taken in, inclusive; null for none. */
-  inbox: { from: number; to: number } | null;
-  /** The configuration from this cycle on; present when it changed (always in cycle 0). */
-  config: PortfolioConfig | null;
-  /** The risk snapshot from the read model, from this cycle on; present when it changed. */
-  risk?: RiskSnapshot | null;
-};
+export type { CycleRecord } from './cycle-record.js';
 
 export type EngineOptions = {
   portfolioId: string;
@@ -300,7 +289,7 @@ export class PaperEngine {
         fromRevision: BigInt(this.cycle + 1),
         maxCount: page,
       });
-      for (const event of records) await this.apply(event.data as unknown as CycleRecord, event);
+      for (const event of records) await this.apply(engineCycleOpened.parse(event), event);
       replayed += records.length;
       if (records.length < page) break;
       await this.save();
@@ -409,7 +398,7 @@ export class PaperEngine {
           {
             eventId,
             type: 'EngineCycleOpened',
-            data: record as unknown as JsonObject,
+            data: record,
             metadata: { actor: ENGINE_ACTOR },
           },
         ],
@@ -459,10 +448,7 @@ export class PaperEngine {
 
     // Desk first: orders placed between bars take part in the coming bar.
     for (const recorded of taken) {
-      const desk = deskDecider.parseEvent({
-        type: recorded.type,
-        data: recorded.data as JsonObject,
-      });
+      const desk = deskDecider.parseEvent(domainEventOf(recorded));
       const metadata: EventMetadata = {
         actor: recorded.metadata.actor,
         causationId: recorded.eventId,
