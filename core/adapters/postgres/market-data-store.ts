@@ -1,139 +1,27 @@
-// Over 400 lines: the qcat_market schema's versions and every query of its tables; the migration
-// list is the part to move out next (ADR 025's exception list).
 /**
  * Market data in PostgreSQL, beside the event log but not in it (ADR 007): instruments and
- * candles in the schema `qcat_market`, with a small versioned schema of its own.
+ * candles in the schema `qcat_market`, whose migrations are among QCAT's (migrations.ts, ADR 028).
  */
 import type pg from 'pg';
 import { ValidationError } from '../../errors.js';
 import { DerivativesStore } from './derivatives-store.js';
 import type { Candle, Instrument } from '../../market/types.js';
 import { TIMEFRAMES, type Timeframe } from '../../strategies/kinds.js';
+import { eventLogMigrations, migrate } from './migrations.js';
 
-interface MarketMigration {
-  version: number;
-  name: string;
-  sql: string;
-}
-
-/** Append-only, like the event log's migrations: never edit a released entry, add one. */
-const MARKET_MIGRATIONS: readonly MarketMigration[] = [
-  {
-    version: 1,
-    name: 'instruments and candles',
-    sql: `
-      CREATE TABLE qcat_market.instruments (
-        symbol       text        PRIMARY KEY,
-        base         text        NOT NULL,
-        quote        text        NOT NULL,
-        tick_size    numeric     NOT NULL CHECK (tick_size > 0),
-        lot_size     numeric     NOT NULL CHECK (lot_size > 0),
-        min_notional numeric     NOT NULL CHECK (min_notional >= 0),
-        updated_at   timestamptz NOT NULL DEFAULT now()
-      );
-
-      -- One row per bar. Prices and volumes are float8: they arrive as IEEE doubles and leave as
-      -- the same doubles (PostgreSQL prints the shortest text that reads back exactly).
-      CREATE TABLE qcat_market.candles (
-        symbol    text             NOT NULL,
-        timeframe text             NOT NULL CHECK (timeframe IN (${TIMEFRAMES.map((t) => `'${t}'`).join(', ')})),
-        open_time timestamptz      NOT NULL,
-        open      double precision NOT NULL,
-        high      double precision NOT NULL,
-        low       double precision NOT NULL,
-        close     double precision NOT NULL,
-        volume    double precision NOT NULL,
-        PRIMARY KEY (symbol, timeframe, open_time),
-        CHECK (low > 0 AND low <= open AND low <= close AND high >= open AND high >= close AND volume >= 0)
-      );
-    `,
-  },
-  {
-    version: 2,
-    name: 'live feeds; candles by time',
-    sql: `
-      -- The paper engine reads the bars of one timeframe after a time, for several symbols.
-      CREATE INDEX candles_by_time ON qcat_market.candles (timeframe, open_time, symbol);
-      CREATE TABLE qcat_market.feeds (
-        name       text        PRIMARY KEY,
-        seed       bigint      NOT NULL,
-        origin     timestamptz NOT NULL,
-        created_at timestamptz NOT NULL DEFAULT now()
-      );
-    `,
-  },
-  {
-    version: 3,
-    name: 'live feed state',
-    sql: `
-      -- Where the feed's path stands, written with the bars it produced: a restart goes on from
-      -- here instead of regenerating the path from its origin. json, not jsonb: doubles read back
-      -- exactly as written.
-      ALTER TABLE qcat_market.feeds ADD COLUMN state json;
-    `,
-  },
-  {
-    version: 4,
-    name: 'open interest and funding rates',
-    sql: `
-      -- Futures data for the hot-symbol scores (derivatives-store.ts): imported from Binance's
-      -- metrics and fundingRate files, or generated with the synthetic market.
-      CREATE TABLE qcat_market.open_interest (
-        symbol              text             NOT NULL,
-        time                timestamptz      NOT NULL,
-        open_interest       double precision NOT NULL CHECK (open_interest >= 0),
-        open_interest_value double precision CHECK (open_interest_value >= 0),
-        PRIMARY KEY (symbol, time)
-      );
-      CREATE TABLE qcat_market.funding_rates (
-        symbol         text             NOT NULL,
-        time           timestamptz      NOT NULL,
-        rate           double precision NOT NULL CHECK (rate > -1 AND rate < 1),
-        interval_hours integer          CHECK (interval_hours BETWEEN 1 AND 24),
-        PRIMARY KEY (symbol, time)
-      );
-    `,
-  },
-];
+/** The migrations of the `qcat_market` schema (ADR 007), among all of QCAT's (ADR 028). */
+const MARKET_VERSIONS: ReadonlySet<number> = new Set(
+  eventLogMigrations
+    .filter((migration) => migration.carriedFrom?.ledger === 'qcat_market.schema_versions')
+    .map((migration) => migration.version),
+);
 
 /**
- * Creates or upgrades the `qcat_market` schema; answers the versions it applied. Idempotent and
- * safe when several processes start at once (one transaction under an advisory lock).
+ * Creates or upgrades the `qcat_market` schema, with every other pending migration (one mechanism,
+ * ADR 028); answers the market migrations it applied. Safe when several processes start at once.
  */
 export async function ensureMarketSchema(pool: pg.Pool): Promise<number[]> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    await client.query("SELECT pg_advisory_xact_lock(hashtextextended('qcat.market.schema', 0))");
-    await client.query('CREATE SCHEMA IF NOT EXISTS qcat_market');
-    await client.query(`
-      CREATE TABLE IF NOT EXISTS qcat_market.schema_versions (
-        version    integer     PRIMARY KEY,
-        name       text        NOT NULL,
-        applied_at timestamptz NOT NULL DEFAULT now()
-      )`);
-    const { rows } = await client.query<{ version: number }>(
-      'SELECT version FROM qcat_market.schema_versions',
-    );
-    const present = new Set(rows.map((row) => row.version));
-    const applied: number[] = [];
-    for (const migration of MARKET_MIGRATIONS) {
-      if (present.has(migration.version)) continue;
-      await client.query(migration.sql);
-      await client.query(
-        'INSERT INTO qcat_market.schema_versions (version, name) VALUES ($1, $2)',
-        [migration.version, migration.name],
-      );
-      applied.push(migration.version);
-    }
-    await client.query('COMMIT');
-    return applied;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  return (await migrate(pool)).filter((version) => MARKET_VERSIONS.has(version));
 }
 
 export interface CandleRange {
