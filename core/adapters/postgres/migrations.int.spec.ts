@@ -19,20 +19,24 @@ async function loadFixture(url: string, file: string): Promise<void> {
   }
 }
 
-/** What a schema is made of, as the catalog says it: functions' source, columns, indexes, … */
+/**
+ * What the migrations' schemas are made of, as the catalog says it: functions' source, columns,
+ * indexes, … (not qcat_backtest: the backtest runner still makes it itself, ADR 028).
+ */
 async function schemaOf(pool: pg.Pool): Promise<Record<string, string[]>> {
   const list = async (sql: string): Promise<string[]> =>
     (await pool.query<{ item: string }>(sql)).rows.map((row) => row.item);
-  const ours = "n.nspname IN ('public', 'qcat_read', 'qcat_market', 'qcat_engine', 'qcat_backtest')";
+  const ours = "n.nspname IN ('public', 'qcat_read', 'qcat_market', 'qcat_engine')";
+  const schemas = "IN ('public', 'qcat_read', 'qcat_market', 'qcat_engine')";
   return {
     functions: await list(`SELECT pg_get_functiondef(p.oid) AS item FROM pg_proc p
       JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ${ours} ORDER BY 1`),
     columns: await list(`SELECT table_schema || '.' || table_name || '.' || column_name || ' '
       || data_type || ' ' || is_nullable || ' ' || coalesce(column_default, '') AS item
-      FROM information_schema.columns WHERE table_schema LIKE 'qcat%' OR table_schema = 'public'
+      FROM information_schema.columns WHERE table_schema ${schemas}
       ORDER BY 1`),
     indexes: await list(`SELECT indexdef AS item FROM pg_indexes
-      WHERE schemaname LIKE 'qcat%' OR schemaname = 'public' ORDER BY 1`),
+      WHERE schemaname ${schemas} ORDER BY 1`),
     constraints: await list(`SELECT c.conrelid::regclass || ' ' || pg_get_constraintdef(c.oid) AS item
       FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace WHERE ${ours} ORDER BY 1`),
     triggers: await list(`SELECT pg_get_triggerdef(t.oid) AS item FROM pg_trigger t

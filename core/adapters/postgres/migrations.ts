@@ -13,11 +13,10 @@ import { marketLiveFeeds } from './migrations/011-market-live-feeds.js';
 import { marketLiveFeedState } from './migrations/012-market-live-feed-state.js';
 import { marketOpenInterestAndFunding } from './migrations/013-market-open-interest-and-funding.js';
 import { engineSnapshots } from './migrations/014-engine-snapshots.js';
-import { backtestResults } from './migrations/015-backtest-results.js';
 
 /**
  * One migration mechanism for every schema QCAT owns in PostgreSQL (ADR 028): the log, the market
- * data (ADR 007), the engine's snapshots, the backtest results. One file a migration under
+ * data (ADR 007), the engine's snapshots. One file a migration under
  * migrations/, one ledger (qcat_migrations), applied in order at start-up under an advisory lock,
  * each in its own transaction. Append-only: never edit what a released migration does, add one.
  */
@@ -56,7 +55,6 @@ export const eventLogMigrations: readonly Migration[] = [
   marketLiveFeedState,
   marketOpenInterestAndFunding,
   engineSnapshots,
-  backtestResults,
 ];
 
 /** Arbitrary constant: the advisory lock that serialises concurrent migrators. */
