@@ -19,6 +19,7 @@ import { isUnavailable } from '../../core/adapters/unavailable.js';
 import type { Runtime } from '../../ops/runtime.js';
 import { activeGenerationKey, redisViewKeys } from '../../projections/redis-target.js';
 import type { LiveStrategyStatus } from '../../projections/strategies.js';
+import { StrategyQueries, type StrategyRow } from '../../projections/strategy-queries.js';
 import { HttpProblem } from '../problem.js';
 import {
   amount,
@@ -30,7 +31,6 @@ import {
   positionCursor,
   positionString,
   principalOf,
-  SqlFilter,
   strategyIdSchema,
 } from './conventions.js';
 import { commandOf, commandRoute } from '../command-route.js';
@@ -96,17 +96,7 @@ const requestAnswer = commandResultSchema.extend({
   approvalRequestId: z.string().describe('the approval request opened; see /approvals/{id}'),
 });
 
-interface Row {
-  strategy_id: string;
-  state: Strategy;
-  created_at: Date;
-  updated_at: Date;
-  revision: string;
-  position: string;
-  created_position: string;
-}
-
-const toSummary = (row: Row): z.infer<typeof summary> => ({
+const toSummary = (row: StrategyRow): z.infer<typeof summary> => ({
   strategyId: row.strategy_id,
   name: row.state.name,
   kind: row.state.kind,
@@ -140,6 +130,7 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
   fastify,
   { runtime },
 ) => {
+  const queries = new StrategyQueries(runtime.pool);
   const handle = (request: FastifyRequest, command: StrategyCommand): Promise<CommandResult> =>
     commandOf(request, runtime.commands).handle(
       strategies,
@@ -211,18 +202,7 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
     async (request, reply) => {
       const q = request.query;
       await awaitPosition(runtime.projections, 'strategies', q.minPosition, reply);
-      const filter = new SqlFilter();
-      if (q.state) filter.add('status = ?', q.state);
-      if (q.kind) filter.add('kind = ?', q.kind);
-      if (q.symbol) filter.add('symbols @> ARRAY[?]::text[]', q.symbol);
-      if (q.owner) filter.add('owner_id = ?', q.owner);
-      if (q.after) filter.add('created_position > ?', q.after);
-      const { rows } = await runtime.pool.query<Row>(
-        `SELECT strategy_id, state, created_at, updated_at, revision, position, created_position
-           FROM qcat_read.strategies ${filter.where}
-          ORDER BY created_position LIMIT ${filter.param(q.limit + 1)}`,
-        filter.values,
-      );
+      const rows = await queries.list({ ...q, limit: q.limit + 1 });
       const { page, nextCursor } = cursorPage(rows, q.limit, (row) => row.created_position);
       return { strategies: page.map(toSummary), nextCursor };
     },
@@ -256,14 +236,8 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
           request.log.warn({ err: error }, 'live status: Redis does not answer; read model used');
         }
       }
-      const { rows } = await runtime.pool.query<{
-        strategy_id: string;
-        status: string;
-        position: string;
-        updated_at: Date;
-      }>('SELECT strategy_id, status, position, updated_at FROM qcat_read.strategies');
       return Object.fromEntries(
-        rows.map((row) => [
+        (await queries.statuses()).map((row) => [
           row.strategy_id,
           { status: row.status, position: row.position, since: row.updated_at.toISOString() },
         ]),
@@ -308,12 +282,7 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
     },
     async (request, reply) => {
       await awaitPosition(runtime.projections, 'strategies', request.query.minPosition, reply);
-      const { rows } = await runtime.pool.query<Row>(
-        `SELECT strategy_id, state, created_at, updated_at, revision, position, created_position
-           FROM qcat_read.strategies WHERE strategy_id = $1`,
-        [request.params.strategyId],
-      );
-      const row = rows[0];
+      const row = await queries.row(request.params.strategyId);
       if (!row)
         throw new HttpProblem(
           404,
@@ -537,18 +506,7 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
     async (request, reply) => {
       const q = request.query;
       await awaitPosition(runtime.projections, 'strategies', q.minPosition, reply);
-      const { rows } = await runtime.pool.query<{
-        position: string;
-        recorded_at: Date;
-        stream_id: string;
-        type: string;
-        actor: string;
-        data: Record<string, unknown>;
-      }>(
-        `SELECT position, recorded_at, stream_id, type, actor, data FROM qcat_read.strategy_history
-          WHERE strategy_id = $1 AND position > $2 ORDER BY position LIMIT $3`,
-        [request.params.strategyId, q.after ?? '0', q.limit + 1],
-      );
+      const rows = await queries.history(request.params.strategyId, q.after ?? '0', q.limit + 1);
       const { page, nextCursor } = cursorPage(rows, q.limit, (row) => row.position);
       return {
         events: page.map((row) => ({
@@ -588,17 +546,7 @@ export const strategyRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = async
     },
     async (request, reply) => {
       await awaitPosition(runtime.projections, 'strategies', request.query.minPosition, reply);
-      const { rows } = await runtime.pool.query<{
-        version: number;
-        parameters: Record<string, unknown>;
-        request_id: string | null;
-        approvers: z.infer<typeof party>[];
-        recorded_at: Date;
-      }>(
-        `SELECT version, parameters, request_id, approvers, recorded_at
-           FROM qcat_read.strategy_parameter_versions WHERE strategy_id = $1 ORDER BY version`,
-        [request.params.strategyId],
-      );
+      const rows = await queries.parameterVersions(request.params.strategyId);
       return rows.map((row) => ({
         version: row.version,
         parameters: row.parameters,
