@@ -22,7 +22,6 @@ const infrastructure = [
  */
 const TEMPORARILY_LARGE = [
   'api/routes/optimizations.ts',
-  'api/routes/strategies.ts',
   'bench/api.bench.ts',
   'bench/append.bench.ts',
   'bench/projections.bench.ts',
@@ -61,7 +60,6 @@ const TEMPORARILY_LONG_FUNCTIONS = [
   'api/routes/risk/limits.ts',
   'api/routes/risk/overview.ts',
   'api/routes/risk/states.ts',
-  'api/routes/strategies.ts',
   'api/routes/trading/activity.ts',
   'api/routes/trading/manual-orders.ts',
   'api/routes/trading/portfolios.ts',
