@@ -14,7 +14,7 @@ export interface StrategyRow {
   created_position: string;
 }
 
-/** Which strategies a page lists, in creation order after `after`; `limit` rows at most. */
+/** Which strategies a page lists, in creation order after `after`: `limit` and one more. */
 export interface StrategyListFilter {
   state?: string | undefined;
   kind?: string | undefined;
@@ -83,18 +83,18 @@ export class StrategyQueries {
     return rows[0]?.state;
   }
 
-  /** A page of strategies in creation order (created_position). */
+  /** A page of strategies in creation order (created_position), one more than the limit. */
   async list(filter: StrategyListFilter): Promise<StrategyRow[]> {
     const where = new SqlFilter();
     if (filter.state) where.add('status = ?', filter.state);
     if (filter.kind) where.add('kind = ?', filter.kind);
     if (filter.symbol) where.add('symbols @> ARRAY[?]::text[]', filter.symbol);
     if (filter.owner) where.add('owner_id = ?', filter.owner);
-    if (filter.after) where.add('created_position > ?', filter.after);
+    const page = where.pageAfter('created_position', filter);
     const { rows } = await this.pool.query<StrategyRow>(
       `SELECT ${STRATEGY_COLUMNS}
          FROM qcat_read.strategies ${where.where}
-        ORDER BY created_position LIMIT ${where.param(filter.limit)}`,
+        ${page}`,
       where.values,
     );
     return rows;

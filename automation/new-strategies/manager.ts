@@ -45,7 +45,9 @@ export function newStrategiesManager(deps: {
   const { commands, reads } = deps;
   const policy = async () => {
     const { state } = await commands.load(automationPolicy, AUTOMATION_POLICY_STREAM);
-    return CAPABILITIES.new_strategies.thresholds.parse(state.new_strategies.thresholds) satisfies Caps;
+    return CAPABILITIES.new_strategies.thresholds.parse(
+      state.new_strategies.thresholds,
+    ) satisfies Caps;
   };
   const ledger = async () => (await commands.load(newStrategies, NEW_STRATEGIES_STREAM)).state;
   let ticked: string | null = null;

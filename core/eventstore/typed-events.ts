@@ -12,7 +12,8 @@ import type { EventStore, JsonValue, ReadStreamOptions, RecordedEvent } from './
 
 /** A stored event as a decider, projection or process manager takes it: its type and its data. */
 export function domainEventOf(
-  event: Pick<RecordedEvent, 'type' | 'data'> & Partial<Pick<RecordedEvent, 'eventId' | 'streamId'>>,
+  event: Pick<RecordedEvent, 'type' | 'data'> &
+    Partial<Pick<RecordedEvent, 'eventId' | 'streamId'>>,
 ): DomainEvent {
   const { data } = event;
   if (data === null || typeof data !== 'object' || Array.isArray(data))

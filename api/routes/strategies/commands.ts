@@ -3,7 +3,14 @@ import { type Strategy } from '../../../core/strategies/strategy.js';
 import { commandAnswer, commandResultSchema, principalOf } from '../conventions.js';
 import { commandOf, commandRoute } from '../../command-route.js';
 import type { StrategyContext, ZodFastify } from './context.js';
-import { createBody, definitionBody, editBody, idParams, reasonBody, requestAnswer } from './schemas.js';
+import {
+  createBody,
+  definitionBody,
+  editBody,
+  idParams,
+  reasonBody,
+  requestAnswer,
+} from './schemas.js';
 
 /** Create a strategy. */
 export function createRoute(fastify: ZodFastify, { runtime, handle }: StrategyContext): void {
@@ -32,7 +39,10 @@ export function createRoute(fastify: ZodFastify, { runtime, handle }: StrategyCo
 }
 
 /** Edit and submit. */
-export function editRoutes(fastify: ZodFastify, { runtime, handle, opening }: StrategyContext): void {
+export function editRoutes(
+  fastify: ZodFastify,
+  { runtime, handle, opening }: StrategyContext,
+): void {
   fastify.patch(
     '/strategies/:strategyId',
     commandRoute('strategies:edit', {
@@ -79,7 +89,10 @@ export function editRoutes(fastify: ZodFastify, { runtime, handle, opening }: St
 }
 
 /** Start in paper, request live, change parameters: each opens an approval request. */
-export function approvalRoutes(fastify: ZodFastify, { runtime, handle, opening }: StrategyContext): void {
+export function approvalRoutes(
+  fastify: ZodFastify,
+  { runtime, handle, opening }: StrategyContext,
+): void {
   fastify.post(
     '/strategies/:strategyId/start-paper',
     commandRoute('strategies:operate', {

@@ -2,7 +2,11 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { z } from 'zod';
 import type { CommandResult } from '../../../core/commands/idempotency.js';
-import { strategies, strategyStream, type StrategyCommand } from '../../../core/strategies/strategy.js';
+import {
+  strategies,
+  strategyStream,
+  type StrategyCommand,
+} from '../../../core/strategies/strategy.js';
 import type { Runtime } from '../../../ops/runtime.js';
 import { StrategyQueries } from '../../../projections/strategy-queries.js';
 import { commandAnswer } from '../conventions.js';

@@ -6,7 +6,13 @@ import { isUnavailable } from '../../../core/adapters/unavailable.js';
 import { activeGenerationKey, redisViewKeys } from '../../../projections/redis-target.js';
 import type { LiveStrategyStatus } from '../../../projections/strategies.js';
 import { HttpProblem } from '../../problem.js';
-import { awaitPosition, cursorPage, pageLimit, positionCursor, positionString } from '../conventions.js';
+import {
+  awaitPosition,
+  cursorPage,
+  pageLimit,
+  positionCursor,
+  positionString,
+} from '../conventions.js';
 import type { StrategyContext, ZodFastify } from './context.js';
 import { detail, idParams, json, party, summary, symbol, toSummary } from './schemas.js';
 
@@ -84,7 +90,7 @@ export function listRoutes(fastify: ZodFastify, { runtime, queries }: StrategyCo
     async (request, reply) => {
       const q = request.query;
       await awaitPosition(runtime.projections, 'strategies', q.minPosition, reply);
-      const rows = await queries.list({ ...q, limit: q.limit + 1 });
+      const rows = await queries.list(q);
       const { page, nextCursor } = cursorPage(rows, q.limit, (row) => row.created_position);
       return { strategies: page.map(toSummary), nextCursor };
     },
@@ -223,7 +229,10 @@ export function historyRoute(fastify: ZodFastify, { runtime, queries }: Strategy
 }
 
 /** A strategy's parameter versions. */
-export function parameterVersionsRoute(fastify: ZodFastify, { runtime, queries }: StrategyContext): void {
+export function parameterVersionsRoute(
+  fastify: ZodFastify,
+  { runtime, queries }: StrategyContext,
+): void {
   fastify.get(
     '/strategies/:strategyId/parameter-versions',
     {

@@ -25,7 +25,6 @@ import {
   type InstrumentRow,
 } from './market-rows.js';
 
-
 /** The migrations of the `qcat_market` schema (ADR 007), among all of QCAT's (ADR 028). */
 const MARKET_VERSIONS: ReadonlySet<number> = new Set(
   eventLogMigrations

@@ -37,7 +37,8 @@ async function schemaOf(pool: pg.Pool): Promise<Record<string, string[]>> {
       ORDER BY 1`),
     indexes: await list(`SELECT indexdef AS item FROM pg_indexes
       WHERE schemaname ${schemas} ORDER BY 1`),
-    constraints: await list(`SELECT c.conrelid::regclass || ' ' || pg_get_constraintdef(c.oid) AS item
+    constraints:
+      await list(`SELECT c.conrelid::regclass || ' ' || pg_get_constraintdef(c.oid) AS item
       FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace WHERE ${ours} ORDER BY 1`),
     triggers: await list(`SELECT pg_get_triggerdef(t.oid) AS item FROM pg_trigger t
       WHERE NOT t.tgisinternal ORDER BY 1`),
