@@ -12,7 +12,7 @@ import {
   refreshFigures,
 } from './allocation-figures.js';
 import type { PostgresProjection } from './projection.js';
-import { portfolioValuedData } from './trading.js';
+import { portfolioValuedEvent } from '../core/trading/accounting-events.js';
 
 /**
  * Read model of portfolio allocations (docs/portfolio.md): each portfolio's policy and members,
@@ -153,7 +153,7 @@ async function applyPortfolioEvent(
 
 /** Each strategy's net PnL (realized − fees + unrealized) at the portfolio's valuation. */
 async function applyValuation(client: pg.ClientBase, schema: string, event: RecordedEvent) {
-  const d = portfolioValuedData.parse(event.data);
+  const d = portfolioValuedEvent.parse(event);
   const pnl = new Map<string, number>();
   for (const p of d.positions)
     pnl.set(

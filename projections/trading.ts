@@ -1,10 +1,15 @@
 import { domainEventOf } from '../core/eventstore/typed-events.js';
 import type pg from 'pg';
-import { z } from 'zod';
 import { isManualOrder } from '../core/engine/desk.js';
 import { categoryOf } from '../core/eventstore/append-validation.js';
 import type { RecordedEvent } from '../core/eventstore/event-store.js';
 import { ORDER_EVENT_TYPES, orderEvent } from '../core/trading/orders.js';
+import {
+  cashBalanceChangedEvent,
+  portfolioValuedEvent,
+  positionChangedEvent,
+  positionClosedEvent,
+} from '../core/trading/accounting-events.js';
 import type { PostgresProjection, RedisProjection } from './projection.js';
 
 /**
@@ -13,68 +18,7 @@ import type { PostgresProjection, RedisProjection } from './projection.js';
  * PortfolioValued (`position-<portfolioId>`); see docs/trading.md, "Read models and API".
  */
 
-// Data of the accounting events and of PortfolioValued, as the read side needs them.
-const fillRef = {
-  portfolioId: z.string(),
-  clientOrderId: z.string(),
-  fillId: z.string(),
-  time: z.number(),
-};
-const positionChanged = z.object({
-  ...fillRef,
-  strategyId: z.string(),
-  symbol: z.string(),
-  fillPrice: z.number(),
-  quantity: z.number(),
-  averageEntryPrice: z.number(),
-  realizedPnlChange: z.number(),
-  realizedPnl: z.number(),
-  feesPaid: z.number(),
-});
-const positionClosed = z.object({
-  ...fillRef,
-  strategyId: z.string(),
-  symbol: z.string(),
-  side: z.enum(['long', 'short']),
-  openedAt: z.number(),
-  closedAt: z.number(),
-  quantity: z.number(),
-  entryPrice: z.number(),
-  exitPrice: z.number(),
-  realizedPnl: z.number(),
-  fees: z.number(),
-  netPnl: z.number(),
-});
-const cashBalanceChanged = z.object({
-  ...fillRef,
-  currency: z.string(),
-  fee: z.number(),
-  balance: z.number(),
-});
-export const portfolioValuedData = z.object({
-  portfolioId: z.string(),
-  currency: z.string(),
-  time: z.number(),
-  cycle: z.number(),
-  cash: z.number(),
-  equity: z.number(),
-  feesPaid: z.number(),
-  realizedPnl: z.number(),
-  unrealizedPnl: z.number(),
-  positions: z.array(
-    z.object({
-      strategyId: z.string(),
-      symbol: z.string(),
-      quantity: z.number(),
-      averageEntryPrice: z.number(),
-      markPrice: z.number(),
-      unrealizedPnl: z.number(),
-      realizedPnl: z.number(),
-      feesPaid: z.number(),
-    }),
-  ),
-});
-export type PortfolioValuedData = z.infer<typeof portfolioValuedData>;
+export type { PortfolioValuedData } from '../core/trading/accounting-events.js';
 
 const TRADING_CATEGORIES = new Set(['order', 'position', 'account']);
 const at = (ms: number): Date => new Date(ms);
@@ -366,7 +310,7 @@ export const tradingProjection: PostgresProjection = {
       }
       switch (event.type) {
         case 'PositionChanged': {
-          const d = positionChanged.parse(event.data);
+          const d = positionChangedEvent.parse(event);
           await upsertPosition(
             client,
             schema,
@@ -387,7 +331,7 @@ export const tradingProjection: PostgresProjection = {
           break;
         }
         case 'PositionClosed': {
-          const d = positionClosed.parse(event.data);
+          const d = positionClosedEvent.parse(event);
           await client.query(
             `INSERT INTO ${schema}.trades (fill_id, client_order_id, portfolio_id, strategy_id, symbol,
                                            side, opened_at, closed_at, quantity, entry_price,
@@ -415,7 +359,7 @@ export const tradingProjection: PostgresProjection = {
           break;
         }
         case 'CashBalanceChanged': {
-          const d = cashBalanceChanged.parse(event.data);
+          const d = cashBalanceChangedEvent.parse(event);
           await client.query(
             `INSERT INTO ${schema}.portfolios AS p (portfolio_id, currency, cash, realized_pnl,
                                                     unrealized_pnl, fees_paid, position)
@@ -427,7 +371,7 @@ export const tradingProjection: PostgresProjection = {
           break;
         }
         case 'PortfolioValued': {
-          const d = portfolioValuedData.parse(event.data);
+          const d = portfolioValuedEvent.parse(event);
           await client.query(
             `INSERT INTO ${schema}.portfolios AS p (portfolio_id, currency, cash, equity,
                                                     realized_pnl, unrealized_pnl, fees_paid,
@@ -521,7 +465,7 @@ export const livePositionsView: RedisProjection = {
     for (const event of events) {
       if (categoryOf(event.streamId) !== 'position') continue;
       if (event.type === 'PositionChanged') {
-        const d = positionChanged.parse(event.data);
+        const d = positionChangedEvent.parse(event);
         put(d.portfolioId, {
           strategyId: d.strategyId,
           symbol: d.symbol,
@@ -534,7 +478,7 @@ export const livePositionsView: RedisProjection = {
           updatedAt: at(d.time).toISOString(),
         });
       } else if (event.type === 'PortfolioValued') {
-        const d = portfolioValuedData.parse(event.data);
+        const d = portfolioValuedEvent.parse(event);
         const valuedAt = at(d.time).toISOString();
         for (const p of d.positions) put(d.portfolioId, { ...p, updatedAt: valuedAt });
         portfolios.set(`${keyPrefix}portfolio:${d.portfolioId}`, {
