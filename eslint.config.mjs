@@ -29,7 +29,6 @@ const TEMPORARILY_LARGE = [
   'core/engine/engine.ts',
   'core/strategies/strategy.ts',
   'core/trading/stepper.ts',
-  'projections/trading.ts',
   'test/eventstore.contract.ts',
 ];
 

@@ -12,7 +12,8 @@ import type { Projection } from './projection.js';
 import { liveRiskView } from './risk-live.js';
 import { riskProjection } from './risk.js';
 import { approvalsProjection, strategiesProjection, strategyStatusView } from './strategies.js';
-import { livePositionsView, tradingProjection } from './trading.js';
+import { livePositionsView } from './trading-live.js';
+import { tradingProjection } from './trading.js';
 
 /**
  * Every projection QCAT runs. Add new read models here. The process managers (which issue
