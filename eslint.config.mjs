@@ -28,7 +28,6 @@ const TEMPORARILY_LARGE = [
   'core/adapters/eventstoredb/eventstoredb-event-store.ts',
   'core/engine/engine.ts',
   'core/strategies/strategy.ts',
-  'core/trading/stepper.ts',
   'test/eventstore.contract.ts',
 ];
 
