@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { eventSchema } from '../eventstore/typed-events.js';
 import type { Candle } from '../market/types.js';
 import type { RiskSnapshot } from '../risk/checks.js';
-import type { PortfolioConfig } from './engine.js';
+import type { PortfolioConfig } from './engine-ports.js';
 
 /** The data of `EngineCycleOpened`, the engine's write-ahead log (ADR 008): everything a cycle depends on. */
 export type CycleRecord = {
