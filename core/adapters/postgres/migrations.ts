@@ -87,7 +87,9 @@ const LEDGER = `
 
 /**
  * Records here what a ledger of old recorded (say qcat_market.schema_versions, with the time it
- * was applied), then drops that ledger: from now on qcat_migrations is the only one.
+ * was applied). From now on qcat_migrations is the only ledger written; the old one is left as it
+ * was, read-only, so that a replica of the version before (a rolling upgrade, a roll-back) still
+ * finds its migrations recorded and starts. A later migration may drop it.
  */
 async function carryOver(client: pg.ClientBase, migrations: readonly Migration[]): Promise<void> {
   const ledgers = new Set(migrations.flatMap((m) => (m.carriedFrom ? [m.carriedFrom.ledger] : [])));
@@ -97,27 +99,19 @@ async function carryOver(client: pg.ClientBase, migrations: readonly Migration[]
       [ledger],
     );
     if (!rows[0]?.found) continue;
-    await client.query('BEGIN');
-    try {
-      const carried = migrations.filter((m) => m.carriedFrom?.ledger === ledger);
-      await client.query(
-        `INSERT INTO qcat_migrations (version, name, applied_at)
-         SELECT u.version, u.name, old.applied_at
-           FROM unnest($1::int[], $2::int[], $3::text[]) AS u(version, old_version, name)
-           JOIN ${ledger} old ON old.version = u.old_version
-         ON CONFLICT (version) DO NOTHING`,
-        [
-          carried.map((m) => m.version),
-          carried.map((m) => m.carriedFrom?.version),
-          carried.map((m) => m.name),
-        ],
-      );
-      await client.query(`DROP TABLE ${ledger}`);
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK');
-      throw error;
-    }
+    const carried = migrations.filter((m) => m.carriedFrom?.ledger === ledger);
+    await client.query(
+      `INSERT INTO qcat_migrations (version, name, applied_at)
+       SELECT u.version, u.name, old.applied_at
+         FROM unnest($1::int[], $2::int[], $3::text[]) AS u(version, old_version, name)
+         JOIN ${ledger} old ON old.version = u.old_version
+       ON CONFLICT (version) DO NOTHING`,
+      [
+        carried.map((m) => m.version),
+        carried.map((m) => m.carriedFrom?.version),
+        carried.map((m) => m.name),
+      ],
+    );
   }
 }
 
