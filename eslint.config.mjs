@@ -21,24 +21,85 @@ const infrastructure = [
  * bench files not split yet. Remove a line when its file is split; add none.
  */
 const TEMPORARILY_LARGE = [
-  'api/routes/optimizations.ts',
-  'api/routes/strategies.ts',
   'bench/api.bench.ts',
   'bench/append.bench.ts',
   'bench/projections.bench.ts',
   'core/adapters/eventstoredb/eventstoredb-event-store.ts',
-  'core/adapters/postgres/market-data-store.ts',
-  'core/adapters/postgres/migrations.ts',
   'core/engine/engine.ts',
   'core/strategies/strategy.ts',
-  'core/trading/stepper.ts',
-  'projections/risk.ts',
-  'projections/trading.ts',
   'test/eventstore.contract.ts',
 ];
 
-/** Routes that still run SQL, owned by other branches when the rule came (issue #16). */
-const SQL_IN_ROUTES = ['api/routes/optimizations.ts', 'api/routes/strategies.ts'];
+/**
+ * Files with a function over max-lines-per-function when the rule came (ADR 028): route plugins
+ * that register every route of a resource in one function, CLIs, read models' apply, process
+ * managers. Each is to be split (a function a route, a handler a command); remove a line when its
+ * file is, add none.
+ */
+const TEMPORARILY_LONG_FUNCTIONS = [
+  'api/app.ts',
+  'api/auth/plugin.ts',
+  'api/read-cache.ts',
+  'api/routes/approvals.ts',
+  'api/routes/audit.ts',
+  'api/routes/backtests.ts',
+  'api/routes/health.ts',
+  'api/routes/hot-symbol-list.ts',
+  'api/routes/keys.ts',
+  'api/routes/optimization-policy.ts',
+  'api/routes/optimizations.ts',
+  'api/routes/portfolios.ts',
+  'api/routes/risk/context.ts',
+  'api/routes/risk/exits.ts',
+  'api/routes/risk/history.ts',
+  'api/routes/risk/kill-switch.ts',
+  'api/routes/risk/limits.ts',
+  'api/routes/risk/overview.ts',
+  'api/routes/risk/states.ts',
+  'api/routes/trading/activity.ts',
+  'api/routes/trading/manual-orders.ts',
+  'api/routes/trading/portfolios.ts',
+  'api/server.ts',
+  'api/ws/plugin.ts',
+  'automation/allocation/rebalancing.ts',
+  'automation/elimination/manager.ts',
+  'automation/new-strategies/manager.ts',
+  'backup/cli.ts',
+  'backup/segments.ts',
+  'backup/take-backup.ts',
+  'core/adapters/postgres/bulk-import.ts',
+  'core/approvals/approval.ts',
+  'core/audit/verify.ts',
+  'core/engine/engine.ts',
+  'core/engine/risk-control.ts',
+  'core/market/klines-csv.ts',
+  'core/portfolio/portfolio.ts',
+  'core/risk/checks.ts',
+  'core/risk/exits.ts',
+  'core/risk/trading-state.ts',
+  'core/strategies/strategy.ts',
+  'core/trading/accounting.ts',
+  'core/trading/orders.ts',
+  'monitoring/business-metrics.ts',
+  'ops/market-commands.ts',
+  'ops/optimize-commands.ts',
+  'ops/portfolio-commands.ts',
+  'ops/runtime.ts',
+  'projections/allocations.ts',
+  'projections/approval-flow.ts',
+  'projections/backtests.ts',
+  'projections/postgres-target.ts',
+  'projections/risk.ts',
+  'projections/strategies.ts',
+  'projections/trading.ts',
+];
+
+/**
+ * Routes that still run SQL, owned by other branches when the rule came (issue #16). Empty: the
+ * strategies' SQL moved to projections/strategy-queries.ts, the optimizations' before (ADR 028).
+ * @type {string[]}
+ */
+const SQL_IN_ROUTES = [];
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.qcat-data/**', '.scratch/**'] },
@@ -116,6 +177,20 @@ export default tseslint.config(
     ignores: ['**/*.spec.ts', ...TEMPORARILY_LARGE],
     rules: {
       'max-lines': ['error', { max: 400, skipBlankLines: true, skipComments: true }],
+    },
+  },
+  {
+    // Functions stay short enough to hold in mind (ADR 028): about 80 lines, blank lines and
+    // comments not counted. Exceptions, by right: bench/ and test/ (a benchmark's scenario, the
+    // event store contract suite, a test fixture's set-up) are scripts read top to bottom; specs
+    // are lists of cases. Exceptions by debt: TEMPORARILY_LONG_FUNCTIONS.
+    files: ['**/*.ts'],
+    ignores: ['**/*.spec.ts', 'bench/**', 'test/**', ...TEMPORARILY_LONG_FUNCTIONS],
+    rules: {
+      'max-lines-per-function': [
+        'error',
+        { max: 80, skipBlankLines: true, skipComments: true, IIFEs: true },
+      ],
     },
   },
   {

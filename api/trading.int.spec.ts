@@ -21,11 +21,8 @@ import type { Runtime } from '../ops/runtime.js';
 import { activeGenerationKey, redisViewKeys } from '../projections/redis-target.js';
 import { PostgresTarget } from '../projections/postgres-target.js';
 import { archiveTrading } from '../projections/retention-queries.js';
-import {
-  livePositionField,
-  tradingProjection,
-  type PortfolioValuedData,
-} from '../projections/trading.js';
+import { livePositionField } from '../projections/trading-live.js';
+import { tradingProjection, type PortfolioValuedData } from '../projections/trading.js';
 import { startTestServer, type TestServer } from '../test/support/test-server.js';
 import { until } from '../test/support/until.js';
 import { tableChecksum } from '../test/support/read-model-checksums.js';

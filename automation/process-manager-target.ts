@@ -179,7 +179,7 @@ export class ProcessManagerTarget implements ProjectionTarget {
   }
 
   /**
-   * What an intent came to, with its command's result, in `qcat_process_outcomes` (migration 10):
+   * What an intent came to, with its command's result, in `qcat_process_outcomes` (migration 15):
    * read by whoever reports a manager's effect (the approval API reads the flow's). The first
    * outcome of a key stands: a cause handled again after a crash adds nothing.
    */

@@ -206,6 +206,14 @@ export function lineToEvent(line: string): RecordedEvent {
     throw new MalformedLine('not a JSON object');
   // Converted in place (the hot path of verify and restore): same keys, same order.
   const raw = parsed as Record<string, unknown>;
+  checkEnvelope(raw);
+  return raw;
+}
+
+/** The envelope's fields, converted in place (bigints, dates); throws MalformedLine. */
+function checkEnvelope(
+  raw: Record<string, unknown>,
+): asserts raw is Record<string, unknown> & RecordedEvent {
   for (const key of BIGINT_FIELDS) {
     const value = raw[key];
     if (typeof value !== 'string' || !DECIMAL.test(value))
@@ -238,7 +246,6 @@ export function lineToEvent(line: string): RecordedEvent {
   if (typeof (metadata as Record<string, unknown>)['actor'] !== 'string')
     throw new MalformedLine('metadata.actor is missing');
   if (raw['position'] === 0n) throw new MalformedLine('position 0 is not an event position');
-  return raw as unknown as RecordedEvent;
 }
 
 /** Where a restore stops: the last position to include, or the last instant. */

@@ -7,6 +7,7 @@ import { desk } from './engine/desk.js';
 import { QcatError } from './errors.js';
 import { categoryOf } from './eventstore/append-validation.js';
 import type { RecordedEvent } from './eventstore/event-store.js';
+import { domainEventOf } from './eventstore/typed-events.js';
 import { Upcasters } from './eventstore/upcasting.js';
 import { hotSymbols } from './hot-symbols/tradable.js';
 import { portfolios } from './portfolio/portfolio.js';
@@ -84,12 +85,8 @@ export function foldEvents<State>(
 ): State {
   let state = aggregate.initialState();
   for (const recorded of events) {
-    const event = upcasters.apply(recorded);
     try {
-      state = aggregate.evolve(state, {
-        type: event.type,
-        data: event.data as DomainEvent['data'],
-      });
+      state = aggregate.evolve(state, domainEventOf(upcasters.apply(recorded)));
     } catch (error) {
       throw new UnfoldableEventError(
         recorded,

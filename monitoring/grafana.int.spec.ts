@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { startTestServer, type TestServer } from '../test/support/test-server.js';
+import { dropRoles } from '../test/support/test-database.js';
 import { describeNeeding } from '../test/support/tools.js';
 
 /**
@@ -281,14 +282,7 @@ describeNeeding(['psql'], readOnlyRole, () => {
   afterAll(async () => {
     await reader?.end();
     await api?.stop();
-    const admin = new pg.Client({ connectionString: serverUrl });
-    await admin.connect();
-    try {
-      for (const role of [readerRole, exporterRole])
-        await admin.query(`DROP ROLE IF EXISTS ${admin.escapeIdentifier(role)}`);
-    } finally {
-      await admin.end();
-    }
+    await dropRoles(serverUrl, [readerRole, exporterRole]);
   });
 
   it('is executable, so the postgres image runs it instead of sourcing it into its own shell', () => {

@@ -14,7 +14,8 @@ import {
 import { MarketDataStore } from '../core/adapters/postgres/market-data-store.js';
 import { portfolioOf } from '../core/engine/desk.js';
 import { PaperEngine } from '../core/engine/engine.js';
-import type { EventStore, JsonObject } from '../core/eventstore/event-store.js';
+import type { EventStore } from '../core/eventstore/event-store.js';
+import { aggregateStream } from '../core/eventstore/typed-events.js';
 import { engineAutomation, type EngineAutomation } from '../core/capabilities/engine.js';
 import { AUTOMATION_POLICY_STREAM, automationPolicy } from '../core/capabilities/policy.js';
 import { TIMEFRAMES, type Timeframe } from '../core/strategies/kinds.js';
@@ -146,13 +147,12 @@ export class PaperTrading {
 
   /** The automation policy's switches for the engines (capabilities 4, 5, 9), from its stream. */
   private async automationSwitches(): Promise<EngineAutomation> {
-    let policy = automationPolicy.initialState();
-    for (const event of await this.options.eventStore.readStream(AUTOMATION_POLICY_STREAM))
-      policy = automationPolicy.evolve(
-        policy,
-        automationPolicy.parseEvent({ type: event.type, data: event.data as JsonObject }),
-      );
-    return engineAutomation(policy);
+    const { state } = await aggregateStream(
+      this.options.eventStore,
+      AUTOMATION_POLICY_STREAM,
+      automationPolicy,
+    );
+    return engineAutomation(state);
   }
 
   private async engineRound(timeframe: Timeframe): Promise<void> {

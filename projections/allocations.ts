@@ -1,7 +1,8 @@
+import { domainEventOf } from '../core/eventstore/typed-events.js';
 import type pg from 'pg';
 import type { DomainEvent } from '../core/decider.js';
 import { categoryOf } from '../core/eventstore/append-validation.js';
-import type { JsonObject, RecordedEvent } from '../core/eventstore/event-store.js';
+import type { RecordedEvent } from '../core/eventstore/event-store.js';
 import { portfolios } from '../core/portfolio/portfolio.js';
 import {
   FIGURE_TABLES,
@@ -11,7 +12,7 @@ import {
   refreshFigures,
 } from './allocation-figures.js';
 import type { PostgresProjection } from './projection.js';
-import { portfolioValuedData } from './trading.js';
+import { portfolioValuedEvent } from '../core/trading/accounting-events.js';
 
 /**
  * Read model of portfolio allocations (docs/portfolio.md): each portfolio's policy and members,
@@ -28,7 +29,7 @@ async function applyPortfolioEvent(
   schema: string,
   event: RecordedEvent,
 ): Promise<void> {
-  const parsed = portfolios.parseEvent({ type: event.type, data: event.data as JsonObject });
+  const parsed = portfolios.parseEvent(domainEventOf(event));
   const position = event.position;
   const at = event.recordedAt;
   switch (parsed.type) {
@@ -152,7 +153,7 @@ async function applyPortfolioEvent(
 
 /** Each strategy's net PnL (realized − fees + unrealized) at the portfolio's valuation. */
 async function applyValuation(client: pg.ClientBase, schema: string, event: RecordedEvent) {
-  const d = portfolioValuedData.parse(event.data);
+  const d = portfolioValuedEvent.parse(event);
   const pnl = new Map<string, number>();
   for (const p of d.positions)
     pnl.set(

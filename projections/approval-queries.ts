@@ -51,10 +51,10 @@ export class ApprovalQueries {
     if (q.subjectType) filter.add('subject_type = ?', q.subjectType);
     if (q.subjectId) filter.add('subject_id = ?', q.subjectId);
     if (q.role) filter.add('? = ANY (eligible_roles)', q.role);
-    if (q.after) filter.add('requested_position > ?', q.after);
+    const page = filter.pageAfter('requested_position', q);
     const { rows } = await this.pool.query<ApprovalRow>(
       `SELECT ${COLUMNS} FROM qcat_read.approvals ${filter.where}
-        ORDER BY requested_position LIMIT ${filter.param(q.limit + 1)}`,
+        ${page}`,
       filter.values,
     );
     return rows;

@@ -48,10 +48,10 @@ export class AuditQueries {
   /** Events after the `after` position, oldest first; one more than `limit` for a next page. */
   async list(q: TrailFilter & { after?: string | undefined; limit: number }): Promise<AuditRow[]> {
     const filter = trailFilter(q);
-    if (q.after) filter.add('position > ?', q.after);
+    const page = filter.pageAfter('position', q);
     const { rows } = await this.pool.query<AuditRow>(
       `SELECT ${COLUMNS} FROM qcat_read.audit_trail ${filter.where}
-        ORDER BY position LIMIT ${filter.param(q.limit + 1)}`,
+        ${page}`,
       filter.values,
     );
     return rows;

@@ -1,5 +1,5 @@
+import { domainEventOf } from '../core/eventstore/typed-events.js';
 import type pg from 'pg';
-import type { JsonObject } from '../core/eventstore/event-store.js';
 import { rankedData } from '../core/hot-symbols/ranking.js';
 import { hotSymbols } from '../core/hot-symbols/tradable.js';
 import { applyTradableEvent, TRADABLE_SETUP } from './hot-symbol-list.js';
@@ -36,7 +36,7 @@ export const hotSymbolsProjection: PostgresProjection = {
           client,
           schema,
           event,
-          hotSymbols.parseEvent({ type: event.type, data: event.data as JsonObject }),
+          hotSymbols.parseEvent(domainEventOf(event)),
         );
         continue;
       }

@@ -1,3 +1,4 @@
+import { domainEventOf } from '../core/eventstore/typed-events.js';
 import { categoryOf } from '../core/eventstore/append-validation.js';
 import type { JsonObject, RecordedEvent } from '../core/eventstore/event-store.js';
 import {
@@ -77,7 +78,7 @@ async function applyOne(
   schema: string,
   event: RecordedEvent,
 ): Promise<void> {
-  const parsed = optimizations.parseEvent({ type: event.type, data: event.data as JsonObject });
+  const parsed = optimizations.parseEvent(domainEventOf(event));
   const { optimizationId } = parsed.data;
   if (parsed.type === 'OptimizationRequested') {
     const state = optimizations.evolve(optimizations.initialState(), parsed);

@@ -184,7 +184,7 @@ export class PostgresTarget {
       await recordParked(client, this.name, parked);
       this.report(parked);
       // None of its event types: the tables are as they were, and the change notice says so
-      // (migration 11), so the answer cache keeps this read model's answers (ADR 027).
+      // (migration 16), so the answer cache keeps this read model's answers (ADR 027).
       if (handledBy(this.projection, fresh).length === 0)
         await client.query("SELECT set_config('qcat.read_model_unchanged', 'on', true)");
       await client.query(

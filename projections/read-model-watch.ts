@@ -109,7 +109,7 @@ export class ReadModelWatch {
   }
 
   private notice(payload: string): void {
-    // `:same`: the checkpoint moved over events the read model does not handle (migration 11).
+    // `:same`: the checkpoint moved over events the read model does not handle (migration 16).
     const match = /^(.+):(\d+):(\d+)(:same)?$/.exec(payload);
     if (!match?.[1] || !match[2] || !match[3]) return;
     this.set(match[1], Number(match[2]), BigInt(match[3]), match[4] !== undefined);

@@ -7,9 +7,11 @@ import { backtestsProjection } from './backtests.js';
 import { liveActivity } from './live-activity.js';
 import { optimizationsProjection } from './optimizations.js';
 import type { Projection } from './projection.js';
-import { liveRiskView, riskProjection } from './risk.js';
+import { liveRiskView } from './risk-live.js';
+import { riskProjection } from './risk.js';
 import { approvalsProjection, strategiesProjection, strategyStatusView } from './strategies.js';
-import { livePositionsView, tradingProjection } from './trading.js';
+import { livePositionsView } from './trading-live.js';
+import { tradingProjection } from './trading.js';
 
 /**
  * Every projection QCAT runs. Add new read models here; process managers, which issue commands,

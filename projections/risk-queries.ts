@@ -196,10 +196,10 @@ export class RiskQueries {
     if (q.scopeType) filter.add('scope_type = ?', q.scopeType);
     if (q.scopeId) filter.add('scope_id = ?', q.scopeId);
     addTimeRange(filter, 'fired_at', q);
-    if (q.after) filter.add('position > ?', q.after);
+    const page = filter.pageAfter('position', q);
     const { rows } = await this.pool.query<TriggerRow>(
       `SELECT * FROM qcat_read.risk_triggers ${filter.where}
-        ORDER BY position LIMIT ${filter.param(q.limit + 1)}`,
+        ${page}`,
       filter.values,
     );
     return rows;
@@ -221,10 +221,10 @@ export class RiskQueries {
     if (q.strategyId) filter.add('strategy_id = ?', q.strategyId);
     if (q.symbol) filter.add('symbol = ?', q.symbol);
     addTimeRange(filter, 'denied_at', q);
-    if (q.after) filter.add('position > ?', q.after);
+    const page = filter.pageAfter('position', q);
     const { rows } = await this.pool.query<DeniedOrderRow>(
       `SELECT * FROM qcat_read.risk_denied_orders ${filter.where}
-        ORDER BY position LIMIT ${filter.param(q.limit + 1)}`,
+        ${page}`,
       filter.values,
     );
     return rows;

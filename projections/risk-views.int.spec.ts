@@ -14,7 +14,8 @@ import { connectTestRedis, type TestRedis } from '../test/support/test-redis.js'
 import { describeNeeding } from '../test/support/tools.js';
 import { PostgresTarget } from './postgres-target.js';
 import { activeGenerationKey, RedisTarget, redisViewKeys } from './redis-target.js';
-import { liveRiskKeys, liveRiskView, riskProjection, type LiveRiskState } from './risk.js';
+import { liveRiskKeys, liveRiskView, type LiveRiskState } from './risk-live.js';
+import { riskProjection } from './risk.js';
 
 /**
  * The two views of the trading states, `risk_states` in PostgreSQL and `risk:states` in Redis,

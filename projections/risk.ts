@@ -1,7 +1,8 @@
+import { domainEventOf } from '../core/eventstore/typed-events.js';
 import type pg from 'pg';
-import type { DomainEvent } from '../core/decider.js';
+
 import { categoryOf } from '../core/eventstore/append-validation.js';
-import type { JsonObject, RecordedEvent } from '../core/eventstore/event-store.js';
+import type { RecordedEvent } from '../core/eventstore/event-store.js';
 import {
   evolveSnapshot,
   parseRiskEvent,
@@ -9,14 +10,10 @@ import {
   type RiskEvent,
 } from '../core/risk/aggregate.js';
 import { emptySnapshot, type RiskSnapshot } from '../core/risk/checks.js';
-import { scopeKey, type RiskScopeType, type TradingState } from '../core/risk/common.js';
-import {
-  foldTradingState,
-  type FoldedTradingState,
-  type Temporary,
-} from '../core/risk/trading-state.js';
+import { scopeKey } from '../core/risk/common.js';
+import { type FoldedTradingState } from '../core/risk/trading-state.js';
 import { orderEvent } from '../core/trading/orders.js';
-import type { PostgresProjection, RedisProjection } from './projection.js';
+import type { PostgresProjection } from './projection.js';
 
 /**
  * The risk read side (docs/risk.md, "API and read models"): the snapshot the engine reads, trading
@@ -26,16 +23,11 @@ import type { PostgresProjection, RedisProjection } from './projection.js';
 
 const RISK_TYPES: ReadonlySet<string> = new Set(RISK_EVENT_TYPES);
 const ORDER_TYPES = new Set(['OrderSubmitted', 'OrderAccepted', 'OrderRejected', 'OrderDenied']);
-const at = (ms: number): Date => new Date(ms);
-const domainEvent = (event: RecordedEvent): DomainEvent => ({
-  type: event.type,
-  data: event.data as JsonObject,
-});
-
+export const at = (ms: number): Date => new Date(ms);
 /** A risk event of the log, narrowed; undefined for any other event. */
 export function riskEventOf(event: RecordedEvent): RiskEvent | undefined {
   if (categoryOf(event.streamId) !== 'risk' || !RISK_TYPES.has(event.type)) return undefined;
-  return parseRiskEvent(domainEvent(event));
+  return parseRiskEvent(domainEventOf(event));
 }
 
 /** The code of a denial reason: the part before `:` (`CODE: key=value, ...`). */
@@ -44,10 +36,10 @@ export const denialCode = (reason: string): string => {
   return (colon < 0 ? reason : reason.slice(0, colon)).trim();
 };
 
-type StateEvent = Extract<RiskEvent, { type: 'TradingStateChanged' | 'TradingStateReset' }>;
+export type StateEvent = Extract<RiskEvent, { type: 'TradingStateChanged' | 'TradingStateReset' }>;
 
 /** Reason and request of a state event (its base and temporary state come from the fold). */
-const stateRow = (event: StateEvent): { reason: string; requestId: string | null } =>
+export const stateRow = (event: StateEvent): { reason: string; requestId: string | null } =>
   event.type === 'TradingStateReset'
     ? { reason: `reset by request ${event.data.requestId}`, requestId: event.data.requestId }
     : { reason: event.data.reason, requestId: null };
@@ -178,7 +170,7 @@ async function applyOrderEvent(
   schema: string,
   event: RecordedEvent,
 ): Promise<void> {
-  const parsed = orderEvent.parse(domainEvent(event));
+  const parsed = orderEvent.parse(domainEventOf(event));
   const { clientOrderId } = parsed.data;
   switch (parsed.type) {
     case 'OrderSubmitted': {
@@ -212,20 +204,6 @@ async function applyOrderEvent(
   await client.query(`DELETE FROM ${schema}.risk_order_refs WHERE client_order_id = $1`, [
     clientOrderId,
   ]);
-}
-
-/** The row of `risk_states` / `risk:states`: the base state and the temporary one. */
-export interface LiveRiskState {
-  scopeType: RiskScopeType;
-  scopeId: string;
-  base: TradingState;
-  temporary: Temporary | null;
-  /** Epoch ms of the last approved reset, or null. */
-  resetAt: number | null;
-  reason: string;
-  /** Epoch ms of the change. */
-  time: number;
-  position: string;
 }
 
 /**
@@ -377,105 +355,5 @@ export const riskProjection: PostgresProjection = {
         `UPDATE ${schema}.risk_snapshot SET snapshot = $1, position = $2 WHERE id = 1`,
         [JSON.stringify(snapshot), last],
       );
-  },
-};
-
-/** Keys of the live view under its generation's prefix. */
-export const liveRiskKeys = (keyPrefix: string) => ({
-  /** Hash: field `<scopeType>:<id>` → JSON LiveRiskState. */
-  states: `${keyPrefix}risk:states`,
-  /**
-   * Hash: engaged ('true' | 'false'), flatten, since (ISO, while engaged), by, reason, position;
-   * after a release: releasedAt, releaseRequestId.
-   */
-  killSwitch: `${keyPrefix}risk:killswitch`,
-});
-
-const stateScopeKey = (event: StateEvent): string =>
-  scopeKey({ type: event.data.scopeType, id: event.data.scopeId });
-
-/**
- * The live risk state in Redis, for dashboards and the engine's hot path: `risk:states` (one field
- * per scope that ever changed) and `risk:killswitch`. States are folded with foldTradingState from
- * the rows `load` read, like `risk_states`. An engagement sets `since` only when the switch was off
- * (HSETNX after a release deleted the hash), so an escalation keeps it.
- */
-export const liveRiskView: RedisProjection<Map<string, LiveRiskState>> = {
-  kind: 'redis',
-  name: 'live_risk',
-  version: 2,
-  async load(redis, keyPrefix, events) {
-    const scopes = new Set<string>();
-    for (const event of events) {
-      const risk = riskEventOf(event);
-      if (risk?.type === 'TradingStateChanged' || risk?.type === 'TradingStateReset')
-        scopes.add(stateScopeKey(risk));
-    }
-    const rows = new Map<string, LiveRiskState>();
-    if (scopes.size === 0) return rows;
-    const fields = [...scopes];
-    const values = await redis.hmget(liveRiskKeys(keyPrefix).states, ...fields);
-    fields.forEach((field, index) => {
-      const value = values[index];
-      if (value) rows.set(field, JSON.parse(value) as LiveRiskState);
-    });
-    return rows;
-  },
-  apply(multi, keyPrefix, events, loaded) {
-    const keys = liveRiskKeys(keyPrefix);
-    const rows = new Map(loaded);
-    for (const event of events) {
-      const risk = riskEventOf(event);
-      if (!risk) continue;
-      const position = event.position.toString();
-      switch (risk.type) {
-        case 'TradingStateChanged':
-        case 'TradingStateReset': {
-          const d = risk.data;
-          const field = stateScopeKey(risk);
-          const current = rows.get(field) ?? { base: 'ACTIVE', temporary: null, resetAt: null };
-          const folded = foldTradingState(current, risk);
-          if (!folded) break;
-          const state: LiveRiskState = {
-            scopeType: d.scopeType,
-            scopeId: d.scopeId,
-            ...folded,
-            reason: stateRow(risk).reason,
-            time: d.time,
-            position,
-          };
-          rows.set(field, state);
-          multi.hset(keys.states, { [field]: JSON.stringify(state) });
-          break;
-        }
-        case 'KillSwitchEngaged': {
-          const d = risk.data;
-          multi.hsetnx(keys.killSwitch, 'since', at(d.time).toISOString());
-          multi.hset(keys.killSwitch, {
-            engaged: 'true',
-            flatten: String(d.flatten),
-            by: event.metadata.actor,
-            reason: d.reason,
-            position,
-          });
-          multi.hdel(keys.killSwitch, 'releasedAt', 'releaseRequestId');
-          break;
-        }
-        case 'KillSwitchReleased': {
-          const d = risk.data;
-          multi.del(keys.killSwitch);
-          multi.hset(keys.killSwitch, {
-            engaged: 'false',
-            flatten: 'false',
-            releasedAt: at(d.time).toISOString(),
-            releaseRequestId: d.requestId,
-            position,
-          });
-          break;
-        }
-        default:
-          break;
-      }
-    }
   },
 };

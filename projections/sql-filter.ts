@@ -17,6 +17,16 @@ export class SqlFilter {
     return this;
   }
 
+  /**
+   * A page in `column` order after the cursor `page.after`, one row more than `page.limit` (so the
+   * caller knows whether there is a next page): adds the cursor's condition and answers the
+   * `ORDER BY … LIMIT …` clause. Call it after the other conditions, before `where`.
+   */
+  pageAfter(column: string, page: { after?: string | undefined; limit: number }): string {
+    if (page.after) this.add(`${column} > ?`, page.after);
+    return `ORDER BY ${column} LIMIT ${this.param(page.limit + 1)}`;
+  }
+
   /** `WHERE a AND b`, or nothing without conditions. */
   get where(): string {
     return this.conditions.length > 0 ? `WHERE ${this.conditions.join(' AND ')}` : '';

@@ -1,14 +1,10 @@
 import { approvals, type ApprovalEvent, type ApprovalState } from '../core/approvals/approval.js';
 import type { DomainEvent } from '../core/decider.js';
+import { domainEventOf } from '../core/eventstore/typed-events.js';
 import { categoryOf } from '../core/eventstore/append-validation.js';
 import type { JsonObject, RecordedEvent } from '../core/eventstore/event-store.js';
 import { strategies, type StrategyEvent, type StrategyState } from '../core/strategies/strategy.js';
 import { eventTypes, type PostgresProjection, type RedisProjection } from './projection.js';
-
-const domainEvent = (event: RecordedEvent): DomainEvent => ({
-  type: event.type,
-  data: event.data as JsonObject,
-});
 
 const stringField = (event: RecordedEvent, key: string): string | undefined => {
   const value = (event.data as JsonObject)[key];
@@ -134,7 +130,7 @@ export const strategiesProjection: PostgresProjection = {
       }
       if (category !== 'strategy') continue;
 
-      const parsed = strategies.parseEvent(domainEvent(event));
+      const parsed = strategies.parseEvent(domainEventOf(event));
       const strategyId = parsed.data.strategyId;
       const { rows } = await client.query<{ state: StrategyState }>(
         `SELECT state FROM ${schema}.strategies WHERE strategy_id = $1`,
@@ -262,7 +258,7 @@ export const approvalsProjection: PostgresProjection = {
   async apply(client, schema, events) {
     for (const event of events) {
       if (categoryOf(event.streamId) !== 'approval') continue;
-      const parsed = approvals.parseEvent(domainEvent(event));
+      const parsed = approvals.parseEvent(domainEventOf(event));
       if (parsed.type === 'ApprovalRequested') {
         const state = approvals.evolve(approvals.initialState(), parsed);
         await client.query(

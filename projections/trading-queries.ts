@@ -154,10 +154,10 @@ export class TradingQueries {
     if (q.status) filter.add('status = ?', q.status);
     if (q.source) filter.add('source = ?', q.source);
     addTimeRange(filter, 'submitted_at', q);
-    if (q.after) filter.add('submitted_position > ?', q.after);
+    const page = filter.pageAfter('submitted_position', q);
     const { rows } = await this.pool.query<OrderRow>(
       `SELECT * FROM ${await tradingSource(this.pool, 'orders', q.history === true)} ${filter.where}
-        ORDER BY submitted_position LIMIT ${filter.param(q.limit + 1)}`,
+        ${page}`,
       filter.values,
     );
     return rows;
@@ -195,10 +195,10 @@ export class TradingQueries {
     const filter = bookFilter(q);
     if (q.clientOrderId) filter.add('client_order_id = ?', q.clientOrderId);
     addTimeRange(filter, 'time', q);
-    if (q.after) filter.add('position > ?', q.after);
+    const page = filter.pageAfter('position', q);
     const { rows } = await this.pool.query<FillRow>(
       `SELECT * FROM ${await tradingSource(this.pool, 'fills', q.history === true)} ${filter.where}
-        ORDER BY position LIMIT ${filter.param(q.limit + 1)}`,
+        ${page}`,
       filter.values,
     );
     return rows;
@@ -208,10 +208,10 @@ export class TradingQueries {
   async trades(q: BookFilter & TimeRange & Page): Promise<TradeRow[]> {
     const filter = bookFilter(q);
     addTimeRange(filter, 'closed_at', q);
-    if (q.after) filter.add('position > ?', q.after);
+    const page = filter.pageAfter('position', q);
     const { rows } = await this.pool.query<TradeRow>(
       `SELECT * FROM qcat_read.trades ${filter.where}
-        ORDER BY position LIMIT ${filter.param(q.limit + 1)}`,
+        ${page}`,
       filter.values,
     );
     return rows;

@@ -1,10 +1,17 @@
+import { domainEventOf } from '../core/eventstore/typed-events.js';
 import type pg from 'pg';
-import { z } from 'zod';
+
 import { isManualOrder } from '../core/engine/desk.js';
 import { categoryOf } from '../core/eventstore/append-validation.js';
-import type { JsonObject, RecordedEvent } from '../core/eventstore/event-store.js';
+import type { RecordedEvent } from '../core/eventstore/event-store.js';
 import { ORDER_EVENT_TYPES, orderEvent } from '../core/trading/orders.js';
-import type { PostgresProjection, RedisProjection } from './projection.js';
+import {
+  cashBalanceChangedEvent,
+  portfolioValuedEvent,
+  positionChangedEvent,
+  positionClosedEvent,
+} from '../core/trading/accounting-events.js';
+import type { PostgresProjection } from './projection.js';
 
 /**
  * The trading read side: orders, fills, round trips, positions and portfolios from the order
@@ -12,76 +19,10 @@ import type { PostgresProjection, RedisProjection } from './projection.js';
  * PortfolioValued (`position-<portfolioId>`); see docs/trading.md, "Read models and API".
  */
 
-// Data of the accounting events and of PortfolioValued, as the read side needs them.
-const fillRef = {
-  portfolioId: z.string(),
-  clientOrderId: z.string(),
-  fillId: z.string(),
-  time: z.number(),
-};
-const positionChanged = z.object({
-  ...fillRef,
-  strategyId: z.string(),
-  symbol: z.string(),
-  fillPrice: z.number(),
-  quantity: z.number(),
-  averageEntryPrice: z.number(),
-  realizedPnlChange: z.number(),
-  realizedPnl: z.number(),
-  feesPaid: z.number(),
-});
-const positionClosed = z.object({
-  ...fillRef,
-  strategyId: z.string(),
-  symbol: z.string(),
-  side: z.enum(['long', 'short']),
-  openedAt: z.number(),
-  closedAt: z.number(),
-  quantity: z.number(),
-  entryPrice: z.number(),
-  exitPrice: z.number(),
-  realizedPnl: z.number(),
-  fees: z.number(),
-  netPnl: z.number(),
-});
-const cashBalanceChanged = z.object({
-  ...fillRef,
-  currency: z.string(),
-  fee: z.number(),
-  balance: z.number(),
-});
-export const portfolioValuedData = z.object({
-  portfolioId: z.string(),
-  currency: z.string(),
-  time: z.number(),
-  cycle: z.number(),
-  cash: z.number(),
-  equity: z.number(),
-  feesPaid: z.number(),
-  realizedPnl: z.number(),
-  unrealizedPnl: z.number(),
-  positions: z.array(
-    z.object({
-      strategyId: z.string(),
-      symbol: z.string(),
-      quantity: z.number(),
-      averageEntryPrice: z.number(),
-      markPrice: z.number(),
-      unrealizedPnl: z.number(),
-      realizedPnl: z.number(),
-      feesPaid: z.number(),
-    }),
-  ),
-});
-export type PortfolioValuedData = z.infer<typeof portfolioValuedData>;
+export type { PortfolioValuedData } from '../core/trading/accounting-events.js';
 
-const TRADING_CATEGORIES = new Set(['order', 'position', 'account']);
-const at = (ms: number): Date => new Date(ms);
-const domainEvent = (event: RecordedEvent) => ({
-  type: event.type,
-  data: event.data as JsonObject,
-});
-
+export const TRADING_CATEGORIES = new Set(['order', 'position', 'account']);
+export const at = (ms: number): Date => new Date(ms);
 async function upsertPosition(
   client: pg.ClientBase,
   schema: string,
@@ -127,7 +68,7 @@ async function applyOrderEvent(
   schema: string,
   event: RecordedEvent,
 ): Promise<void> {
-  const parsed = orderEvent.parse(domainEvent(event));
+  const parsed = orderEvent.parse(domainEventOf(event));
   const { clientOrderId, time } = parsed.data;
   switch (parsed.type) {
     case 'OrderSubmitted': {
@@ -370,7 +311,7 @@ export const tradingProjection: PostgresProjection = {
       }
       switch (event.type) {
         case 'PositionChanged': {
-          const d = positionChanged.parse(event.data);
+          const d = positionChangedEvent.parse(event);
           await upsertPosition(
             client,
             schema,
@@ -391,7 +332,7 @@ export const tradingProjection: PostgresProjection = {
           break;
         }
         case 'PositionClosed': {
-          const d = positionClosed.parse(event.data);
+          const d = positionClosedEvent.parse(event);
           await client.query(
             `INSERT INTO ${schema}.trades (fill_id, client_order_id, portfolio_id, strategy_id, symbol,
                                            side, opened_at, closed_at, quantity, entry_price,
@@ -419,7 +360,7 @@ export const tradingProjection: PostgresProjection = {
           break;
         }
         case 'CashBalanceChanged': {
-          const d = cashBalanceChanged.parse(event.data);
+          const d = cashBalanceChangedEvent.parse(event);
           await client.query(
             `INSERT INTO ${schema}.portfolios AS p (portfolio_id, currency, cash, realized_pnl,
                                                     unrealized_pnl, fees_paid, position)
@@ -431,7 +372,7 @@ export const tradingProjection: PostgresProjection = {
           break;
         }
         case 'PortfolioValued': {
-          const d = portfolioValuedData.parse(event.data);
+          const d = portfolioValuedEvent.parse(event);
           await client.query(
             `INSERT INTO ${schema}.portfolios AS p (portfolio_id, currency, cash, equity,
                                                     realized_pnl, unrealized_pnl, fees_paid,
@@ -467,94 +408,5 @@ export const tradingProjection: PostgresProjection = {
           break;
       }
     }
-  },
-};
-
-/** One position in the Redis view (`positions:<portfolioId>`, field `<strategyId>|<symbol>`). */
-export interface LivePosition {
-  strategyId: string;
-  symbol: string;
-  quantity: number;
-  averageEntryPrice: number;
-  markPrice: number;
-  unrealizedPnl: number;
-  realizedPnl: number;
-  feesPaid: number;
-  /** ISO instant of the fill or valuation it comes from. */
-  updatedAt: string;
-}
-
-/** The portfolio in the Redis view (`portfolio:<portfolioId>`, a hash of these fields). */
-export interface LivePortfolio {
-  currency: string;
-  equity: string;
-  cash: string;
-  realizedPnl: string;
-  unrealizedPnl: string;
-  feesPaid: string;
-  /** realized + unrealized − fees */
-  pnl: string;
-  valuedAt: string;
-  cycle: string;
-}
-
-export const livePositionField = (strategyId: string, symbol: string): string =>
-  `${strategyId}|${symbol}`;
-
-/**
- * Live positions and portfolio values in Redis, for dashboards: per portfolio a hash
- * `<view prefix>positions:<portfolioId>` (one field per book) and a hash
- * `<view prefix>portfolio:<portfolioId>`. Written from PositionChanged (marked at the fill price)
- * and PortfolioValued (marked at the bar close); a PositionClosed is always followed by the
- * PositionChanged that carries the flat position, so it needs no write of its own.
- */
-export const livePositionsView: RedisProjection = {
-  kind: 'redis',
-  name: 'live_positions',
-  version: 1,
-  apply(multi, keyPrefix, events) {
-    // The last value of each field in this batch; MULTI then writes each once.
-    const positions = new Map<string, Map<string, string>>();
-    const portfolios = new Map<string, Record<string, string>>();
-    const put = (portfolioId: string, p: LivePosition): void => {
-      const key = `${keyPrefix}positions:${portfolioId}`;
-      const fields = positions.get(key) ?? new Map<string, string>();
-      fields.set(livePositionField(p.strategyId, p.symbol), JSON.stringify(p));
-      positions.set(key, fields);
-    };
-    for (const event of events) {
-      if (categoryOf(event.streamId) !== 'position') continue;
-      if (event.type === 'PositionChanged') {
-        const d = positionChanged.parse(event.data);
-        put(d.portfolioId, {
-          strategyId: d.strategyId,
-          symbol: d.symbol,
-          quantity: d.quantity,
-          averageEntryPrice: d.averageEntryPrice,
-          markPrice: d.fillPrice,
-          unrealizedPnl: (d.fillPrice - d.averageEntryPrice) * d.quantity,
-          realizedPnl: d.realizedPnl,
-          feesPaid: d.feesPaid,
-          updatedAt: at(d.time).toISOString(),
-        });
-      } else if (event.type === 'PortfolioValued') {
-        const d = portfolioValuedData.parse(event.data);
-        const valuedAt = at(d.time).toISOString();
-        for (const p of d.positions) put(d.portfolioId, { ...p, updatedAt: valuedAt });
-        portfolios.set(`${keyPrefix}portfolio:${d.portfolioId}`, {
-          currency: d.currency,
-          equity: String(d.equity),
-          cash: String(d.cash),
-          realizedPnl: String(d.realizedPnl),
-          unrealizedPnl: String(d.unrealizedPnl),
-          feesPaid: String(d.feesPaid),
-          pnl: String(d.realizedPnl + d.unrealizedPnl - d.feesPaid),
-          valuedAt,
-          cycle: String(d.cycle),
-        } satisfies LivePortfolio);
-      }
-    }
-    for (const [key, fields] of positions) multi.hset(key, Object.fromEntries(fields));
-    for (const [key, fields] of portfolios) multi.hset(key, fields);
   },
 };

@@ -5,7 +5,7 @@ import type { JsonObject, RecordedEvent } from '../../core/eventstore/event-stor
 import { allocate } from '../../core/portfolio/allocate.js';
 import { portfolioStream, type Trigger, type Valuation } from '../../core/portfolio/events.js';
 import { portfolios, type PortfolioState } from '../../core/portfolio/portfolio.js';
-import { portfolioValuedData } from '../../projections/trading.js';
+import { portfolioValuedEvent } from '../../core/trading/accounting-events.js';
 import { intent, type Intent, type ProcessManager } from '../process-manager.js';
 import { rebalanceTrigger, type Cause } from './decide.js';
 
@@ -116,7 +116,7 @@ export async function proposalIntent(
 }
 
 const valuationOf = (event: RecordedEvent): { portfolioId: string; valuation: Valuation } => {
-  const data = portfolioValuedData.parse(event.data);
+  const data = portfolioValuedEvent.parse(event);
   const pnl: Record<string, number> = {};
   for (const p of data.positions)
     pnl[p.strategyId] = (pnl[p.strategyId] ?? 0) + p.realizedPnl - p.feesPaid + p.unrealizedPnl;

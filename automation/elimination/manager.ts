@@ -1,9 +1,10 @@
+import { domainEventOf } from '../../core/eventstore/typed-events.js';
 import { v5 as uuidv5 } from 'uuid';
 import { approvalStream, approvals, type Party } from '../../core/approvals/approval.js';
+import { CAPABILITIES } from '../../core/capabilities/capabilities.js';
 import { AUTOMATION_POLICY_STREAM, automationPolicy } from '../../core/capabilities/policy.js';
 import type { CommandHandler } from '../../core/commands/command-handler.js';
 import { deskStream, desk } from '../../core/engine/desk.js';
-import type { JsonObject } from '../../core/eventstore/event-store.js';
 import {
   elimination,
   eliminationStream,
@@ -212,7 +213,7 @@ export function eliminationManager(deps: {
     tickMs: deps.tickMs ?? 60_000,
 
     async react(event) {
-      const parsed = approvals.parseEvent({ type: event.type, data: event.data as JsonObject });
+      const parsed = approvals.parseEvent(domainEventOf(event));
       if (parsed.type === 'ApprovalRequested' || parsed.type === 'ApprovalGranted') return [];
       if (parsed.data.kind !== 'strategy_retirement') return [];
       const strategyId = parsed.data.subject.id;
@@ -304,7 +305,9 @@ export function eliminationManager(deps: {
       if (evaluated === slot) return undefined;
       const { state: policy } = await commands.load(automationPolicy, AUTOMATION_POLICY_STREAM);
       // Decided even while switched off: the gate then records what it would have done, and why not.
-      const thresholds = policy.elimination.thresholds as unknown as EliminationThresholds;
+      const thresholds: EliminationThresholds = CAPABILITIES.elimination.thresholds.parse(
+        policy.elimination.thresholds,
+      );
       const intents: Intent[] = [];
       for (const strategy of await reads.strategies()) {
         const { state: record } = await commands.load(

@@ -1,5 +1,6 @@
 import { v5 as uuidv5 } from 'uuid';
 import type { Party } from '../../core/approvals/approval.js';
+import { CAPABILITIES } from '../../core/capabilities/capabilities.js';
 import { AUTOMATION_POLICY_STREAM, automationPolicy } from '../../core/capabilities/policy.js';
 import type { CommandHandler } from '../../core/commands/command-handler.js';
 import { optimizations, optimizationStream } from '../../core/optimization/optimization.js';
@@ -44,7 +45,9 @@ export function newStrategiesManager(deps: {
   const { commands, reads } = deps;
   const policy = async () => {
     const { state } = await commands.load(automationPolicy, AUTOMATION_POLICY_STREAM);
-    return state.new_strategies.thresholds as unknown as Caps;
+    return CAPABILITIES.new_strategies.thresholds.parse(
+      state.new_strategies.thresholds,
+    ) satisfies Caps;
   };
   const ledger = async () => (await commands.load(newStrategies, NEW_STRATEGIES_STREAM)).state;
   let ticked: string | null = null;

@@ -4,6 +4,7 @@ import { assertInDomain } from '../domain-bounds.js';
 import { ConcurrencyConflictError, ValidationError } from '../errors.js';
 import type { EventStore, JsonValue, NewEvent, RecordedEvent } from '../eventstore/event-store.js';
 import { Upcasters } from '../eventstore/upcasting.js';
+import { domainEventOf, foldStream, type StreamState } from '../eventstore/typed-events.js';
 import {
   IdempotencyInProgressError,
   IdempotencyKeyReusedError,
@@ -118,8 +119,7 @@ export class CommandHandler {
       events = await this.options.eventStore.readStream(streamId);
       folded = events;
     }
-    for (const recorded of folded)
-      state = decider.evolve(state, decider.parseEvent(this.toDomainEvent(recorded)));
+    state = foldStream(decider, folded, { from: state, toDomain: this.toDomain }).state;
     const last = events.at(-1);
     const revision = last?.revision ?? -1n;
     const position = last?.position ?? 0n;
@@ -163,6 +163,14 @@ export class CommandHandler {
     };
     // A snapshot is a cache: failing to keep one must not fail the command.
     await this.options.snapshots?.store.save(streamId, snapshot, replace).catch(() => undefined);
+  }
+
+  /** `events` (a whole stream) folded into the decider's state. */
+  private fold<State, Command, Event extends DomainEvent>(
+    decider: Decider<State, Command, Event>,
+    events: RecordedEvent[],
+  ): StreamState<State> {
+    return foldStream(decider, events, { toDomain: this.toDomain });
   }
 
   async handle<State, Command extends JsonValue, Event extends DomainEvent>(
@@ -297,12 +305,7 @@ export class CommandHandler {
     };
   }
 
-  private toDomainEvent(recorded: RecordedEvent): DomainEvent {
-    const current = this.upcasters.apply(recorded);
-    const data = current.data;
-    if (data === null || typeof data !== 'object' || Array.isArray(data)) {
-      throw new Error(`event ${recorded.eventId} in ${recorded.streamId} has no object data`);
-    }
-    return { type: current.type, data };
-  }
+  /** A recorded event, upcast to the current version, as a domain event. */
+  private readonly toDomain = (recorded: RecordedEvent): DomainEvent =>
+    domainEventOf(this.upcasters.apply(recorded));
 }

@@ -10,7 +10,7 @@ import type { Candle } from '../market/types.js';
 import { emptySnapshot, type RiskSnapshot } from '../risk/checks.js';
 import { DEFAULT_LIMITS } from '../risk/limits.js';
 import { backtest } from '../trading/backtest.js';
-import { portfolioValuedData } from '../../projections/trading.js';
+import { portfolioValuedEvent } from '../trading/accounting-events.js';
 import type { AppliedAllocation } from './allocation.js';
 import {
   PaperEngine,
@@ -171,7 +171,7 @@ describe('balance-driven sizing on the paper engine', () => {
   });
 
   it('equity falls 20%: positions are reduced toward the new targets, no limit breached', () => {
-    const valuations = ofType(all, 'PortfolioValued').map((e) => portfolioValuedData.parse(e.data));
+    const valuations = ofType(all, 'PortfolioValued').map((e) => portfolioValuedEvent.parse(e));
     const crash = valuations.findIndex((v) => v.time === ORIGIN + (CRASH + 1) * MINUTE);
     const before = valuations[crash - 1];
     const atCrash = valuations[crash];

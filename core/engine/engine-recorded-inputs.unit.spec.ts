@@ -168,7 +168,7 @@ describe('the paper engine records what a cycle depends on', () => {
         {
           eventId: record.eventId,
           type: record.type,
-          data: { ...data, config } as unknown as JsonObject,
+          data: { ...data, config },
           metadata: record.metadata,
         },
       ]);

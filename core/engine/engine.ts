@@ -1,5 +1,6 @@
-// Over 400 lines: one write-ahead-logged cycle (ADR 008) with recovery and recorded inputs;
-// splitting recovery and configuration recording out is issue #16's next step (ADR 025).
+// Over 400 lines: one write-ahead-logged cycle (ADR 008) with recovery and recorded inputs; its
+// ports are in engine-ports.ts, its record in cycle-record.ts (ADR 028); splitting recovery and
+// configuration recording out is issue #16's next step (ADR 025).
 /**
  * The live paper engine: one per portfolio (`paper-<timeframe>`). Each cycle takes the bars of one
  * bar time (and the manual orders and cancels waiting in the portfolio's desk inbox) through the
@@ -19,28 +20,27 @@
  *
  * No clock and no randomness here: times come from the candles, ids from the inputs.
  */
+import { domainEventOf } from '../eventstore/typed-events.js';
+import { engineCycleOpened, type CycleRecord } from './cycle-record.js';
 import { v5 as uuidv5 } from 'uuid';
 import { ConcurrencyConflictError, QcatError } from '../errors.js';
 import type {
   EventMetadata,
-  EventStore,
   JsonObject,
   NewEvent,
   RecordedEvent,
 } from '../eventstore/event-store.js';
-import type { Candle, Instrument } from '../market/types.js';
+import type { Candle } from '../market/types.js';
 import { TIMEFRAME_MS } from '../market/types.js';
-import type { Timeframe } from '../strategies/kinds.js';
 import { orderStream, reason, submitted, type OrderRequest } from '../trading/orders.js';
 import { accountStream, positionStream, unrealizedPnl } from '../trading/accounting.js';
 import {
   Stepper,
   type BookConfig,
   type EngineState,
-  type StepperConfig,
   type TradingEvent,
 } from '../trading/stepper.js';
-import { DEFAULT_VENUE_COSTS, type PaperVenueCosts } from '../trading/venue.js';
+import { DEFAULT_VENUE_COSTS } from '../trading/venue.js';
 import { createRiskCheck, type RiskSnapshot } from '../risk/checks.js';
 import type { Capability } from '../capabilities/capabilities.js';
 import { decisionStream } from '../capabilities/decisions.js';
@@ -49,11 +49,13 @@ import {
   ENGINE_MANAGERS,
   automationActorOf,
   capabilityOff,
-  type EngineAutomation,
 } from '../capabilities/engine.js';
 import { deskStream, desk as deskDecider, type DeskEvent } from './desk.js';
-import { bookAllocation, headroomFrom, type AllocationSource } from './allocation.js';
+import { bookAllocation, headroomFrom } from './allocation.js';
 import { afterBars, initialRiskState, type EngineRiskState } from './risk-control.js';
+import type { PortfolioConfig, EngineOptions } from './engine-ports.js';
+
+export * from './engine-ports.js';
 
 export const engineStream = (portfolioId: string): string => `engine-${portfolioId}`;
 /** Valuations of a portfolio: category `position`, so they are on the `positions` feed. */
@@ -61,78 +63,6 @@ export const valuationStream = (portfolioId: string): string => `position-${port
 
 export const ENGINE_ACTOR = 'system:paper-engine';
 const NAMESPACE = '0b6f6a44-65c2-4a3e-9f1b-6d7f2f3c8a51';
-
-/** What the engine needs to know about a strategy to trade it. */
-export type StrategyBook = {
-  strategyId: string;
-  status: string;
-  kind: string;
-  parameters: JsonObject;
-  symbols: string[];
-  /** Capital the strategy asked for, in the quote currency. */
-  capital: number;
-};
-
-/** The engine's inputs from outside the log (ports; adapters live in core/adapters). */
-export interface CandleSource {
-  /** Candles of `timeframe` for `symbols` with openTime > `after`, by openTime then symbol. */
-  candlesAfter(
-    timeframe: Timeframe,
-    symbols: readonly string[],
-    after: number,
-    limit: number,
-  ): Promise<Candle[]>;
-  /** openTime of the newest stored candle of `timeframe` among `symbols`, if any. */
-  latestOpenTime(timeframe: Timeframe, symbols: readonly string[]): Promise<number | undefined>;
-  instruments(symbols: readonly string[]): Promise<Instrument[]>;
-}
-
-export interface StrategySource {
-  /** Strategies of this timeframe in paper, live, paused or retired state. */
-  strategies(timeframe: Timeframe): Promise<StrategyBook[]>;
-}
-
-export type EngineSnapshot = {
-  portfolioId: string;
-  /** The last cycle folded into `state`. */
-  cycle: number;
-  config: PortfolioConfig;
-  state: EngineState;
-  /** openTime of the last bar time taken (the candle cursor). */
-  cursor: number;
-  /** Last desk revision taken in; -1 for none. */
-  inboxRevision: number;
-  /** Event id of cycle `cycle`'s EngineCycleOpened. */
-  recordId: string;
-  /** Risk state (absent in snapshots of engines without risk). */
-  risk?: EngineRiskState;
-  /** Global position of the engine's last own risk event (decimal). */
-  riskPosition?: string;
-};
-
-/** The risk streams folded (the `risk_snapshot` read model) and the position it is at. */
-export interface RiskSource {
-  snapshot(): Promise<{ snapshot: RiskSnapshot; position: bigint }>;
-}
-
-export interface SnapshotStore {
-  load(portfolioId: string): Promise<EngineSnapshot | undefined>;
-  save(snapshot: EngineSnapshot): Promise<void>;
-}
-
-/**
- * A Stepper configuration without the risk check and headroom (code, not data), with the
- * automation policy's switches for what the engine applies itself (capabilities 4, 5, 9);
- * `sizingHeld` says why the portfolio's balance-driven sizing is not applied.
- */
-export type PortfolioConfig = Omit<StepperConfig, 'risk' | 'headroom'> & {
-  automation?: { autoExits: boolean; dynamicExits: boolean; sizingHeld: string | null };
-};
-
-/** The automation policy's switches for the engine (core/capabilities/engine.ts). */
-export interface AutomationSource {
-  switches(): Promise<EngineAutomation>;
-}
 
 /**
  * What a recorded configuration without them meant: the venue's costs were the code's defaults of
@@ -151,59 +81,7 @@ const asRecorded = (config: PortfolioConfig): PortfolioConfig => ({
   clientOrderIds: config.clientOrderIds ?? BEFORE_RECORDED.clientOrderIds,
 });
 
-/** The data of `EngineCycleOpened`: everything a cycle depends on. */
-export type CycleRecord = {
-  portfolioId: string;
-  cycle: number;
-  /** openTime of `candles` (all share it); the previous cursor when there are none. */
-  barTime: number;
-  candles: Candle[];
-  /** Desk revisions taken in, inclusive; null for none. */
-  inbox: { from: number; to: number } | null;
-  /** The configuration from this cycle on; present when it changed (always in cycle 0). */
-  config: PortfolioConfig | null;
-  /** The risk snapshot from the read model, from this cycle on; present when it changed. */
-  risk?: RiskSnapshot | null;
-};
-
-export type EngineOptions = {
-  portfolioId: string;
-  timeframe: Timeframe;
-  currency: string;
-  initialCash: number;
-  store: EventStore;
-  candles: CandleSource;
-  strategies: StrategySource;
-  snapshots: SnapshotStore;
-  /** The pre-trade check; default: every order passes. */
-  /**
-   * Risk control (docs/risk.md): the pre-trade check, breakers, kill switch and exits. Without
-   * it every order passes and nothing else runs (as in a backtest).
-   */
-  risk?: RiskSource;
-  /**
-   * The portfolio's applied allocation (core/portfolio): with one whose policy turns sizing on, the
-   * members trade weight × equity and their positions follow it (docs/portfolio.md); without,
-   * each strategy trades capital / initialCash of equity, as before.
-   */
-  allocations?: AllocationSource;
-  /**
-   * The paper venue's costs for cycles from now on (fees, slippage, volume cap); default: the
-   * venue's defaults. Recorded in the write-ahead log with the configuration, so a replay uses the
-   * costs a cycle was run with, whatever is configured at the time of the replay.
-   */
-  costs?: PaperVenueCosts;
-  /** The automation policy (capabilities 4, 5, 9); without it all three are on, as before. */
-  automation?: AutomationSource;
-  /** Bars fetched per round; default 500. */
-  batchSize?: number;
-  /** Save a snapshot at least every this many cycles (and whenever a round ends); default 100. */
-  snapshotEvery?: number;
-  /** Write-ahead records read per page while recovering; default 1,000. */
-  recoveryPage?: number;
-  /** Where the first cycle starts when the portfolio is new; default: after the newest bar. */
-  startAfter?: number;
-};
+export type { CycleRecord } from './cycle-record.js';
 
 /** Another process wrote the cycle this one was about to write: it must stop. */
 export class EngineFencedError extends QcatError {
@@ -300,7 +178,7 @@ export class PaperEngine {
         fromRevision: BigInt(this.cycle + 1),
         maxCount: page,
       });
-      for (const event of records) await this.apply(event.data as unknown as CycleRecord, event);
+      for (const event of records) await this.apply(engineCycleOpened.parse(event), event);
       replayed += records.length;
       if (records.length < page) break;
       await this.save();
@@ -409,7 +287,7 @@ export class PaperEngine {
           {
             eventId,
             type: 'EngineCycleOpened',
-            data: record as unknown as JsonObject,
+            data: record,
             metadata: { actor: ENGINE_ACTOR },
           },
         ],
@@ -459,10 +337,7 @@ export class PaperEngine {
 
     // Desk first: orders placed between bars take part in the coming bar.
     for (const recorded of taken) {
-      const desk = deskDecider.parseEvent({
-        type: recorded.type,
-        data: recorded.data as JsonObject,
-      });
+      const desk = deskDecider.parseEvent(domainEventOf(recorded));
       const metadata: EventMetadata = {
         actor: recorded.metadata.actor,
         causationId: recorded.eventId,

@@ -6,6 +6,21 @@ export type JsonValue =
 export type JsonObject = { [key: string]: JsonValue };
 
 /**
+ * What an event's data may be written as: JSON, with read-only arrays and objects and with members
+ * whose value is `undefined` (left out, as JSON.stringify and canonicalJson leave them out). So a
+ * typed event (a type alias of JSON fields) is written as it is, without a cast; it is read back
+ * as a JsonValue and parsed by its schema. The store checks it at run time (prepareAppend).
+ */
+export type JsonInput =
+  | null
+  | boolean
+  | number
+  | string
+  | undefined
+  | readonly JsonInput[]
+  | { readonly [key: string]: JsonInput };
+
+/**
  * Global position in `$all`: strictly increasing in commit order, not necessarily contiguous
  * (EventStoreDB positions are byte offsets). `0n` means "before the first event".
  */
@@ -36,7 +51,7 @@ export interface NewEvent {
   /** uuid; generated when absent. Re-appending the same ids to the same stream is a no-op. */
   eventId?: string;
   type: string;
-  data: JsonValue;
+  data: JsonInput;
   metadata: EventMetadata;
 }
 

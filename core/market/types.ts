@@ -1,7 +1,7 @@
 import type { Timeframe } from '../strategies/kinds.js';
 
 /** A tradable pair on the venue. Prices are multiples of `tickSize`, quantities of `lotSize`. */
-export interface Instrument {
+export type Instrument = {
   symbol: string;
   base: string;
   quote: string;
@@ -9,10 +9,10 @@ export interface Instrument {
   lotSize: number;
   /** Smallest price × quantity an order may have, in the quote currency. */
   minNotional: number;
-}
+};
 
 /** One bar. `openTime` is the UTC start of the bar in epoch milliseconds. */
-export interface Candle {
+export type Candle = {
   symbol: string;
   timeframe: Timeframe;
   openTime: number;
@@ -22,7 +22,7 @@ export interface Candle {
   close: number;
   /** Traded quantity in the base currency. */
   volume: number;
-}
+};
 
 /** Length of each timeframe in milliseconds. */
 export const TIMEFRAME_MS: Readonly<Record<Timeframe, number>> = {

@@ -68,7 +68,7 @@ export const riskAggregate: Aggregate<RiskStreamState> = {
   evolve: (current, event) => {
     const parsed = parseRiskEvent(event);
     const kind = EVENT_KIND[parsed.type];
-    const decider = DECIDERS[kind] as unknown as Decider<unknown, unknown, DomainEvent>;
+    const decider: Decider<unknown, unknown, DomainEvent> = DECIDERS[kind];
     const state = current.kind === kind ? current.state : decider.initialState();
     return { kind, state: decider.evolve(state, parsed) };
   },

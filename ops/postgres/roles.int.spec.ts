@@ -6,7 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiKeyService } from '../../api/auth/api-key-service.js';
 import { startServer, type RunningServer } from '../../ops/server.js';
 import { migrate } from '../../core/adapters/postgres/migrations.js';
-import { createTestDatabase, type TestDatabase } from '../../test/support/test-database.js';
+import {
+  createTestDatabase,
+  dropRoles,
+  type TestDatabase,
+} from '../../test/support/test-database.js';
 import { loadConfig } from '../config.js';
 
 /**
@@ -96,15 +100,15 @@ describe('database roles: owner migrates, the application serves, Grafana reads 
     for (const client of clients) await client.end().catch(() => undefined);
     await server?.stop();
     await database.drop();
-    const admin = new pg.Client({ connectionString: new URL('/postgres', database.url).href });
+    const serverUrl = new URL('/postgres', database.url).href;
+    const admin = new pg.Client({ connectionString: serverUrl });
     await admin.connect();
     try {
       await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(drillDb)} WITH (FORCE)`);
-      for (const role of Object.values(roles))
-        await admin.query(`DROP ROLE IF EXISTS ${admin.escapeIdentifier(role)}`);
     } finally {
       await admin.end();
     }
+    await dropRoles(serverUrl, Object.values(roles));
   });
 
   it('makes neither QCAT role a superuser, nor able to create roles or databases', async () => {

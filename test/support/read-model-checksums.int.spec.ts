@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { liveRiskKeys } from '../../projections/risk.js';
+import { liveRiskKeys } from '../../projections/risk-live.js';
 import { redisViewKeys } from '../../projections/redis-target.js';
 import { redisViewChecksum } from './read-model-checksums.js';
 import { connectTestRedis, type TestRedis } from './test-redis.js';

@@ -75,3 +75,28 @@ export async function createTestDatabase(
     drop: () => dropDatabase(serverUrl, name),
   };
 }
+
+/**
+ * Drops roles a spec made. A role cannot go while a database holds its objects or grants, and a
+ * spec's dropped database may still lie in the graveyard (above): the databases that depend on
+ * the roles (pg_shdepend) are dropped first, for real.
+ */
+export async function dropRoles(serverUrl: string, roles: readonly string[]): Promise<void> {
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  try {
+    const { rows } = await admin.query<{ datname: string }>(
+      `SELECT DISTINCT d.datname FROM pg_shdepend s
+         JOIN pg_database d ON d.oid = s.dbid
+         JOIN pg_roles r ON r.oid = s.refobjid
+        WHERE r.rolname = ANY($1::text[])`,
+      [roles],
+    );
+    for (const { datname } of rows)
+      await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(datname)} WITH (FORCE)`);
+    for (const role of roles)
+      await admin.query(`DROP ROLE IF EXISTS ${admin.escapeIdentifier(role)}`);
+  } finally {
+    await admin.end();
+  }
+}

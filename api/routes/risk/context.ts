@@ -43,8 +43,9 @@ export function riskContext(
     command: JsonObject,
   ): Promise<CommandResult> =>
     commandOf(request, runtime.commands).handle(decider, streamId, command);
-  const as = <S, C, E extends DomainEvent>(decider: Decider<S, C, E>) =>
-    decider as unknown as Decider<unknown, JsonObject, DomainEvent>;
+  const as = <S, C extends JsonObject, E extends DomainEvent>(
+    decider: Decider<S, C, E>,
+  ): Decider<unknown, JsonObject, DomainEvent> => decider;
 
   /** A scope that can carry risk: a known strategy, a paper portfolio, a symbol. */
   const checkScope = async (scope: RiskScope): Promise<void> => {

@@ -18,16 +18,12 @@ import { commandRoute } from '../../command-route.js';
 import type { RiskContext, ZodFastify } from './context.js';
 import {
   PROJECTION,
-  id,
-  scopeType,
   scopeParams,
   reason,
-  limit,
-  minPosition,
   limitsRow,
   requestAnswer,
-  scopeCursor,
   scopeCursorOf,
+  scopeListQuery,
   toLimits,
 } from './schemas.js';
 /** Limits per scope: read, set the first time, change requests. */
@@ -42,15 +38,7 @@ export function limitsRoutes(fastify: ZodFastify, ctx: RiskContext): void {
         tags: ['risk'],
         summary:
           'Limits of every scope that has some, by scope; with scopeType and scopeId, that scope (its defaults when never set)',
-        querystring: z
-          .object({
-            scopeType: scopeType.optional(),
-            scopeId: id.optional(),
-            after: scopeCursor,
-            limit,
-            minPosition,
-          })
-          .strict(),
+        querystring: scopeListQuery,
         response: {
           200: z.object({ limits: z.array(limitsRow), nextCursor: z.string().nullable() }),
         },

@@ -177,6 +177,16 @@ export const scopeCursor = z
   )
   .optional()
   .describe('cursor: nextCursor of the previous page');
+/** The query of the lists by scope (limits, states): one scope or a page of them. */
+export const scopeListQuery = z
+  .object({
+    scopeType: scopeType.optional(),
+    scopeId: id.optional(),
+    after: scopeCursor,
+    limit,
+    minPosition,
+  })
+  .strict();
 /** The cursor after a row of a by-scope list: `<scopeType>:<id>`, as addScopeCursor reads it. */
 export const scopeCursorOf = (row: { scope_type: RiskScope['type']; scope_id: string }): string =>
   scopeKey({ type: row.scope_type, id: row.scope_id });

@@ -14,17 +14,13 @@ import { commandRoute } from '../../command-route.js';
 import type { RiskContext, ZodFastify } from './context.js';
 import {
   PROJECTION,
-  id,
-  scopeType,
   scopeParams,
   reason,
-  limit,
-  minPosition,
   stateRow,
   requestAnswer,
   temporaryOf,
-  scopeCursor,
   scopeCursorOf,
+  scopeListQuery,
 } from './schemas.js';
 /** Trading states: read, make stricter, reset requests. */
 export function stateRoutes(fastify: ZodFastify, ctx: RiskContext): void {
@@ -38,15 +34,7 @@ export function stateRoutes(fastify: ZodFastify, ctx: RiskContext): void {
         tags: ['risk'],
         summary:
           'Trading states of every scope whose state ever changed (others are ACTIVE), by scope',
-        querystring: z
-          .object({
-            scopeType: scopeType.optional(),
-            scopeId: id.optional(),
-            after: scopeCursor,
-            limit,
-            minPosition,
-          })
-          .strict(),
+        querystring: scopeListQuery,
         response: {
           200: z.object({ states: z.array(stateRow), nextCursor: z.string().nullable() }),
         },

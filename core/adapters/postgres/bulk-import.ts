@@ -26,6 +26,12 @@ export interface BulkImportResult {
 export class BulkImportError extends Error {}
 
 /** Envelope fields and their columns; any other column maps to the camelCase field. */
+/**
+ * A field of an event by name: the envelope's, or one its store added (say `hash`), which a log
+ * imported as it was carries into a column of the same name.
+ */
+const fieldOf = (event: object, name: string): unknown => Reflect.get(event, name);
+
 const ENVELOPE: readonly [keyof RecordedEvent, string][] = [
   ['position', 'position'],
   ['streamId', 'stream_id'],
@@ -254,14 +260,13 @@ export async function bulkImportIntoEmptyStore(
             throw new BulkImportError(
               `stream ${event.streamId}: revision ${event.revision} where ${expected} was expected`,
             );
-          const record = event as unknown as Record<string, unknown>;
           streams.set(event.streamId, event.revision);
           for (let index = 0; index < carried.length; index++)
-            carried[index]?.set(event.streamId, record[carriedNames[index] ?? '']);
+            carried[index]?.set(event.streamId, fieldOf(event, carriedNames[index] ?? ''));
           for (let index = 0; index < names.length; index++) {
             const name = names[index] ?? '';
-            const value = record[name];
-            if (value === undefined && !(name in record))
+            const value = fieldOf(event, name);
+            if (value === undefined && !(name in event))
               throw new BulkImportError(`the event at position ${event.position} has no '${name}'`);
             text += encoders[index]?.(value) ?? '';
             text += index === lastField ? '\n' : '\t';
@@ -313,9 +318,9 @@ export async function bulkImportIntoEmptyStore(
     const indexed = performance.now();
 
     if (last) {
-      const record = last as unknown as Record<string, unknown>;
+      const final = last;
       // Further head columns (say, the last hash of a hash chain) take the last event's field.
-      const carried = headColumns.filter((column) => camel(column.name) in record);
+      const carried = headColumns.filter((column) => camel(column.name) in final);
       const sets = carried.map(
         (column, index) => `${client.escapeIdentifier(column.name)} = $${index + 3}`,
       );
@@ -324,7 +329,7 @@ export async function bulkImportIntoEmptyStore(
         [
           last.position.toString(),
           last.recordedAt,
-          ...carried.map((column) => record[camel(column.name)]),
+          ...carried.map((column) => fieldOf(final, camel(column.name))),
         ],
       );
       await client.query("SELECT pg_notify('qcat_log', $1)", [last.position.toString()]);

@@ -4,6 +4,7 @@
  * strategies it trades (the `strategies` read model).
  */
 import type pg from 'pg';
+import { migrate } from './migrations.js';
 import type {
   EngineSnapshot,
   RiskSource,
@@ -15,27 +16,12 @@ import type { JsonObject } from '../../eventstore/event-store.js';
 import { emptySnapshot, type RiskSnapshot } from '../../risk/checks.js';
 import type { Timeframe } from '../../strategies/kinds.js';
 
-/** Creates the `qcat_engine` schema if missing; safe when several processes start at once. */
+/**
+ * Creates the `qcat_engine` schema if missing: a migration among QCAT's (ADR 028), applied with
+ * every other pending one. Safe when several processes start at once.
+ */
 export async function ensureEngineSchema(pool: pg.Pool): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    await client.query("SELECT pg_advisory_xact_lock(hashtextextended('qcat.engine.schema', 0))");
-    await client.query(`
-      CREATE SCHEMA IF NOT EXISTS qcat_engine;
-      CREATE TABLE IF NOT EXISTS qcat_engine.snapshots (
-        portfolio_id text        PRIMARY KEY,
-        cycle        bigint      NOT NULL,
-        snapshot     jsonb       NOT NULL,
-        saved_at     timestamptz NOT NULL DEFAULT now()
-      )`);
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  await migrate(pool);
 }
 
 export class PostgresSnapshotStore implements SnapshotStore {

@@ -41,7 +41,7 @@ describe('MarketDataStore (PostgreSQL)', () => {
         ensureMarketSchema(freshPool),
         ensureMarketSchema(freshPool),
       ]);
-      expect(results.flat()).toEqual([1, 2, 3, 4]);
+      expect(results.flat()).toEqual([10, 11, 12, 13]); // the market's migrations among QCAT's (ADR 028)
       expect(await ensureMarketSchema(freshPool)).toEqual([]);
     } finally {
       await freshPool.end();
@@ -56,8 +56,7 @@ describe('MarketDataStore (PostgreSQL)', () => {
       'funding_rates',
       'instruments',
       'open_interest',
-      'schema_versions',
-    ]);
+    ]); // versions in qcat_migrations, with the rest of QCAT's (ADR 028)
   });
 
   it('upserts instruments: adds, updates what changed, leaves the rest', async () => {

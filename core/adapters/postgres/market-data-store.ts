@@ -1,139 +1,43 @@
-// Over 400 lines: the qcat_market schema's versions and every query of its tables; the migration
-// list is the part to move out next (ADR 025's exception list).
 /**
  * Market data in PostgreSQL, beside the event log but not in it (ADR 007): instruments and
- * candles in the schema `qcat_market`, with a small versioned schema of its own.
+ * candles in the schema `qcat_market`, whose migrations are among QCAT's (migrations.ts, ADR 028).
  */
 import type pg from 'pg';
 import { ValidationError } from '../../errors.js';
 import { DerivativesStore } from './derivatives-store.js';
 import type { Candle, Instrument } from '../../market/types.js';
-import { TIMEFRAMES, type Timeframe } from '../../strategies/kinds.js';
+import type { Timeframe } from '../../strategies/kinds.js';
+import { eventLogMigrations, migrate } from './migrations.js';
+import {
+  isStorable,
+  arrayLiteral,
+  quoted,
+  INSERT_BATCH,
+  READ_PAGE,
+  INSERT_NEW_CANDLES,
+  INSERT_CANDLES,
+  BATCH_OVERLAPS,
+  UNIQUE_VIOLATION,
+  candleColumns,
+  toCandle,
+  toInstrument,
+  type CandleRow,
+  type InstrumentRow,
+} from './market-rows.js';
 
-interface MarketMigration {
-  version: number;
-  name: string;
-  sql: string;
-}
-
-/** Append-only, like the event log's migrations: never edit a released entry, add one. */
-const MARKET_MIGRATIONS: readonly MarketMigration[] = [
-  {
-    version: 1,
-    name: 'instruments and candles',
-    sql: `
-      CREATE TABLE qcat_market.instruments (
-        symbol       text        PRIMARY KEY,
-        base         text        NOT NULL,
-        quote        text        NOT NULL,
-        tick_size    numeric     NOT NULL CHECK (tick_size > 0),
-        lot_size     numeric     NOT NULL CHECK (lot_size > 0),
-        min_notional numeric     NOT NULL CHECK (min_notional >= 0),
-        updated_at   timestamptz NOT NULL DEFAULT now()
-      );
-
-      -- One row per bar. Prices and volumes are float8: they arrive as IEEE doubles and leave as
-      -- the same doubles (PostgreSQL prints the shortest text that reads back exactly).
-      CREATE TABLE qcat_market.candles (
-        symbol    text             NOT NULL,
-        timeframe text             NOT NULL CHECK (timeframe IN (${TIMEFRAMES.map((t) => `'${t}'`).join(', ')})),
-        open_time timestamptz      NOT NULL,
-        open      double precision NOT NULL,
-        high      double precision NOT NULL,
-        low       double precision NOT NULL,
-        close     double precision NOT NULL,
-        volume    double precision NOT NULL,
-        PRIMARY KEY (symbol, timeframe, open_time),
-        CHECK (low > 0 AND low <= open AND low <= close AND high >= open AND high >= close AND volume >= 0)
-      );
-    `,
-  },
-  {
-    version: 2,
-    name: 'live feeds; candles by time',
-    sql: `
-      -- The paper engine reads the bars of one timeframe after a time, for several symbols.
-      CREATE INDEX candles_by_time ON qcat_market.candles (timeframe, open_time, symbol);
-      CREATE TABLE qcat_market.feeds (
-        name       text        PRIMARY KEY,
-        seed       bigint      NOT NULL,
-        origin     timestamptz NOT NULL,
-        created_at timestamptz NOT NULL DEFAULT now()
-      );
-    `,
-  },
-  {
-    version: 3,
-    name: 'live feed state',
-    sql: `
-      -- Where the feed's path stands, written with the bars it produced: a restart goes on from
-      -- here instead of regenerating the path from its origin. json, not jsonb: doubles read back
-      -- exactly as written.
-      ALTER TABLE qcat_market.feeds ADD COLUMN state json;
-    `,
-  },
-  {
-    version: 4,
-    name: 'open interest and funding rates',
-    sql: `
-      -- Futures data for the hot-symbol scores (derivatives-store.ts): imported from Binance's
-      -- metrics and fundingRate files, or generated with the synthetic market.
-      CREATE TABLE qcat_market.open_interest (
-        symbol              text             NOT NULL,
-        time                timestamptz      NOT NULL,
-        open_interest       double precision NOT NULL CHECK (open_interest >= 0),
-        open_interest_value double precision CHECK (open_interest_value >= 0),
-        PRIMARY KEY (symbol, time)
-      );
-      CREATE TABLE qcat_market.funding_rates (
-        symbol         text             NOT NULL,
-        time           timestamptz      NOT NULL,
-        rate           double precision NOT NULL CHECK (rate > -1 AND rate < 1),
-        interval_hours integer          CHECK (interval_hours BETWEEN 1 AND 24),
-        PRIMARY KEY (symbol, time)
-      );
-    `,
-  },
-];
+/** The migrations of the `qcat_market` schema (ADR 007), among all of QCAT's (ADR 028). */
+const MARKET_VERSIONS: ReadonlySet<number> = new Set(
+  eventLogMigrations
+    .filter((migration) => migration.carriedFrom?.ledger === 'qcat_market.schema_versions')
+    .map((migration) => migration.version),
+);
 
 /**
- * Creates or upgrades the `qcat_market` schema; answers the versions it applied. Idempotent and
- * safe when several processes start at once (one transaction under an advisory lock).
+ * Creates or upgrades the `qcat_market` schema, with every other pending migration (one mechanism,
+ * ADR 028); answers the market migrations it applied. Safe when several processes start at once.
  */
 export async function ensureMarketSchema(pool: pg.Pool): Promise<number[]> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    await client.query("SELECT pg_advisory_xact_lock(hashtextextended('qcat.market.schema', 0))");
-    await client.query('CREATE SCHEMA IF NOT EXISTS qcat_market');
-    await client.query(`
-      CREATE TABLE IF NOT EXISTS qcat_market.schema_versions (
-        version    integer     PRIMARY KEY,
-        name       text        NOT NULL,
-        applied_at timestamptz NOT NULL DEFAULT now()
-      )`);
-    const { rows } = await client.query<{ version: number }>(
-      'SELECT version FROM qcat_market.schema_versions',
-    );
-    const present = new Set(rows.map((row) => row.version));
-    const applied: number[] = [];
-    for (const migration of MARKET_MIGRATIONS) {
-      if (present.has(migration.version)) continue;
-      await client.query(migration.sql);
-      await client.query(
-        'INSERT INTO qcat_market.schema_versions (version, name) VALUES ($1, $2)',
-        [migration.version, migration.name],
-      );
-      applied.push(migration.version);
-    }
-    await client.query('COMMIT');
-    return applied;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  return (await migrate(pool)).filter((version) => MARKET_VERSIONS.has(version));
 }
 
 export interface CandleRange {
@@ -159,90 +63,6 @@ export interface CandleWriteResult {
   /** Candles written; the rest were already stored (same symbol, timeframe and open time). */
   inserted: number;
 }
-
-const isStorable = (candle: Candle): boolean =>
-  Number.isSafeInteger(candle.openTime) &&
-  Number.isFinite(candle.open) &&
-  Number.isFinite(candle.high) &&
-  Number.isFinite(candle.low) &&
-  Number.isFinite(candle.close) &&
-  Number.isFinite(candle.volume) &&
-  (TIMEFRAMES as readonly string[]).includes(candle.timeframe);
-
-/** A PostgreSQL array literal of numbers, or of strings already quoted; built here because pg's
- * generic conversion costs about 3 µs per candle, as much as the INSERT itself. */
-const arrayLiteral = (items: readonly (string | number)[]): string => `{${items.join(',')}}`;
-
-const quotedCache = new Map<string, string>();
-/** A string as an element of an array literal: in double quotes, `"` and `\\` escaped. */
-const quoted = (text: string): string => {
-  let result = quotedCache.get(text);
-  if (result === undefined) {
-    result = `"${text.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
-    if (quotedCache.size < 10_000) quotedCache.set(text, result);
-  }
-  return result;
-};
-
-/** Rows per INSERT: large enough to amortise the round trip, small enough to keep memory flat. */
-const INSERT_BATCH = 10_000;
-const READ_PAGE = 10_000;
-
-const CANDLE_ROWS = `
-  SELECT u.s, u.tf, to_timestamp(u.t / 1000.0), u.o, u.h, u.l, u.c, u.v
-    FROM unnest($1::text[], $2::text[], $3::bigint[], $4::float8[], $5::float8[], $6::float8[],
-                $7::float8[], $8::float8[]) AS u(s, tf, t, o, h, l, c, v)`;
-/** For a batch that meets no stored candle: about a third faster than with ON CONFLICT. */
-const INSERT_NEW_CANDLES = `
-  INSERT INTO qcat_market.candles (symbol, timeframe, open_time, open, high, low, close, volume)
-  ${CANDLE_ROWS}`;
-const INSERT_CANDLES = `${INSERT_NEW_CANDLES}
-  ON CONFLICT (symbol, timeframe, open_time) DO NOTHING`;
-/** Whether any stored candle falls in the batch's time span of any of its symbol/timeframes. */
-const BATCH_OVERLAPS = `
-  SELECT EXISTS (
-    SELECT 1 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS g(s, tf, lo, hi)
-     WHERE EXISTS (SELECT 1 FROM qcat_market.candles c
-                    WHERE c.symbol = g.s AND c.timeframe = g.tf
-                      AND c.open_time BETWEEN to_timestamp(g.lo / 1000.0) AND to_timestamp(g.hi / 1000.0))
-  ) AS overlaps`;
-const UNIQUE_VIOLATION = '23505';
-
-/** The columns of a candle, in CandleRow order (open_time as epoch ms). */
-const candleColumns = (alias: string): string =>
-  `${alias}.symbol, ${alias}.timeframe, (extract(epoch FROM ${alias}.open_time) * 1000)::float8,
-   ${alias}.open, ${alias}.high, ${alias}.low, ${alias}.close, ${alias}.volume`;
-
-type CandleRow = [string, Timeframe, number, number, number, number, number, number];
-
-const toCandle = (row: CandleRow): Candle => ({
-  symbol: row[0],
-  timeframe: row[1],
-  openTime: row[2],
-  open: row[3],
-  high: row[4],
-  low: row[5],
-  close: row[6],
-  volume: row[7],
-});
-
-interface InstrumentRow {
-  symbol: string;
-  base: string;
-  quote: string;
-  tick_size: string;
-  lot_size: string;
-  min_notional: string;
-}
-
-const toInstrument = (row: InstrumentRow): Instrument => ({
-  symbol: row.symbol,
-  base: row.base,
-  quote: row.quote,
-  tickSize: Number(row.tick_size),
-  lotSize: Number(row.lot_size),
-  minNotional: Number(row.min_notional),
-});
 
 /** Instruments and candles: bulk writes, ordered paged reads. Needs `ensureMarketSchema` first. */
 export class MarketDataStore {

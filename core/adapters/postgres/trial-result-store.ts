@@ -5,7 +5,7 @@ import type { TrialRun } from '../../optimization/walk-forward.js';
  * Where distributed optimization trials meet (ADR 029): each trial's result keyed by
  * (optimization, trial index), written once — a trial that ran twice (its worker was thought dead,
  * or the leader ran it itself) keeps its first row, and both are the same bits anyway — and the
- * `qcat worker` processes seen lately (a heartbeat every few seconds). Migration 10's tables.
+ * `qcat worker` processes seen lately (a heartbeat every few seconds). Migration 17's tables.
  */
 
 /** A stored trial: its run, or the message of the error it threw. */

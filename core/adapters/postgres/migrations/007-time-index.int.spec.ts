@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../../test/support/test-database.js';
-import { migrate } from './migrations.js';
+import { createTestDatabase, type TestDatabase } from '../../../../test/support/test-database.js';
+import { migrate } from '../migrations.js';
 
 /**
  * qcat_position_at bisects on positions (migration 7). It must answer what the query it replaced

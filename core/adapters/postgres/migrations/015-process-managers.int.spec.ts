@@ -1,10 +1,10 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../../test/support/test-database.js';
-import { processManagersMigration } from './migration-010-process-managers.js';
-import { eventLogMigrations, migrate } from './migrations.js';
+import { createTestDatabase, type TestDatabase } from '../../../../test/support/test-database.js';
+import { processManagersMigration } from './015-process-managers.js';
+import { eventLogMigrations, migrate } from '../migrations.js';
 
-describe('migration 10: the approval flow and the backtest runner become process managers', () => {
+describe('migration 15: the approval flow and the backtest runner become process managers', () => {
   let database: TestDatabase;
   let pool: pg.Pool;
 

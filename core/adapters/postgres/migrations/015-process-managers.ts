@@ -1,7 +1,7 @@
-import type { Migration } from './migrations.js';
+import type { Migration } from '../migrations.js';
 
 /**
- * Migration 10 (branch `pm`, ADR 027; the lead renumbers it at merge). The approval flow and the
+ * Migration 15 (ADR 027). The approval flow and the
  * backtest runner leave the projections for the process-manager runner (ADR 010):
  *
  * - `qcat_process_outcomes`: what each process manager's intents came to (acted, refused, held,
@@ -12,7 +12,7 @@ import type { Migration } from './migrations.js';
  *   their old read-model generations and views are dropped where this role may.
  */
 export const processManagersMigration: Migration = {
-  version: 10,
+  version: 15,
   name: 'process managers apart from read models',
   sql: `
     CREATE TABLE qcat_process_outcomes (

@@ -1,4 +1,4 @@
-import type { Migration } from './migrations.js';
+import type { Migration } from '../migrations.js';
 
 /**
  * Migration 7 (issue 22, ADR 001 "Batched appends at scale"): the B-tree on

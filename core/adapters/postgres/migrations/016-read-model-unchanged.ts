@@ -1,7 +1,7 @@
-import type { Migration } from './migrations.js';
+import type { Migration } from '../migrations.js';
 
 /**
- * Migration 11 (branch `pm`, ADR 027; the lead renumbers it at merge). A projection declares the
+ * Migration 16 (ADR 027). A projection declares the
  * event types it handles (projections/projection.ts); a batch with none of them moves its
  * checkpoint without touching its tables, and says so by setting `qcat.read_model_unchanged` for
  * its transaction. The change notice of such a move ends in `:same`: the answer cache (ADR 009)
@@ -11,7 +11,7 @@ import type { Migration } from './migrations.js';
  * not copied.
  */
 export const readModelUnchangedMigration: Migration = {
-  version: 11,
+  version: 16,
   name: 'read model change notices say when nothing changed',
   sql: `
     CREATE OR REPLACE FUNCTION qcat_projections_notify() RETURNS trigger LANGUAGE plpgsql AS $fn$

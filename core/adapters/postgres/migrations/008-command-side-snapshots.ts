@@ -1,4 +1,4 @@
-import type { Migration } from './migrations.js';
+import type { Migration } from '../migrations.js';
 
 /**
  * Migration 8 (ADR 012): snapshots of command-side state, one row per stream. A cache beside the

@@ -1,13 +1,13 @@
-import type { Migration } from './migrations.js';
+import type { Migration } from '../migrations.js';
 
 /**
- * Migration 12 (ADR 029): the results of optimization trials run by `qcat worker` processes, and the workers seen.
+ * Migration 17 (ADR 029): the results of optimization trials run by `qcat worker` processes, and the workers seen.
  * Not part of the log: a cache of work in progress, one row per (optimization, trial), written
  * once (`ON CONFLICT DO NOTHING`) so a trial that ran twice counts once; the leader deletes an
  * optimization's rows when it ends. Backups leave both tables out.
  */
 export const optimizationTrialsMigration: Migration = {
-  version: 12,
+  version: 17,
   name: 'distributed optimization trials',
   sql: `
     CREATE TABLE qcat_optimization_trials (
