@@ -1,6 +1,6 @@
 import { domainEventOf } from '../core/eventstore/typed-events.js';
 import { categoryOf } from '../core/eventstore/append-validation.js';
-import type { JsonObject, RecordedEvent } from '../core/eventstore/event-store.js';
+import type { RecordedEvent } from '../core/eventstore/event-store.js';
 import {
   optimizations,
   type OptimizationEvent,

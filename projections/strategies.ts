@@ -1,5 +1,4 @@
 import { approvals, type ApprovalEvent, type ApprovalState } from '../core/approvals/approval.js';
-import type { DomainEvent } from '../core/decider.js';
 import { domainEventOf } from '../core/eventstore/typed-events.js';
 import { categoryOf } from '../core/eventstore/append-validation.js';
 import type { JsonObject, RecordedEvent } from '../core/eventstore/event-store.js';
