@@ -11,6 +11,11 @@ import { AUTOMATION_POLICY_STREAM, automationPolicy } from '../core/capabilities
 import { CommandHandler } from '../core/commands/command-handler.js';
 import type { RecordedEvent } from '../core/eventstore/event-store.js';
 import { HOT_SYMBOLS_STREAM } from '../core/hot-symbols/ranking.js';
+import {
+  hotSymbols,
+  hotSymbolStream,
+  recommendationExpiry,
+} from '../core/hot-symbols/tradable.js';
 import { injectIntoCandles } from '../core/hot-symbols/synthetic-derivatives.js';
 import { DEFAULT_INSTRUMENTS, generateCandles } from '../core/market/synthetic.js';
 import { DEFAULT_GATE } from '../core/optimization/gate.js';
@@ -119,9 +124,10 @@ describe('the automation capabilities together (issue 19 proof)', { timeout: 120
         // The latest ranking's recommendations, read from the log (not its read model).
         reads: {
           ...newStrategiesReads({ pool: store.pool, market }),
-          symbols: async () => {
-            const ranked = (await store.readStream(HOT_SYMBOLS_STREAM)).at(-1);
-            return (ranked?.data as { recommended?: string[] } | undefined)?.recommended ?? [];
+          // The tradable list, read from the symbol's stream (not its read model).
+          tradableList: async () => {
+            const { state } = await commands.load(hotSymbols, hotSymbolStream('SOLUSDT'));
+            return [{ symbol: 'SOLUSDT', tradableUntil: state.tradableUntil, score: null }];
           },
         },
       }),
@@ -255,6 +261,41 @@ describe('the automation capabilities together (issue 19 proof)', { timeout: 120
       causationId: 'tick:hot-symbols:2026-03-09T00:00:00.000Z',
     });
     expect((ranked?.data as { recommended: string[] }).recommended[0]).toBe('SOLUSDT');
+    // An analyst proposes it, a risk officer approves it onto the tradable list (four eyes).
+    const stream = hotSymbolStream('SOLUSDT');
+    const proposalId = 'proposal-1';
+    await commands.handle(
+      hotSymbols,
+      stream,
+      {
+        type: 'ProposeHotSymbol',
+        symbol: 'SOLUSDT',
+        proposalId,
+        rankingPosition: ranked!.position.toString(),
+        rankedAt: T,
+        score: null,
+        recommendationExpiresAt: recommendationExpiry(T),
+        reason: 'volume jump',
+        proposedBy: { id: 'apikey:analyst-1', role: 'analyst' },
+        at: T + 60_000,
+      },
+      { actor: 'apikey:analyst-1' },
+    );
+    await commands.handle(
+      hotSymbols,
+      stream,
+      {
+        type: 'ApproveHotSymbol',
+        symbol: 'SOLUSDT',
+        proposalId,
+        by: RISK,
+        comment: 'ok',
+        // Tradable for two weeks: under the kill switch, the next week would still try it.
+        expiryDays: 14,
+        at: T + 120_000,
+      },
+      { actor: RISK.id },
+    );
   });
 
   it('8 tries a template on it, creates the strategy that passed, and starts it once approved', async () => {

@@ -6,7 +6,16 @@ import { optimizations, optimizationStream } from '../../core/optimization/optim
 import { NEW_STRATEGIES_STREAM, newStrategies } from '../../core/strategies/new-strategies.js';
 import { strategies, strategyStream } from '../../core/strategies/strategy.js';
 import { automationActor, intent, type Intent, type ProcessManager } from '../process-manager.js';
-import { candidates, creationRefusal, room, TEMPLATES, weekOf, type Caps } from './decide.js';
+import {
+  approvedSymbols,
+  candidates,
+  creationRefusal,
+  room,
+  TEMPLATES,
+  weekOf,
+  type Caps,
+  type ListedSymbol,
+} from './decide.js';
 
 /** Capability 8 acts as this process manager. */
 export const NEW_STRATEGIES = 'new-strategies';
@@ -24,9 +33,10 @@ const DAY = 86_400_000;
 const NAMESPACE = '5b9e2c41-0d7a-4f63-8e15-a2c4d6b8f0e3';
 const derived = (name: string): string => uuidv5(name, NAMESPACE);
 
-/** What it reads besides streams: the approved hot symbols, best first, and the market. */
+/** What it reads besides streams: the tradable list of hot symbols, and the market. */
 export interface NewStrategiesReads {
-  symbols(): Promise<string[]>;
+  /** Every row of the tradable list; `approvedSymbols` decides which are usable at the tick. */
+  tradableList(): Promise<ListedSymbol[]>;
   candleCount(symbol: string, timeframe: string, from: Date, to: Date): Promise<number>;
 }
 
@@ -153,7 +163,7 @@ export function newStrategiesManager(deps: {
         return undefined;
       }
       const picked = candidates({
-        symbols: await reads.symbols(),
+        symbols: approvedSymbols(await reads.tradableList(), now.getTime()),
         templates: Object.keys(TEMPLATES),
         ledger: state,
         caps: await policy(),
