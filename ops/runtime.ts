@@ -206,6 +206,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
     if (projections.skipped.length > 0)
       log.warn(`projections off without Redis: ${projections.skipped.join(', ')}`);
     let optimizationsRunning = 0;
+    const market = new MarketDataStore(pool);
     const automation = new ProcessManagerService({
       pool,
       connectionString: databaseUrl,
@@ -214,7 +215,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       managers: allProcessManagers({
         commands,
         pool,
-        market: new MarketDataStore(pool),
+        market,
         eventStore,
         onStop: (stop) => closers.push(stop),
         onOptimizationBatch: (trials) => {
@@ -233,6 +234,15 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
         },
       }),
       gate: automationGate(commands, () => haltedPortfolios(pool)),
+      ...(config.AUTOMATION_CLOCK === 'market'
+        ? {
+            clock: async () => {
+              const close = await market.latestCloseTime('1h');
+              return close === undefined ? undefined : new Date(close);
+            },
+          }
+        : {}),
+      ...(config.AUTOMATION_TICK_MS ? { tickMs: config.AUTOMATION_TICK_MS } : {}),
       instanceId: `${hostname()}:${process.pid}`,
       onOutcome: (outcome) => {
         metrics.automationOutcomes.inc({ manager: outcome.manager, result: outcome.result });

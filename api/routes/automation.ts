@@ -51,7 +51,18 @@ export const automationRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = asy
           decisions: z.coerce.number().int().min(0).max(50).default(5),
         }),
         response: {
-          200: z.object({ held: z.string().nullable(), capabilities: z.array(capabilityOut) }),
+          200: z.object({
+            held: z.string().nullable(),
+            clock: z
+              .object({
+                source: z.enum(['wall', 'market']),
+                ticked: z.record(z.string(), z.string()),
+              })
+              .describe(
+                'what now is for the schedules (AUTOMATION_CLOCK) and the instant each process manager this process leads last ticked at',
+              ),
+            capabilities: z.array(capabilityOut),
+          }),
         },
       },
     },
@@ -68,6 +79,7 @@ export const automationRoutes: FastifyPluginAsyncZod<{ runtime: Runtime }> = asy
       );
       return {
         held: (await runtime.automation.held()) ?? null,
+        clock: { source: runtime.config.AUTOMATION_CLOCK, ticked: runtime.automation.ticked() },
         capabilities: CAPABILITY_NAMES.map((name, index) => {
           const names = managers[index] ?? [];
           return {

@@ -96,7 +96,9 @@ export function newStrategiesManager(deps: {
       )
         return [];
       const caps = await policy();
-      const week = weekOf(event.recordedAt);
+      // The week it counts in is the week it was tried (its data ends on that tick's day), not
+      // the week its optimization happened to finish: the same under either clock (ADR 030).
+      const week = weekOf(new Date(run.to));
       const strategyId =
         `auto-${run.kind}-${run.symbol}-${run.optimizationId.slice(0, 8)}`.toLowerCase();
       const reserve = intent(

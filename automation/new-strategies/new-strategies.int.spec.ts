@@ -320,7 +320,7 @@ describe('new strategies: a restart between the reservation and the creation', (
         type: 'ReserveNewStrategy',
         strategyId,
         optimizationId,
-        week: weekOf(completed.recordedAt),
+        week: weekOf(new Date('2026-03-01T00:00:00.000Z')),
         perWeek: 1,
         total: 5,
       },
