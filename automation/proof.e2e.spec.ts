@@ -20,6 +20,7 @@ import {
   causationChain,
   client,
   proofMarket,
+  proofPolicy,
   reasonOf,
   settle,
   type Client,
@@ -42,7 +43,7 @@ const HOUR = 3_600_000;
 /** A Monday, 00:00 UTC: the market's first day. */
 const START = Date.UTC(2026, 0, 5);
 const DAYS = 90;
-/** Stored before QCAT starts: the look-back the ranking and the figures need. */
+/** Stored at once before the first step: the look-back the ranking and the figures need. */
 const HISTORY = 30;
 /** The volume jump on day 33 (a Saturday): it makes SOLUSDT that day's hot symbol. */
 const JUMP = { symbol: 'SOLUSDT', from: START + 33 * DAY + 4 * HOUR };
@@ -122,37 +123,7 @@ describe(
       risk = client(() => url, issued.risk.token);
       auditor = client(() => url, issued.auditor.token);
       // The risk officer turns all ten on through the policy, with the thresholds of this run.
-      const policy: [string, Record<string, unknown>][] = [
-        ['hot_symbols', { expiryDays: 30 }],
-        // The adoption gate: any result with parameters passes (the gate's own specs test it).
-        [
-          'adopt_parameters',
-          {
-            minOutOfSampleSharpe: -10,
-            minDeflatedSharpe: 0,
-            maxOverfitProbability: 1,
-            minTrades: 0,
-          },
-        ],
-        // Two strategies, a week apart (the tradable list holds one symbol: two templates on it).
-        ['new_strategies', { perWeek: 1, total: 2 }],
-        // Small searches; 1 fires on any strategy with a week of paper PnL (Sharpe below 10), once
-        // in 30 days; 6 fires once, on 27 February.
-        ['periodic_optimization', { schedule: PERIODIC, cooldownDays: 1, trials: 8, dataDays: 60 }],
-        [
-          'optimize_on_underperformance',
-          { sharpeBelow: 10, cooldownDays: 30, trials: 8, dataDays: 60 },
-        ],
-        ['rebalance', {}],
-        ['balance_sizing', {}],
-        ['auto_exits', {}],
-        ['dynamic_exits', {}],
-        // Lenient until STRICT_DAY: the strategy trades a while before it is judged.
-        [
-          'elimination',
-          { sharpeBelow: -10, drawdownAbove: 1, losingWeeksInARow: 52, coolingDays: 2 },
-        ],
-      ];
+      const policy = proofPolicy(PERIODIC);
       for (const [capability, thresholds] of policy) {
         const answer = await risk.send('PUT', `/automation/${capability}`, {
           enabled: true,

@@ -246,3 +246,33 @@ export function reasonOf(event: RecordedEvent): string {
   ].find((x): x is string => typeof x === 'string' && x.length > 0);
   return (text ?? '').slice(0, 100);
 }
+
+/**
+ * The risk officer's policy for the proof, in the order the prerequisites need: all ten on.
+ * `periodic` is capability 6's schedule.
+ */
+export function proofPolicy(periodic: string): [string, Record<string, unknown>][] {
+  return [
+    ['hot_symbols', { expiryDays: 30 }],
+    // The adoption gate: any result with parameters passes (the gate's own specs test it).
+    [
+      'adopt_parameters',
+      { minOutOfSampleSharpe: -10, minDeflatedSharpe: 0, maxOverfitProbability: 1, minTrades: 0 },
+    ],
+    // Two strategies, a week apart (the tradable list holds one symbol: two templates on it).
+    ['new_strategies', { perWeek: 1, total: 2 }],
+    // Small searches; 1 fires on any strategy with a week of paper PnL (Sharpe below 10), once
+    // in 30 days; 6 fires once, on its dated schedule.
+    ['periodic_optimization', { schedule: periodic, cooldownDays: 1, trials: 8, dataDays: 60 }],
+    [
+      'optimize_on_underperformance',
+      { sharpeBelow: 10, cooldownDays: 30, trials: 8, dataDays: 60 },
+    ],
+    ['rebalance', {}],
+    ['balance_sizing', {}],
+    ['auto_exits', {}],
+    ['dynamic_exits', {}],
+    // Lenient until the proof tightens it: the strategies trade a while before they are judged.
+    ['elimination', { sharpeBelow: -10, drawdownAbove: 1, losingWeeksInARow: 52, coolingDays: 2 }],
+  ];
+}
