@@ -10,9 +10,11 @@ import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-sto
 import { PostgresIdempotencyStore } from '../core/adapters/postgres/postgres-idempotency-store.js';
 import type { Party } from '../core/approvals/approval.js';
 import { CommandHandler } from '../core/commands/command-handler.js';
+import type { RecordedEvent } from '../core/eventstore/event-store.js';
 import { HOT_SYMBOLS_STREAM } from '../core/hot-symbols/ranking.js';
 import { hotSymbolStream } from '../core/hot-symbols/tradable.js';
 import { DEFAULT_INSTRUMENTS } from '../core/market/synthetic.js';
+import { KILL_SWITCH_STREAM } from '../core/risk/common.js';
 import type { Candle } from '../core/market/types.js';
 import {
   approveAllPending,
@@ -49,8 +51,11 @@ const HISTORY = 30;
 const JUMP = { symbol: 'SOLUSDT', from: START + 33 * DAY + 4 * HOUR };
 /** From this day the risk officer's elimination thresholds are strict enough to bite. */
 const STRICT_DAY = 53;
-/** Capability 6's schedule: 00:00 UTC on 27 February (market day 53), once both trade. */
-const PERIODIC = '0 0 27 2 *';
+/**
+ * Capability 6's schedule: 00:00 UTC on the 1st and the 27th: it acts on 27 February (market day
+ * 53, both strategies trading) and is due again on 1 March, under the kill switch.
+ */
+const PERIODIC = '0 0 1,27 * *';
 /** A strategy joins the portfolio, with exit rules, this many days after it started in paper. */
 const JOIN_AFTER = 4;
 const SYMBOLS = ['BTCUSDT', 'ETHUSDT', 'SOLUSDT', 'BNBUSDT', 'XRPUSDT', 'DOGEUSDT'];
@@ -116,12 +121,14 @@ describe(
         risk: await keys.issue('proof-risk', 'risk_officer', 'proof-setup'),
         analyst: await keys.issue('proof-analyst', 'analyst', 'proof-setup'),
         auditor: await keys.issue('proof-auditor', 'auditor', 'proof-setup'),
+        risk2: await keys.issue('proof-risk-2', 'risk_officer', 'proof-setup'),
       };
       riskParty = { id: `apikey:${issued.risk.keyId}`, role: 'risk_officer' };
       analystParty = { id: `apikey:${issued.analyst.keyId}`, role: 'analyst' };
       await start();
       risk = client(() => url, issued.risk.token);
       auditor = client(() => url, issued.auditor.token);
+      risk2 = client(() => url, issued.risk2.token);
       // The risk officer turns all ten on through the policy, with the thresholds of this run.
       const policy = proofPolicy(PERIODIC);
       for (const [capability, thresholds] of policy) {
@@ -177,11 +184,26 @@ describe(
     let wall = 0;
     let killedDuring = '';
     let runningAtKill = 0;
+    let engagedAt: bigint | null = null;
+    let held: { clock: number; events: RecordedEvent[] } | undefined;
+    let risk2: Client;
+    /** A second risk officer approves the first one's request to release the kill switch. */
+    const release = async () => {
+      const asked = await risk.send('POST', '/risk/kill-switch/release-requests', {
+        reason: 'proof: the drill is over',
+      });
+      expect(asked.status, JSON.stringify(asked.body)).toBe(201);
+      const requestId = String(asked.body['approvalRequestId']);
+      const approved = await risk2.send('POST', `/approvals/${requestId}/approve`, {});
+      expect(approved.status, JSON.stringify(approved.body)).toBe(200);
+      while ((await store.readStream(KILL_SWITCH_STREAM)).at(-1)?.type !== 'KillSwitchReleased')
+        await new Promise((r) => setTimeout(r, 20));
+    };
 
     it('plays the market a day a step: each of the ten acts for its reason, its causes in the audit API', async () => {
       const started = Date.now();
       const joined = new Set<string>();
-      for (let day = HISTORY; day < DAYS - 1; day++) {
+      for (let day = HISTORY; day < DAYS; day++) {
         await market.insertCandles(candles.get(day) ?? []);
         const clock = START + (day + 1) * DAY;
         clockNow = clock;
@@ -214,11 +236,22 @@ describe(
             joined.add(started.strategyId);
             await join(started.strategyId);
           }
+        if (engagedAt !== null && !held) {
+          // The step under the kill switch is over: what it wrote, then the release (four eyes).
+          held = { clock, events: await store.readAll({ after: engagedAt, maxCount: 100_000 }) };
+          await release();
+        }
         if (day === STRICT_DAY) {
+          // Elimination, 6 and 10 are due at the next step: the kill switch must hold them all.
           const answer = await risk.send('PUT', '/automation/elimination', {
             thresholds: { sharpeBelow: 10 },
           });
           expect(answer.status).toBe(200);
+          const engage = await risk.send('POST', '/risk/kill-switch', { reason: 'proof' });
+          expect(engage.status, JSON.stringify(engage.body)).toBe(200);
+          engagedAt = await store.headPosition();
+          // Read by every projection (the engine's risk view among them) before the next day.
+          await settle({ pool, api: auditor, clock, ticking: TICKING });
         }
       }
       wall = Date.now() - started;
@@ -239,7 +272,7 @@ describe(
         });
       }
       console.log(
-        `proof: ${String(DAYS - 1 - HISTORY)} market days played in ${String(wall)} ms (kill -9 at ${killedDuring})`,
+        `proof: ${String(DAYS - HISTORY)} market days played in ${String(wall)} ms (kill -9 at ${killedDuring})`,
       );
       console.table(rows);
       for (const row of rows)
@@ -279,12 +312,10 @@ describe(
       expect(reasonOf(did[7][0]!)).toMatch(/^SHARPE_BELOW: /);
       expect((await chainOf(7)).at(-1)).toMatch(/^tick:elimination:/);
       expect(did.events.filter((e) => e.type === 'StrategyRetired')).toHaveLength(2);
-      // No risk limit was breached: no breaker fired, nothing HALTED, no order denied.
-      expect(
-        did.events
-          .filter((e) => ['RiskTriggerFired', 'OrderDenied'].includes(e.type))
-          .map(reasonOf),
-      ).toEqual([]);
+      // No risk limit was breached: no breaker fired; an order was denied only by the kill switch.
+      expect(did.events.filter((e) => e.type === 'RiskTriggerFired').map(reasonOf)).toEqual([]);
+      for (const denied of did.events.filter((e) => e.type === 'OrderDenied'))
+        expect(reasonOf(denied)).toMatch(/^KILL_SWITCH_ENGAGED/);
     });
 
     it('the kill -9 and restart repeated no action and lost none', async () => {
@@ -292,17 +323,29 @@ describe(
       const actions = events.filter(
         (e) => e.metadata.actor.startsWith('automation:') && e.type !== 'OptimizationProgressed',
       );
-      // Each cause produced each of its actions once.
-      const keys = actions.map(
-        (e) => `${e.metadata.actor} ${e.metadata.causationId ?? ''} ${e.streamId} ${e.type}`,
-      );
+      // Each cause produced each of its actions once (a hold: each held command once).
+      const keys = actions.map((e) => {
+        const { command, streamId } = e.data as { command?: string; streamId?: string };
+        const what = e.type === 'AutomationActionHeld' ? `${command ?? ''} ${streamId ?? ''}` : '';
+        return `${e.metadata.actor} ${e.metadata.causationId ?? ''} ${e.streamId} ${e.type} ${what}`;
+      });
       expect(keys.filter((k, i) => keys.indexOf(k) !== i)).toEqual([]);
       // One ranking for each day played, the day of the kill included.
       const slots = events
         .filter((e) => e.type === 'HotSymbolsRanked')
         .map((e) => e.metadata.causationId);
-      const clocks = Array.from({ length: DAYS - HISTORY }, (_, d) => START + (HISTORY + d) * DAY);
-      expect(slots).toEqual(clocks.map((c) => `tick:hot-symbols:${new Date(c).toISOString()}`));
+      const clocks = Array.from(
+        { length: DAYS - HISTORY + 1 },
+        (_, d) => START + (HISTORY + d) * DAY,
+      );
+      const slot = (c: number) => `tick:hot-symbols:${new Date(c).toISOString()}`;
+      // The day under the kill switch is held (the third test); released within its hour, its
+      // ranking may still be written, once.
+      const heldSlot = slot(held?.clock ?? 0);
+      expect(slots.filter((s) => s !== heldSlot)).toEqual(
+        clocks.filter((c) => c !== held?.clock).map(slot),
+      );
+      expect(slots.filter((s) => s === heldSlot).length).toBeLessThanOrEqual(1);
       // Every optimization requested completed exactly once, the one running at the kill too.
       const ended = (id: string) =>
         events.filter(
@@ -319,27 +362,33 @@ describe(
       expect(events.filter((e) => e.type === 'StrategyPaperTradingStarted')).toHaveLength(2);
     });
 
-    it('engaging the kill switch holds every capability from the next step', async () => {
-      const engage = await risk.send('POST', '/risk/kill-switch', {
-        reason: 'proof',
-        flatten: false,
-      });
-      expect(engage.status, JSON.stringify(engage.body)).toBe(200);
-      const engagedAt = await store.headPosition();
-      await market.insertCandles(candles.get(DAYS - 1) ?? []);
-      await settle({ pool, api: auditor, clock: START + DAYS * DAY, ticking: TICKING });
-      const after = await store.readAll({ after: engagedAt, maxCount: 100_000 });
-      const automation = after.filter((e) => e.metadata.actor.startsWith('automation:'));
+    it('the kill switch, engaged on a day three capabilities were due, held them all that step', async () => {
+      expect(held).toBeDefined();
+      const events = held?.events ?? [];
+      const automation = events.filter((e) => e.metadata.actor.startsWith('automation:'));
       expect(new Set(automation.map((e) => e.type))).toEqual(new Set(['AutomationActionHeld']));
-      for (const held of automation)
-        expect((held.data as { reason: string }).reason).toMatch(/^KILL_SWITCH_ENGAGED: /);
-      // The day's ranking is held, not written; the engine places nothing that adds risk.
-      expect(automation.map((e) => (e.data as { manager: string }).manager)).toContain(
-        'hot-symbols',
-      );
-      const orders = after.filter((e) => e.type === 'OrderSubmitted');
-      for (const o of orders)
-        expect((o.data as { order: { reduceOnly: boolean } }).order.reduceOnly).toBe(true);
+      for (const hold of automation)
+        expect((hold.data as { reason: string }).reason).toMatch(/^KILL_SWITCH_ENGAGED: .*proof/);
+      // The day's ranking (10), the suspensions the strict thresholds call for (7), the 1 March
+      // optimization (6): each held, with the slot it would have acted on as its cause.
+      const managers = new Set(automation.map((e) => (e.data as { manager: string }).manager));
+      for (const manager of ['hot-symbols', 'elimination', 'periodic-optimizer'])
+        expect(managers).toContain(manager);
+      // The engine adds no risk: an order that would add was denied by the kill switch.
+      const adding = events
+        .filter(
+          (e) => e.type === 'OrderSubmitted' && !(e.data as { reduceOnly: boolean }).reduceOnly,
+        )
+        .map((e) => e.streamId);
+      const outcome = (stream: string) =>
+        events
+          .filter((e) => e.streamId === stream && e.type !== 'OrderSubmitted')
+          .map((e) => `${e.type} ${reasonOf(e)}`);
+      for (const order of adding)
+        expect(outcome(order)).toEqual([expect.stringMatching(/^OrderDenied KILL_SWITCH_ENGAGED/)]);
+      // Released, they act again: elimination suspends the next day.
+      const suspended = (await acted())[7];
+      expect(suspended.every((e) => e.position > (engagedAt ?? 0n))).toBe(true);
     });
 
     /** The strategies started in paper, with the market instant of their start (the step's clock). */

@@ -169,9 +169,11 @@ export interface People {
  */
 export async function approveAllPending(people: People, clock: number): Promise<number> {
   const { approvals: pending } = await people.risk.get<{
-    approvals: { requestId: string; expiresAt: string }[];
+    approvals: { requestId: string; expiresAt: string; kind: string }[];
   }>('/approvals?status=pending&role=risk_officer&limit=100');
-  for (const { requestId, expiresAt } of pending) {
+  // Releasing the kill switch is the proof's own step (a second risk officer approves it).
+  const waiting = pending.filter((request) => request.kind !== 'risk_reset');
+  for (const { requestId, expiresAt } of waiting) {
     if (Date.parse(expiresAt) > Date.now()) {
       const answer = await people.risk.send('POST', `/approvals/${requestId}/approve`, {
         comment: 'proof: approved',
@@ -191,7 +193,7 @@ export async function approveAllPending(people: People, clock: number): Promise<
         { actor: people.riskParty.id },
       );
   }
-  return pending.length;
+  return waiting.length;
 }
 
 /**
