@@ -18,10 +18,14 @@ import { KILL_SWITCH_STREAM } from '../core/risk/common.js';
 import type { Candle } from '../core/market/types.js';
 import {
   approveAllPending,
+  actionTable,
   approveSymbol,
   causationChain,
   client,
+  joinWithExits,
+  openCandidateOptimizations,
   proofMarket,
+  startedInPaper,
   proofPolicy,
   reasonOf,
   settle,
@@ -257,20 +261,7 @@ describe(
       wall = Date.now() - started;
       expect(killedDuring).not.toBe('');
       const did = await acted();
-      const rows = [];
-      for (const n of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] as const) {
-        const first = did[n][0];
-        rows.push({
-          capability: n,
-          actions: did[n].length,
-          first: first ? `${first.type} ${first.streamId}` : 'none',
-          why: first ? reasonOf(first) : '',
-          chain:
-            first && first.metadata.actor.startsWith('automation:')
-              ? (await causationChain(auditor, first)).join(' <- ')
-              : 'engine cycle',
-        });
-      }
+      const rows = await actionTable(auditor, did);
       console.log(
         `proof: ${String(DAYS - HISTORY)} market days played in ${String(wall)} ms (kill -9 at ${killedDuring})`,
       );
@@ -395,33 +386,12 @@ describe(
     const startDays = new Map<string, number>();
     let clockNow = 0;
     async function startedStrategies(): Promise<{ strategyId: string; at: number }[]> {
-      const { rows } = await pool.query<{ id: string }>(
-        `SELECT data->>'strategyId' AS id FROM qcat_events WHERE type = 'StrategyPaperTradingStarted'`,
-      );
-      return rows.map(({ id }) => {
+      return (await startedInPaper(pool)).map((id) => {
         if (!startDays.has(id)) startDays.set(id, clockNow);
         return { strategyId: id, at: startDays.get(id) ?? clockNow };
       });
     }
-    async function join(strategyId: string): Promise<void> {
-      const added = await risk.send('POST', `/portfolios/${PORTFOLIO}/members`, { strategyId });
-      expect(added.status, JSON.stringify(added.body)).toBe(200);
-      const rules = await risk.send('PUT', `/risk/exits/${PORTFOLIO}/${strategyId}/SOLUSDT`, {
-        stopLoss: 0.02,
-        takeProfit: 2,
-        trailing: { activation: 0.01, distance: 0.01 },
-      });
-      expect(rules.status, JSON.stringify(rules.body)).toBe(200);
-    }
-
-    /** Candidates of capability 8 whose optimization is requested and not finished. */
-    async function openCandidates(): Promise<number> {
-      const { rows } = await pool.query<{ n: string }>(
-        `SELECT count(*) AS n FROM qcat_events r WHERE r.type = 'OptimizationRequested'
-            AND r.data->'trigger'->>'type' = 'new_strategy' AND NOT EXISTS (SELECT 1 FROM qcat_events d
-            WHERE d.stream_id = r.stream_id AND d.type = 'OptimizationCompleted')`,
-      );
-      return Number(rows[0]?.n);
-    }
+    const join = (strategyId: string) => joinWithExits(risk, PORTFOLIO, strategyId);
+    const openCandidates = () => openCandidateOptimizations(pool);
   },
 );

@@ -278,3 +278,63 @@ export function proofPolicy(periodic: string): [string, Record<string, unknown>]
     ['elimination', { sharpeBelow: -10, drawdownAbove: 1, losingWeeksInARow: 52, coolingDays: 2 }],
   ];
 }
+
+/** The strategies started in paper so far. */
+export async function startedInPaper(pool: pg.Pool): Promise<string[]> {
+  const { rows } = await pool.query<{ id: string }>(
+    `SELECT data->>'strategyId' AS id FROM qcat_events WHERE type = 'StrategyPaperTradingStarted'`,
+  );
+  return rows.map((row) => row.id);
+}
+
+/** Capability 8's candidates whose optimization is requested and not finished. */
+export async function openCandidateOptimizations(pool: pg.Pool): Promise<number> {
+  const { rows } = await pool.query<{ n: string }>(
+    `SELECT count(*) AS n FROM qcat_events r WHERE r.type = 'OptimizationRequested'
+        AND r.data->'trigger'->>'type' = 'new_strategy' AND NOT EXISTS (SELECT 1 FROM qcat_events d
+        WHERE d.stream_id = r.stream_id AND d.type = 'OptimizationCompleted')`,
+  );
+  return Number(rows[0]?.n);
+}
+
+/**
+ * The risk officer adds a strategy to the portfolio (capability 3 proposes, 4 sizes) and sets its
+ * exit rules on SOLUSDT: stop-loss 2% (capability 5), a trailing stop 1% behind the best price
+ * once 1% up (capability 9).
+ */
+export async function joinWithExits(
+  risk: Client,
+  portfolioId: string,
+  strategyId: string,
+): Promise<void> {
+  const added = await risk.send('POST', `/portfolios/${portfolioId}/members`, { strategyId });
+  expect(added.status, JSON.stringify(added.body)).toBe(200);
+  const rules = await risk.send('PUT', `/risk/exits/${portfolioId}/${strategyId}/SOLUSDT`, {
+    stopLoss: 0.02,
+    takeProfit: 2,
+    trailing: { activation: 0.01, distance: 0.01 },
+  });
+  expect(rules.status, JSON.stringify(rules.body)).toBe(200);
+}
+
+/** Per capability: how often it acted, its first action, why, and that action's causes. */
+export async function actionTable(
+  auditor: Client,
+  did: Record<1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10, RecordedEvent[]>,
+): Promise<Record<string, string | number>[]> {
+  const rows = [];
+  for (const n of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] as const) {
+    const first = did[n][0];
+    rows.push({
+      capability: n,
+      actions: did[n].length,
+      first: first ? `${first.type} ${first.streamId}` : 'none',
+      why: first ? reasonOf(first) : '',
+      chain:
+        first && first.metadata.actor.startsWith('automation:')
+          ? (await causationChain(auditor, first)).join(' <- ')
+          : 'engine cycle',
+    });
+  }
+  return rows;
+}
