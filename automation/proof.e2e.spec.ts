@@ -14,7 +14,6 @@ import type { RecordedEvent } from '../core/eventstore/event-store.js';
 import { HOT_SYMBOLS_STREAM } from '../core/hot-symbols/ranking.js';
 import { hotSymbolStream } from '../core/hot-symbols/tradable.js';
 import { DEFAULT_INSTRUMENTS } from '../core/market/synthetic.js';
-import { KILL_SWITCH_STREAM } from '../core/risk/common.js';
 import type { Candle } from '../core/market/types.js';
 import {
   approveAllPending,
@@ -25,6 +24,7 @@ import {
   joinWithExits,
   openCandidateOptimizations,
   proofMarket,
+  releaseKillSwitch,
   startedInPaper,
   proofPolicy,
   reasonOf,
@@ -191,18 +191,7 @@ describe(
     let engagedAt: bigint | null = null;
     let held: { clock: number; events: RecordedEvent[] } | undefined;
     let risk2: Client;
-    /** A second risk officer approves the first one's request to release the kill switch. */
-    const release = async () => {
-      const asked = await risk.send('POST', '/risk/kill-switch/release-requests', {
-        reason: 'proof: the drill is over',
-      });
-      expect(asked.status, JSON.stringify(asked.body)).toBe(201);
-      const requestId = String(asked.body['approvalRequestId']);
-      const approved = await risk2.send('POST', `/approvals/${requestId}/approve`, {});
-      expect(approved.status, JSON.stringify(approved.body)).toBe(200);
-      while ((await store.readStream(KILL_SWITCH_STREAM)).at(-1)?.type !== 'KillSwitchReleased')
-        await new Promise((r) => setTimeout(r, 20));
-    };
+    const release = () => releaseKillSwitch(risk, risk2, store);
 
     it('plays the market a day a step: each of the ten acts for its reason, its causes in the audit API', async () => {
       const started = Date.now();

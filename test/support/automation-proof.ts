@@ -12,6 +12,8 @@ import {
 } from '../../core/hot-symbols/tradable.js';
 import { DEFAULT_INSTRUMENTS, generateCandles } from '../../core/market/synthetic.js';
 import type { Candle } from '../../core/market/types.js';
+import type { EventStore } from '../../core/eventstore/event-store.js';
+import { KILL_SWITCH_STREAM } from '../../core/risk/common.js';
 
 /**
  * Helpers of the end-to-end proof of the automation capabilities (automation/proof.e2e.spec.ts):
@@ -337,4 +339,25 @@ export async function actionTable(
     });
   }
   return rows;
+}
+
+/** The first risk officer asks to release the kill switch, a second approves (four eyes). */
+export async function releaseKillSwitch(
+  risk: Client,
+  risk2: Client,
+  store: EventStore,
+): Promise<void> {
+  const asked = await risk.send('POST', '/risk/kill-switch/release-requests', {
+    reason: 'proof: the drill is over',
+  });
+  expect(asked.status, JSON.stringify(asked.body)).toBe(201);
+  const requestId = String(asked.body['approvalRequestId']);
+  const approved = await risk2.send('POST', `/approvals/${requestId}/approve`, {});
+  expect(approved.status, JSON.stringify(approved.body)).toBe(200);
+  const released = async () =>
+    (await store.readStream(KILL_SWITCH_STREAM)).at(-1)?.type === 'KillSwitchReleased';
+  for (let wait = 0; !(await released()); wait++) {
+    expect(wait, 'the approved release is applied').toBeLessThan(3000);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
