@@ -6,7 +6,8 @@ import { startTestServer, type TestServer } from '../test/support/test-server.js
 import { automationGate } from '../automation/gate.js';
 import { hotSymbolsManager } from '../automation/hot-symbols/manager.js';
 import { ProcessManagerTarget } from '../automation/process-manager-target.js';
-import { hotSymbolList, tradableSymbols } from '../projections/hot-symbol-list.js';
+import { approvedSymbols } from '../automation/new-strategies/decide.js';
+import { hotSymbolList, listedSymbols, tradableSymbols } from '../projections/hot-symbol-list.js';
 
 const HOUR = 3_600_000;
 
@@ -167,6 +168,11 @@ describe('hot symbols over HTTP', () => {
     expect(await tradableSymbols(pool, new Date())).toEqual(['SOLUSDT']);
     expect(await tradableSymbols(pool, new Date(until))).toEqual([]);
     expect((await hotSymbolList(pool, new Date(until)))[0]?.status).toBe('expired');
+    // Capability 8 reads the same list and, at its tick, uses what is approved and not expired.
+    const listed = await listedSymbols(pool);
+    expect(listed).toEqual([{ symbol: 'SOLUSDT', tradableUntil: until, score: row?.['score'] }]);
+    expect(approvedSymbols(listed, Date.now())).toEqual(['SOLUSDT']);
+    expect(approvedSymbols(listed, until)).toEqual([]);
     // The audit trail explains it: the symbol's stream, proposer and approver.
     const history = await api.server.runtime.eventStore.readStream('hotsymbol-SOLUSDT');
     expect(history.map((e) => e.type)).toEqual(['HotSymbolProposed', 'HotSymbolApproved']);

@@ -20,6 +20,8 @@ export interface ApiConfig {
   QCAT_DATA_DIR: string;
   QCAT_RESTORE_DRILL_SCHEDULE: string;
   QCAT_RESTORE_DRILL_URL?: string | undefined;
+  /** What automation reads as now (ADR 030). */
+  AUTOMATION_CLOCK: 'wall' | 'market';
 }
 
 /**
@@ -38,7 +40,7 @@ export interface ApiServices {
   commands: CommandHandler;
   projections: ProjectionService;
   /** Process managers: read-your-writes for their effects, and what holds the capabilities. */
-  automation: Pick<ProcessManagerService, 'waitFor' | 'held' | 'managersOf'>;
+  automation: Pick<ProcessManagerService, 'waitFor' | 'held' | 'managersOf' | 'ticked'>;
   metrics: Metrics;
 }
 

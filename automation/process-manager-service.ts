@@ -23,6 +23,13 @@ export interface ProcessManagerServiceOptions {
   /** How often a standby process tries to take over a process manager; default 2 s. */
   leadershipIntervalMs?: number;
   retryDelayMs?: number;
+  /**
+   * What now is for ticks (AUTOMATION_CLOCK): the wall clock by default; `market` answers the
+   * market's clock (the newest stored bar's close), undefined before any bar: then no tick.
+   */
+  clock?: () => Promise<Date | undefined>;
+  /** Every manager's tick interval instead of its own `tickMs` (AUTOMATION_TICK_MS). */
+  tickMs?: number;
   /** Holds capabilities' commands (automation/gate.ts); without it they always act. */
   gate?: AutomationGate;
   onOutcome?: (outcome: Outcome) => void;
@@ -43,6 +50,8 @@ export class ProcessManagerService {
   private readonly leadership: Leadership;
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> = Promise.resolve();
+  /** The instant each manager this process leads last ticked at (GET /api/v1/automation). */
+  private readonly lastTicks = new Map<string, Date>();
   private stopped = false;
 
   constructor(private readonly options: ProcessManagerServiceOptions) {
@@ -79,6 +88,13 @@ export class ProcessManagerService {
   /** Why every capability is held now (kill switch, HALTED), or undefined. */
   async held(): Promise<string | undefined> {
     return this.options.gate?.held();
+  }
+
+  /** The instant each manager this process leads last ticked at, by name. */
+  ticked(): Record<string, string> {
+    return Object.fromEntries(
+      [...this.lastTicks].map(([name, instant]) => [name, instant.toISOString()]),
+    );
   }
 
   names(): string[] {
@@ -157,18 +173,26 @@ export class ProcessManagerService {
   private startTicks(target: ProcessManagerTarget): void {
     if (!target.manager.tick) return;
     let running = false;
-    const timer = setInterval(() => {
-      if (running) return; // a slow tick is never run twice at once
-      running = true;
-      target
-        .tick(new Date())
-        .catch((error: unknown) => {
-          this.options.log?.(`automation: ${target.name} tick failed: ${toError(error).message}`);
-        })
-        .finally(() => {
-          running = false;
-        });
-    }, target.manager.tickMs ?? 60_000);
+    const timer = setInterval(
+      () => {
+        if (running) return; // a slow tick is never run twice at once
+        running = true;
+        const clock = this.options.clock ?? (() => Promise.resolve(new Date()));
+        clock()
+          .then(async (now) => {
+            if (!now) return;
+            await target.tick(now);
+            this.lastTicks.set(target.manager.name, now);
+          })
+          .catch((error: unknown) => {
+            this.options.log?.(`automation: ${target.name} tick failed: ${toError(error).message}`);
+          })
+          .finally(() => {
+            running = false;
+          });
+      },
+      this.options.tickMs ?? target.manager.tickMs ?? 60_000,
+    );
     timer.unref();
     this.tickers.set(target.name, timer);
   }
@@ -176,6 +200,7 @@ export class ProcessManagerService {
   private async stopRunners(): Promise<void> {
     for (const timer of this.tickers.values()) clearInterval(timer);
     this.tickers.clear();
+    this.lastTicks.clear();
     const runners = [...this.runners.values()];
     this.runners.clear();
     await Promise.all(runners.map((runner) => runner.stop()));

@@ -190,6 +190,11 @@ export const configSchema = z
     // Where the first start of an empty log writes the admin token (mode 0600) instead of
     // printing it: container logs are kept and shipped; a file on a volume is not.
     QCAT_BOOTSTRAP_TOKEN_FILE: optional(z.string().trim().min(1)),
+    // What now is for automation's schedules (ADR 030): the wall clock, or the market's (the
+    // newest stored 1h bar's close), to run automation over a market played faster than time.
+    AUTOMATION_CLOCK: optional(z.enum(['wall', 'market'])).default('wall'),
+    // Every process manager's tick interval instead of its own (default: each its own, 60 s).
+    AUTOMATION_TICK_MS: optional(z.coerce.number().int().min(10).max(3_600_000)),
     // Paper trading (core/engine, ADR 008).
     PAPER_TRADING: optional(z.enum(['on', 'off'])).default('on'),
     PAPER_INITIAL_CASH: optional(z.coerce.number().positive().max(1e12)).default(100_000),

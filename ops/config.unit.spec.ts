@@ -37,6 +37,7 @@ describe('configuration', () => {
       QCAT_RESTORE_DRILL_SCHEDULE: '0 4 1 * *',
       QCAT_AUDIT_VERIFY_SCHEDULE: '15 * * * *',
       QCAT_CONFIG_BACKUP_SCHEDULE: '0 3 * * 0',
+      AUTOMATION_CLOCK: 'wall',
       PAPER_TRADING: 'on',
       PAPER_INITIAL_CASH: 100_000,
       ENGINE_POLL_MS: 500,

@@ -229,6 +229,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
     closers.push(async () => {
       if (trialQueue) await (await trialQueue).close();
     });
+    const market = new MarketDataStore(pool);
     const automation = new ProcessManagerService({
       pool,
       connectionString: databaseUrl,
@@ -237,7 +238,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       managers: allProcessManagers({
         commands,
         pool,
-        market: new MarketDataStore(pool),
+        market,
         eventStore,
         onStop: (stop) => closers.push(stop),
         optimizationTrials: queuedTrials({
@@ -266,6 +267,15 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
         },
       }),
       gate: automationGate(commands, () => haltedPortfolios(pool)),
+      ...(config.AUTOMATION_CLOCK === 'market'
+        ? {
+            clock: async () => {
+              const close = await market.latestCloseTime('1h');
+              return close === undefined ? undefined : new Date(close);
+            },
+          }
+        : {}),
+      ...(config.AUTOMATION_TICK_MS ? { tickMs: config.AUTOMATION_TICK_MS } : {}),
       instanceId: `${hostname()}:${process.pid}`,
       onOutcome: (outcome) => {
         metrics.automationOutcomes.inc({ manager: outcome.manager, result: outcome.result });

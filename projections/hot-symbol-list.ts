@@ -136,7 +136,26 @@ export async function hotSymbolList(pool: pg.Pool, now: Date): Promise<HotSymbol
   }));
 }
 
-/** The symbols on the tradable list at `now` (for capability 8, new strategies). */
+/**
+ * Every symbol of the list with until when it is tradable and its proposal's score: capability 8
+ * (automation/new-strategies/decide.ts `approvedSymbols`) decides from it which it may use.
+ */
+export async function listedSymbols(
+  pool: pg.Pool,
+): Promise<{ symbol: string; tradableUntil: number | null; score: number | null }[]> {
+  const { rows } = await pool.query<{
+    symbol: string;
+    tradable_until: Date | null;
+    score: number | null;
+  }>('SELECT symbol, tradable_until, score FROM qcat_read.hot_symbol_list ORDER BY symbol');
+  return rows.map((row) => ({
+    symbol: row.symbol,
+    tradableUntil: row.tradable_until ? row.tradable_until.getTime() : null,
+    score: row.score,
+  }));
+}
+
+/** The symbols on the tradable list at `now`. */
 export async function tradableSymbols(pool: pg.Pool, now: Date): Promise<string[]> {
   const { rows } = await pool.query<{ symbol: string }>(
     'SELECT symbol FROM qcat_read.hot_symbol_list WHERE tradable_until > $1 ORDER BY symbol',

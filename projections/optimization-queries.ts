@@ -118,12 +118,19 @@ export class OptimizationQueries {
     return rows.map((row) => row.state);
   }
 
-  /** When the strategy's latest optimization was requested, and whether one is unfinished. */
+  /**
+   * When the strategy's latest optimization was requested, and whether one is unfinished. An
+   * automatic request counts from the end of its data window when that is earlier than when it
+   * was recorded: the day of the tick that made it, so that under the market clock (ADR 030) the
+   * cooldowns count market days; under the wall clock it is the same UTC day.
+   */
   async history(
     strategyId: string,
   ): Promise<{ lastRequestedAt: Date | null; unfinished: boolean }> {
     const { rows } = await this.pool.query<{ last: Date | null; unfinished: boolean | null }>(
-      `SELECT max(requested_at) AS last, bool_or(status IN ('requested', 'running')) AS unfinished
+      `SELECT max(CASE WHEN trigger_type = 'manual' THEN requested_at
+                       ELSE least(requested_at, (state->>'to')::timestamptz) END) AS last,
+              bool_or(status IN ('requested', 'running')) AS unfinished
          FROM qcat_read.optimizations WHERE strategy_id = $1`,
       [strategyId],
     );

@@ -34,9 +34,23 @@ const capabilityOut = z.object({
   lastDecisions: z.array(decision),
 });
 
+/** GET /automation's answer. */
+const overviewOut = z.object({
+  held: z.string().nullable(),
+  clock: z
+    .object({
+      source: z.enum(['wall', 'market']),
+      ticked: z.record(z.string(), z.string()),
+    })
+    .describe(
+      'what now is for the schedules (AUTOMATION_CLOCK) and the instant each process manager this process leads last ticked at',
+    ),
+  capabilities: z.array(capabilityOut),
+});
+
 /** The ten automation capabilities: the policy's switches and thresholds, and what each did. */
 export const automationRoutes: FastifyPluginAsyncZod<{
-  runtime: Pick<ApiServices, 'automation' | 'commands' | 'pool'>;
+  runtime: Pick<ApiServices, 'automation' | 'commands' | 'config' | 'pool'>;
 }> = async (fastify, { runtime }) => {
   fastify.get(
     '/automation',
@@ -50,7 +64,7 @@ export const automationRoutes: FastifyPluginAsyncZod<{
           decisions: z.coerce.number().int().min(0).max(50).default(5),
         }),
         response: {
-          200: z.object({ held: z.string().nullable(), capabilities: z.array(capabilityOut) }),
+          200: overviewOut,
         },
       },
     },
@@ -67,6 +81,7 @@ export const automationRoutes: FastifyPluginAsyncZod<{
       );
       return {
         held: (await runtime.automation.held()) ?? null,
+        clock: { source: runtime.config.AUTOMATION_CLOCK, ticked: runtime.automation.ticked() },
         capabilities: CAPABILITY_NAMES.map((name, index) => {
           const names = managers[index] ?? [];
           return {

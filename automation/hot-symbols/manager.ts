@@ -2,7 +2,7 @@ import type { MarketDataStore } from '../../core/adapters/postgres/market-data-s
 import { AUTOMATION_POLICY_STREAM, automationPolicy } from '../../core/capabilities/policy.js';
 import type { CommandHandler } from '../../core/commands/command-handler.js';
 import { HOT_SYMBOLS_STREAM, hotSymbolsRanking } from '../../core/hot-symbols/ranking.js';
-import { intent, type ProcessManager } from '../process-manager.js';
+import { intent, type ProcessManager, type Tick } from '../process-manager.js';
 import { rankingCommand } from './ranking-command.js';
 
 const HOUR = 3_600_000;
@@ -17,6 +17,9 @@ export function hotSymbolsManager(deps: {
   market: MarketDataStore;
   tickMs?: number;
 }): ProcessManager {
+  // The hour's ranking, once computed: the next ticks of the hour issue it again (written once,
+  // by its key) instead of reading a month of candles for every symbol each time.
+  let last: Tick | undefined;
   return {
     name: 'hot-symbols',
     capability: 'hot_symbols',
@@ -27,6 +30,7 @@ export function hotSymbolsManager(deps: {
       const { state } = await deps.commands.load(automationPolicy, AUTOMATION_POLICY_STREAM);
       if (!state.hot_symbols.enabled) return undefined;
       const at = Math.floor(now.getTime() / HOUR) * HOUR;
+      if (last?.slot === new Date(at).toISOString()) return last;
       const command = await rankingCommand(
         deps.market,
         at,
@@ -34,10 +38,11 @@ export function hotSymbolsManager(deps: {
         'schedule',
       );
       if (command.scores.length === 0) return undefined;
-      return {
+      last = {
         slot: new Date(at).toISOString(),
         intents: [intent(hotSymbolsRanking, HOT_SYMBOLS_STREAM, command)],
       };
+      return last;
     },
   };
 }

@@ -3,6 +3,9 @@ import { candidateKey, type NewStrategiesState } from '../../core/strategies/new
 
 /**
  * Capability 8, the decisions (pure; given/when/then in decide.unit.spec.ts).
+ *  - Which symbols it may use: those on the tradable list at the tick's instant (a risk officer
+ *    approved them, four eyes, and their `tradableUntil` is later), best score first; raw rankings,
+ *    pending, rejected and expired proposals never.
  *  - Which templates to try this week: every template × approved hot symbol not tried yet, in
  *    the symbols' order (best first), at most what the caps leave (`perWeek` less this week's
  *    creations, `total` less all creations).
@@ -28,6 +31,28 @@ export const TEMPLATES: Readonly<Record<string, ParameterSpace>> = {
 };
 
 export type Caps = { perWeek: number; total: number };
+
+/** One symbol's row of the tradable list (projections/hot-symbol-list.ts). */
+export type ListedSymbol = {
+  symbol: string;
+  /** Approved until this instant (epoch ms); null while never approved (pending, rejected). */
+  tradableUntil: number | null;
+  /** Its score in the ranking it was proposed from (null: not scored). */
+  score: number | null;
+};
+
+/**
+ * The symbols capability 8 may try at `now`: approved and not expired (`now < tradableUntil`, as
+ * the list's `tradable` status), best score first, ties and unscored ones by name.
+ */
+export function approvedSymbols(list: readonly ListedSymbol[], now: number): string[] {
+  return list
+    .filter((row) => row.tradableUntil !== null && now < row.tradableUntil)
+    .sort(
+      (a, b) => (b.score ?? -Infinity) - (a.score ?? -Infinity) || a.symbol.localeCompare(b.symbol),
+    )
+    .map((row) => row.symbol);
+}
 
 /** The Monday (UTC) of `now`'s week, `YYYY-MM-DD`: the slot and the cap's week. */
 export function weekOf(now: Date): string {

@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { checkSpace } from '../../core/optimization/space.js';
 import { newStrategies, type NewStrategiesState } from '../../core/strategies/new-strategies.js';
-import { candidates, creationRefusal, room, TEMPLATES, weekOf } from './decide.js';
+import {
+  approvedSymbols,
+  candidates,
+  creationRefusal,
+  room,
+  TEMPLATES,
+  weekOf,
+  type ListedSymbol,
+} from './decide.js';
 
 const empty: NewStrategiesState = newStrategies.initialState();
 const W = '2026-03-02';
@@ -82,6 +90,42 @@ describe('new strategies (capability 8): which candidates, given / when / then',
       /no parameters/,
     );
     expect(creationRefusal({ passed: true, reasons: [], hasParameters: true })).toBeNull();
+  });
+});
+
+describe('new strategies (capability 8): which symbols, given / when / then', () => {
+  const now = Date.parse('2026-03-09T00:00:00Z');
+  const HOUR = 3_600_000;
+  const row = (symbol: string, tradableUntil: number | null, score: number | null = 1) =>
+    ({ symbol, tradableUntil, score }) satisfies ListedSymbol;
+
+  it('given approved symbols on the list, when the week is tried, then they come best score first', () => {
+    const list = [row('BTCUSDT', now + 7 * 24 * HOUR, 1.2), row('SOLUSDT', now + HOUR, 3.4)];
+    expect(approvedSymbols(list, now)).toEqual(['SOLUSDT', 'BTCUSDT']);
+    const symbols = approvedSymbols(list, now);
+    expect(
+      candidates({ symbols, templates, ledger: empty, caps: { perWeek: 1, total: 5 }, week: W }),
+    ).toEqual([{ template: 'sma_crossover', symbol: 'SOLUSDT' }]);
+  });
+
+  it('given a proposal still pending or rejected (never approved), then it is not used', () => {
+    expect(approvedSymbols([row('ETHUSDT', null, 9)], now)).toEqual([]);
+  });
+
+  it('given an approval that expired at or before the tick, then it is not used; an instant before, it is', () => {
+    const list = [row('SOLUSDT', now), row('ETHUSDT', now - HOUR)];
+    expect(approvedSymbols(list, now)).toEqual([]);
+    expect(approvedSymbols(list, now - 1)).toEqual(['SOLUSDT']);
+  });
+
+  it('given an empty list (rankings recommend, nobody approved), then no symbol and no candidate', () => {
+    expect(approvedSymbols([], now)).toEqual([]);
+  });
+
+  it('given equal or missing scores, then by name, scored ones first', () => {
+    const until = now + HOUR;
+    const list = [row('XRPUSDT', until, null), row('ETHUSDT', until, 2), row('BTCUSDT', until, 2)];
+    expect(approvedSymbols(list, now)).toEqual(['BTCUSDT', 'ETHUSDT', 'XRPUSDT']);
   });
 });
 

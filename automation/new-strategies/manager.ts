@@ -7,7 +7,16 @@ import { optimizations, optimizationStream } from '../../core/optimization/optim
 import { NEW_STRATEGIES_STREAM, newStrategies } from '../../core/strategies/new-strategies.js';
 import { strategies, strategyStream } from '../../core/strategies/strategy.js';
 import { automationActor, intent, type Intent, type ProcessManager } from '../process-manager.js';
-import { candidates, creationRefusal, room, TEMPLATES, weekOf, type Caps } from './decide.js';
+import {
+  approvedSymbols,
+  candidates,
+  creationRefusal,
+  room,
+  TEMPLATES,
+  weekOf,
+  type Caps,
+  type ListedSymbol,
+} from './decide.js';
 
 /** Capability 8 acts as this process manager. */
 export const NEW_STRATEGIES = 'new-strategies';
@@ -25,9 +34,10 @@ const DAY = 86_400_000;
 const NAMESPACE = '5b9e2c41-0d7a-4f63-8e15-a2c4d6b8f0e3';
 const derived = (name: string): string => uuidv5(name, NAMESPACE);
 
-/** What it reads besides streams: the approved hot symbols, best first, and the market. */
+/** What it reads besides streams: the tradable list of hot symbols, and the market. */
 export interface NewStrategiesReads {
-  symbols(): Promise<string[]>;
+  /** Every row of the tradable list; `approvedSymbols` decides which are usable at the tick. */
+  tradableList(): Promise<ListedSymbol[]>;
   candleCount(symbol: string, timeframe: string, from: Date, to: Date): Promise<number>;
 }
 
@@ -89,7 +99,9 @@ export function newStrategiesManager(deps: {
       )
         return [];
       const caps = await policy();
-      const week = weekOf(event.recordedAt);
+      // The week it counts in is the week it was tried (its data ends on that tick's day), not
+      // the week its optimization happened to finish: the same under either clock (ADR 030).
+      const week = weekOf(new Date(run.to));
       const strategyId =
         `auto-${run.kind}-${run.symbol}-${run.optimizationId.slice(0, 8)}`.toLowerCase();
       const reserve = intent(
@@ -156,7 +168,7 @@ export function newStrategiesManager(deps: {
         return undefined;
       }
       const picked = candidates({
-        symbols: await reads.symbols(),
+        symbols: approvedSymbols(await reads.tradableList(), now.getTime()),
         templates: Object.keys(TEMPLATES),
         ledger: state,
         caps: await policy(),

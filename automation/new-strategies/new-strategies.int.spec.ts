@@ -58,7 +58,13 @@ describe('new strategies (capability 8)', () => {
       newStrategiesManager({
         commands,
         reads: {
-          symbols: () => Promise.resolve(['ETHUSDT', 'BTCUSDT']),
+          // The tradable list: ETHUSDT and BTCUSDT approved (best first), SOLUSDT only proposed.
+          tradableList: () =>
+            Promise.resolve([
+              { symbol: 'BTCUSDT', tradableUntil: Date.UTC(2100, 0), score: 1.5 },
+              { symbol: 'ETHUSDT', tradableUntil: Date.UTC(2100, 0), score: 2.5 },
+              { symbol: 'SOLUSDT', tradableUntil: null, score: 9 },
+            ]),
           candleCount: () => Promise.resolve(2_160),
         },
       }),
@@ -314,7 +320,7 @@ describe('new strategies: a restart between the reservation and the creation', (
         type: 'ReserveNewStrategy',
         strategyId,
         optimizationId,
-        week: weekOf(completed.recordedAt),
+        week: weekOf(new Date('2026-03-01T00:00:00.000Z')),
         perWeek: 1,
         total: 5,
       },
@@ -324,7 +330,7 @@ describe('new strategies: a restart between the reservation and the creation', (
       store.pool,
       newStrategiesManager({
         commands,
-        reads: { symbols: () => Promise.resolve([]), candleCount: () => Promise.resolve(0) },
+        reads: { tradableList: () => Promise.resolve([]), candleCount: () => Promise.resolve(0) },
       }),
       commands,
       { eventStore: store, gate: automationGate(commands, () => Promise.resolve([])) },

@@ -5,7 +5,7 @@
 import type pg from 'pg';
 import { ValidationError } from '../../errors.js';
 import { DerivativesStore } from './derivatives-store.js';
-import type { Candle, Instrument } from '../../market/types.js';
+import { TIMEFRAME_MS, type Candle, type Instrument } from '../../market/types.js';
 import type { Timeframe } from '../../strategies/kinds.js';
 import { eventLogMigrations, migrate } from './migrations.js';
 import {
@@ -381,6 +381,20 @@ export class MarketDataStore {
       rowMode: 'array',
     });
     return result.rows.map(toCandle);
+  }
+
+  /**
+   * The market's clock: the close of the newest stored bar of `timeframe`, any symbol (epoch ms);
+   * undefined without bars. What automation reads as now under AUTOMATION_CLOCK=market.
+   */
+  async latestCloseTime(timeframe: Timeframe): Promise<number | undefined> {
+    const { rows } = await this.db.query<{ ms: string | null }>(
+      `SELECT round(date_part('epoch', max(open_time)) * 1000)::bigint AS ms FROM qcat_market.candles
+        WHERE timeframe = $1`,
+      [timeframe],
+    );
+    const ms = rows[0]?.ms;
+    return ms === null || ms === undefined ? undefined : Number(ms) + TIMEFRAME_MS[timeframe];
   }
 
   /** Open time of the newest candle of `timeframe` among `symbols` (epoch ms), if any. */
