@@ -7,7 +7,6 @@ import type { JsonObject } from '../../core/eventstore/event-store.js';
 import { STRATEGY_KIND_NAMES } from '../../core/strategies/kinds.js';
 import type { Strategy } from '../../core/strategies/strategy.js';
 import type { ApiServices } from '../services.js';
-import { ensureBacktestResultsSchema } from '../../core/adapters/postgres/backtest-results-store.js';
 import { HttpProblem } from '../problem.js';
 import { BacktestQueries, type BacktestRow } from '../../projections/backtest-queries.js';
 import { StrategyQueries } from '../../projections/strategy-queries.js';
@@ -30,7 +29,6 @@ import { idParams, missing, requestBody, run, symbol, toRun } from './backtests/
 export const backtestRoutes: FastifyPluginAsyncZod<{
   runtime: Pick<ApiServices, 'commands' | 'pool' | 'projections'>;
 }> = async (fastify, { runtime }) => {
-  await ensureBacktestResultsSchema(runtime.pool);
   const market = new MarketDataStore(runtime.pool);
   const queries = {
     backtests: new BacktestQueries(runtime.pool),

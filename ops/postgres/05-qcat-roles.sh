@@ -52,16 +52,16 @@ ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA public
   GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO :"app";
 ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA public
   GRANT USAGE, SELECT ON SEQUENCES TO :"app";
--- The schemas the owner's migrations make beside the log (qcat_market, qcat_engine: ADR 028),
--- now and later: used and written, rows only. (Made by the application itself before ADR 028,
--- they stay its own where they exist.)
+-- The schemas the owner's migrations make beside the log (qcat_market, qcat_engine,
+-- qcat_backtest: ADR 028), now and later: used and written, rows only. (Made by the application
+-- itself before ADR 028, they stay its own where they exist.)
 ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" GRANT USAGE ON SCHEMAS TO :"app";
 ALTER DEFAULT PRIVILEGES FOR ROLE :"owner"
   GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO :"app";
 SELECT format('GRANT USAGE ON SCHEMA %I TO %I', nspname, :'app')
-  FROM pg_namespace WHERE nspname IN ('qcat_market', 'qcat_engine') \gexec
+  FROM pg_namespace WHERE nspname IN ('qcat_market', 'qcat_engine', 'qcat_backtest') \gexec
 SELECT format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO %I', nspname, :'app')
-  FROM pg_namespace WHERE nspname IN ('qcat_market', 'qcat_engine') \gexec
+  FROM pg_namespace WHERE nspname IN ('qcat_market', 'qcat_engine', 'qcat_backtest') \gexec
 
 -- The read side's views: QCAT recreates them at every rebuild, so their schema is the app's.
 CREATE SCHEMA IF NOT EXISTS qcat_read AUTHORIZATION :"app";

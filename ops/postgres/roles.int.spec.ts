@@ -179,6 +179,21 @@ describe('database roles: owner migrates, the application serves, Grafana reads 
       '42501',
     );
     expect(await outcome(() => app.query('SELECT count(*) FROM qcat_events'))).toBe('ok');
+    // The tables migrations make beside the log: rows, not schema (ADR 028).
+    expect(
+      await outcome(() =>
+        app.query(
+          "INSERT INTO qcat_backtest.runs VALUES ('roles-check', gen_random_uuid(), 0, 0, now())",
+        ),
+      ),
+    ).toBe('ok');
+    expect(
+      await outcome(() =>
+        app.query("DELETE FROM qcat_backtest.runs WHERE backtest_id = 'roles-check'"),
+      ),
+    ).toBe('ok');
+    expect(await outcome(() => app.query('SELECT count(*) FROM qcat_market.candles'))).toBe('ok');
+    expect(await outcome(() => app.query('DROP TABLE qcat_backtest.runs'))).toBe('42501');
   });
 
   it('Grafana’s reader reads qcat_read, and no key hash, no event, nothing private', async () => {

@@ -9,7 +9,7 @@ import type { Candle, Instrument } from '../../market/types.js';
  */
 
 /**
- * Where the results of a run live: the schema `qcat_backtest`, beside the read models and outside
+ * Where the results of a run live: the schema `qcat_backtest` (migration 18), beside the read models and outside
  * their generations. The runner writes them; they are not folded from events (one run can have
  * thousands of trades), so a rebuild of a read model — which builds a new generation from the log
  * and drops the old one — must not take them along. Rebuilding `backtests` leaves them as they
@@ -19,55 +19,6 @@ import type { Candle, Instrument } from '../../market/types.js';
  * pure function of its request and the candles), or, without the candles, the API says so.
  */
 export const RESULTS_SCHEMA = 'qcat_backtest';
-
-/** Creates the result tables if missing; expects to run inside a transaction. */
-async function createResultTables(client: pg.ClientBase): Promise<void> {
-  await client.query("SELECT pg_advisory_xact_lock(hashtextextended('qcat.backtest.schema', 0))");
-  await client.query(`
-    CREATE SCHEMA IF NOT EXISTS qcat_backtest;
-    CREATE TABLE IF NOT EXISTS qcat_backtest.runs (
-      backtest_id      text        PRIMARY KEY,
-      request_event_id uuid        NOT NULL,
-      trades           integer     NOT NULL,
-      equity_days      integer     NOT NULL,
-      written_at       timestamptz NOT NULL DEFAULT now()
-    );
-    CREATE TABLE IF NOT EXISTS qcat_backtest.trades (
-      backtest_id  text             NOT NULL,
-      seq          integer          NOT NULL,
-      side         text             NOT NULL,
-      opened_at    timestamptz      NOT NULL,
-      closed_at    timestamptz      NOT NULL,
-      quantity     double precision NOT NULL,
-      entry_price  double precision NOT NULL,
-      exit_price   double precision NOT NULL,
-      realized_pnl double precision NOT NULL,
-      fees         double precision NOT NULL,
-      net_pnl      double precision NOT NULL,
-      PRIMARY KEY (backtest_id, seq)
-    );
-    CREATE TABLE IF NOT EXISTS qcat_backtest.equity (
-      backtest_id text             NOT NULL,
-      day         date             NOT NULL,
-      equity      double precision NOT NULL,
-      PRIMARY KEY (backtest_id, day)
-    )`);
-}
-
-/** Creates the `qcat_backtest` schema if missing; safe when several processes start at once. */
-export async function ensureBacktestResultsSchema(pool: pg.Pool): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    await createResultTables(client);
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
-}
 
 const ROWS_PER_INSERT = 5000;
 
@@ -186,8 +137,6 @@ async function loadInstrument(
 
 /** Reads a run's inputs and replaces its stored results. */
 export class BacktestResultsStore {
-  private tablesReady = false;
-
   constructor(private readonly pool: pg.Pool) {}
 
   /** The id of the request whose results are stored for the run, if any. */
@@ -213,13 +162,11 @@ export class BacktestResultsStore {
   /** Replaces the stored results of a run, one run at a time per id. */
   async write(backtestId: string, requestEventId: string, output: BacktestOutput): Promise<void> {
     await this.transaction(async (client) => {
-      if (!this.tablesReady) await createResultTables(client);
       await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
         `qcat.backtest.run:${backtestId}`,
       ]);
       await writeResults(client, backtestId, requestEventId, output);
     });
-    this.tablesReady = true;
   }
 
   private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {

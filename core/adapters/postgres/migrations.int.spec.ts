@@ -21,13 +21,14 @@ async function loadFixture(url: string, file: string): Promise<void> {
 
 /**
  * What the migrations' schemas are made of, as the catalog says it: functions' source, columns,
- * indexes, … (not qcat_backtest: the backtest runner still makes it itself, ADR 028).
+ * indexes, …
  */
 async function schemaOf(pool: pg.Pool): Promise<Record<string, string[]>> {
   const list = async (sql: string): Promise<string[]> =>
     (await pool.query<{ item: string }>(sql)).rows.map((row) => row.item);
-  const ours = "n.nspname IN ('public', 'qcat_read', 'qcat_market', 'qcat_engine')";
-  const schemas = "IN ('public', 'qcat_read', 'qcat_market', 'qcat_engine')";
+  const ours =
+    "n.nspname IN ('public', 'qcat_read', 'qcat_market', 'qcat_engine', 'qcat_backtest')";
+  const schemas = "IN ('public', 'qcat_read', 'qcat_market', 'qcat_engine', 'qcat_backtest')";
   return {
     functions: await list(`SELECT pg_get_functiondef(p.oid) AS item FROM pg_proc p
       JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ${ours} ORDER BY 1`),

@@ -16,6 +16,7 @@ import { engineSnapshots } from './migrations/014-engine-snapshots.js';
 import { processManagersMigration } from './migrations/015-process-managers.js';
 import { readModelUnchangedMigration } from './migrations/016-read-model-unchanged.js';
 import { optimizationTrialsMigration } from './migrations/017-optimization-trials.js';
+import { backtestResults } from './migrations/018-backtest-results.js';
 
 /**
  * One migration mechanism for every schema QCAT owns in PostgreSQL (ADR 028): the log, the market
@@ -61,6 +62,7 @@ export const eventLogMigrations: readonly Migration[] = [
   processManagersMigration,
   readModelUnchangedMigration,
   optimizationTrialsMigration,
+  backtestResults,
 ];
 
 /** Arbitrary constant: the advisory lock that serialises concurrent migrators. */
