@@ -189,6 +189,14 @@ export const tradingProjection: PostgresProjection = {
   name: 'trading',
   version: 1,
   tables: ['orders', 'fills', 'positions', 'trades', 'portfolios', 'portfolio_equity'],
+  // What apply acts on (ADR 027): other events move the checkpoint and keep the cached answers.
+  handles: [
+    ...ORDER_EVENT_TYPES,
+    'PositionChanged',
+    'PositionClosed',
+    'CashBalanceChanged',
+    'PortfolioValued',
+  ],
 
   async setup(client, schema) {
     await client.query(`
