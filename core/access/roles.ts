@@ -1,4 +1,4 @@
-/** Everyone who uses QCAT acts in one of these roles (DESIGN.md, "Who uses it"). */
+/** Everyone who uses QCAT acts in one of these roles (docs/architecture.md, "Who uses it"). */
 export const ROLES = [
   'admin',
   'trader',
