@@ -3,10 +3,8 @@ import { Command } from 'commander';
 import { migrate } from '../core/adapters/postgres/migrations.js';
 import { createPool } from '../core/adapters/postgres/pool.js';
 import { QcatError, toError } from '../core/errors.js';
-import { startServer } from './server.js';
 import { ConfigurationError, loadConfig, redact, type Config } from './config.js';
-import { seedDemo } from './demo.js';
-import { openRuntime, type Runtime } from './runtime.js';
+import type { Runtime } from './runtime.js';
 import { userInfo } from 'node:os';
 import { ROLES, isRole } from '../core/access/roles.js';
 import { ApiKeyService } from '../api/auth/api-key-service.js';
@@ -39,6 +37,8 @@ program
   .option('--demo', 'turn the synthetic market feed on and seed three approved paper strategies')
   .option('--speed <n>', 'synthetic feed speed: 1 = real time, 60 = an hour a minute (demo: 60)')
   .action(async (options: { demo?: boolean; speed?: string }) => {
+    // The HTTP server's modules load only for `serve`: every other command starts faster.
+    const { startServer } = await import('./server.js');
     const server = await startServer(serveConfig(options));
     let stopping = false;
     const stop = (signal: string): void => {
@@ -70,6 +70,7 @@ program
         },
       };
       // Another process seeding at the same moment makes a step refuse: the server stays up.
+      const { seedDemo } = await import('./demo.js');
       await seedDemo(server.runtime.commands, server.runtime.eventStore, log).catch(
         (error: unknown) => {
           log.warn(`demo: seeding stopped: ${toError(error).message}`);
@@ -121,6 +122,7 @@ async function withRuntime<T>(work: (runtime: Runtime) => Promise<T>): Promise<T
   // One-off commands print their own results; start-up chatter would only be noise.
   const quiet = { info: () => undefined, warn: () => undefined };
 
+  const { openRuntime } = await import('./runtime.js');
   const runtime = await openRuntime(loadConfig(), quiet);
   try {
     return await work(runtime);
