@@ -1,14 +1,24 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { expect } from 'vitest';
 import { qcatNodeArgs } from './qcat-build.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 
+const run = randomBytes(4).toString('hex');
+
 /**
  * The Redis key prefix of this spec file's processes unless the spec names one: files run in
  * parallel, and a process that inherits REDIS_URL must not share `qcat:` with another file's.
+ * Per file, not per module: a worker runs its files one after another with their modules shared
+ * (vitest.config.ts, `isolate: false`), and a file's processes must not find the Redis views of
+ * the file before it.
  */
-const redisPrefix = `qcat-test:process:${randomBytes(4).toString('hex')}:`;
+const redisPrefix = (): string =>
+  `qcat-test:process:${run}:${createHash('sha256')
+    .update(expect.getState().testPath ?? '')
+    .digest('hex')
+    .slice(0, 12)}:`;
 
 export interface QcatProcess {
   child: ChildProcess;
@@ -32,7 +42,7 @@ export async function startQcat(
       ...process.env,
       PORT: '0',
       LOG_LEVEL: 'info',
-      QCAT_REDIS_PREFIX: redisPrefix,
+      QCAT_REDIS_PREFIX: redisPrefix(),
       // Three spec files run at once against one server's 100 connections (ADR 020).
       DATABASE_POOL_MAX: '5',
       ...env,
