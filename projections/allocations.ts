@@ -3,6 +3,7 @@ import type pg from 'pg';
 import type { DomainEvent } from '../core/decider.js';
 import { categoryOf } from '../core/eventstore/append-validation.js';
 import type { RecordedEvent } from '../core/eventstore/event-store.js';
+import type { PortfolioEvent } from '../core/portfolio/events.js';
 import { portfolios } from '../core/portfolio/portfolio.js';
 import {
   FIGURE_TABLES,
@@ -11,7 +12,7 @@ import {
   figuresSetup,
   refreshFigures,
 } from './allocation-figures.js';
-import type { PostgresProjection } from './projection.js';
+import { eventTypes, type PostgresProjection } from './projection.js';
 import { portfolioValuedEvent } from '../core/trading/accounting-events.js';
 
 /**
@@ -180,6 +181,20 @@ export const allocationsProjection: PostgresProjection = {
   kind: 'postgres',
   name: 'allocations',
   version: 2,
+  // Every event of a portfolio stream (apply parses them all), and the engine's valuations.
+  handles: [
+    ...eventTypes<PortfolioEvent>()(
+      'PortfolioPolicySet',
+      'PortfolioMemberAdded',
+      'PortfolioMemberRemoved',
+      'AllocationProposed',
+      'AllocationProposalFailed',
+      'AllocationApproved',
+      'AllocationApplied',
+      'AllocationRejected',
+    ),
+    'PortfolioValued',
+  ],
   tables: [
     'portfolio_policies',
     'allocation_proposals',

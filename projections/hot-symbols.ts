@@ -1,9 +1,9 @@
 import { domainEventOf } from '../core/eventstore/typed-events.js';
 import type pg from 'pg';
-import { rankedData } from '../core/hot-symbols/ranking.js';
-import { hotSymbols } from '../core/hot-symbols/tradable.js';
+import { rankedData, type HotSymbolsEvent } from '../core/hot-symbols/ranking.js';
+import { hotSymbols, type HotSymbolEvent } from '../core/hot-symbols/tradable.js';
 import { applyTradableEvent, TRADABLE_SETUP } from './hot-symbol-list.js';
-import type { PostgresProjection } from './projection.js';
+import { eventTypes, type PostgresProjection } from './projection.js';
 
 /**
  * Every hot-symbol ranking (HotSymbolsRanked), its scores kept whole for the API; and the
@@ -14,6 +14,11 @@ export const hotSymbolsProjection: PostgresProjection = {
   kind: 'postgres',
   name: 'hot_symbols',
   version: 2,
+  // The tradable list's events (apply parses every event of a hotsymbol- stream) and the rankings.
+  handles: [
+    ...eventTypes<HotSymbolEvent>()('HotSymbolProposed', 'HotSymbolApproved', 'HotSymbolRejected'),
+    ...eventTypes<HotSymbolsEvent>()('HotSymbolsRanked'),
+  ],
   tables: ['hot_symbol_rankings', 'hot_symbol_list'],
 
   async setup(client, schema) {

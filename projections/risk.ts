@@ -217,6 +217,8 @@ export const riskProjection: PostgresProjection = {
   kind: 'postgres',
   name: 'risk',
   version: 1,
+  // What apply acts on: the risk streams' events and the order streams' submissions and denials.
+  handles: [...RISK_TYPES, ...ORDER_TYPES],
   tables: [
     'risk_snapshot',
     'risk_states',
