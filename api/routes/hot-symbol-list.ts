@@ -65,7 +65,9 @@ export const hotSymbolListRoutes: FastifyPluginAsyncZod<{
   fastify.get(
     '/hot-symbols/list',
     {
-      config: { permission: 'market:read', readModel: PROJECTION },
+      // Not cached (no readModel): "tradable now" depends on the clock, and a symbol's expiry
+      // writes no event that would empty the cache (ADR 009).
+      config: { permission: 'market:read' },
       schema: {
         tags: ['hot-symbols'],
         summary:
