@@ -482,11 +482,14 @@ describe('backtests over HTTP', () => {
     const log = await runtime.eventStore.readAll({ after: 0n, maxCount: 100_000 });
     expect(await replay.apply(log)).toBe(head);
     expect(await runtime.eventStore.headPosition()).toBe(head);
-    // Its completion was issued before under the same key (the new one differs only in its
-    // duration): `repeated`, nothing written.
-    expect(outcomes.map((o) => [o.streamId, o.command, o.result])).toEqual([
-      [backtestStream(completedId), 'CompleteBacktest', 'repeated'],
+    // Its completion was issued before under the same key, and nothing is written either way
+    // (the head did not move, above): `repeated` when the new command differs in its duration
+    // (the key's request differs), `acted` with the first answer replayed when the two runs took
+    // the same milliseconds (the same request) — a fast run on a quiet machine often does.
+    expect(outcomes.map((o) => [o.streamId, o.command])).toEqual([
+      [backtestStream(completedId), 'CompleteBacktest'],
     ]);
+    expect(['repeated', 'acted']).toContain(outcomes[0]?.result);
     expect(runs.length).toBeGreaterThan(1);
     expect([
       ok(await call('viewer', 'GET', trades)),
