@@ -1,3 +1,5 @@
+// Under 400 lines without comments (what the max-lines rule counts): the exit-rules decider and the
+// level arithmetic it folds (stop-loss, take-profit, trailing), which read best together.
 import { z } from 'zod';
 import type { Party } from '../approvals/approval.js';
 import type { Decider, DomainEvent } from '../decider.js';
