@@ -29,8 +29,8 @@ export default defineConfig({
           exclude,
           // Unit specs touch no process-wide state (no module mocks, stubs or fake timers), so a
           // worker keeps the modules it imported for its next file instead of importing them
-          // again: 26 s -> 15 s for the unit tier, CPU 52 s -> 31 s. A unit spec that needs such
-          // state belongs in the int project, which stays isolated.
+          // again: 26 s -> 15 s for the unit tier, CPU 52 s -> 31 s. A spec that needs such state
+          // belongs in a project of its own with `isolate: true` (neither tier is isolated).
           isolate: false,
         },
       },
