@@ -34,9 +34,21 @@ export interface PostgresEventStoreOptions {
   poolSize?: number;
   /** Apply pending migrations on connect; default true. */
   migrate?: boolean;
-  /** How long a live subscriber waits for a notification before it polls anyway; default 1 s. */
+  /**
+   * How long a live subscriber waits for a notification before it polls anyway while the LISTEN
+   * connection is down; default 1 s. While it listens, a commit's notification wakes it and the
+   * poll is only a safety net (`LISTENING_POLL_MS`).
+   */
   pollIntervalMs?: number;
 }
+
+/**
+ * The safety-net poll of a caught-up subscriber while notifications arrive: every append notifies
+ * (qcat_append, bulk import) and a lost LISTEN connection wakes every subscriber when it returns,
+ * so a poll finds nothing new unless something wrote to the log behind QCAT's back. ~25
+ * subscribers of an idle `qcat serve` polling each second were most of its idle CPU (ADR 020).
+ */
+const LISTENING_POLL_MS = 15_000;
 
 interface PendingAppend {
   streamId: string;
@@ -345,23 +357,37 @@ export class PostgresEventStore implements EventStore {
     return new Observable<RecordedEvent>((subscriber) => {
       let checkpoint: Position = options.after ?? START;
       let wake: (() => void) | undefined;
+      // A notification that came while a read was under way: read again before waiting.
+      let pending = false;
+      const nudge = (): void => {
+        pending = true;
+        wake?.();
+      };
       const notification = this.notifier.messages.subscribe((head) => {
-        if (!/^\d+$/.test(head) || BigInt(head) > checkpoint) wake?.();
+        if (!/^\d+$/.test(head) || BigInt(head) > checkpoint) nudge();
+      });
+      // Notifications sent while the connection was down are lost: re-read when it is back.
+      const reconnected = this.notifier.listening.subscribe((listening) => {
+        if (listening) nudge();
       });
       // A function, not the property: the subscriber may close while a read is awaited.
       const closed = (): boolean => subscriber.closed;
       const run = async (): Promise<void> => {
         while (!closed()) {
+          pending = false;
           const events = await this.readAll({ after: checkpoint, maxCount: batchSize });
           for (const event of events) {
             if (closed()) return;
             checkpoint = event.position;
             subscriber.next(event);
           }
-          if (events.length === batchSize || closed()) continue;
+          if (events.length === batchSize || pending || closed()) continue;
           // Caught up: wait for a commit notification, or poll in case one was missed.
           await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, pollMs);
+            const timer = setTimeout(
+              resolve,
+              this.notifier.listening.value ? LISTENING_POLL_MS : pollMs,
+            );
             wake = () => {
               clearTimeout(timer);
               resolve();
@@ -376,6 +402,7 @@ export class PostgresEventStore implements EventStore {
       });
       return () => {
         notification.unsubscribe();
+        reconnected.unsubscribe();
         wake?.();
       };
     });
