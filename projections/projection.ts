@@ -73,6 +73,11 @@ export interface RedisProjection<Loaded = unknown> {
   name: string;
   version: number;
   /**
+   * Optional, as for a PostgreSQL read model: the event types `load` and `apply` act on. A batch
+   * with none of them only moves the checkpoint. Absent: every event (the activity feed).
+   */
+  handles?: readonly string[];
+  /**
    * Optional: reads what `apply` folds the events into (the view's current rows), before the
    * MULTI and under the runner's WATCH of the checkpoint, so a concurrent writer voids the batch.
    */
@@ -115,7 +120,7 @@ export interface ProjectionStatus {
 
 /** The events of a batch a projection acts on: those of the types it declares, or all. */
 export function handledBy(
-  projection: Pick<PostgresProjection, 'handles'>,
+  projection: Pick<Projection, 'handles'>,
   events: readonly RecordedEvent[],
 ): readonly RecordedEvent[] {
   const { handles } = projection;

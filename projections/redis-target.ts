@@ -1,7 +1,7 @@
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import type { EventStore, RecordedEvent } from '../core/eventstore/event-store.js';
 import type { RebuildProgress } from './postgres-target.js';
-import type { RedisProjection } from './projection.js';
+import { handledBy, type RedisProjection } from './projection.js';
 
 /** Keys of one generation of a Redis view. */
 export const redisViewKeys = (prefix: string, name: string, generation: number) => ({
@@ -61,15 +61,26 @@ export class RedisTarget {
         await this.redis.unwatch();
         return checkpoint;
       }
-      const loaded = await this.projection.load?.(this.redis, keys.data, fresh);
       const multi = this.redis.multi();
-      this.projection.apply(multi, keys.data, fresh, loaded);
+      await this.applyTo(multi, keys.data, fresh);
       multi.set(keys.checkpoint, last.position.toString());
       if ((await multi.exec()) !== null) {
         await this.mirror?.(last.position);
         return last.position;
       }
     }
+  }
+
+  /** Queues on `multi` what the view makes of the events it handles; none: nothing to load or queue. */
+  private async applyTo(
+    multi: ChainableCommander,
+    keyPrefix: string,
+    events: readonly RecordedEvent[],
+  ): Promise<void> {
+    const handled = handledBy(this.projection, events);
+    if (handled.length === 0) return;
+    const loaded = await this.projection.load?.(this.redis, keyPrefix, handled);
+    this.projection.apply(multi, keyPrefix, handled, loaded);
   }
 
   /** Deletes every key of a generation (SCAN, not KEYS: never blocks the server). */
@@ -99,9 +110,8 @@ export class RedisTarget {
         const events = await store.readAll({ after: progress.checkpoint, maxCount: batchSize });
         const last = events.at(-1);
         if (!last) return;
-        const loaded = await this.projection.load?.(this.redis, keys.data, events);
         const multi = this.redis.multi();
-        this.projection.apply(multi, keys.data, events, loaded);
+        await this.applyTo(multi, keys.data, events);
         multi.set(keys.checkpoint, last.position.toString());
         await multi.exec();
         progress.checkpoint = last.position;

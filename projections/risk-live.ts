@@ -1,5 +1,6 @@
 import { scopeKey, type RiskScopeType, type TradingState } from '../core/risk/common.js';
 import { foldTradingState, type Temporary } from '../core/risk/trading-state.js';
+import type { RiskEvent } from '../core/risk/aggregate.js';
 import type { RedisProjection } from './projection.js';
 import { at, riskEventOf, stateRow, type StateEvent } from './risk.js';
 
@@ -41,6 +42,12 @@ export const liveRiskView: RedisProjection<Map<string, LiveRiskState>> = {
   kind: 'redis',
   name: 'live_risk',
   version: 2,
+  handles: [
+    'TradingStateChanged',
+    'TradingStateReset',
+    'KillSwitchEngaged',
+    'KillSwitchReleased',
+  ] satisfies RiskEvent['type'][],
   async load(redis, keyPrefix, events) {
     const scopes = new Set<string>();
     for (const event of events) {

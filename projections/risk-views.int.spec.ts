@@ -199,4 +199,38 @@ describeNeeding(['redis'], 'risk views: PostgreSQL and Redis fold alike', () => 
       connection.disconnect();
     }
   });
+
+  it('hands its view only the events it handles; a batch of others only moves the checkpoint', async () => {
+    const seen: string[][] = [];
+    const counted: typeof liveRiskView = {
+      ...liveRiskView,
+      name: 'live_risk_counted',
+      load: async (client, keyPrefix, events) => {
+        seen.push(events.map((event) => event.type));
+        return liveRiskView.load?.(client, keyPrefix, events) ?? new Map();
+      },
+    };
+    const before = await store.headPosition();
+    await store.appendToStream('strategy-unrelated', [
+      { type: 'StrategyNamed', data: { name: 'x' }, metadata: ENGINE },
+    ]);
+    await decideOn(
+      [],
+      's3',
+      { type: 'FireTrigger', trigger: trigger('s3', T + 30, 'HALTED') },
+      ENGINE,
+    );
+    const [unrelated, ...fired] = await store.readAll({ after: before, maxCount: 10 });
+    const connection = redis.redis.duplicate();
+    try {
+      const target = new RedisTarget(connection, redis.prefix, counted);
+      expect(await target.apply([unrelated!])).toBe(unrelated!.position);
+      expect(seen).toEqual([]);
+      expect(fired.map((event) => event.type)).toEqual(['RiskTriggerFired', 'TradingStateChanged']);
+      expect(await target.apply(fired)).toBe(fired.at(-1)!.position);
+      expect(seen).toEqual([['TradingStateChanged']]);
+    } finally {
+      connection.disconnect();
+    }
+  });
 });

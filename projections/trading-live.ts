@@ -1,5 +1,6 @@
 import { categoryOf } from '../core/eventstore/append-validation.js';
 import { portfolioValuedEvent, positionChangedEvent } from '../core/trading/accounting-events.js';
+import type { AccountingEvent } from '../core/trading/accounting.js';
 import type { RedisProjection } from './projection.js';
 import { at } from './trading.js';
 
@@ -45,6 +46,9 @@ export const livePositionsView: RedisProjection = {
   kind: 'redis',
   name: 'live_positions',
   version: 1,
+  handles: ['PositionChanged', 'PortfolioValued'] satisfies (
+    AccountingEvent['type'] | 'PortfolioValued'
+  )[],
   apply(multi, keyPrefix, events) {
     // The last value of each field in this batch; MULTI then writes each once.
     const positions = new Map<string, Map<string, string>>();
