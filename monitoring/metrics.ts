@@ -184,6 +184,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Set by the read model's retention job in the process that leads it (ADR 032). */
+  readonly readModelArchivedRows = new Counter({
+    name: 'read_model_archived_rows_total',
+    help: 'Rows the scheduled retention job of this process moved from the trading read model to its archive',
+    labelNames: ['table'] as const,
+    registers: [this.registry],
+  });
+
+  readonly readModelRetentionLastSuccess = new Gauge({
+    name: 'read_model_retention_last_success_timestamp_seconds',
+    help: 'Unix time the scheduled retention job of this process last completed; 0 until it did',
+    registers: [this.registry],
+  });
+
   /** Set by the paper engine of the process that leads it (ops/paper-trading.ts). */
   readonly engineLastTick = new Gauge({
     name: 'engine_last_tick_timestamp_seconds',

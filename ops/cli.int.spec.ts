@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { orderStream, orders, type OrderRequest } from '../core/trading/orders.js';
 import { qcatNodeArgs } from '../test/support/qcat-build.js';
 import { startTestServer, type TestServer } from '../test/support/test-server.js';
 
@@ -109,5 +110,90 @@ describe('qcat keys | projections', () => {
     // The server leads them; this process only looks.
     const audit = rows.find((row) => row.name === 'audit_trail');
     expect(audit?.state).toBe('led_elsewhere');
+  });
+
+  describe('projections archive', () => {
+    const DAY = 86_400_000;
+    /** An order submitted `daysAgo` days ago and cancelled then (closed), or left open. */
+    const placeOrder = async (id: string, daysAgo: number, close: boolean): Promise<void> => {
+      const time = Date.now() - daysAgo * DAY;
+      const { commands, projections } = qcat.server.runtime;
+      const run = (command: Record<string, unknown>) =>
+        commands.handle(orders, orderStream(id), command as never, { actor: 'cli-test' });
+      const order: OrderRequest = {
+        clientOrderId: id,
+        portfolioId: 'paper-1m',
+        strategyId: 's-1',
+        symbol: 'BTCUSDT',
+        side: 'buy',
+        type: 'market',
+        quantity: 1,
+        limitPrice: null,
+        stopPrice: null,
+        reduceOnly: false,
+      };
+      let { position } = await run({ type: 'SubmitOrder', order, time });
+      if (close) {
+        const venueOrderId = `venue-${id}`;
+        const terms = { quantity: 1, limitPrice: null, stopPrice: null };
+        await run({ type: 'AcceptOrder', clientOrderId: id, venueOrderId, ...terms, time });
+        ({ position } = await run({
+          type: 'CancelOrder',
+          clientOrderId: id,
+          reason: 'user',
+          time,
+        }));
+      }
+      expect(await projections.waitFor('trading', position, 10_000)).toBe(true);
+    };
+    const listed = async (query = ''): Promise<{ cache: string | null; ids: string[] }> => {
+      const response = await qcat.request('GET', `/api/v1/orders?limit=100${query}`);
+      expect(response.status).toBe(200);
+      const body = (await response.json()) as { orders: { clientOrderId: string }[] };
+      return {
+        cache: response.headers.get('x-qcat-read-cache'),
+        ids: body.orders.map((order) => order.clientOrderId),
+      };
+    };
+
+    beforeAll(async () => {
+      await placeOrder('o-old-closed', 400, true);
+      await placeOrder('o-old-open', 400, false);
+      await placeOrder('o-new-closed', 1, true);
+    });
+
+    it('refuses a bad --older-than-days with the usage exit code, naming the option, and moves nothing', async () => {
+      const before = await listed();
+      for (const value of ['0', '-1', '1.5', 'abc', '36501']) {
+        const run = await cli('projections', 'archive', '--older-than-days', value);
+        expect(run.code, value).toBe(1);
+        expect(run.stderr, value).toMatch(/--older-than-days .*a whole number of days/);
+        expect(run.stdout).toBe('');
+        noStack(run);
+      }
+      expect((await listed()).ids).toEqual(before.ids);
+    });
+
+    it('moves the old closed order, and the API stops answering it from its cache at once', async () => {
+      const cached = ['o-old-closed', 'o-old-open', 'o-new-closed'];
+      await listed();
+      expect(await listed()).toEqual({ cache: 'hit', ids: cached });
+
+      const run = await cli('projections', 'archive', '--older-than-days', '30');
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toBe(
+        'trading: archived 1 orders, 0 fills and 0 valuations older than 30 days\n',
+      );
+
+      // The archive's change notice reaches the server: no trading event is needed.
+      await expect
+        .poll(async () => (await listed()).ids, { timeout: 5000 })
+        .toEqual(['o-old-open', 'o-new-closed']);
+      expect((await listed()).cache).toBe('hit');
+      expect((await listed('&history=true')).ids).toEqual(cached);
+      // Nothing left to move.
+      const again = await cli('projections', 'archive', '--older-than-days', '30');
+      expect(again.stdout).toContain('archived 0 orders');
+    });
   });
 });

@@ -3,7 +3,13 @@ import { Command } from 'commander';
 import { migrate } from '../core/adapters/postgres/migrations.js';
 import { createPool } from '../core/adapters/postgres/pool.js';
 import { QcatError, toError } from '../core/errors.js';
-import { ConfigurationError, loadConfig, redact, type Config } from './config.js';
+import {
+  ConfigurationError,
+  MAX_RETENTION_DAYS,
+  loadConfig,
+  redact,
+  type Config,
+} from './config.js';
 import type { Runtime } from './runtime.js';
 import { userInfo } from 'node:os';
 import { ROLES, isRole } from '../core/access/roles.js';
@@ -11,6 +17,7 @@ import { ApiKeyService } from '../api/auth/api-key-service.js';
 import { registerBackupCommands } from './backup-cli.js';
 import { registerBackupExtraCommands } from './backup-extras-cli.js';
 import { archiveTrading } from '../projections/retention-queries.js';
+import { describeArchive } from './read-model-retention.js';
 import { registerMarketCommands } from './market-commands.js';
 import { registerOptimizeCommands } from './optimize-commands.js';
 import { registerPortfolioCommands } from './portfolio-commands.js';
@@ -60,6 +67,7 @@ program
     await server.runtime.maintenance.start(); // daily verify, monthly restore drill: leader only
     await server.runtime.backupExtras.start(); // weekly configuration backup: leader only
     await server.runtime.chainVerification.start(); // hourly incremental hash-chain verify: leader only
+    await server.runtime.readModelRetention.start(); // daily archive when configured: leader only
     if (options.demo) {
       const log = {
         info: (m: string) => {
@@ -213,14 +221,15 @@ projections
   )
   .option('--older-than-days <days>', 'the retention horizon', '90')
   .action(async (options: { olderThanDays: string }) => {
-    const days = Number(options.olderThanDays);
-    if (!Number.isInteger(days) || days < 1)
-      throw new UsageError('--older-than-days: a whole number of days, at least 1');
+    // Checked before anything opens: a bad value changes nothing.
+    const days = /^\d{1,6}$/.test(options.olderThanDays) ? Number(options.olderThanDays) : 0;
+    if (days < 1 || days > MAX_RETENTION_DAYS)
+      throw new UsageError(
+        `--older-than-days '${options.olderThanDays}': expected a whole number of days from 1 to ${MAX_RETENTION_DAYS}`,
+      );
     await withRuntime(async (runtime) => {
       const result = await archiveTrading(runtime.pool, new Date(Date.now() - days * 86_400_000));
-      console.log(
-        `trading: archived ${result.moved.orders} orders, ${result.moved.fills} fills and ${result.moved.portfolio_equity} valuations older than ${days} days`,
-      );
+      console.log(describeArchive(result, days));
     });
   });
 

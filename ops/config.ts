@@ -27,6 +27,10 @@ function isProxyAddress(entry: string): boolean {
   return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
 }
 
+/** The longest retention horizon, in days (100 years), of the job and of `projections archive`. */
+export const MAX_RETENTION_DAYS = 36_500;
+const RETENTION_DAYS_EXPECTED = `expected a whole number of days from 1 to ${MAX_RETENTION_DAYS}, or 0 (or unset) for no automatic archive`;
+
 /**
  * Every environment variable QCAT reads, in one place. README.md's configuration table mirrors
  * this schema; `configuration.unit.spec.ts` keeps them in step.
@@ -181,6 +185,26 @@ export const configSchema = z
           'expected a cron expression such as "15 * * * *"',
         ),
     ).default('15 * * * *'),
+    // The trading read model's retention job (ops/read-model-retention.ts, ADR 032): off unless
+    // set; 0 is off too. Closed orders, their fills and valuations older than this many days move
+    // to the archive on the schedule.
+    QCAT_READ_MODEL_RETENTION_DAYS: optional(
+      z
+        .string()
+        .trim()
+        .regex(/^\d{1,6}$/, RETENTION_DAYS_EXPECTED)
+        .transform(Number)
+        .refine((days) => days <= MAX_RETENTION_DAYS, RETENTION_DAYS_EXPECTED),
+    ).transform((days) => (days === 0 ? undefined : days)),
+    QCAT_READ_MODEL_RETENTION_SCHEDULE: optional(
+      z
+        .string()
+        .trim()
+        .refine(
+          (value) => !scheduleProblem(value),
+          'expected a cron expression such as "45 4 * * *"',
+        ),
+    ).default('45 4 * * *'),
     QCAT_RESTORE_DRILL_URL: optional(
       z
         .string()

@@ -37,6 +37,7 @@ describe('configuration', () => {
       QCAT_RESTORE_DRILL_SCHEDULE: '0 4 1 * *',
       QCAT_AUDIT_VERIFY_SCHEDULE: '15 * * * *',
       QCAT_CONFIG_BACKUP_SCHEDULE: '0 3 * * 0',
+      QCAT_READ_MODEL_RETENTION_SCHEDULE: '45 4 * * *',
       AUTOMATION_CLOCK: 'wall',
       PAPER_TRADING: 'on',
       PAPER_INITIAL_CASH: 100_000,
@@ -59,6 +60,14 @@ describe('configuration', () => {
     expect(() => loadConfig({ PAPER_SLIPPAGE_BPS: '-1' })).toThrow(/PAPER_SLIPPAGE_BPS/);
     expect(() => loadConfig({ PAPER_MAX_VOLUME_SHARE: '0' })).toThrow(/PAPER_MAX_VOLUME_SHARE/);
     expect(() => loadConfig({ PAPER_MAX_VOLUME_SHARE: '1.5' })).toThrow(/PAPER_MAX_VOLUME_SHARE/);
+  });
+
+  it('archives the read model by itself only when given a retention in days', () => {
+    const days = (value: string | undefined) =>
+      loadConfig(value === undefined ? {} : { QCAT_READ_MODEL_RETENTION_DAYS: value })
+        .QCAT_READ_MODEL_RETENTION_DAYS;
+    expect([undefined, '', '0'].map(days)).toEqual([undefined, undefined, undefined]);
+    expect(['1', ' 90 ', '36500'].map(days)).toEqual([1, 90, 36_500]);
   });
 
   it('treats a blank value as unset', () => {
@@ -110,6 +119,11 @@ describe('configuration', () => {
     [{ READ_CACHE_MB: '-1' }, 'READ_CACHE_MB'],
     [{ SNAPSHOT_EVERY: '-1' }, 'SNAPSHOT_EVERY'],
     [{ EVENT_STORE: 'eventstoredb' }, 'EVENTSTORE_URL'],
+    [{ QCAT_READ_MODEL_RETENTION_DAYS: '-1' }, 'QCAT_READ_MODEL_RETENTION_DAYS'],
+    [{ QCAT_READ_MODEL_RETENTION_DAYS: '1.5' }, 'QCAT_READ_MODEL_RETENTION_DAYS'],
+    [{ QCAT_READ_MODEL_RETENTION_DAYS: 'abc' }, 'QCAT_READ_MODEL_RETENTION_DAYS'],
+    [{ QCAT_READ_MODEL_RETENTION_DAYS: '36501' }, 'QCAT_READ_MODEL_RETENTION_DAYS'],
+    [{ QCAT_READ_MODEL_RETENTION_SCHEDULE: 'daily' }, 'QCAT_READ_MODEL_RETENTION_SCHEDULE'],
   ])('refuses %o naming %s', (env, name) => {
     expect(failure(env)).toMatch(new RegExp(`^  ${name} \\(`, 'm'));
   });

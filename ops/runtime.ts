@@ -32,6 +32,7 @@ import { isUnavailable } from '../core/adapters/unavailable.js';
 import { verifyOptionsFor } from '../core/audit/verify.js';
 import { ChainVerification, registerChainMetrics } from './chain-verification.js';
 import { redact, type Config } from './config.js';
+import { ReadModelRetention } from './read-model-retention.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './embedded-postgres.js';
 
 export interface Logger {
@@ -59,6 +60,8 @@ export interface Runtime {
   backupExtras: BackupExtras;
   /** The scheduled incremental hash-chain verify; `serve` starts it (leader only). */
   chainVerification: ChainVerification;
+  /** The trading read model's archive on a schedule (`serve` starts it; off unless configured). */
+  readModelRetention: ReadModelRetention;
   close(): Promise<void>;
 }
 
@@ -322,6 +325,15 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
     });
     registerChainMetrics(metrics.registry, backupDir(config));
     closers.push(() => chainVerification.stop());
+    const readModelRetention = new ReadModelRetention({
+      pool,
+      connectionString: databaseUrl,
+      days: config.QCAT_READ_MODEL_RETENTION_DAYS,
+      schedule: config.QCAT_READ_MODEL_RETENTION_SCHEDULE,
+      log,
+      metrics,
+    });
+    closers.push(() => readModelRetention.stop());
     return {
       config,
       databaseUrl,
@@ -336,6 +348,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       maintenance,
       backupExtras,
       chainVerification,
+      readModelRetention,
       close,
     };
   } catch (error) {

@@ -16,6 +16,12 @@ export interface ReadModelVersion {
    * with the same generation and `changed` hold the same rows, whatever their checkpoints.
    */
   readonly changed: bigint;
+  /**
+   * A number of its own for every notice that may have changed its tables, and for every re-read:
+   * rows can change without the checkpoint moving (the retention job moves them to the archive,
+   * ADR 032), and such a change must still make a version whose rows are not the same.
+   */
+  readonly rows: number;
 }
 
 /** Whether two versions of a read model hold the same rows (the later one may be further on). */
@@ -28,12 +34,14 @@ export const sameRows = (
     b !== undefined &&
     a.name === b.name &&
     a.generation === b.generation &&
-    a.changed === b.changed);
+    a.changed === b.changed &&
+    a.rows === b.rows);
 
 /**
  * Follows every projection's live generation and checkpoint through the `qcat_read_model`
  * notices that a trigger on `qcat_projections` sends at each commit that moves one (migration 6,
- * ADR 009), whichever process made the change.
+ * ADR 009), whichever process made the change, and that the retention job sends at each batch of
+ * rows it moves to the archive (same checkpoint, rows changed: ADR 032).
  *
  * The guarantee users build on: a result read from a read model after `version(name)` answered V
  * reflects every change up to V, and if the read model changes after that, `version(name)` stops
@@ -48,6 +56,8 @@ export class ReadModelWatch {
   /** Bumped at each loss of the connection: a re-read begun before it must not take effect. */
   private epoch = 0;
   private live = false;
+  /** The last `rows` number given out. */
+  private rowChanges = 0;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -118,7 +128,16 @@ export class ReadModelWatch {
   private set(name: string, generation: number, checkpoint: bigint, same = false): void {
     const previous = this.versions.get(name);
     // Unchanged only after a version heard on this connection, of the same generation.
-    const changed = same && previous?.generation === generation ? previous.changed : checkpoint;
-    this.versions.set(name, { name, generation, checkpoint, changed });
+    if (same && previous?.generation === generation) {
+      this.versions.set(name, { ...previous, checkpoint });
+      return;
+    }
+    this.versions.set(name, {
+      name,
+      generation,
+      checkpoint,
+      changed: checkpoint,
+      rows: ++this.rowChanges,
+    });
   }
 }

@@ -10,7 +10,8 @@ import { schemaOf } from './postgres-target.js';
  * projection's registry row, as the projection's own batches do, so it never interleaves with an
  * apply or a rebuild's switch. A rebuild replays the log into a fresh generation without archive
  * tables: everything is hot again until the next run, and nothing is lost or counted twice (the
- * archive lives and dies with its generation).
+ * archive lives and dies with its generation). Each batch sends the read model's change notice,
+ * so no process's answer cache goes on serving the rows it moved.
  */
 
 /**
@@ -59,8 +60,8 @@ export async function archiveTrading(
       let count: number;
       try {
         await client.query('BEGIN');
-        const { rows } = await client.query<{ generation: number }>(
-          'SELECT generation FROM qcat_projections WHERE name = $1 FOR UPDATE',
+        const { rows } = await client.query<{ generation: number; checkpoint: string }>(
+          'SELECT generation, checkpoint FROM qcat_projections WHERE name = $1 FOR UPDATE',
           [PROJECTION],
         );
         const row = rows[0];
@@ -86,6 +87,7 @@ export async function archiveTrading(
           [before],
         );
         count = result.rowCount ?? 0;
+        if (count > 0) await announce(client, generation, row.checkpoint);
         await client.query('COMMIT');
       } catch (error) {
         await client.query('ROLLBACK').catch(() => undefined);
@@ -103,6 +105,22 @@ export async function archiveTrading(
       await pool.query(`VACUUM (ANALYZE) ${schemaOf(PROJECTION, generation)}.${table}`);
   }
   return { moved, generation };
+}
+
+/**
+ * The read model's change notice, sent at the batch's commit: rows left the hot tables while the
+ * checkpoint stayed where it was, which the registry's trigger (migration 6) does not see. Every
+ * process's answer cache (ADR 009) then drops what it holds of the trading read model, instead of
+ * answering archived rows until the next trading event. Same payload as the trigger's.
+ */
+async function announce(
+  client: pg.PoolClient,
+  generation: number,
+  checkpoint: string,
+): Promise<void> {
+  await client.query(`SELECT pg_notify('qcat_read_model', $1)`, [
+    `${PROJECTION}:${generation}:${checkpoint}`,
+  ]);
 }
 
 /**
