@@ -249,36 +249,12 @@ export async function* readSegment(
 
   const take = (text: string): boolean => {
     line++;
-    let event: RecordedEvent;
-    try {
-      event = lineToEvent(text);
-    } catch (error) {
-      if (error instanceof MalformedLine) throw fail(`line ${line}: ${error.message}`);
-      throw error;
-    }
+    const event = parseLine(text, line, fail);
     if (past(event, options.cut)) {
       stop.cutReached = true;
       return false;
     }
-    if (event.position <= state.lastPosition)
-      throw fail(
-        `line ${line}: position ${event.position} is not after ${state.lastPosition} (out of order or repeated)`,
-      );
-    const ms = event.recordedAt.getTime();
-    if (ms < state.lastRecordedAt)
-      throw fail(
-        `line ${line}: recordedAt ${event.recordedAt.toISOString()} is earlier than the event before it`,
-      );
-    if (state.revisions) {
-      const expected = (state.revisions.get(event.streamId) ?? -1n) + 1n;
-      if (event.revision !== expected)
-        throw fail(
-          `line ${line}: stream ${event.streamId} revision ${event.revision}, expected ${expected} (an event is missing or repeated)`,
-        );
-      state.revisions.set(event.streamId, event.revision);
-    }
-    state.lastPosition = event.position;
-    state.lastRecordedAt = ms;
+    advance(state, event, line, fail);
     first ??= event;
     last = event;
     count++;
@@ -303,34 +279,14 @@ export async function* readSegment(
       }
     }
   } catch (error) {
-    if (error instanceof BackupError) throw error;
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw fail('missing');
-    throw fail(
-      code === 'Z_BUF_ERROR' || code === 'Z_DATA_ERROR'
-        ? `not a valid gzip file (${(error as Error).message})`
-        : `unreadable (${(error as Error).message})`,
-    );
+    throw readFailure(error, fail);
   } finally {
     source.destroy();
     gunzip.destroy();
   }
   if (!stop.cutReached) {
     if (rest !== '') throw fail(`line ${line + 1}: the last line has no newline (cut off?)`);
-    if (count !== entry.count)
-      throw fail(`holds ${count} events, the manifest says ${entry.count}`);
-    if (first && first.position.toString() !== entry.firstPosition)
-      throw fail(
-        `first event is at position ${first.position}, the manifest says ${entry.firstPosition}`,
-      );
-    if (last && last.position.toString() !== entry.lastPosition)
-      throw fail(
-        `last event is at position ${last.position}, the manifest says ${entry.lastPosition}`,
-      );
-    if (first && first.recordedAt.toISOString() !== entry.firstRecordedAt)
-      throw fail(`first event's time differs from the manifest's firstRecordedAt`);
-    if (last && last.recordedAt.toISOString() !== entry.lastRecordedAt)
-      throw fail(`last event's time differs from the manifest's lastRecordedAt`);
+    matchManifest(entry, { count, first, last }, fail);
     if (options.checkHash) {
       const actual = hash.digest('hex');
       if (actual !== entry.sha256)
@@ -339,4 +295,76 @@ export async function* readSegment(
   }
   if (batch.length > 0) yield batch;
   return { cutReached: stop.cutReached };
+}
+
+type Fail = (reason: string) => BackupError;
+
+/** One line's event; a malformed line fails with its number. */
+function parseLine(text: string, line: number, fail: Fail): RecordedEvent {
+  try {
+    return lineToEvent(text);
+  } catch (error) {
+    if (error instanceof MalformedLine) throw fail(`line ${line}: ${error.message}`);
+    throw error;
+  }
+}
+
+/**
+ * Checks that the event follows the one before it (position strictly after, time not earlier,
+ * the next revision of its stream when revisions are followed), then moves the state past it.
+ */
+function advance(state: ReadState, event: RecordedEvent, line: number, fail: Fail): void {
+  if (event.position <= state.lastPosition)
+    throw fail(
+      `line ${line}: position ${event.position} is not after ${state.lastPosition} (out of order or repeated)`,
+    );
+  const ms = event.recordedAt.getTime();
+  if (ms < state.lastRecordedAt)
+    throw fail(
+      `line ${line}: recordedAt ${event.recordedAt.toISOString()} is earlier than the event before it`,
+    );
+  if (state.revisions) {
+    const expected = (state.revisions.get(event.streamId) ?? -1n) + 1n;
+    if (event.revision !== expected)
+      throw fail(
+        `line ${line}: stream ${event.streamId} revision ${event.revision}, expected ${expected} (an event is missing or repeated)`,
+      );
+    state.revisions.set(event.streamId, event.revision);
+  }
+  state.lastPosition = event.position;
+  state.lastRecordedAt = ms;
+}
+
+/** What failed while reading the file, as a BackupError: missing, not gzip, or unreadable. */
+function readFailure(error: unknown, fail: Fail): BackupError {
+  if (error instanceof BackupError) return error;
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return fail('missing');
+  return fail(
+    code === 'Z_BUF_ERROR' || code === 'Z_DATA_ERROR'
+      ? `not a valid gzip file (${(error as Error).message})`
+      : `unreadable (${(error as Error).message})`,
+  );
+}
+
+/** A segment read to its end holds what its manifest entry says: count, first and last event. */
+function matchManifest(
+  entry: SegmentEntry,
+  read: { count: number; first: RecordedEvent | undefined; last: RecordedEvent | undefined },
+  fail: Fail,
+): void {
+  const { count, first, last } = read;
+  if (count !== entry.count) throw fail(`holds ${count} events, the manifest says ${entry.count}`);
+  if (first && first.position.toString() !== entry.firstPosition)
+    throw fail(
+      `first event is at position ${first.position}, the manifest says ${entry.firstPosition}`,
+    );
+  if (last && last.position.toString() !== entry.lastPosition)
+    throw fail(
+      `last event is at position ${last.position}, the manifest says ${entry.lastPosition}`,
+    );
+  if (first && first.recordedAt.toISOString() !== entry.firstRecordedAt)
+    throw fail(`first event's time differs from the manifest's firstRecordedAt`);
+  if (last && last.recordedAt.toISOString() !== entry.lastRecordedAt)
+    throw fail(`last event's time differs from the manifest's lastRecordedAt`);
 }

@@ -129,18 +129,9 @@ export async function takeBackup(options: TakeBackupOptions): Promise<Manifest> 
   const { store, dir, kind } = options;
   const now = options.now ?? (() => new Date());
   const segmentEvents = options.segmentEvents ?? DEFAULT_SEGMENT_EVENTS;
-  const readBatch = options.readBatch ?? 5000;
   await mkdir(dir, { recursive: true });
 
-  let previous: Manifest | undefined;
-  if (kind === 'incremental') {
-    const chain = await newestRestorableChain(await loadCatalog(dir));
-    previous = chain?.at(-1);
-    if (!previous)
-      throw new BackupError(
-        `no backup to build an incremental on in ${dir}; take one with \`qcat backup full\``,
-      );
-  }
+  const previous = kind === 'incremental' ? await chainToExtend(dir) : undefined;
   const started = now();
   const startedMs = performance.now();
   const head = await store.headPosition();
@@ -161,81 +152,15 @@ export async function takeBackup(options: TakeBackupOptions): Promise<Manifest> 
   const backupId = newBackupId(kind, started, randomBytes(2).toString('hex'));
   const partial = join(dir, `${PARTIAL_PREFIX}${backupId}`);
   await mkdir(partial);
-
-  const segments: SegmentEntry[] = [];
-  const fields = new Set<string>();
-  let writer: SegmentWriter | undefined;
-  let current: { count: number; first: RecordedEvent; last: RecordedEvent } | undefined;
-  let total = 0;
-  let lastEvent: RecordedEvent | undefined;
-
-  const closeSegment = async (): Promise<void> => {
-    if (!writer || !current) return;
-    const { sha256, bytes } = await writer.close();
-    segments.push({
-      file: segmentFileName(segments.length + 1),
-      sha256,
-      bytes,
-      count: current.count,
-      firstPosition: current.first.position.toString(),
-      lastPosition: current.last.position.toString(),
-      firstRecordedAt: current.first.recordedAt.toISOString(),
-      lastRecordedAt: current.last.recordedAt.toISOString(),
-    });
-    writer = undefined;
-    current = undefined;
+  const writing: Writing = {
+    partial,
+    segmentEvents,
+    segments: [],
+    fields: new Set<string>(),
+    cursor: after,
   };
-
   try {
-    let cursor = after;
-    const read = (from: bigint): Promise<RecordedEvent[]> =>
-      from >= head
-        ? Promise.resolve([])
-        : store.readAll({ after: from, toPosition: head, maxCount: readBatch });
-    let pending = read(cursor);
-    for (;;) {
-      const events = await pending;
-      const batchEnd = events.at(-1);
-      if (!batchEnd) break;
-      // The next read runs while this batch is compressed and written.
-      pending = read(batchEnd.position);
-      pending.catch(() => undefined); // awaited next turn; never an unhandled rejection
-      let index = 0;
-      while (index < events.length) {
-        if (!writer)
-          writer = new SegmentWriter(join(partial, segmentFileName(segments.length + 1)));
-        const room = segmentEvents - (current?.count ?? 0);
-        const slice = events.slice(index, index + room);
-        let text = '';
-        for (const event of slice) {
-          if (event.position <= cursor)
-            throw new BackupError(
-              `the store returned position ${event.position} after ${cursor}: refusing to write an out-of-order backup`,
-            );
-          cursor = event.position;
-          text += `${eventToLine(event)}\n`;
-        }
-        const first = slice[0];
-        const last = slice.at(-1);
-        if (!first || !last) break;
-        for (const key of Object.keys(first)) fields.add(key);
-        await writer.write(text);
-        current = {
-          count: (current?.count ?? 0) + slice.length,
-          first: current?.first ?? first,
-          last,
-        };
-        lastEvent = last;
-        index += slice.length;
-        if (current.count >= segmentEvents) await closeSegment();
-      }
-      total += events.length;
-      options.onProgress?.(total);
-    }
-    await closeSegment();
-
-    const completed = now();
-    const end = lastEvent ? chainEnd(lastEvent) : (previous?.lastEvent ?? null);
+    const total = await copyLog(options, writing, head);
     const manifest: Manifest = {
       format: FORMAT,
       formatVersion: FORMAT_VERSION,
@@ -243,38 +168,161 @@ export async function takeBackup(options: TakeBackupOptions): Promise<Manifest> 
       kind,
       previousBackupId: previous?.backupId ?? null,
       startedAt: started.toISOString(),
-      completedAt: completed.toISOString(),
+      completedAt: now().toISOString(),
       durationSeconds: Math.round(performance.now() - startedMs) / 1000,
       store: { adapter: options.storeInfo.adapter, location: options.storeInfo.location },
-      positions: {
-        after: after.toString(),
-        first: segments[0]?.firstPosition ?? null,
-        last: segments.at(-1)?.lastPosition ?? after.toString(),
-      },
-      time: {
-        first: segments[0]?.firstRecordedAt ?? null,
-        last: segments.at(-1)?.lastRecordedAt ?? null,
-      },
-      eventCount: total,
-      bytes: segments.reduce((sum, segment) => sum + segment.bytes, 0),
-      eventFields: [...fields].sort(),
-      lastEvent: end,
+      ...contentOf(writing, after, total),
+      lastEvent: writing.lastEvent ? chainEnd(writing.lastEvent) : (previous?.lastEvent ?? null),
       segmentEvents,
       ...(logCheck ? { logCheck } : {}),
       createdBy: `${hostname()}:${process.pid}`,
-      segments,
+      segments: writing.segments,
     };
-    const manifestPath = join(partial, MANIFEST_FILE);
-    await writeFile(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`, { flag: 'wx' });
-    const handle = await open(manifestPath, 'r');
-    await handle.sync().finally(() => handle.close());
-    await fsyncDir(partial);
-    await rename(partial, join(dir, backupId));
-    await fsyncDir(dir);
+    await commit(manifest, partial, dir);
     return manifest;
   } catch (error) {
-    writer?.abort();
+    writing.writer?.abort();
     await rm(partial, { recursive: true, force: true });
     throw error;
   }
+}
+
+/** The newest restorable chain's last backup, which an incremental extends; none fails. */
+async function chainToExtend(dir: string): Promise<Manifest> {
+  const chain = await newestRestorableChain(await loadCatalog(dir));
+  const previous = chain?.at(-1);
+  if (!previous)
+    throw new BackupError(
+      `no backup to build an incremental on in ${dir}; take one with \`qcat backup full\``,
+    );
+  return previous;
+}
+
+/** A backup being written: its folder, the segments closed so far, the one open, where it is. */
+interface Writing {
+  partial: string;
+  segmentEvents: number;
+  segments: SegmentEntry[];
+  /** The fields of the events written (the manifest lists them). */
+  fields: Set<string>;
+  writer?: SegmentWriter | undefined;
+  current?: { count: number; first: RecordedEvent; last: RecordedEvent } | undefined;
+  /** The position of the last event written: each next one must be after it. */
+  cursor: bigint;
+  lastEvent?: RecordedEvent | undefined;
+}
+
+/** Copies the log after the cursor up to `head` into segments; answers how many events. */
+async function copyLog(
+  options: TakeBackupOptions,
+  writing: Writing,
+  head: bigint,
+): Promise<number> {
+  const { store } = options;
+  const readBatch = options.readBatch ?? 5000;
+  let total = 0;
+  const read = (from: bigint): Promise<RecordedEvent[]> =>
+    from >= head
+      ? Promise.resolve([])
+      : store.readAll({ after: from, toPosition: head, maxCount: readBatch });
+  let pending = read(writing.cursor);
+  for (;;) {
+    const events = await pending;
+    const batchEnd = events.at(-1);
+    if (!batchEnd) break;
+    // The next read runs while this batch is compressed and written.
+    pending = read(batchEnd.position);
+    pending.catch(() => undefined); // awaited next turn; never an unhandled rejection
+    await writeEvents(writing, events);
+    total += events.length;
+    options.onProgress?.(total);
+  }
+  await closeSegment(writing);
+  return total;
+}
+
+/** Writes a batch of events, opening a segment when none is open and closing each one full. */
+async function writeEvents(writing: Writing, events: readonly RecordedEvent[]): Promise<void> {
+  let index = 0;
+  while (index < events.length) {
+    writing.writer ??= new SegmentWriter(
+      join(writing.partial, segmentFileName(writing.segments.length + 1)),
+    );
+    const room = writing.segmentEvents - (writing.current?.count ?? 0);
+    const slice = events.slice(index, index + room);
+    let text = '';
+    for (const event of slice) {
+      if (event.position <= writing.cursor)
+        throw new BackupError(
+          `the store returned position ${event.position} after ${writing.cursor}: refusing to write an out-of-order backup`,
+        );
+      writing.cursor = event.position;
+      text += `${eventToLine(event)}\n`;
+    }
+    const first = slice[0];
+    const last = slice.at(-1);
+    if (!first || !last) break;
+    for (const key of Object.keys(first)) writing.fields.add(key);
+    await writing.writer.write(text);
+    writing.current = {
+      count: (writing.current?.count ?? 0) + slice.length,
+      first: writing.current?.first ?? first,
+      last,
+    };
+    writing.lastEvent = last;
+    index += slice.length;
+    if (writing.current.count >= writing.segmentEvents) await closeSegment(writing);
+  }
+}
+
+/** Closes the open segment, if any, and records its entry. */
+async function closeSegment(writing: Writing): Promise<void> {
+  const { writer, current, segments } = writing;
+  if (!writer || !current) return;
+  const { sha256, bytes } = await writer.close();
+  segments.push({
+    file: segmentFileName(segments.length + 1),
+    sha256,
+    bytes,
+    count: current.count,
+    firstPosition: current.first.position.toString(),
+    lastPosition: current.last.position.toString(),
+    firstRecordedAt: current.first.recordedAt.toISOString(),
+    lastRecordedAt: current.last.recordedAt.toISOString(),
+  });
+  writing.writer = undefined;
+  writing.current = undefined;
+}
+
+/** What the segments hold, for the manifest: positions, times, events, bytes, event fields. */
+function contentOf(
+  { segments, fields }: Writing,
+  after: bigint,
+  total: number,
+): Pick<Manifest, 'positions' | 'time' | 'eventCount' | 'bytes' | 'eventFields'> {
+  return {
+    positions: {
+      after: after.toString(),
+      first: segments[0]?.firstPosition ?? null,
+      last: segments.at(-1)?.lastPosition ?? after.toString(),
+    },
+    time: {
+      first: segments[0]?.firstRecordedAt ?? null,
+      last: segments.at(-1)?.lastRecordedAt ?? null,
+    },
+    eventCount: total,
+    bytes: segments.reduce((sum, segment) => sum + segment.bytes, 0),
+    eventFields: [...fields].sort(),
+  };
+}
+
+/** Writes the manifest, syncs it, then renames the folder: a folder named by an id is complete. */
+async function commit(manifest: Manifest, partial: string, dir: string): Promise<void> {
+  const manifestPath = join(partial, MANIFEST_FILE);
+  await writeFile(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`, { flag: 'wx' });
+  const handle = await open(manifestPath, 'r');
+  await handle.sync().finally(() => handle.close());
+  await fsyncDir(partial);
+  await rename(partial, join(dir, manifest.backupId));
+  await fsyncDir(dir);
 }

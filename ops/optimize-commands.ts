@@ -71,6 +71,13 @@ export function registerOptimizeCommands(program: Command, parts: OptimizeCliPar
     .command('optimize')
     .description('parameter optimizations: start one, watch its progress, list them');
 
+  registerStart(optimize, parts);
+  registerWatch(optimize, parts);
+  registerList(optimize, parts);
+}
+
+/** `qcat optimize start`. */
+function registerStart(optimize: Command, parts: OptimizeCliParts): void {
   optimize
     .command('start')
     .description('request an optimization described by a JSON file (see docs/optimization.md)')
@@ -125,7 +132,10 @@ export function registerOptimizeCommands(program: Command, parts: OptimizeCliPar
         if (options.watch) await watch(runtime, optimizationId, parts.fail);
       });
     });
+}
 
+/** `qcat optimize watch`. */
+function registerWatch(optimize: Command, parts: OptimizeCliParts): void {
   optimize
     .command('watch')
     .description('show the progress of an optimization until it finishes')
@@ -135,7 +145,10 @@ export function registerOptimizeCommands(program: Command, parts: OptimizeCliPar
         throw parts.fail(`'${optimizationId}' is not an optimization id (a uuid)`);
       await parts.withRuntime((runtime) => watch(runtime, optimizationId, parts.fail));
     });
+}
 
+/** `qcat optimize list`. */
+function registerList(optimize: Command, parts: OptimizeCliParts): void {
   optimize
     .command('list')
     .description('the latest optimizations')

@@ -22,7 +22,13 @@ import { derivedId, IDEMPOTENCY_KEY } from '../core/commands/derived-id.js';
 import type { JsonObject } from '../core/eventstore/event-store.js';
 import { portfolioStream } from '../core/portfolio/events.js';
 import { portfolios } from '../core/portfolio/portfolio.js';
-import { AllocationQueries } from '../projections/allocation-queries.js';
+import {
+  AllocationQueries,
+  type CurrentRow,
+  type DriftRow,
+  type PortfolioRow,
+  type ProposalRow,
+} from '../projections/allocation-queries.js';
 import type { Runtime } from './runtime.js';
 
 export interface PortfolioCliParts {
@@ -60,23 +66,30 @@ interface ProposeOptions {
 }
 
 export function registerPortfolioCommands(program: Command, parts: PortfolioCliParts): void {
-  const { fail } = parts;
-  const checked = (portfolioId: string): string => {
-    if (!PORTFOLIO_ID.test(portfolioId))
-      throw fail(`'${portfolioId}' is not a portfolio id (letters, digits, ., _ or -)`);
-    return portfolioId;
-  };
-  const party = (): Party => ({ id: parts.actor(), role: 'admin' });
-  const json = (value: unknown): void => {
-    console.log(JSON.stringify(value, null, 2));
-  };
-
   const portfolio = program
     .command('portfolio')
     .description(
       'capital allocation across strategies: show, proposals, propose, set-policy (exit codes: 0 done, 1 bad call or refused, 2 drift beyond the band with --check-drift)',
     );
+  registerShow(portfolio, parts);
+  registerProposals(portfolio, parts);
+  registerPropose(portfolio, parts);
+  registerSetPolicy(portfolio, parts);
+}
 
+const checked = (portfolioId: string, fail: PortfolioCliParts['fail']): string => {
+  if (!PORTFOLIO_ID.test(portfolioId))
+    throw fail(`'${portfolioId}' is not a portfolio id (letters, digits, ., _ or -)`);
+  return portfolioId;
+};
+const partyOf = (parts: PortfolioCliParts): Party => ({ id: parts.actor(), role: 'admin' });
+const json = (value: unknown): void => {
+  console.log(JSON.stringify(value, null, 2));
+};
+
+/** `qcat portfolio show`. */
+function registerShow(portfolio: Command, parts: PortfolioCliParts): void {
+  const { fail } = parts;
   portfolio
     .command('show')
     .description('the policy, members and allocation in force: target against actual per strategy')
@@ -84,7 +97,7 @@ export function registerPortfolioCommands(program: Command, parts: PortfolioCliP
     .option('--json', 'print JSON instead of tables')
     .option('--check-drift', `exit ${DRIFT_EXIT_CODE} when a member is outside the drift band`)
     .action(async (portfolioId: string, options: { json?: boolean; checkDrift?: boolean }) => {
-      checked(portfolioId);
+      checked(portfolioId, fail);
       const shown = await parts.withRuntime(async (runtime) => {
         const queries = new AllocationQueries(runtime.pool);
         const row = await queries.portfolio(portfolioId);
@@ -98,42 +111,10 @@ export function registerPortfolioCommands(program: Command, parts: PortfolioCliP
           : undefined;
         return { row, applied, proposal, drift: await queries.drift(portfolioId) };
       });
-      const { row, applied, proposal, drift } = shown;
-      const band = row.policy.rebalance.driftBand;
-      const outside = drift.filter((d) => band !== null && Math.abs(d.drift) > band);
-      if (options.json)
-        json({
-          portfolioId,
-          policy: row.policy,
-          policyVersion: row.policyVersion,
-          members: row.members,
-          allocation: applied ?? null,
-          strategies: drift,
-          expectedVolatility: proposal?.inputs['expectedVolatility'] ?? null,
-          riskContributions: proposal?.inputs['riskContributions'] ?? null,
-          outsideBand: outside.map((d) => d.strategyId),
-        });
-      else {
-        console.log(
-          `portfolio ${portfolioId}: method ${row.policy.method} (policy v${row.policyVersion}), ${row.members.length} member(s), drift band ${band === null ? 'off' : pct(band)}`,
-        );
-        console.log(
-          applied
-            ? `allocation ${applied.proposalId} applied ${applied.appliedAt} at equity ${applied.valuation.equity.toFixed(2)}; expected volatility ${pct(proposal?.inputs['expectedVolatility'])}`
-            : 'no allocation applied yet',
-        );
-        if (drift.length > 0)
-          console.table(
-            drift.map((d) => ({
-              strategy: d.strategyId,
-              target: pct(d.target),
-              actual: pct(d.actual),
-              drift: pct(d.drift),
-              targetExposure: d.targetExposure.toFixed(2),
-              outsideBand: outside.includes(d),
-            })),
-          );
-      }
+      const band = shown.row.policy.rebalance.driftBand;
+      const outside = shown.drift.filter((d) => band !== null && Math.abs(d.drift) > band);
+      if (options.json) printShownJson(portfolioId, shown, outside);
+      else printShown(portfolioId, shown, outside);
       if (options.checkDrift && outside.length > 0) {
         console.error(
           `qcat: ${outside.map((d) => `${d.strategyId} ${pct(d.drift)}`).join(', ')} outside the drift band ${pct(band)}`,
@@ -141,7 +122,58 @@ export function registerPortfolioCommands(program: Command, parts: PortfolioCliP
         process.exitCode = DRIFT_EXIT_CODE;
       }
     });
+}
 
+/** What `qcat portfolio show` reads: the portfolio, the allocation in force and its proposal, the drift. */
+interface Shown {
+  row: PortfolioRow;
+  applied: CurrentRow | undefined;
+  proposal: ProposalRow | undefined;
+  drift: DriftRow[];
+}
+
+function printShownJson(portfolioId: string, shown: Shown, outside: readonly DriftRow[]): void {
+  const { row, applied, proposal, drift } = shown;
+  json({
+    portfolioId,
+    policy: row.policy,
+    policyVersion: row.policyVersion,
+    members: row.members,
+    allocation: applied ?? null,
+    strategies: drift,
+    expectedVolatility: proposal?.inputs['expectedVolatility'] ?? null,
+    riskContributions: proposal?.inputs['riskContributions'] ?? null,
+    outsideBand: outside.map((d) => d.strategyId),
+  });
+}
+
+function printShown(portfolioId: string, shown: Shown, outside: readonly DriftRow[]): void {
+  const { row, applied, proposal, drift } = shown;
+  const band = row.policy.rebalance.driftBand;
+  console.log(
+    `portfolio ${portfolioId}: method ${row.policy.method} (policy v${row.policyVersion}), ${row.members.length} member(s), drift band ${band === null ? 'off' : pct(band)}`,
+  );
+  console.log(
+    applied
+      ? `allocation ${applied.proposalId} applied ${applied.appliedAt} at equity ${applied.valuation.equity.toFixed(2)}; expected volatility ${pct(proposal?.inputs['expectedVolatility'])}`
+      : 'no allocation applied yet',
+  );
+  if (drift.length > 0)
+    console.table(
+      drift.map((d) => ({
+        strategy: d.strategyId,
+        target: pct(d.target),
+        actual: pct(d.actual),
+        drift: pct(d.drift),
+        targetExposure: d.targetExposure.toFixed(2),
+        outsideBand: outside.includes(d),
+      })),
+    );
+}
+
+/** `qcat portfolio proposals`. */
+function registerProposals(portfolio: Command, parts: PortfolioCliParts): void {
+  const { fail } = parts;
   portfolio
     .command('proposals')
     .description('proposals newest first: trigger, method, weights, status (failed ones too)')
@@ -149,7 +181,7 @@ export function registerPortfolioCommands(program: Command, parts: PortfolioCliP
     .option('--limit <n>', 'how many (1 to 200)', '20')
     .option('--json', 'print JSON with every figure')
     .action(async (portfolioId: string, options: { limit: string; json?: boolean }) => {
-      checked(portfolioId);
+      checked(portfolioId, fail);
       const limit = Number(options.limit);
       if (!/^\d+$/.test(options.limit) || limit < 1 || limit > 200)
         throw fail(`--limit '${options.limit}': expected a whole number from 1 to 200`);
@@ -175,7 +207,20 @@ export function registerPortfolioCommands(program: Command, parts: PortfolioCliP
         })),
       );
     });
+}
 
+/** A checked `qcat portfolio propose`: its id, fixed weights if given, and why. */
+interface Proposing {
+  portfolioId: string;
+  proposalId: string;
+  key: string | undefined;
+  weights: Record<string, number> | undefined;
+  reason: string;
+}
+
+/** `qcat portfolio propose`. */
+function registerPropose(portfolio: Command, parts: PortfolioCliParts): void {
+  const { fail } = parts;
   portfolio
     .command('propose')
     .description(
@@ -189,7 +234,7 @@ export function registerPortfolioCommands(program: Command, parts: PortfolioCliP
       'the same key proposes once: a re-run (after a timeout) reports the proposal it made (8 to 128 letters, digits or _.:-)',
     )
     .action(async (portfolioId: string, options: ProposeOptions) => {
-      checked(portfolioId);
+      checked(portfolioId, fail);
       const key = options.idempotencyKey;
       if (key !== undefined && !IDEMPOTENCY_KEY.test(key))
         throw fail(`--idempotency-key '${key}': expected 8 to 128 letters, digits or _.:-`);
@@ -202,50 +247,62 @@ export function registerPortfolioCommands(program: Command, parts: PortfolioCliP
       const reason = options.reason.trim();
       if (reason === '' || reason.length > 500) throw fail('--reason must be 1 to 500 characters');
       // The API's derivation (POST …/allocation/proposals with Idempotency-Key), with the CLI's actor.
-      const proposalId = `manual-${key === undefined ? randomUUID() : derivedId(party().id, 'allocation', key)}`;
-      await parts.withRuntime(async (runtime) => {
-        const { state } = await runtime.commands.load(portfolios, portfolioStream(portfolioId));
-        let proposal;
-        try {
-          proposal = await manualProposal(new AllocationQueries(runtime.pool), state, {
-            portfolioId,
-            proposalId,
-            weights,
-            reason,
-            by: party(),
-            now: new Date(),
-          });
-        } catch (error) {
-          if (error instanceof PortfolioNotFound || error instanceof PortfolioNotValued)
-            throw fail(error.message);
-          throw error;
-        }
-        // With a key, a re-run is the same command: the handler answers the first result (the
-        // same key with other options is refused), and the decider writes nothing for an id it
-        // has seen.
-        const result = await proposal.issue(runtime.commands, {
-          actor: parts.actor(),
-          ...(key === undefined
-            ? {}
-            : {
-                idempotencyKey: key,
-                clientInput: {
-                  command: 'portfolio propose',
-                  portfolioId,
-                  weights: weights ?? null,
-                  reason,
-                },
-              }),
-        });
-        const see = `see \`qcat portfolio proposals ${portfolioId}\``;
-        console.log(
-          result.replayed === true || result.eventCount === 0
-            ? `proposal ${proposalId} for ${portfolioId} was already made with this idempotency key: nothing new; ${see}`
-            : `proposed ${proposalId} for ${portfolioId} at position ${result.position.toString()}; ${see}`,
-        );
-      });
+      const proposalId = `manual-${key === undefined ? randomUUID() : derivedId(partyOf(parts).id, 'allocation', key)}`;
+      const proposing = { portfolioId, proposalId, key, weights, reason };
+      await parts.withRuntime((runtime) => propose(runtime, proposing, parts));
     });
+}
 
+/** Makes the proposal and issues it; a re-run with the same key reports the first one. */
+async function propose(
+  runtime: Runtime,
+  { portfolioId, proposalId, key, weights, reason }: Proposing,
+  parts: PortfolioCliParts,
+): Promise<void> {
+  const { state } = await runtime.commands.load(portfolios, portfolioStream(portfolioId));
+  let proposal;
+  try {
+    proposal = await manualProposal(new AllocationQueries(runtime.pool), state, {
+      portfolioId,
+      proposalId,
+      weights,
+      reason,
+      by: partyOf(parts),
+      now: new Date(),
+    });
+  } catch (error) {
+    if (error instanceof PortfolioNotFound || error instanceof PortfolioNotValued)
+      throw parts.fail(error.message);
+    throw error;
+  }
+  // With a key, a re-run is the same command: the handler answers the first result (the
+  // same key with other options is refused), and the decider writes nothing for an id it
+  // has seen.
+  const result = await proposal.issue(runtime.commands, {
+    actor: parts.actor(),
+    ...(key === undefined
+      ? {}
+      : {
+          idempotencyKey: key,
+          clientInput: {
+            command: 'portfolio propose',
+            portfolioId,
+            weights: weights ?? null,
+            reason,
+          },
+        }),
+  });
+  const see = `see \`qcat portfolio proposals ${portfolioId}\``;
+  console.log(
+    result.replayed === true || result.eventCount === 0
+      ? `proposal ${proposalId} for ${portfolioId} was already made with this idempotency key: nothing new; ${see}`
+      : `proposed ${proposalId} for ${portfolioId} at position ${result.position.toString()}; ${see}`,
+  );
+}
+
+/** `qcat portfolio set-policy`. */
+function registerSetPolicy(portfolio: Command, parts: PortfolioCliParts): void {
+  const { fail } = parts;
   portfolio
     .command('set-policy')
     .description(
@@ -254,7 +311,7 @@ export function registerPortfolioCommands(program: Command, parts: PortfolioCliP
     .argument('<portfolioId>')
     .requiredOption('--file <path>', 'the policy, as the body of PUT …/allocation/policy')
     .action(async (portfolioId: string, options: { file: string }) => {
-      checked(portfolioId);
+      checked(portfolioId, fail);
       let text: unknown;
       try {
         text = JSON.parse(await readFile(options.file, 'utf8'));
@@ -272,7 +329,7 @@ export function registerPortfolioCommands(program: Command, parts: PortfolioCliP
             type: 'SetPolicy',
             portfolioId,
             policy,
-            by: party(),
+            by: partyOf(parts),
             at: new Date().toISOString(),
           },
           { actor: parts.actor() },

@@ -18,6 +18,7 @@ import { registerMarketMetrics } from '../monitoring/market-metrics.js';
 import { Metrics } from '../monitoring/metrics.js';
 import { ProcessManagerService } from '../automation/process-manager-service.js';
 import { automationGate } from '../automation/gate.js';
+import type { ProcessManager } from '../automation/process-manager.js';
 import { allProcessManagers } from '../automation/registry.js';
 import { TrialQueue } from '../automation/optimization/trial-queue.js';
 import { queuedTrials } from '../automation/optimization/trial-runners.js';
@@ -157,20 +158,13 @@ async function openRedis(config: Config, log: Logger): Promise<Redis | undefined
  */
 export async function openRuntime(config: Config, log: Logger): Promise<Runtime> {
   const { url: databaseUrl, embedded } = await openDatabase(config, log);
-  const closers: (() => Promise<unknown>)[] = [async () => embedded?.stop()];
+  const closers: Closer[] = [async () => embedded?.stop()];
   const close = async (): Promise<void> => {
     for (const closer of closers.reverse()) await closer().catch(() => undefined);
   };
+  const building: Building = { config, log, databaseUrl, closers };
   try {
-    const pool = createPool({ connectionString: databaseUrl, max: config.DATABASE_POOL_MAX });
-    closers.push(() => pool.end());
-    const applied = await migrate(pool);
-    log.info(
-      applied.length > 0
-        ? `PostgreSQL: applied migrations ${applied.join(', ')}`
-        : 'PostgreSQL: schema up to date',
-    );
-    await ensureMarketSchema(pool); // market data lives beside the log, not in it (ADR 007)
+    const pool = await openPool(building);
     const metrics = new Metrics({ readModels: pool });
     registerMarketMetrics(metrics.registry, pool);
     const eventStore = metrics.instrument(await openEventStore(config, databaseUrl, log));
@@ -182,158 +176,15 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
           redis.disconnect();
         });
       });
-    const commands = new CommandHandler({
-      eventStore,
-      idempotency: new PostgresIdempotencyStore(pool),
-      // A keyed command finds its earlier events by id, not by reading its stream (ADR 032).
-      ...(config.EVENT_STORE === 'postgres' ? { eventIds: new PostgresEventIdIndex(pool) } : {}),
-      ...(config.SNAPSHOT_EVERY > 0
-        ? {
-            snapshots: {
-              store: new PostgresSnapshotStore(pool),
-              every: config.SNAPSHOT_EVERY,
-              schemaOf: snapshotSchemaOf,
-            },
-          }
-        : {}),
-    });
-    const projections = new ProjectionService({
-      pool,
-      connectionString: databaseUrl,
-      eventStore,
-      projections: allProjections(config.QCAT_REDIS_PREFIX),
-      ...(redis ? { redis } : {}),
-      redisPrefix: config.QCAT_REDIS_PREFIX,
-      // The PostgreSQL log lives in this database (wrapped for metrics): rebuilds may use SQL.
-      logInDatabase: config.EVENT_STORE === 'postgres',
-      instanceId: `${hostname()}:${process.pid}`,
-      log: (message) => {
-        log.info(message);
-      },
-    });
-    closers.push(() => projections.stop());
-    if (projections.skipped.length > 0)
-      log.warn(`projections off without Redis: ${projections.skipped.join(', ')}`);
-    let optimizationsRunning = 0;
-    // Trials go through the job queue while a `qcat worker` is alive (ADR 029); pg-boss starts on
-    // first use. Closed after the optimizer has stopped (closers run in reverse).
-    let trialQueue: Promise<TrialQueue> | null = null;
-    const openTrialQueue = (): Promise<TrialQueue> =>
-      (trialQueue ??= TrialQueue.open({
-        connectionString: databaseUrl,
-        expireInSeconds: config.QCAT_TRIAL_EXPIRE_SECONDS,
-        log: (message) => {
-          log.warn(message);
-        },
-      }).catch((error: unknown) => {
-        trialQueue = null;
-        throw error;
-      }));
-    closers.push(async () => {
-      if (trialQueue) await (await trialQueue).close();
-    });
-    const market = new MarketDataStore(pool);
-    const automation = new ProcessManagerService({
-      pool,
-      connectionString: databaseUrl,
-      eventStore,
-      commands,
-      managers: allProcessManagers({
-        commands,
-        pool,
-        market,
-        eventStore,
-        onStop: (stop) => closers.push(stop),
-        optimizationTrials: queuedTrials({
-          pool,
-          queue: openTrialQueue,
-          onQueueDepth: (depth) => {
-            metrics.optimizationTrialsQueued.set(depth);
-          },
-          log: (message) => {
-            log.info(message);
-          },
-        }),
-        onOptimizationBatch: (trials) => {
-          metrics.optimizationTrials.inc(trials);
-          metrics.optimizationProgressAt.set(Date.now() / 1000);
-        },
-        onOptimizationLoad: (running, waiting) => {
-          // A run that starts counts as progress: the stall alert measures from here.
-          if (running > optimizationsRunning) metrics.optimizationProgressAt.set(Date.now() / 1000);
-          optimizationsRunning = running;
-          metrics.optimizationsRunning.set(running);
-          metrics.optimizationsWaiting.set(waiting);
-        },
-        log: (message) => {
-          log.info(message);
-        },
-      }),
-      gate: automationGate(commands, () => haltedPortfolios(pool)),
-      ...(config.AUTOMATION_CLOCK === 'market'
-        ? {
-            clock: async () => {
-              const close = await market.latestCloseTime('1h');
-              return close === undefined ? undefined : new Date(close);
-            },
-          }
-        : {}),
-      ...(config.AUTOMATION_TICK_MS ? { tickMs: config.AUTOMATION_TICK_MS } : {}),
-      instanceId: `${hostname()}:${process.pid}`,
-      onOutcome: (outcome) => {
-        metrics.automationOutcomes.inc({ manager: outcome.manager, result: outcome.result });
-      },
-      onEvaluation: (manager) => {
-        metrics.automationEvaluations.inc({ manager });
-      },
-      log: (message) => {
-        log.info(message);
-      },
-    });
-    closers.push(() => automation.stop());
+    const commands = commandHandlerFor(config, eventStore, pool);
+    const projections = projectionsFor(building, { pool, eventStore, redis });
+    const automation = automationFor(building, { pool, eventStore, commands, metrics });
     const backupExtras = backupExtrasFor(config, { pool, databaseUrl, log });
     closers.push(() => backupExtras.stop());
-    // Backups: `serve` starts the schedule (leader only); CLI commands run them one at a time.
-    const backups = backupServiceFor(config, {
-      store: eventStore,
-      pool,
-      databaseUrl,
-      metrics,
-      log,
-      afterScheduled: (backupId) => backupExtras.afterScheduledBackup(backupId),
-    });
-    closers.push(() => backups.stop());
-    const maintenance = new BackupMaintenance({
-      dir: backupDir(config),
-      connectionString: databaseUrl,
-      verifySchedule: config.QCAT_BACKUP_VERIFY_SCHEDULE,
-      drillSchedule: config.QCAT_RESTORE_DRILL_SCHEDULE,
-      drillUrl: config.QCAT_RESTORE_DRILL_URL,
-      copyDir: config.QCAT_BACKUP_COPY_DIR,
-      redisPrefix: config.QCAT_REDIS_PREFIX,
-      log,
-    });
-    registerMaintenanceMetrics(metrics.registry, backupDir(config));
-    closers.push(() => maintenance.stop());
-    const chainVerification = new ChainVerification({
-      dir: backupDir(config),
-      store: eventStore,
-      verify: verifyOptionsFor(config.EVENT_STORE),
-      connectionString: databaseUrl,
-      schedule: config.QCAT_AUDIT_VERIFY_SCHEDULE,
-      log,
-    });
-    registerChainMetrics(metrics.registry, backupDir(config));
-    closers.push(() => chainVerification.stop());
-    const readModelRetention = new ReadModelRetention({
-      pool,
-      connectionString: databaseUrl,
-      days: config.QCAT_READ_MODEL_RETENTION_DAYS,
-      schedule: config.QCAT_READ_MODEL_RETENTION_SCHEDULE,
-      log,
-      metrics,
-    });
-    closers.push(() => readModelRetention.stop());
+    const backups = backupsFor(building, { pool, eventStore, metrics, backupExtras });
+    const maintenance = maintenanceFor(building, metrics);
+    const chainVerification = chainVerificationFor(building, eventStore, metrics);
+    const readModelRetention = readModelRetentionFor(building, pool, metrics);
     return {
       config,
       databaseUrl,
@@ -355,4 +206,256 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
     await close();
     throw error;
   }
+}
+
+type Closer = () => Promise<unknown>;
+
+/**
+ * What every step of `openRuntime` is given: the configuration, the start-up log, the database
+ * and the closers so far. A step that opens something pushes its closer; `close` runs them in
+ * reverse, so each part stops before what it was built on.
+ */
+interface Building {
+  config: Config;
+  log: Logger;
+  databaseUrl: string;
+  closers: Closer[];
+}
+
+/** The pool of the database, its schema brought up to date first. */
+async function openPool({ config, log, databaseUrl, closers }: Building): Promise<pg.Pool> {
+  const pool = createPool({ connectionString: databaseUrl, max: config.DATABASE_POOL_MAX });
+  closers.push(() => pool.end());
+  const applied = await migrate(pool);
+  log.info(
+    applied.length > 0
+      ? `PostgreSQL: applied migrations ${applied.join(', ')}`
+      : 'PostgreSQL: schema up to date',
+  );
+  await ensureMarketSchema(pool); // market data lives beside the log, not in it (ADR 007)
+  return pool;
+}
+
+function commandHandlerFor(config: Config, eventStore: EventStore, pool: pg.Pool): CommandHandler {
+  return new CommandHandler({
+    eventStore,
+    idempotency: new PostgresIdempotencyStore(pool),
+    // A keyed command finds its earlier events by id, not by reading its stream (ADR 032).
+    ...(config.EVENT_STORE === 'postgres' ? { eventIds: new PostgresEventIdIndex(pool) } : {}),
+    ...(config.SNAPSHOT_EVERY > 0
+      ? {
+          snapshots: {
+            store: new PostgresSnapshotStore(pool),
+            every: config.SNAPSHOT_EVERY,
+            schemaOf: snapshotSchemaOf,
+          },
+        }
+      : {}),
+  });
+}
+
+/** The read models, built but not started; those that need Redis are off without it, and said so. */
+function projectionsFor(
+  { config, log, databaseUrl, closers }: Building,
+  { pool, eventStore, redis }: { pool: pg.Pool; eventStore: EventStore; redis: Redis | undefined },
+): ProjectionService {
+  const projections = new ProjectionService({
+    pool,
+    connectionString: databaseUrl,
+    eventStore,
+    projections: allProjections(config.QCAT_REDIS_PREFIX),
+    ...(redis ? { redis } : {}),
+    redisPrefix: config.QCAT_REDIS_PREFIX,
+    // The PostgreSQL log lives in this database (wrapped for metrics): rebuilds may use SQL.
+    logInDatabase: config.EVENT_STORE === 'postgres',
+    instanceId: `${hostname()}:${process.pid}`,
+    log: (message) => {
+      log.info(message);
+    },
+  });
+  closers.push(() => projections.stop());
+  if (projections.skipped.length > 0)
+    log.warn(`projections off without Redis: ${projections.skipped.join(', ')}`);
+  return projections;
+}
+
+/** What the process managers act on. */
+interface AutomationParts {
+  pool: pg.Pool;
+  eventStore: EventStore;
+  commands: CommandHandler;
+  metrics: Metrics;
+}
+
+/** The process managers (ADR 010), built but not started: `serve` starts them after the projections. */
+function automationFor(building: Building, parts: AutomationParts): ProcessManagerService {
+  const { config, log, databaseUrl, closers } = building;
+  const { pool, eventStore, commands, metrics } = parts;
+  const market = new MarketDataStore(pool);
+  const automation = new ProcessManagerService({
+    pool,
+    connectionString: databaseUrl,
+    eventStore,
+    commands,
+    managers: managersFor(building, parts, market),
+    gate: automationGate(commands, () => haltedPortfolios(pool)),
+    ...(config.AUTOMATION_CLOCK === 'market'
+      ? {
+          clock: async () => {
+            const close = await market.latestCloseTime('1h');
+            return close === undefined ? undefined : new Date(close);
+          },
+        }
+      : {}),
+    ...(config.AUTOMATION_TICK_MS ? { tickMs: config.AUTOMATION_TICK_MS } : {}),
+    instanceId: `${hostname()}:${process.pid}`,
+    onOutcome: (outcome) => {
+      metrics.automationOutcomes.inc({ manager: outcome.manager, result: outcome.result });
+    },
+    onEvaluation: (manager) => {
+      metrics.automationEvaluations.inc({ manager });
+    },
+    log: (message) => {
+      log.info(message);
+    },
+  });
+  closers.push(() => automation.stop());
+  return automation;
+}
+
+/** Every process manager of the registry, with the optimizer's trials and figures wired in. */
+function managersFor(
+  building: Building,
+  { pool, eventStore, commands, metrics }: AutomationParts,
+  market: MarketDataStore,
+): ProcessManager[] {
+  const { log, closers } = building;
+  let optimizationsRunning = 0;
+  return allProcessManagers({
+    commands,
+    pool,
+    market,
+    eventStore,
+    onStop: (stop) => closers.push(stop),
+    optimizationTrials: queuedTrials({
+      pool,
+      queue: trialQueueOf(building),
+      onQueueDepth: (depth) => {
+        metrics.optimizationTrialsQueued.set(depth);
+      },
+      log: (message) => {
+        log.info(message);
+      },
+    }),
+    onOptimizationBatch: (trials) => {
+      metrics.optimizationTrials.inc(trials);
+      metrics.optimizationProgressAt.set(Date.now() / 1000);
+    },
+    onOptimizationLoad: (running, waiting) => {
+      // A run that starts counts as progress: the stall alert measures from here.
+      if (running > optimizationsRunning) metrics.optimizationProgressAt.set(Date.now() / 1000);
+      optimizationsRunning = running;
+      metrics.optimizationsRunning.set(running);
+      metrics.optimizationsWaiting.set(waiting);
+    },
+    log: (message) => {
+      log.info(message);
+    },
+  });
+}
+
+/**
+ * Opens the trial queue on first use. Trials go through the job queue while a `qcat worker` is
+ * alive (ADR 029); pg-boss starts on first use. Closed after the optimizer has stopped (closers
+ * run in reverse).
+ */
+function trialQueueOf({ config, log, databaseUrl, closers }: Building): () => Promise<TrialQueue> {
+  let trialQueue: Promise<TrialQueue> | null = null;
+  closers.push(async () => {
+    if (trialQueue) await (await trialQueue).close();
+  });
+  return () =>
+    (trialQueue ??= TrialQueue.open({
+      connectionString: databaseUrl,
+      expireInSeconds: config.QCAT_TRIAL_EXPIRE_SECONDS,
+      log: (message) => {
+        log.warn(message);
+      },
+    }).catch((error: unknown) => {
+      trialQueue = null;
+      throw error;
+    }));
+}
+
+/** Backups: `serve` starts the schedule (leader only); CLI commands run them one at a time. */
+function backupsFor(
+  { config, log, databaseUrl, closers }: Building,
+  parts: { pool: pg.Pool; eventStore: EventStore; metrics: Metrics; backupExtras: BackupExtras },
+): BackupService {
+  const backups = backupServiceFor(config, {
+    store: parts.eventStore,
+    pool: parts.pool,
+    databaseUrl,
+    metrics: parts.metrics,
+    log,
+    afterScheduled: (backupId) => parts.backupExtras.afterScheduledBackup(backupId),
+  });
+  closers.push(() => backups.stop());
+  return backups;
+}
+
+/** The scheduled verify and restore drill of the backups, with their metrics. */
+function maintenanceFor(
+  { config, log, databaseUrl, closers }: Building,
+  metrics: Metrics,
+): BackupMaintenance {
+  const maintenance = new BackupMaintenance({
+    dir: backupDir(config),
+    connectionString: databaseUrl,
+    verifySchedule: config.QCAT_BACKUP_VERIFY_SCHEDULE,
+    drillSchedule: config.QCAT_RESTORE_DRILL_SCHEDULE,
+    drillUrl: config.QCAT_RESTORE_DRILL_URL,
+    copyDir: config.QCAT_BACKUP_COPY_DIR,
+    redisPrefix: config.QCAT_REDIS_PREFIX,
+    log,
+  });
+  registerMaintenanceMetrics(metrics.registry, backupDir(config));
+  closers.push(() => maintenance.stop());
+  return maintenance;
+}
+
+/** The scheduled incremental verify of the hash chain, with its metrics. */
+function chainVerificationFor(
+  { config, log, databaseUrl, closers }: Building,
+  eventStore: EventStore,
+  metrics: Metrics,
+): ChainVerification {
+  const chainVerification = new ChainVerification({
+    dir: backupDir(config),
+    store: eventStore,
+    verify: verifyOptionsFor(config.EVENT_STORE),
+    connectionString: databaseUrl,
+    schedule: config.QCAT_AUDIT_VERIFY_SCHEDULE,
+    log,
+  });
+  registerChainMetrics(metrics.registry, backupDir(config));
+  closers.push(() => chainVerification.stop());
+  return chainVerification;
+}
+
+function readModelRetentionFor(
+  { config, log, databaseUrl, closers }: Building,
+  pool: pg.Pool,
+  metrics: Metrics,
+): ReadModelRetention {
+  const readModelRetention = new ReadModelRetention({
+    pool,
+    connectionString: databaseUrl,
+    days: config.QCAT_READ_MODEL_RETENTION_DAYS,
+    schedule: config.QCAT_READ_MODEL_RETENTION_SCHEDULE,
+    log,
+    metrics,
+  });
+  closers.push(() => readModelRetention.stop());
+  return readModelRetention;
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
-import { openRuntime, type Runtime } from './runtime.js';
+import { openRuntime, type Logger, type Runtime } from './runtime.js';
 import { ApiKeyService } from '../api/auth/api-key-service.js';
 import { app } from '../api/app.js';
 import { answerClientError } from '../api/client-errors.js';
@@ -42,29 +42,7 @@ export async function startServer(
   config: Config,
   options: ServerOptions = {},
 ): Promise<RunningServer> {
-  const fastify = Fastify({
-    logger: logger(config),
-    bodyLimit: config.BODY_LIMIT_BYTES,
-    genReqId: (request) => {
-      const given = request.headers['x-request-id'];
-      return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
-    },
-    requestIdHeader: false,
-    // The client address behind the proxies named in TRUST_PROXY; none trusted by default.
-    trustProxy: config.TRUST_PROXY.length > 0 ? config.TRUST_PROXY : false,
-    return503OnClosing: true,
-    // Errors the router raises before any route runs (bad or overlong URLs): problem+json too.
-    frameworkErrors: (error, request, reply) => {
-      handleError(error, request, reply);
-    },
-    forceCloseConnections: 'idle',
-    // What Node's HTTP parser refuses (overlong URL, bad method or header): problem+json as well.
-    clientErrorHandler: answerClientError,
-  });
-  fastify.addHook('onSend', (request, reply, payload, done) => {
-    void reply.header('x-request-id', request.id);
-    done(null, payload);
-  });
+  const fastify = httpServer(config);
   const log = {
     info: (message: string) => {
       fastify.log.info(message);
@@ -81,26 +59,8 @@ export async function startServer(
     await runtime.projections.start();
     await runtime.automation.start();
     expiry = expireApprovalsEveryMinute(runtime, log);
-    if (config.PAPER_TRADING === 'on') {
-      paperTrading = new PaperTrading({
-        config,
-        pool: runtime.pool,
-        connectionString: runtime.databaseUrl,
-        eventStore: runtime.eventStore,
-        log,
-        onTick: (portfolio, timeframe, cursor) => {
-          runtime.metrics.engineLastTick.set({ portfolio, timeframe }, Date.now() / 1000);
-          if (cursor > 0)
-            runtime.metrics.engineBarOpen.set({ portfolio, timeframe }, cursor / 1000);
-        },
-        onDropped: (portfolio) => {
-          const labels = { portfolio, timeframe: portfolio.replace(/^paper-/, '') };
-          runtime.metrics.engineLastTick.remove(labels);
-          runtime.metrics.engineBarOpen.remove(labels);
-        },
-      });
-      await paperTrading.start();
-    }
+    paperTrading = paperTradingFor(config, runtime, log);
+    await paperTrading?.start();
     await fastify.register(app, { runtime });
     const url = await fastify.listen({ port: config.PORT, host: config.HOST });
     return {
@@ -124,6 +84,55 @@ export async function startServer(
     await runtime.close();
     throw error;
   }
+}
+
+/** The HTTP server: request ids, the proxies trusted, problem+json for what fails before a route. */
+function httpServer(config: Config): FastifyInstance {
+  const fastify = Fastify({
+    logger: logger(config),
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    genReqId: (request) => {
+      const given = request.headers['x-request-id'];
+      return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
+    },
+    requestIdHeader: false,
+    // The client address behind the proxies named in TRUST_PROXY; none trusted by default.
+    trustProxy: config.TRUST_PROXY.length > 0 ? config.TRUST_PROXY : false,
+    return503OnClosing: true,
+    // Errors the router raises before any route runs (bad or overlong URLs): problem+json too.
+    frameworkErrors: (error, request, reply) => {
+      handleError(error, request, reply);
+    },
+    forceCloseConnections: 'idle',
+    // What Node's HTTP parser refuses (overlong URL, bad method or header): problem+json as well.
+    clientErrorHandler: answerClientError,
+  });
+  fastify.addHook('onSend', (request, reply, payload, done) => {
+    void reply.header('x-request-id', request.id);
+    done(null, payload);
+  });
+  return fastify;
+}
+
+/** The feed and paper engines when PAPER_TRADING=on, their ticks reported as metrics; not started. */
+function paperTradingFor(config: Config, runtime: Runtime, log: Logger): PaperTrading | undefined {
+  if (config.PAPER_TRADING !== 'on') return undefined;
+  return new PaperTrading({
+    config,
+    pool: runtime.pool,
+    connectionString: runtime.databaseUrl,
+    eventStore: runtime.eventStore,
+    log,
+    onTick: (portfolio, timeframe, cursor) => {
+      runtime.metrics.engineLastTick.set({ portfolio, timeframe }, Date.now() / 1000);
+      if (cursor > 0) runtime.metrics.engineBarOpen.set({ portfolio, timeframe }, cursor / 1000);
+    },
+    onDropped: (portfolio) => {
+      const labels = { portfolio, timeframe: portfolio.replace(/^paper-/, '') };
+      runtime.metrics.engineLastTick.remove(labels);
+      runtime.metrics.engineBarOpen.remove(labels);
+    },
+  });
 }
 
 /** Approval requests past their expiry are expired (every process may; expiring is idempotent). */

@@ -126,31 +126,125 @@ const valuationOf = (event: RecordedEvent): { portfolioId: string; valuation: Va
   };
 };
 
-export function allocationManager(deps: {
+interface AllocationDeps {
   commands: CommandHandler;
   reads: AllocationReads;
-}): ProcessManager {
-  const { commands, reads } = deps;
-  const load = async (portfolioId: string) =>
-    (await commands.load(portfolios, portfolioStream(portfolioId))).state;
+}
 
-  const rebalance = async (
-    portfolioId: string,
-    cause: Cause,
-    valuation: Valuation | undefined,
-    now: Date,
-    causeId: string,
-  ): Promise<Intent[]> => {
-    const state = await load(portfolioId);
-    if (state.status !== 'open') return [];
-    const trigger = rebalanceTrigger({ state, valuation, cause, now });
-    if (!trigger) return [];
-    const proposalId = `${trigger.type}-${causeId}`.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 100);
-    // Gated by the automation policy's `rebalance` switch; the approval bridge below is not.
-    const proposal = await proposalIntent(reads, state, trigger, valuation, proposalId, now);
-    return [{ ...proposal, capability: 'rebalance' }];
+/** A proposal when `rebalanceTrigger` says one is due for the portfolio, else nothing. */
+async function rebalance(
+  { commands, reads }: AllocationDeps,
+  portfolioId: string,
+  cause: Cause,
+  valuation: Valuation | undefined,
+  now: Date,
+  causeId: string,
+): Promise<Intent[]> {
+  const { state } = await commands.load(portfolios, portfolioStream(portfolioId));
+  if (state.status !== 'open') return [];
+  const trigger = rebalanceTrigger({ state, valuation, cause, now });
+  if (!trigger) return [];
+  const proposalId = `${trigger.type}-${causeId}`.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 100);
+  // Gated by the automation policy's `rebalance` switch; the approval bridge below is not.
+  const proposal = await proposalIntent(reads, state, trigger, valuation, proposalId, now);
+  return [{ ...proposal, capability: 'rebalance' }];
+}
+
+/** A member joined or left: a proposal if the policy rebalances on membership changes. */
+async function onMembershipChange(
+  deps: AllocationDeps,
+  event: RecordedEvent,
+  data: JsonObject,
+): Promise<Intent[]> {
+  const parsed = portfolios.parseEvent({ type: event.type, data });
+  if (parsed.type !== 'PortfolioMemberAdded' && parsed.type !== 'PortfolioMemberRemoved') return [];
+  const { portfolioId, strategyId } = parsed.data;
+  const cause: Cause = {
+    type: 'membership',
+    strategyId,
+    joined: parsed.type === 'PortfolioMemberAdded',
   };
+  return rebalance(
+    deps,
+    portfolioId,
+    cause,
+    await deps.reads.valuation(portfolioId),
+    event.recordedAt,
+    event.eventId,
+  );
+}
 
+/** A proposal that needs a second person opens an `allocation_change` approval request. */
+function requestApproval(event: RecordedEvent, data: JsonObject): Intent[] {
+  const parsed = portfolios.parseEvent({ type: event.type, data });
+  if (parsed.type !== 'AllocationProposed' || !parsed.data.requestId) return [];
+  const p = parsed.data;
+  return [
+    intent(approvals, approvalStream(parsed.data.requestId), {
+      type: 'RequestApproval',
+      requestId: parsed.data.requestId,
+      kind: 'allocation_change',
+      subject: subjectOf(p.portfolioId, p.proposalId),
+      requester: p.proposedBy,
+      payload: {
+        portfolioId: p.portfolioId,
+        proposalId: p.proposalId,
+        method: p.method,
+        weights: p.weights,
+        previousWeights: p.previousWeights,
+        maxChange: p.maxChange,
+      },
+      reason: `${p.trigger.type}: ${p.trigger.detail}`,
+      now: event.recordedAt.toISOString(),
+    }),
+  ];
+}
+
+/** The outcome of an `allocation_change` request approves or declines its proposal. */
+function onApprovalOutcome(event: RecordedEvent, data: JsonObject): Intent[] {
+  const parsed = approvals.parseEvent({ type: event.type, data });
+  if (parsed.type === 'ApprovalRequested' || parsed.type === 'ApprovalGranted') return [];
+  if (parsed.data.kind !== 'allocation_change') return [];
+  const slash = parsed.data.subject.id.indexOf('/');
+  const portfolioId = parsed.data.subject.id.slice(0, slash);
+  const proposalId = parsed.data.subject.id.slice(slash + 1);
+  const stream = portfolioStream(portfolioId);
+  const at = event.recordedAt.toISOString();
+  if (parsed.type === 'ApprovalApproved')
+    return [
+      intent(portfolios, stream, {
+        type: 'ApproveAllocation',
+        portfolioId,
+        proposalId,
+        requestId: parsed.data.requestId,
+        approvers: parsed.data.approvers,
+        at,
+      }),
+    ];
+  const outcome =
+    parsed.type === 'ApprovalRejected'
+      ? 'rejected'
+      : parsed.type === 'ApprovalWithdrawn'
+        ? 'withdrawn'
+        : 'expired';
+  const reason =
+    parsed.type === 'ApprovalExpired'
+      ? `the request expired at ${parsed.data.expiredAt}`
+      : parsed.data.reason;
+  return [
+    intent(portfolios, stream, {
+      type: 'DeclineAllocation',
+      portfolioId,
+      proposalId,
+      outcome,
+      reason,
+      at,
+    }),
+  ];
+}
+
+export function allocationManager(deps: AllocationDeps): ProcessManager {
+  const { reads } = deps;
   return {
     name: ALLOCATION_MANAGER,
     serves: ['rebalance'],
@@ -172,6 +266,7 @@ export function allocationManager(deps: {
         case 'PortfolioValued': {
           const { portfolioId, valuation } = valuationOf(event);
           return rebalance(
+            deps,
             portfolioId,
             { type: 'valuation' },
             valuation,
@@ -180,89 +275,12 @@ export function allocationManager(deps: {
           );
         }
         case 'PortfolioMemberAdded':
-        case 'PortfolioMemberRemoved': {
-          const parsed = portfolios.parseEvent({ type: event.type, data });
-          if (parsed.type !== 'PortfolioMemberAdded' && parsed.type !== 'PortfolioMemberRemoved')
-            return [];
-          const { portfolioId, strategyId } = parsed.data;
-          const cause: Cause = {
-            type: 'membership',
-            strategyId,
-            joined: parsed.type === 'PortfolioMemberAdded',
-          };
-          return rebalance(
-            portfolioId,
-            cause,
-            await reads.valuation(portfolioId),
-            event.recordedAt,
-            event.eventId,
-          );
-        }
-        case 'AllocationProposed': {
-          const parsed = portfolios.parseEvent({ type: event.type, data });
-          if (parsed.type !== 'AllocationProposed' || !parsed.data.requestId) return [];
-          const p = parsed.data;
-          return [
-            intent(approvals, approvalStream(parsed.data.requestId), {
-              type: 'RequestApproval',
-              requestId: parsed.data.requestId,
-              kind: 'allocation_change',
-              subject: subjectOf(p.portfolioId, p.proposalId),
-              requester: p.proposedBy,
-              payload: {
-                portfolioId: p.portfolioId,
-                proposalId: p.proposalId,
-                method: p.method,
-                weights: p.weights,
-                previousWeights: p.previousWeights,
-                maxChange: p.maxChange,
-              },
-              reason: `${p.trigger.type}: ${p.trigger.detail}`,
-              now: event.recordedAt.toISOString(),
-            }),
-          ];
-        }
-        default: {
-          const parsed = approvals.parseEvent({ type: event.type, data });
-          if (parsed.type === 'ApprovalRequested' || parsed.type === 'ApprovalGranted') return [];
-          if (parsed.data.kind !== 'allocation_change') return [];
-          const slash = parsed.data.subject.id.indexOf('/');
-          const portfolioId = parsed.data.subject.id.slice(0, slash);
-          const proposalId = parsed.data.subject.id.slice(slash + 1);
-          const stream = portfolioStream(portfolioId);
-          const at = event.recordedAt.toISOString();
-          if (parsed.type === 'ApprovalApproved')
-            return [
-              intent(portfolios, stream, {
-                type: 'ApproveAllocation',
-                portfolioId,
-                proposalId,
-                requestId: parsed.data.requestId,
-                approvers: parsed.data.approvers,
-                at,
-              }),
-            ];
-          const outcome =
-            parsed.type === 'ApprovalRejected'
-              ? 'rejected'
-              : parsed.type === 'ApprovalWithdrawn'
-                ? 'withdrawn'
-                : 'expired';
-          const reason =
-            parsed.type === 'ApprovalExpired'
-              ? `the request expired at ${parsed.data.expiredAt}`
-              : parsed.data.reason;
-          return [
-            intent(portfolios, stream, {
-              type: 'DeclineAllocation',
-              portfolioId,
-              proposalId,
-              outcome,
-              reason,
-              at,
-            }),
-          ];
-        }
+        case 'PortfolioMemberRemoved':
+          return onMembershipChange(deps, event, data);
+        case 'AllocationProposed':
+          return requestApproval(event, data);
+        default:
+          return onApprovalOutcome(event, data);
       }
     },
 
@@ -272,6 +290,7 @@ export function allocationManager(deps: {
       for (const { portfolioId } of await reads.portfolios())
         intents.push(
           ...(await rebalance(
+            deps,
             portfolioId,
             { type: 'tick' },
             await reads.valuation(portfolioId),

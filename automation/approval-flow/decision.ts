@@ -119,120 +119,124 @@ function riskSteps(parsed: ApprovalEvent, time: number): Step[] {
 export function approvalFlowSteps(event: RecordedEvent): Step[] {
   const domain: DomainEvent = { type: event.type, data: event.data as JsonObject };
   const category = categoryOf(event.streamId);
-  const now = event.recordedAt.toISOString();
-  if (category === 'strategy') {
-    const parsed: StrategyEvent = strategies.parseEvent(domain);
-    const subject = { type: 'strategy', id: parsed.data.strategyId };
-    const request = (
-      requestId: string,
-      kind: 'strategy_activation' | 'mode_change' | 'parameter_change',
-      requester: Party,
-      payload: JsonObject,
-      reason: string,
-    ): Step[] => [
-      {
+  if (category === 'strategy')
+    return strategySteps(strategies.parseEvent(domain), event.recordedAt.toISOString());
+  if (category === 'approval') return approvalSteps(approvals.parseEvent(domain), event.recordedAt);
+  return [];
+}
+
+/** A strategy's request opens an approval request; its retirement withdraws those still open. */
+function strategySteps(parsed: StrategyEvent, now: string): Step[] {
+  const subject = { type: 'strategy', id: parsed.data.strategyId };
+  const request = (
+    requestId: string,
+    kind: 'strategy_activation' | 'mode_change' | 'parameter_change',
+    requester: Party,
+    payload: JsonObject,
+    reason: string,
+  ): Step[] => [
+    {
+      target: 'approval',
+      streamId: approvalStream(requestId),
+      command: {
+        type: 'RequestApproval',
+        requestId,
+        kind,
+        subject,
+        requester,
+        payload,
+        reason,
+        now,
+      },
+    },
+  ];
+  switch (parsed.type) {
+    case 'StrategySubmittedForReview':
+      return request(
+        parsed.data.requestId,
+        'strategy_activation',
+        parsed.data.requestedBy,
+        {},
+        'activate the strategy',
+      );
+    case 'StrategyPromotionRequested':
+      return request(
+        parsed.data.requestId,
+        'mode_change',
+        parsed.data.requestedBy,
+        { from: 'paper', to: 'live' },
+        'promote the strategy from paper to live trading',
+      );
+    case 'StrategyParameterChangeRequested':
+      return request(
+        parsed.data.requestId,
+        'parameter_change',
+        parsed.data.requestedBy,
+        { parameters: parsed.data.parameters, fromVersion: parsed.data.fromVersion },
+        `change the parameters of version ${parsed.data.fromVersion.toString()}`,
+      );
+    case 'StrategyRetired':
+      return parsed.data.openRequests.map((requestId) => ({
         target: 'approval',
         streamId: approvalStream(requestId),
         command: {
-          type: 'RequestApproval',
+          type: 'WithdrawApproval',
           requestId,
-          kind,
-          subject,
-          requester,
-          payload,
-          reason,
-          now,
+          by: FLOW_PARTY,
+          reason: 'the strategy was retired',
         },
-      },
-    ];
-    switch (parsed.type) {
-      case 'StrategySubmittedForReview':
-        return request(
-          parsed.data.requestId,
-          'strategy_activation',
-          parsed.data.requestedBy,
-          {},
-          'activate the strategy',
-        );
-      case 'StrategyPromotionRequested':
-        return request(
-          parsed.data.requestId,
-          'mode_change',
-          parsed.data.requestedBy,
-          { from: 'paper', to: 'live' },
-          'promote the strategy from paper to live trading',
-        );
-      case 'StrategyParameterChangeRequested':
-        return request(
-          parsed.data.requestId,
-          'parameter_change',
-          parsed.data.requestedBy,
-          { parameters: parsed.data.parameters, fromVersion: parsed.data.fromVersion },
-          `change the parameters of version ${parsed.data.fromVersion.toString()}`,
-        );
-      case 'StrategyRetired':
-        return parsed.data.openRequests.map((requestId) => ({
-          target: 'approval',
-          streamId: approvalStream(requestId),
-          command: {
-            type: 'WithdrawApproval',
-            requestId,
-            by: FLOW_PARTY,
-            reason: 'the strategy was retired',
-          },
-        }));
-      default:
-        return [];
-    }
+      }));
+    default:
+      return [];
   }
-  if (category === 'approval') {
-    const parsed: ApprovalEvent = approvals.parseEvent(domain);
-    if (parsed.type === 'ApprovalRequested' || parsed.type === 'ApprovalGranted') return [];
-    if (RISK_SUBJECTS.has(parsed.data.subject.type))
-      return riskSteps(parsed, event.recordedAt.getTime());
-    if (parsed.data.subject.type !== 'strategy') return [];
-    const strategyId = parsed.data.subject.id;
-    const { requestId } = parsed.data;
-    const to = (command: StrategyCommand): Step[] => [
-      { target: 'strategy', streamId: strategyStream(strategyId), command },
-    ];
-    switch (parsed.type) {
-      case 'ApprovalApproved': {
-        const { approvers } = parsed.data;
-        switch (parsed.data.kind) {
-          case 'strategy_activation':
-            return to({ type: 'ApproveActivation', strategyId, requestId, approvers });
-          case 'mode_change':
-            return to({ type: 'PromoteToLive', strategyId, requestId, approvers });
-          case 'parameter_change':
-            return to({ type: 'ApplyParameterChange', strategyId, requestId, approvers });
-          case 'risk_limit_change':
-          case 'risk_reset':
-          case 'allocation_change':
-          case 'standing_approval':
-          case 'strategy_retirement': // elimination's subject is not a strategy: never reached
-            return [];
-        }
-        break;
+}
+
+/** An approval's outcome drives its strategy, or becomes the risk decider's command. */
+function approvalSteps(parsed: ApprovalEvent, recordedAt: Date): Step[] {
+  if (parsed.type === 'ApprovalRequested' || parsed.type === 'ApprovalGranted') return [];
+  if (RISK_SUBJECTS.has(parsed.data.subject.type)) return riskSteps(parsed, recordedAt.getTime());
+  if (parsed.data.subject.type !== 'strategy') return [];
+  const strategyId = parsed.data.subject.id;
+  const { requestId } = parsed.data;
+  const to = (command: StrategyCommand): Step[] => [
+    { target: 'strategy', streamId: strategyStream(strategyId), command },
+  ];
+  switch (parsed.type) {
+    case 'ApprovalApproved': {
+      const { approvers } = parsed.data;
+      switch (parsed.data.kind) {
+        case 'strategy_activation':
+          return to({ type: 'ApproveActivation', strategyId, requestId, approvers });
+        case 'mode_change':
+          return to({ type: 'PromoteToLive', strategyId, requestId, approvers });
+        case 'parameter_change':
+          return to({ type: 'ApplyParameterChange', strategyId, requestId, approvers });
+        case 'risk_limit_change':
+        case 'risk_reset':
+        case 'allocation_change':
+        case 'standing_approval':
+        case 'strategy_retirement': // elimination's subject is not a strategy: never reached
+          return [];
       }
-      case 'ApprovalRejected':
-      case 'ApprovalWithdrawn':
-        return to({
-          type: 'DeclineRequest',
-          strategyId,
-          requestId,
-          outcome: parsed.type === 'ApprovalRejected' ? 'rejected' : 'withdrawn',
-          reason: parsed.data.reason,
-        });
-      case 'ApprovalExpired':
-        return to({
-          type: 'DeclineRequest',
-          strategyId,
-          requestId,
-          outcome: 'expired',
-          reason: `the request expired at ${parsed.data.expiredAt}`,
-        });
+      break;
     }
+    case 'ApprovalRejected':
+    case 'ApprovalWithdrawn':
+      return to({
+        type: 'DeclineRequest',
+        strategyId,
+        requestId,
+        outcome: parsed.type === 'ApprovalRejected' ? 'rejected' : 'withdrawn',
+        reason: parsed.data.reason,
+      });
+    case 'ApprovalExpired':
+      return to({
+        type: 'DeclineRequest',
+        strategyId,
+        requestId,
+        outcome: 'expired',
+        reason: `the request expired at ${parsed.data.expiredAt}`,
+      });
   }
   return [];
 }

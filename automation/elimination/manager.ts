@@ -1,6 +1,11 @@
 import { domainEventOf } from '../../core/eventstore/typed-events.js';
 import { v5 as uuidv5 } from 'uuid';
-import { approvalStream, approvals, type Party } from '../../core/approvals/approval.js';
+import {
+  approvalStream,
+  approvals,
+  type ApprovalEvent,
+  type Party,
+} from '../../core/approvals/approval.js';
 import { CAPABILITIES } from '../../core/capabilities/capabilities.js';
 import { AUTOMATION_POLICY_STREAM, automationPolicy } from '../../core/capabilities/policy.js';
 import type { CommandHandler } from '../../core/commands/command-handler.js';
@@ -63,72 +68,15 @@ export function decisionIntents(
   now: Date,
 ): Intent[] {
   const { strategyId } = strategy;
-  const { suspendedAt, requestId: openRequest } = state;
   const at = now.toISOString();
   const record = eliminationStream(strategyId);
   const gated = <T extends Intent>(item: T): T => ({ ...item, capability: 'elimination' });
-  // After the record's ClearSuspension: the ApprovalWithdrawn it causes then finds nothing to keep.
-  const withdraw = (reason: string): Intent[] =>
-    openRequest === null
-      ? []
-      : [
-          intent(
-            approvals,
-            approvalStream(openRequest),
-            {
-              type: 'WithdrawApproval',
-              requestId: openRequest,
-              by: ELIMINATION_PARTY,
-              reason: `the suspension was cleared (${reason}): nothing to retire`,
-            },
-            `withdraw:${openRequest}`,
-          ),
-        ];
   switch (decision.type) {
-    case 'suspend': {
-      const { figures, breaches } = decision;
-      const reason = summary(figures, breaches);
-      return [
-        intent(
-          elimination,
-          record,
-          { type: 'Suspend', strategyId, at, figures, breaches },
-          'suspend',
-        ),
-        intent(
-          strategies,
-          strategyStream(strategyId),
-          { type: 'PauseStrategy', strategyId, reason },
-          'pause',
-        ),
-        ...positions.map((p) =>
-          intent(
-            desk,
-            deskStream(p.portfolioId),
-            {
-              type: 'RequestOrder',
-              order: {
-                clientOrderId: `m-elim-${strategyId}-${p.symbol}-${at.slice(0, 10)}`.slice(0, 100),
-                portfolioId: p.portfolioId,
-                strategyId,
-                symbol: p.symbol,
-                side: p.quantity > 0 ? 'sell' : 'buy',
-                type: 'market',
-                quantity: Math.abs(p.quantity),
-                limitPrice: null,
-                stopPrice: null,
-                reduceOnly: true,
-              },
-              requestedAt: now.getTime(),
-            },
-            `close:${p.portfolioId}:${p.symbol}`,
-          ),
-        ),
-      ].map(gated);
-    }
+    case 'suspend':
+      return suspendIntents(strategyId, decision, positions, now).map(gated);
     case 'propose_retirement': {
       const { figures, breaches } = decision;
-      const requestId = retirementRequestId(strategyId, suspendedAt ?? at);
+      const requestId = retirementRequestId(strategyId, state.suspendedAt ?? at);
       return [
         intent(
           elimination,
@@ -136,21 +84,7 @@ export function decisionIntents(
           { type: 'ProposeRetirement', strategyId, at, requestId, figures, breaches },
           'propose',
         ),
-        intent(
-          approvals,
-          approvalStream(requestId),
-          {
-            type: 'RequestApproval',
-            requestId,
-            kind: 'strategy_retirement',
-            subject: { type: 'strategy_retirement', id: strategyId },
-            requester: ELIMINATION_PARTY,
-            payload: { strategyId, figures, breaches },
-            reason: `still breaching after the cooling period: ${breaches.join('; ')}`,
-            now: at,
-          },
-          'request',
-        ),
+        retirementRequest(strategyId, requestId, figures, breaches, at),
       ].map(gated);
     }
     case 'recover':
@@ -173,7 +107,7 @@ export function decisionIntents(
           { type: 'ResumeStrategy', strategyId },
           'resume',
         ),
-        ...withdraw('recovered'),
+        ...withdrawOpen(state.requestId, 'recovered'),
       ].map(gated);
     case 'clear':
       return [
@@ -189,9 +123,170 @@ export function decisionIntents(
           },
           'clear',
         ),
-        ...withdraw(decision.reason),
+        ...withdrawOpen(state.requestId, decision.reason),
       ].map(gated);
   }
+}
+
+/**
+ * The withdrawal of the retirement request still open, if any. After the record's
+ * ClearSuspension: the ApprovalWithdrawn it causes then finds nothing to keep.
+ */
+function withdrawOpen(openRequest: string | null, reason: string): Intent[] {
+  return openRequest === null
+    ? []
+    : [
+        intent(
+          approvals,
+          approvalStream(openRequest),
+          {
+            type: 'WithdrawApproval',
+            requestId: openRequest,
+            by: ELIMINATION_PARTY,
+            reason: `the suspension was cleared (${reason}): nothing to retire`,
+          },
+          `withdraw:${openRequest}`,
+        ),
+      ];
+}
+
+/** Record, pause the strategy, close each open position with a reduce-only market order. */
+function suspendIntents(
+  strategyId: string,
+  { figures, breaches }: { figures: EliminationFigures; breaches: string[] },
+  positions: readonly OpenPosition[],
+  now: Date,
+): Intent[] {
+  const at = now.toISOString();
+  const reason = summary(figures, breaches);
+  return [
+    intent(
+      elimination,
+      eliminationStream(strategyId),
+      { type: 'Suspend', strategyId, at, figures, breaches },
+      'suspend',
+    ),
+    intent(
+      strategies,
+      strategyStream(strategyId),
+      { type: 'PauseStrategy', strategyId, reason },
+      'pause',
+    ),
+    ...positions.map((p) =>
+      intent(
+        desk,
+        deskStream(p.portfolioId),
+        {
+          type: 'RequestOrder',
+          order: {
+            clientOrderId: `m-elim-${strategyId}-${p.symbol}-${at.slice(0, 10)}`.slice(0, 100),
+            portfolioId: p.portfolioId,
+            strategyId,
+            symbol: p.symbol,
+            side: p.quantity > 0 ? 'sell' : 'buy',
+            type: 'market',
+            quantity: Math.abs(p.quantity),
+            limitPrice: null,
+            stopPrice: null,
+            reduceOnly: true,
+          },
+          requestedAt: now.getTime(),
+        },
+        `close:${p.portfolioId}:${p.symbol}`,
+      ),
+    ),
+  ];
+}
+
+/** The `strategy_retirement` approval request, made as an analyst so that a person approves it. */
+function retirementRequest(
+  strategyId: string,
+  requestId: string,
+  figures: EliminationFigures,
+  breaches: string[],
+  at: string,
+): Intent {
+  return intent(
+    approvals,
+    approvalStream(requestId),
+    {
+      type: 'RequestApproval',
+      requestId,
+      kind: 'strategy_retirement',
+      subject: { type: 'strategy_retirement', id: strategyId },
+      requester: ELIMINATION_PARTY,
+      payload: { strategyId, figures, breaches },
+      reason: `still breaching after the cooling period: ${breaches.join('; ')}`,
+      now: at,
+    },
+    'request',
+  );
+}
+
+type Approved = Extract<ApprovalEvent, { type: 'ApprovalApproved' }>;
+
+/**
+ * An approved retirement: confirmed on the record, and the strategy retired if the proposal is
+ * still the record's; overridden if a person resumed or retired the strategy meanwhile.
+ */
+async function onRetirementApproved(
+  commands: CommandHandler,
+  approved: Approved,
+  at: string,
+): Promise<Intent[]> {
+  const strategyId = approved.data.subject.id;
+  const { requestId, approvers } = approved.data;
+  // Retire only for the proposal the record still holds (or has confirmed, on a replay): a
+  // request approved after the suspension was cleared (a person resumed the strategy, or it
+  // recovered) must not retire a trading strategy; its ConfirmRetirement is refused, recorded.
+  // A person who resumed it while the request waited overrides elimination too: a proposal
+  // stands only while the strategy is still paused.
+  const { state: record } = await commands.load(elimination, eliminationStream(strategyId));
+  const { state: strategy } = await commands.load(strategies, strategyStream(strategyId));
+  if (
+    record.requestId === requestId &&
+    record.status === 'retirement_proposed' &&
+    strategy.status !== 'paused'
+  )
+    return [
+      intent(
+        elimination,
+        eliminationStream(strategyId),
+        {
+          type: 'ClearSuspension',
+          strategyId,
+          at,
+          outcome: strategy.status === 'retired' ? 'retired' : 'resumed',
+          reason: `a person ${strategy.status === 'retired' ? 'retired' : 'resumed'} the strategy while retirement request ${requestId} waited: its approval retires nothing`,
+        },
+        'overridden',
+      ),
+    ];
+  const current =
+    record.requestId === requestId &&
+    (record.status === 'retirement_proposed' || record.status === 'retired');
+  return [
+    intent(
+      elimination,
+      eliminationStream(strategyId),
+      { type: 'ConfirmRetirement', strategyId, at, requestId, approvers },
+      'confirm',
+    ),
+    ...(current
+      ? [
+          intent(
+            strategies,
+            strategyStream(strategyId),
+            {
+              type: 'RetireStrategy',
+              strategyId,
+              reason: `elimination: retirement approved by ${approvers.map((a) => a.id).join(', ')} (request ${requestId})`,
+            },
+            'retire',
+          ),
+        ]
+      : []),
+  ];
 }
 
 /**
@@ -219,65 +314,7 @@ export function eliminationManager(deps: {
       const strategyId = parsed.data.subject.id;
       const { requestId } = parsed.data;
       const at = event.recordedAt.toISOString();
-      if (parsed.type === 'ApprovalApproved') {
-        // Retire only for the proposal the record still holds (or has confirmed, on a replay): a
-        // request approved after the suspension was cleared (a person resumed the strategy, or it
-        // recovered) must not retire a trading strategy; its ConfirmRetirement is refused, recorded.
-        // A person who resumed it while the request waited overrides elimination too: a proposal
-        // stands only while the strategy is still paused.
-        const { state: record } = await commands.load(elimination, eliminationStream(strategyId));
-        const { state: strategy } = await commands.load(strategies, strategyStream(strategyId));
-        if (
-          record.requestId === requestId &&
-          record.status === 'retirement_proposed' &&
-          strategy.status !== 'paused'
-        )
-          return [
-            intent(
-              elimination,
-              eliminationStream(strategyId),
-              {
-                type: 'ClearSuspension',
-                strategyId,
-                at,
-                outcome: strategy.status === 'retired' ? 'retired' : 'resumed',
-                reason: `a person ${strategy.status === 'retired' ? 'retired' : 'resumed'} the strategy while retirement request ${requestId} waited: its approval retires nothing`,
-              },
-              'overridden',
-            ),
-          ];
-        const current =
-          record.requestId === requestId &&
-          (record.status === 'retirement_proposed' || record.status === 'retired');
-        return [
-          intent(
-            elimination,
-            eliminationStream(strategyId),
-            {
-              type: 'ConfirmRetirement',
-              strategyId,
-              at,
-              requestId,
-              approvers: parsed.data.approvers,
-            },
-            'confirm',
-          ),
-          ...(current
-            ? [
-                intent(
-                  strategies,
-                  strategyStream(strategyId),
-                  {
-                    type: 'RetireStrategy',
-                    strategyId,
-                    reason: `elimination: retirement approved by ${parsed.data.approvers.map((a) => a.id).join(', ')} (request ${requestId})`,
-                  },
-                  'retire',
-                ),
-              ]
-            : []),
-        ];
-      }
+      if (parsed.type === 'ApprovalApproved') return onRetirementApproved(commands, parsed, at);
       const how =
         parsed.type === 'ApprovalExpired'
           ? 'expired'
@@ -303,35 +340,45 @@ export function eliminationManager(deps: {
     async tick(now) {
       const slot = now.toISOString().slice(0, 10);
       if (evaluated === slot) return undefined;
-      const { state: policy } = await commands.load(automationPolicy, AUTOMATION_POLICY_STREAM);
-      // Decided even while switched off: the gate then records what it would have done, and why not.
-      const thresholds: EliminationThresholds = CAPABILITIES.elimination.thresholds.parse(
-        policy.elimination.thresholds,
-      );
-      const intents: Intent[] = [];
-      for (const strategy of await reads.strategies()) {
-        const { state: record } = await commands.load(
-          elimination,
-          eliminationStream(strategy.strategyId),
-        );
-        if (record.status === 'retired') continue;
-        if (record.status === 'watching' && strategy.status === 'paused') continue;
-        const from = windowStart(record, thresholds.windowDays, now);
-        const series = await reads.equity(strategy, from, now);
-        const figures = series ? figuresOf(series.equity, series.days) : null;
-        const decision = eliminationDecision({ strategy, record, figures, thresholds, now });
-        if (!decision) continue;
-        const positions =
-          decision.type === 'suspend' ? await reads.openPositions(strategy.strategyId) : [];
-        intents.push(
-          ...decisionIntents(strategy, decision, positions, record, now).map((item) => ({
-            ...item,
-            key: `${strategy.strategyId}:${item.key ?? ''}`,
-          })),
-        );
-      }
+      const intents = await dailyIntents(commands, reads, now);
       evaluated = slot;
       return { slot, intents };
     },
   };
+}
+
+/** Each strategy's figures over its window, decided on, as keyed intents. */
+async function dailyIntents(
+  commands: CommandHandler,
+  reads: EliminationReads,
+  now: Date,
+): Promise<Intent[]> {
+  const { state: policy } = await commands.load(automationPolicy, AUTOMATION_POLICY_STREAM);
+  // Decided even while switched off: the gate then records what it would have done, and why not.
+  const thresholds: EliminationThresholds = CAPABILITIES.elimination.thresholds.parse(
+    policy.elimination.thresholds,
+  );
+  const intents: Intent[] = [];
+  for (const strategy of await reads.strategies()) {
+    const { state: record } = await commands.load(
+      elimination,
+      eliminationStream(strategy.strategyId),
+    );
+    if (record.status === 'retired') continue;
+    if (record.status === 'watching' && strategy.status === 'paused') continue;
+    const from = windowStart(record, thresholds.windowDays, now);
+    const series = await reads.equity(strategy, from, now);
+    const figures = series ? figuresOf(series.equity, series.days) : null;
+    const decision = eliminationDecision({ strategy, record, figures, thresholds, now });
+    if (!decision) continue;
+    const positions =
+      decision.type === 'suspend' ? await reads.openPositions(strategy.strategyId) : [];
+    intents.push(
+      ...decisionIntents(strategy, decision, positions, record, now).map((item) => ({
+        ...item,
+        key: `${strategy.strategyId}:${item.key ?? ''}`,
+      })),
+    );
+  }
+  return intents;
 }

@@ -3,7 +3,12 @@ import type { Party } from '../../core/approvals/approval.js';
 import { CAPABILITIES } from '../../core/capabilities/capabilities.js';
 import { AUTOMATION_POLICY_STREAM, automationPolicy } from '../../core/capabilities/policy.js';
 import type { CommandHandler } from '../../core/commands/command-handler.js';
-import { optimizations, optimizationStream } from '../../core/optimization/optimization.js';
+import type { JsonObject } from '../../core/eventstore/event-store.js';
+import {
+  optimizations,
+  optimizationStream,
+  type OptimizationRun,
+} from '../../core/optimization/optimization.js';
 import { NEW_STRATEGIES_STREAM, newStrategies } from '../../core/strategies/new-strategies.js';
 import { strategies, strategyStream } from '../../core/strategies/strategy.js';
 import { automationActor, intent, type Intent, type ProcessManager } from '../process-manager.js';
@@ -53,13 +58,6 @@ export function newStrategiesManager(deps: {
   tickMs?: number;
 }): ProcessManager {
   const { commands, reads } = deps;
-  const policy = async () => {
-    const { state } = await commands.load(automationPolicy, AUTOMATION_POLICY_STREAM);
-    return CAPABILITIES.new_strategies.thresholds.parse(
-      state.new_strategies.thresholds,
-    ) satisfies Caps;
-  };
-  const ledger = async () => (await commands.load(newStrategies, NEW_STRATEGIES_STREAM)).state;
   let ticked: string | null = null;
 
   return {
@@ -72,93 +70,16 @@ export function newStrategiesManager(deps: {
       const data = event.data as { optimizationId?: unknown; strategyId?: unknown };
       if (event.type === 'StrategyApproved') {
         if (typeof data.strategyId !== 'string') return [];
-        const { state } = await commands.load(strategies, strategyStream(data.strategyId));
-        if (state.status !== 'approved' || state.owner.id !== NEW_STRATEGIES_PARTY.id) return [];
-        return [
-          intent(strategies, strategyStream(state.strategyId), {
-            type: 'StartPaperTrading',
-            strategyId: state.strategyId,
-          }),
-        ];
+        return startApproved(commands, data.strategyId);
       }
       if (typeof data.optimizationId !== 'string') return [];
-      const { state: run } = await commands.load(
-        optimizations,
-        optimizationStream(data.optimizationId),
-      );
-      if (run.status !== 'completed' || run.requestedBy.id !== NEW_STRATEGIES_PARTY.id) return [];
-      const outcome = run.outcome;
-      if (!outcome) return [];
-      // A refused candidate creates nothing: its verdict already records why.
-      if (
-        creationRefusal({
-          passed: outcome.verdict.passed,
-          reasons: outcome.verdict.reasons,
-          hasParameters: outcome.bestParameters !== null,
-        }) !== null
-      )
-        return [];
-      const caps = await policy();
-      // The week it counts in is the week it was tried (its data ends on that tick's day), not
-      // the week its optimization happened to finish: the same under either clock (ADR 030).
-      const week = weekOf(new Date(run.to));
-      const strategyId =
-        `auto-${run.kind}-${run.symbol}-${run.optimizationId.slice(0, 8)}`.toLowerCase();
-      const reserve = intent(
-        newStrategies,
-        NEW_STRATEGIES_STREAM,
-        {
-          type: 'ReserveNewStrategy',
-          strategyId,
-          optimizationId: run.optimizationId,
-          week,
-          ...caps,
-        },
-        'reserve',
-      );
-      // Beyond the caps only the reservation is issued: its refusal records why. A reservation
-      // this candidate holds already (a retry after a crash or a conflict) goes on to the creation.
-      const held = await ledger();
-      const reserved = held.created.some((c) => c.strategyId === strategyId);
-      if (!reserved && room(held, caps, week) === 0) return [reserve];
-      const stream = strategyStream(strategyId);
-      return [
-        reserve,
-        intent(
-          strategies,
-          stream,
-          {
-            type: 'CreateStrategy',
-            strategyId,
-            owner: NEW_STRATEGIES_PARTY,
-            name: `${run.kind} on ${run.symbol} (automatic)`,
-            description: `Created by automation capability 8 from optimization ${run.optimizationId}, which passed the walk-forward gate.`,
-            kind: run.kind,
-            symbols: [run.symbol],
-            timeframe: run.timeframe,
-            parameters: outcome.bestParameters ?? {},
-            capitalRequest: CANDIDATE.capitalRequest,
-          },
-          'create',
-        ),
-        intent(
-          strategies,
-          stream,
-          {
-            type: 'SubmitForReview',
-            strategyId,
-            requestId: derived(`review:${strategyId}`),
-            by: NEW_STRATEGIES_PARTY,
-          },
-          'submit',
-        ),
-      ];
+      return onCandidateTried(commands, data.optimizationId);
     },
 
     async tick(now) {
       const week = weekOf(now);
       if (ticked === week) return undefined;
-      const state = await ledger();
+      const state = await ledgerOf(commands);
       // Its week's candidates were tried already (before a restart or a change of leader): the
       // slot is acted on once, even while those optimizations run and the room looks unused.
       if (
@@ -171,55 +92,174 @@ export function newStrategiesManager(deps: {
         symbols: approvedSymbols(await reads.tradableList(), now.getTime()),
         templates: Object.keys(TEMPLATES),
         ledger: state,
-        caps: await policy(),
+        caps: await capsOf(commands),
         week,
       });
-      const to = new Date(Math.floor(now.getTime() / DAY) * DAY);
-      const from = new Date(to.getTime() - CANDIDATE.lookbackDays * DAY);
-      const intents: Intent[] = [];
-      for (const { template, symbol } of picked) {
-        const count = await reads.candleCount(symbol, CANDIDATE.timeframe, from, to);
-        if (count === 0) continue;
-        const optimizationId = derived(`candidate:${template}:${symbol}:${week}`);
-        intents.push(
-          intent(
-            newStrategies,
-            NEW_STRATEGIES_STREAM,
-            {
-              type: 'TryCandidate',
-              template,
-              symbol,
-              optimizationId,
-              week,
-            },
-            `try:${template}:${symbol}`,
-          ),
-          intent(
-            optimizations,
-            optimizationStream(optimizationId),
-            {
-              type: 'RequestOptimization',
-              optimizationId,
-              requestedBy: NEW_STRATEGIES_PARTY,
-              kind: template,
-              symbol,
-              timeframe: CANDIDATE.timeframe,
-              from: from.toISOString(),
-              to: to.toISOString(),
-              space: TEMPLATES[template] ?? {},
-              method: CANDIDATE.method,
-              objective: { name: 'sharpe' },
-              budget: { trials: CANDIDATE.trials },
-              seed: 1,
-              trigger: { type: 'new_strategy', template, symbol },
-              candlesInWindow: count,
-            },
-            `optimize:${template}:${symbol}`,
-          ),
-        );
-      }
+      const intents = await candidateTrials(reads, picked, now, week);
       ticked = week;
       return { slot: week, intents };
     },
   };
+}
+
+/** The caps of the automation policy in force. */
+async function capsOf(commands: CommandHandler): Promise<Caps> {
+  const { state } = await commands.load(automationPolicy, AUTOMATION_POLICY_STREAM);
+  return CAPABILITIES.new_strategies.thresholds.parse(
+    state.new_strategies.thresholds,
+  ) satisfies Caps;
+}
+
+const ledgerOf = async (commands: CommandHandler) =>
+  (await commands.load(newStrategies, NEW_STRATEGIES_STREAM)).state;
+
+/** A strategy it created, once approved, starts in paper. */
+async function startApproved(commands: CommandHandler, strategyId: string): Promise<Intent[]> {
+  const { state } = await commands.load(strategies, strategyStream(strategyId));
+  if (state.status !== 'approved' || state.owner.id !== NEW_STRATEGIES_PARTY.id) return [];
+  return [
+    intent(strategies, strategyStream(state.strategyId), {
+      type: 'StartPaperTrading',
+      strategyId: state.strategyId,
+    }),
+  ];
+}
+
+/**
+ * A candidate's optimization completed: if it passed, a reservation in the ledger and, within
+ * the caps, the strategy created and submitted for review.
+ */
+async function onCandidateTried(
+  commands: CommandHandler,
+  optimizationId: string,
+): Promise<Intent[]> {
+  const { state: run } = await commands.load(optimizations, optimizationStream(optimizationId));
+  if (run.status !== 'completed' || run.requestedBy.id !== NEW_STRATEGIES_PARTY.id) return [];
+  const outcome = run.outcome;
+  if (!outcome) return [];
+  // A refused candidate creates nothing: its verdict already records why.
+  if (
+    creationRefusal({
+      passed: outcome.verdict.passed,
+      reasons: outcome.verdict.reasons,
+      hasParameters: outcome.bestParameters !== null,
+    }) !== null
+  )
+    return [];
+  const caps = await capsOf(commands);
+  // The week it counts in is the week it was tried (its data ends on that tick's day), not
+  // the week its optimization happened to finish: the same under either clock (ADR 030).
+  const week = weekOf(new Date(run.to));
+  const strategyId =
+    `auto-${run.kind}-${run.symbol}-${run.optimizationId.slice(0, 8)}`.toLowerCase();
+  const reserve = intent(
+    newStrategies,
+    NEW_STRATEGIES_STREAM,
+    {
+      type: 'ReserveNewStrategy',
+      strategyId,
+      optimizationId: run.optimizationId,
+      week,
+      ...caps,
+    },
+    'reserve',
+  );
+  // Beyond the caps only the reservation is issued: its refusal records why. A reservation
+  // this candidate holds already (a retry after a crash or a conflict) goes on to the creation.
+  const held = await ledgerOf(commands);
+  const reserved = held.created.some((c) => c.strategyId === strategyId);
+  if (!reserved && room(held, caps, week) === 0) return [reserve];
+  return [reserve, ...creation(run, strategyId, outcome.bestParameters ?? {})];
+}
+
+/** The strategy made of a candidate that passed, submitted for a risk officer's review. */
+function creation(run: OptimizationRun, strategyId: string, parameters: JsonObject): Intent[] {
+  const stream = strategyStream(strategyId);
+  return [
+    intent(
+      strategies,
+      stream,
+      {
+        type: 'CreateStrategy',
+        strategyId,
+        owner: NEW_STRATEGIES_PARTY,
+        name: `${run.kind} on ${run.symbol} (automatic)`,
+        description: `Created by automation capability 8 from optimization ${run.optimizationId}, which passed the walk-forward gate.`,
+        kind: run.kind,
+        symbols: [run.symbol],
+        timeframe: run.timeframe,
+        parameters,
+        capitalRequest: CANDIDATE.capitalRequest,
+      },
+      'create',
+    ),
+    intent(
+      strategies,
+      stream,
+      {
+        type: 'SubmitForReview',
+        strategyId,
+        requestId: derived(`review:${strategyId}`),
+        by: NEW_STRATEGIES_PARTY,
+      },
+      'submit',
+    ),
+  ];
+}
+
+/**
+ * The week's trials: for each picked template and symbol with candles in the look-back, the
+ * ledger's record and its optimization.
+ */
+async function candidateTrials(
+  reads: NewStrategiesReads,
+  picked: readonly { template: string; symbol: string }[],
+  now: Date,
+  week: string,
+): Promise<Intent[]> {
+  const to = new Date(Math.floor(now.getTime() / DAY) * DAY);
+  const from = new Date(to.getTime() - CANDIDATE.lookbackDays * DAY);
+  const intents: Intent[] = [];
+  for (const { template, symbol } of picked) {
+    const count = await reads.candleCount(symbol, CANDIDATE.timeframe, from, to);
+    if (count === 0) continue;
+    const optimizationId = derived(`candidate:${template}:${symbol}:${week}`);
+    intents.push(
+      intent(
+        newStrategies,
+        NEW_STRATEGIES_STREAM,
+        {
+          type: 'TryCandidate',
+          template,
+          symbol,
+          optimizationId,
+          week,
+        },
+        `try:${template}:${symbol}`,
+      ),
+      intent(
+        optimizations,
+        optimizationStream(optimizationId),
+        {
+          type: 'RequestOptimization',
+          optimizationId,
+          requestedBy: NEW_STRATEGIES_PARTY,
+          kind: template,
+          symbol,
+          timeframe: CANDIDATE.timeframe,
+          from: from.toISOString(),
+          to: to.toISOString(),
+          space: TEMPLATES[template] ?? {},
+          method: CANDIDATE.method,
+          objective: { name: 'sharpe' },
+          budget: { trials: CANDIDATE.trials },
+          seed: 1,
+          trigger: { type: 'new_strategy', template, symbol },
+          candlesInWindow: count,
+        },
+        `optimize:${template}:${symbol}`,
+      ),
+    );
+  }
+  return intents;
 }
