@@ -52,7 +52,27 @@ export interface AppOptions {
  * limits, docs, the metrics endpoint, the read cache, routes.
  */
 async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Promise<void> {
-  const { config } = runtime;
+  setCompilersAndHandlers(fastify);
+  await registerEarlyGuards(fastify, runtime);
+  const { authenticator, failures } = await registerAuth(fastify, runtime);
+  await registerRateLimit(fastify, runtime);
+  await registerDocs(fastify);
+  await fastify.register(metricsEndpoint, {
+    metrics: runtime.metrics,
+    projections: runtime.projections,
+  });
+  await registerReadCache(fastify, runtime);
+  await fastify.register(liveFeed, {
+    eventStore: runtime.eventStore,
+    metrics: runtime.metrics,
+    authenticator,
+    failures,
+    failuresPerMinute: runtime.config.AUTH_FAILURES_PER_MINUTE,
+  });
+  await registerRoutes(fastify, runtime, authenticator);
+}
+
+function setCompilersAndHandlers(fastify: FastifyInstance): void {
   fastify.setValidatorCompiler(validatorCompiler);
   fastify.setSerializerCompiler(serializerCompiler);
   fastify.setErrorHandler(handleError);
@@ -66,16 +86,28 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
       detail: `no route ${request.method} ${request.url.split('?')[0] ?? ''}`,
     }),
   );
+}
 
-  // Before authentication: answers it refuses early carry the headers and are counted too.
+/** Before authentication: answers it refuses early carry the headers and are counted too. */
+async function registerEarlyGuards(fastify: FastifyInstance, runtime: ApiServices): Promise<void> {
+  const { config } = runtime;
   await fastify.register(securityHeaders);
   await fastify.register(httpMetrics, { metrics: runtime.metrics });
   await fastify.register(nulGuard);
   // CORS headers on every answer to an allowed origin, refusals included (a browser cannot read
   // a 401 without them); its preflight route needs no key.
   if (config.CORS_ORIGINS.length > 0) await fastify.register(cors, { origin: config.CORS_ORIGINS });
-  // Before every plugin with routes but CORS (whose preflight needs no key): its onRoute hook
-  // must see every route, the docs' included.
+}
+
+/**
+ * Before every plugin with routes but CORS (whose preflight needs no key): its onRoute hook must
+ * see every route, the docs' included. Then the check that every write route is a command route.
+ */
+async function registerAuth(
+  fastify: FastifyInstance,
+  runtime: ApiServices,
+): Promise<{ authenticator: Authenticator; failures: FailureCounter }> {
+  const { config } = runtime;
   const authenticator = new Authenticator(runtime.pool);
   // One count of failed authentications for HTTP and the WebSocket feed, shared through Redis.
   const failures = new FailureCounter(
@@ -90,6 +122,11 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
   });
   // Its onRoute hook refuses a write route under the API not declared with commandRoute.
   await fastify.register(commandRoutesChecked, { prefix: '/api/v1' });
+  return { authenticator, failures };
+}
+
+async function registerRateLimit(fastify: FastifyInstance, runtime: ApiServices): Promise<void> {
+  const { config } = runtime;
   await fastify.register(rateLimit, {
     max: config.RATE_LIMIT_PER_MINUTE,
     timeWindow: '1 minute',
@@ -116,6 +153,9 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
         },
       ),
   });
+}
+
+async function registerDocs(fastify: FastifyInstance): Promise<void> {
   await fastify.register(swagger, {
     openapi: {
       info: {
@@ -133,13 +173,11 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
     transform: jsonSchemaTransform,
   });
   await fastify.register(swaggerUi, { routePrefix: '/docs' });
+}
 
-  await fastify.register(metricsEndpoint, {
-    metrics: runtime.metrics,
-    projections: runtime.projections,
-  });
-
-  // Before the routes: its onRoute hook adds the cache to those that declare a read model.
+/** Before the routes: its onRoute hook adds the cache to those that declare a read model. */
+async function registerReadCache(fastify: FastifyInstance, runtime: ApiServices): Promise<void> {
+  const { config } = runtime;
   const watch = new ReadModelWatch(runtime.pool, runtime.databaseUrl, (message) => {
     fastify.log.warn(message);
   });
@@ -151,15 +189,14 @@ async function appPlugin(fastify: FastifyInstance, { runtime }: AppOptions): Pro
     maxBytes: Math.round(config.READ_CACHE_MB * 1024 * 1024),
     metrics: runtime.metrics,
   });
+}
 
-  await fastify.register(liveFeed, {
-    eventStore: runtime.eventStore,
-    metrics: runtime.metrics,
-    authenticator,
-    failures,
-    failuresPerMinute: config.AUTH_FAILURES_PER_MINUTE,
-  });
-
+/** The routes, in openapi.json's order: the document itself, health, the console, the API. */
+async function registerRoutes(
+  fastify: FastifyInstance,
+  runtime: ApiServices,
+  authenticator: Authenticator,
+): Promise<void> {
   const typed = fastify.withTypeProvider<ZodTypeProvider>();
   typed.get('/openapi.json', { config: { permission: 'public' }, schema: { hide: true } }, () =>
     fastify.swagger(),

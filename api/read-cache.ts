@@ -59,6 +59,9 @@ export interface ReadCacheOptions {
   metrics: Metrics;
 }
 
+/** The count of one outcome of a lookup. */
+type LookupCounter = ReturnType<Metrics['readCacheLookups']['labels']>;
+
 /** Answers larger than this share of the cache are never kept. */
 const LARGEST_ENTRY_SHARE = 8;
 
@@ -72,40 +75,58 @@ const LARGEST_ENTRY_SHARE = 8;
  * may still be on its way).
  */
 async function readCachePlugin(fastify: FastifyInstance, options: ReadCacheOptions): Promise<void> {
-  const { watch, metrics } = options;
   fastify.decorateRequest('readCacheVersion', null);
   fastify.decorateRequest('readCacheFlight', null);
   if (options.maxBytes === 0) return;
-  const cache = new LRUCache<string, Entry>({
-    maxSize: options.maxBytes,
-    maxEntrySize: Math.floor(options.maxBytes / LARGEST_ENTRY_SHARE),
-    sizeCalculation: (entry) => entry.body.length + 200,
+  const hooks = new ReadCacheHooks(options);
+
+  // Only the routes that declare a read model pay for the hooks.
+  fastify.addHook('onRoute', (route: RouteOptions) => {
+    if (route.config?.readModel === undefined) return;
+    if (route.method !== 'GET' && !(Array.isArray(route.method) && route.method.includes('GET')))
+      return;
+    route.onRequest = [...asArray(route.onRequest), hooks.lookup];
+    route.onSend = [...asArray(route.onSend), hooks.store];
+    route.onResponse = [...asArray(route.onResponse), hooks.release];
   });
-  const hits = metrics.readCacheLookups.labels('hit');
-  const misses = metrics.readCacheLookups.labels('miss');
-  const bypasses = metrics.readCacheLookups.labels('bypass');
-  const shared = metrics.readCacheLookups.labels('shared');
-  metrics.readCacheSize = () => cache.calculatedSize;
+}
+
+/**
+ * The cache of one app and its three route hooks. The hooks are arrow functions: Fastify calls
+ * them with its instance as `this`.
+ */
+class ReadCacheHooks {
+  private readonly watch: ReadModelWatch;
+  private readonly projections: ReadCacheOptions['projections'];
+  private readonly cache: LRUCache<string, Entry>;
+  private readonly hits: LookupCounter;
+  private readonly misses: LookupCounter;
+  private readonly bypasses: LookupCounter;
+  private readonly shared: LookupCounter;
 
   /**
    * Requests reading an answer now, by URL: others that come for the same answer under the same
    * version wait for it instead of running the same SQL (after each change of a busy read model,
    * one query per URL, not one per waiting connection).
    */
-  const flights = new Map<string, Flight>();
+  private readonly flights = new Map<string, Flight>();
 
-  const serve = (reply: FastifyReply, answer: Answer, how: 'hit' | 'shared'): void => {
-    (how === 'hit' ? hits : shared).inc();
-    void reply.header('x-qcat-read-cache', how).header('content-type', answer.contentType);
-    if (answer.etag !== undefined) void reply.header('etag', answer.etag);
-    void reply.send(answer.body);
-  };
-
-  const miss = (reply: FastifyReply, done: () => void): void => {
-    misses.inc();
-    void reply.header('x-qcat-read-cache', 'miss');
-    done();
-  };
+  constructor(options: ReadCacheOptions) {
+    const { metrics } = options;
+    this.watch = options.watch;
+    this.projections = options.projections;
+    const cache = new LRUCache<string, Entry>({
+      maxSize: options.maxBytes,
+      maxEntrySize: Math.floor(options.maxBytes / LARGEST_ENTRY_SHARE),
+      sizeCalculation: (entry) => entry.body.length + 200,
+    });
+    this.cache = cache;
+    this.hits = metrics.readCacheLookups.labels('hit');
+    this.misses = metrics.readCacheLookups.labels('miss');
+    this.bypasses = metrics.readCacheLookups.labels('bypass');
+    this.shared = metrics.readCacheLookups.labels('shared');
+    metrics.readCacheSize = () => cache.calculatedSize;
+  }
 
   /**
    * The route's last onRequest hook: after authentication, the permission check and the rate
@@ -113,76 +134,49 @@ async function readCachePlugin(fastify: FastifyInstance, options: ReadCacheOptio
    * A request answered here (a hit, or a shared answer) skips those and the handler, and does not
    * call `done`: its URL was valid when the answer was read.
    */
-  const lookup = (request: FastifyRequest, reply: FastifyReply, done: () => void): void => {
+  readonly lookup = (request: FastifyRequest, reply: FastifyReply, done: () => void): void => {
     const model = request.routeOptions.config.readModel;
     if (model === undefined) {
       done();
       return;
     }
-    const version = watch.version(model);
+    const version = this.watch.version(model);
     if (!version) {
-      bypasses.inc();
+      this.bypasses.inc();
       done();
       return;
     }
     request.readCacheVersion = version;
-    // Not validated yet: a malformed one is a miss, and validation answers it.
-    const minPosition = (request.query as { minPosition?: unknown } | undefined)?.minPosition;
-    if (
-      minPosition !== undefined &&
-      (typeof minPosition !== 'string' ||
-        !/^\d{1,19}$/.test(minPosition) ||
-        BigInt(minPosition) > version.checkpoint)
-    ) {
-      miss(reply, done);
+    if (asksBeyond(request, version)) {
+      this.miss(reply, done);
       return;
     }
     // This process may know of a commit past the version (its own runner's, or one a `waitFor`
     // saw), the notice still on its way: a request that follows such a wait (a command's answer)
     // must not get the answer from before. It needs a fresh reading, or one begun after that.
-    const local = options.projections.knownCheckpoint(model);
+    const local = this.projections.knownCheckpoint(model);
     const needs = local !== undefined && local > version.checkpoint ? local : version.checkpoint;
-    const entry = needs === version.checkpoint ? cache.get(request.url) : undefined;
+    const entry = needs === version.checkpoint ? this.cache.get(request.url) : undefined;
     // Kept while the read model holds the same rows: a checkpoint moved over events it does not
     // handle leaves its answers as they are (ADR 027).
     if (entry && sameRows(entry.version, version)) {
-      serve(reply, entry, 'hit');
+      this.serve(reply, entry, 'hit');
       return;
     }
-    const flight = flights.get(request.url);
+    const flight = this.flights.get(request.url);
     if (flight?.version === version && flight.reads >= needs) {
       void flight.answer.then((answer) => {
-        if (answer) serve(reply, answer, 'shared');
-        else miss(reply, done);
+        if (answer) this.serve(reply, answer, 'shared');
+        else this.miss(reply, done);
       });
       return;
     }
-    let resolve: (answer: Answer | null) => void = () => undefined;
-    const answer = new Promise<Answer | null>((settle) => {
-      resolve = settle;
-    });
-    const mine: Flight = {
-      version,
-      reads: needs,
-      answer,
-      settle: (value) => {
-        clearTimeout(timer);
-        if (flights.get(request.url) === mine) flights.delete(request.url);
-        resolve(value);
-      },
-    };
-    // A reader that never answers (it cannot, but) must not hold its followers forever.
-    const timer = setTimeout(() => {
-      mine.settle(null);
-    }, FLIGHT_TIMEOUT_MS);
-    timer.unref();
-    flights.set(request.url, mine);
-    request.readCacheFlight = mine;
-    miss(reply, done);
+    request.readCacheFlight = this.takeOff(request.url, version, needs);
+    this.miss(reply, done);
   };
 
   /** onSend: keeps a 200 read under a version that is still current; shares it with followers. */
-  const store = (
+  readonly store = (
     request: FastifyRequest,
     reply: FastifyReply,
     payload: unknown,
@@ -204,7 +198,7 @@ async function readCachePlugin(fastify: FastifyInstance, options: ReadCacheOptio
         etag: typeof etag === 'string' ? etag : undefined,
         version,
       };
-      if (sameRows(watch.version(version.name), version)) cache.set(request.url, entry);
+      if (sameRows(this.watch.version(version.name), version)) this.cache.set(request.url, entry);
     }
     // Followers came while `version` was current: this answer is at least as new as the hit they
     // could have had then, even if the version has moved on since. Without one they run the route.
@@ -214,21 +208,63 @@ async function readCachePlugin(fastify: FastifyInstance, options: ReadCacheOptio
   };
 
   /** onResponse: a reader whose answer never went through onSend releases its followers. */
-  const release = (request: FastifyRequest, _reply: FastifyReply, done: () => void): void => {
+  readonly release = (request: FastifyRequest, _reply: FastifyReply, done: () => void): void => {
     request.readCacheFlight?.settle(null);
     request.readCacheFlight = null;
     done();
   };
 
-  // Only the routes that declare a read model pay for the hooks.
-  fastify.addHook('onRoute', (route: RouteOptions) => {
-    if (route.config?.readModel === undefined) return;
-    if (route.method !== 'GET' && !(Array.isArray(route.method) && route.method.includes('GET')))
-      return;
-    route.onRequest = [...asArray(route.onRequest), lookup];
-    route.onSend = [...asArray(route.onSend), store];
-    route.onResponse = [...asArray(route.onResponse), release];
-  });
+  /** A request that reads the answer for `url` now: followers under `version` wait for it. */
+  private takeOff(url: string, version: ReadModelVersion, needs: bigint): Flight {
+    let resolve: (answer: Answer | null) => void = () => undefined;
+    const answer = new Promise<Answer | null>((settle) => {
+      resolve = settle;
+    });
+    const mine: Flight = {
+      version,
+      reads: needs,
+      answer,
+      settle: (value) => {
+        clearTimeout(timer);
+        if (this.flights.get(url) === mine) this.flights.delete(url);
+        resolve(value);
+      },
+    };
+    // A reader that never answers (it cannot, but) must not hold its followers forever.
+    const timer = setTimeout(() => {
+      mine.settle(null);
+    }, FLIGHT_TIMEOUT_MS);
+    timer.unref();
+    this.flights.set(url, mine);
+    return mine;
+  }
+
+  private serve(reply: FastifyReply, answer: Answer, how: 'hit' | 'shared'): void {
+    (how === 'hit' ? this.hits : this.shared).inc();
+    void reply.header('x-qcat-read-cache', how).header('content-type', answer.contentType);
+    if (answer.etag !== undefined) void reply.header('etag', answer.etag);
+    void reply.send(answer.body);
+  }
+
+  private miss(reply: FastifyReply, done: () => void): void {
+    this.misses.inc();
+    void reply.header('x-qcat-read-cache', 'miss');
+    done();
+  }
+}
+
+/**
+ * A `minPosition` past the version: the request needs a newer reading. Not validated yet: a
+ * malformed one is a miss too, and validation answers it.
+ */
+function asksBeyond(request: FastifyRequest, version: ReadModelVersion): boolean {
+  const minPosition = (request.query as { minPosition?: unknown } | undefined)?.minPosition;
+  return (
+    minPosition !== undefined &&
+    (typeof minPosition !== 'string' ||
+      !/^\d{1,19}$/.test(minPosition) ||
+      BigInt(minPosition) > version.checkpoint)
+  );
 }
 
 const asArray = <T>(value: T | T[] | undefined): T[] =>

@@ -43,59 +43,7 @@ export interface AuthOptions {
 async function authPlugin(fastify: FastifyInstance, options: AuthOptions): Promise<void> {
   const failures = options.failures ?? new FailureCounter(options.failuresPerMinute);
   fastify.decorateRequest('principal', null);
-  const routes: RouteDeclaration[] = [];
-  fastify.decorate('qcatRoutes', routes);
-  const declare = (
-    method: string | string[],
-    url: string,
-    permission: Permission | 'public',
-  ): void => {
-    for (const one of Array.isArray(method) ? method : [method]) {
-      if (one !== 'HEAD') routes.push({ method: one, url, permission });
-    }
-  };
-
-  fastify.addHook('onRoute', (route) => {
-    if (options.publicPrefixes.some((prefix) => route.url.startsWith(prefix))) {
-      route.config = { ...route.config, permission: 'public' };
-      declare(route.method, route.url, 'public');
-      return;
-    }
-    const permission = route.config?.permission;
-    if (permission !== 'public' && !isPermission(permission)) {
-      throw new Error(
-        `route ${String(route.method)} ${route.url} declares no permission (config.permission)`,
-      );
-    }
-    declare(route.method, route.url, permission);
-  });
-
-  /** Answers the request if the principal may not go on; true when it may. */
-  const admit = (
-    request: FastifyRequest,
-    reply: FastifyReply,
-    permission: Permission,
-    principal: Principal | null,
-  ): boolean => {
-    if (!principal) {
-      void sendProblem(request, reply.header('www-authenticate', 'Bearer error="invalid_token"'), {
-        status: 401,
-        code: 'INVALID_API_KEY',
-        detail: 'the API key is unknown, revoked or malformed',
-      });
-      return false;
-    }
-    request.principal = principal;
-    if (!allows(principal.role, permission)) {
-      void sendProblem(request, reply, {
-        status: 403,
-        code: 'FORBIDDEN',
-        detail: `role '${principal.role}' lacks permission '${permission}' (${PERMISSIONS[permission].description})`,
-      });
-      return false;
-    }
-    return true;
-  };
+  recordDeclarations(fastify, options.publicPrefixes);
 
   // A callback hook: a token verified moments ago (the usual case) costs no promise. A request
   // answered here does not call `done`, so nothing after it runs.
@@ -113,32 +61,112 @@ async function authPlugin(fastify: FastifyInstance, options: AuthOptions): Promi
       if (admit(request, reply, permission, known)) done();
       return;
     }
-    const check = async (): Promise<void> => {
-      if (await failures.refused(request.ip, token)) {
-        void sendProblem(request, reply.header('retry-after', '60'), {
-          status: 429,
-          code: 'TOO_MANY_FAILED_AUTHENTICATIONS',
-          detail: 'too many failed authentications from this address; wait a minute',
-        });
-        return;
-      }
-      if (token === null) {
-        void sendProblem(request, reply.header('www-authenticate', 'Bearer'), {
-          status: 401,
-          code: 'AUTHENTICATION_REQUIRED',
-          detail: 'send an API key as "Authorization: Bearer <key>"',
-        });
-        return;
-      }
-      const principal = await options.authenticator.authenticate(token);
-      if (principal) await failures.succeeded(token);
-      else await failures.record(request.ip);
-      if (admit(request, reply, permission, principal)) done();
-    };
-    check().catch((error: unknown) => {
-      done(toError(error));
-    });
+    authenticate(request, reply, { permission, token, failures, options })
+      .then((admitted) => {
+        if (admitted) done();
+      })
+      .catch((error: unknown) => {
+        done(toError(error));
+      });
   });
+}
+
+/** Keeps `qcatRoutes`: every route with its permission; refuses at start-up one without. */
+function recordDeclarations(fastify: FastifyInstance, publicPrefixes: readonly string[]): void {
+  const routes: RouteDeclaration[] = [];
+  fastify.decorate('qcatRoutes', routes);
+  const declare = (
+    method: string | string[],
+    url: string,
+    permission: Permission | 'public',
+  ): void => {
+    for (const one of Array.isArray(method) ? method : [method]) {
+      if (one !== 'HEAD') routes.push({ method: one, url, permission });
+    }
+  };
+
+  fastify.addHook('onRoute', (route) => {
+    if (publicPrefixes.some((prefix) => route.url.startsWith(prefix))) {
+      route.config = { ...route.config, permission: 'public' };
+      declare(route.method, route.url, 'public');
+      return;
+    }
+    const permission = route.config?.permission;
+    if (permission !== 'public' && !isPermission(permission)) {
+      throw new Error(
+        `route ${String(route.method)} ${route.url} declares no permission (config.permission)`,
+      );
+    }
+    declare(route.method, route.url, permission);
+  });
+}
+
+/**
+ * A token not verified moments ago: the address's failures first, then the key itself. Answers
+ * the request when it may not go on; true when it may.
+ */
+async function authenticate(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  {
+    permission,
+    token,
+    failures,
+    options,
+  }: {
+    permission: Permission;
+    token: string | null;
+    failures: FailureCounter;
+    options: AuthOptions;
+  },
+): Promise<boolean> {
+  if (await failures.refused(request.ip, token)) {
+    void sendProblem(request, reply.header('retry-after', '60'), {
+      status: 429,
+      code: 'TOO_MANY_FAILED_AUTHENTICATIONS',
+      detail: 'too many failed authentications from this address; wait a minute',
+    });
+    return false;
+  }
+  if (token === null) {
+    void sendProblem(request, reply.header('www-authenticate', 'Bearer'), {
+      status: 401,
+      code: 'AUTHENTICATION_REQUIRED',
+      detail: 'send an API key as "Authorization: Bearer <key>"',
+    });
+    return false;
+  }
+  const principal = await options.authenticator.authenticate(token);
+  if (principal) await failures.succeeded(token);
+  else await failures.record(request.ip);
+  return admit(request, reply, permission, principal);
+}
+
+/** Answers the request if the principal may not go on; true when it may. */
+function admit(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  permission: Permission,
+  principal: Principal | null,
+): boolean {
+  if (!principal) {
+    void sendProblem(request, reply.header('www-authenticate', 'Bearer error="invalid_token"'), {
+      status: 401,
+      code: 'INVALID_API_KEY',
+      detail: 'the API key is unknown, revoked or malformed',
+    });
+    return false;
+  }
+  request.principal = principal;
+  if (!allows(principal.role, permission)) {
+    void sendProblem(request, reply, {
+      status: 403,
+      code: 'FORBIDDEN',
+      detail: `role '${principal.role}' lacks permission '${permission}' (${PERMISSIONS[permission].description})`,
+    });
+    return false;
+  }
+  return true;
 }
 
 export const auth = fp(authPlugin, { name: 'qcat-auth' });

@@ -23,6 +23,7 @@ import {
   positionCursor,
   positionString,
   principalOf,
+  type ZodFastify,
 } from './conventions.js';
 import { commandOf, commandRoute } from '../command-route.js';
 
@@ -104,43 +105,62 @@ const decisionAnswer = commandResultSchema.extend({
     .describe('what the approval flow did to the subject (null while it has not run yet)'),
 });
 
-/** Approval requests (four eyes): list, the queue of what the caller may approve, decisions. */
-export const approvalRoutes: FastifyPluginAsyncZod<{
-  runtime: Pick<ApiServices, 'automation' | 'commands' | 'pool' | 'projections'>;
-}> = async (fastify, { runtime }) => {
-  const queries = new ApprovalQueries(runtime.pool);
-  /** Runs one decision, then reports the flow's effect on the subject once it has run. */
-  const decide = async (
-    request: FastifyRequest,
-    reply: FastifyReply,
-    command: ApprovalCommand,
-  ): Promise<z.infer<typeof decisionAnswer>> => {
-    const result = await commandOf(request, runtime.commands).handle(
-      approvals,
-      approvalStream(command.requestId),
-      command,
-    );
-    const { state } = await runtime.commands.load(approvals, approvalStream(command.requestId));
-    const status = state.status === 'none' ? 'pending' : state.status;
-    let effect: z.infer<typeof decisionAnswer>['effect'] = null;
-    if (
-      status !== 'pending' &&
-      (await runtime.automation.waitFor('approval-flow', result.position, 2000))
-    ) {
-      const row = await queries.flowEffect(result.position);
-      if (row)
-        effect = {
-          streamId: row.stream_id,
-          command: row.command,
-          outcome: row.outcome,
-          detail: row.detail,
-          revision: row.result_revision,
-          position: row.result_position,
-        };
-    }
-    return { ...commandAnswer(reply, result), status, effect };
-  };
+type ApprovalServices = Pick<ApiServices, 'automation' | 'commands' | 'pool' | 'projections'>;
 
+/** What the approval routes share: the read model's queries and the services. */
+interface ApprovalContext {
+  runtime: ApprovalServices;
+  queries: ApprovalQueries;
+}
+
+/**
+ * Approval requests (four eyes): list, the queue of what the caller may approve, decisions.
+ * Routes are registered in this order, which is openapi.json's.
+ */
+export const approvalRoutes: FastifyPluginAsyncZod<{
+  runtime: ApprovalServices;
+}> = async (fastify, { runtime }) => {
+  const context = { runtime, queries: new ApprovalQueries(runtime.pool) };
+  listRoutes(fastify, context);
+  detailRoute(fastify, context);
+  decisionRoutes(fastify, context);
+};
+
+/** Runs one decision, then reports the flow's effect on the subject once it has run. */
+async function decide(
+  { runtime, queries }: ApprovalContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  command: ApprovalCommand,
+): Promise<z.infer<typeof decisionAnswer>> {
+  const result = await commandOf(request, runtime.commands).handle(
+    approvals,
+    approvalStream(command.requestId),
+    command,
+  );
+  const { state } = await runtime.commands.load(approvals, approvalStream(command.requestId));
+  const status = state.status === 'none' ? 'pending' : state.status;
+  let effect: z.infer<typeof decisionAnswer>['effect'] = null;
+  if (
+    status !== 'pending' &&
+    (await runtime.automation.waitFor('approval-flow', result.position, 2000))
+  ) {
+    const row = await queries.flowEffect(result.position);
+    if (row)
+      effect = {
+        streamId: row.stream_id,
+        command: row.command,
+        outcome: row.outcome,
+        detail: row.detail,
+        revision: row.result_revision,
+        position: row.result_position,
+      };
+  }
+  return { ...commandAnswer(reply, result), status, effect };
+}
+
+/** The requests, filtered, and the queue of those the caller may approve now. */
+function listRoutes(fastify: ZodFastify, { runtime, queries }: ApprovalContext): void {
   fastify.get(
     '/approvals',
     {
@@ -203,7 +223,9 @@ export const approvalRoutes: FastifyPluginAsyncZod<{
       };
     },
   );
+}
 
+function detailRoute(fastify: ZodFastify, { runtime, queries }: ApprovalContext): void {
   fastify.get(
     '/approvals/:requestId',
     {
@@ -229,7 +251,10 @@ export const approvalRoutes: FastifyPluginAsyncZod<{
       return toApproval(row);
     },
   );
+}
 
+/** Approve, reject, withdraw: each a command on the request's stream. */
+function decisionRoutes(fastify: ZodFastify, context: ApprovalContext): void {
   fastify.post(
     '/approvals/:requestId/approve',
     commandRoute('approvals:decide', {
@@ -244,7 +269,7 @@ export const approvalRoutes: FastifyPluginAsyncZod<{
       response: { 200: decisionAnswer },
     }),
     async (request, reply) =>
-      decide(request, reply, {
+      decide(context, request, reply, {
         type: 'GrantApproval',
         requestId: request.params.requestId,
         approver: principalOf(request).party,
@@ -263,7 +288,7 @@ export const approvalRoutes: FastifyPluginAsyncZod<{
       response: { 200: decisionAnswer },
     }),
     async (request, reply) =>
-      decide(request, reply, {
+      decide(context, request, reply, {
         type: 'RejectApproval',
         requestId: request.params.requestId,
         by: principalOf(request).party,
@@ -282,11 +307,11 @@ export const approvalRoutes: FastifyPluginAsyncZod<{
       response: { 200: decisionAnswer },
     }),
     async (request, reply) =>
-      decide(request, reply, {
+      decide(context, request, reply, {
         type: 'WithdrawApproval',
         requestId: request.params.requestId,
         by: principalOf(request).party,
         reason: request.body.reason,
       }),
   );
-};
+}

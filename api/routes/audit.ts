@@ -9,7 +9,7 @@ import type { ApiServices } from '../services.js';
 import { HttpProblem } from '../problem.js';
 import { AuditQueries, type AuditRow } from '../../projections/audit-queries.js';
 import { causationTree } from '../../core/audit/causation-tree.js';
-import { awaitPosition, cursorPage } from './conventions.js';
+import { awaitPosition, cursorPage, type ZodFastify } from './conventions.js';
 import {
   auditEvent,
   listQuery,
@@ -31,15 +31,33 @@ import {
   streamNotFound,
 } from './audit/schemas.js';
 
+type AuditServices = Pick<ApiServices, 'config' | 'eventStore' | 'pool' | 'projections'>;
+
+/** What the audit routes share: the services and the audit trail's queries. */
+interface AuditContext {
+  runtime: AuditServices;
+  queries: AuditQueries;
+}
+
 /**
  * The audit API: the trail (filter, page, export), one stream's history, any aggregate as of an
  * instant or position, a correlation's causation tree, and the verification of the hash chain.
  * Event data, metadata and state pass through redactSecrets: no secret leaves by these routes.
+ * Routes are registered in this order, which is openapi.json's.
  */
 export const auditRoutes: FastifyPluginAsyncZod<{
-  runtime: Pick<ApiServices, 'config' | 'eventStore' | 'pool' | 'projections'>;
+  runtime: AuditServices;
 }> = async (fastify, { runtime }) => {
-  const queries = new AuditQueries(runtime.pool);
+  const context = { runtime, queries: new AuditQueries(runtime.pool) };
+  listRoute(fastify, context);
+  exportRoute(fastify, context);
+  historyRoute(fastify, context);
+  stateRoute(fastify, context);
+  correlationRoute(fastify, context);
+  verifyRoute(fastify, context);
+};
+
+function listRoute(fastify: ZodFastify, { runtime, queries }: AuditContext): void {
   fastify.get(
     '/audit/events',
     {
@@ -61,7 +79,9 @@ export const auditRoutes: FastifyPluginAsyncZod<{
       return { events: page.map(toAuditEvent), nextCursor };
     },
   );
+}
 
+function exportRoute(fastify: ZodFastify, { runtime, queries }: AuditContext): void {
   fastify.get(
     '/audit/events/export',
     {
@@ -116,7 +136,9 @@ export const auditRoutes: FastifyPluginAsyncZod<{
         .send(body);
     },
   );
+}
 
+function historyRoute(fastify: ZodFastify, { runtime }: AuditContext): void {
   fastify.get(
     '/audit/streams/:streamId/events',
     {
@@ -158,7 +180,9 @@ export const auditRoutes: FastifyPluginAsyncZod<{
       };
     },
   );
+}
 
+function stateRoute(fastify: ZodFastify, { runtime }: AuditContext): void {
   fastify.get(
     '/audit/streams/:streamId/state',
     {
@@ -227,7 +251,9 @@ export const auditRoutes: FastifyPluginAsyncZod<{
       };
     },
   );
+}
 
+function correlationRoute(fastify: ZodFastify, { runtime, queries }: AuditContext): void {
   fastify.get(
     '/audit/correlations/:correlationId',
     {
@@ -282,7 +308,9 @@ export const auditRoutes: FastifyPluginAsyncZod<{
       };
     },
   );
+}
 
+function verifyRoute(fastify: ZodFastify, { runtime }: AuditContext): void {
   fastify.get(
     '/audit/verify',
     {
@@ -331,4 +359,4 @@ export const auditRoutes: FastifyPluginAsyncZod<{
       };
     },
   );
-};
+}

@@ -18,51 +18,72 @@ import {
   pageLimit,
   positionCursor,
   positionString,
+  type ZodFastify,
 } from './conventions.js';
 import { commandOf, commandRoute } from '../command-route.js';
 import { idParams, missing, requestBody, run, symbol, toRun } from './backtests/schemas.js';
 
+type BacktestServices = Pick<ApiServices, 'commands' | 'pool' | 'projections'>;
+
+/** What the backtest routes share: the services, the market data and the read models' queries. */
+interface BacktestContext {
+  runtime: BacktestServices;
+  market: MarketDataStore;
+  queries: { backtests: BacktestQueries; strategies: StrategyQueries };
+}
+
 /**
  * Backtests: request a run (the runner in automation/backtests/ does it), list runs, read one
  * with its summary, its trades and its daily equity (docs/trading.md, "Backtests over the API").
+ * Routes are registered in this order, which is openapi.json's.
  */
 export const backtestRoutes: FastifyPluginAsyncZod<{
-  runtime: Pick<ApiServices, 'commands' | 'pool' | 'projections'>;
+  runtime: BacktestServices;
 }> = async (fastify, { runtime }) => {
-  const market = new MarketDataStore(runtime.pool);
-  const queries = {
-    backtests: new BacktestQueries(runtime.pool),
-    strategies: new StrategyQueries(runtime.pool),
+  const context: BacktestContext = {
+    runtime,
+    market: new MarketDataStore(runtime.pool),
+    queries: {
+      backtests: new BacktestQueries(runtime.pool),
+      strategies: new StrategyQueries(runtime.pool),
+    },
   };
+  requestRoute(fastify, context);
+  listRoute(fastify, context);
+  detailRoute(fastify, context);
+  tradesRoute(fastify, context);
+  equityRoute(fastify, context);
+};
 
-  /** The run from the read model (after minPosition), or 404. */
-  const load = async (backtestId: string): Promise<BacktestRow> => {
-    const row = await queries.backtests.get(backtestId);
-    if (!row)
-      throw new HttpProblem(404, 'BACKTEST_NOT_FOUND', `backtest ${backtestId} does not exist`);
-    return row;
-  };
+/** The run from the read model (after minPosition), or 404. */
+async function load(backtests: BacktestQueries, backtestId: string): Promise<BacktestRow> {
+  const row = await backtests.get(backtestId);
+  if (!row)
+    throw new HttpProblem(404, 'BACKTEST_NOT_FOUND', `backtest ${backtestId} does not exist`);
+  return row;
+}
 
-  /** A completed run whose result rows are stored; else why its results cannot be read. */
-  const completed = async (backtestId: string): Promise<BacktestRow> => {
-    const row = await load(backtestId);
-    if (row.state.status !== 'completed')
-      throw new HttpProblem(
-        409,
-        'BACKTEST_NOT_COMPLETED',
-        row.state.status === 'failed'
-          ? `backtest ${backtestId} failed (${row.state.failureReason ?? ''}); it has no results`
-          : `backtest ${backtestId} is still running; its results come when it completes`,
-      );
-    if (!(await queries.backtests.resultsStored(backtestId)))
-      throw new HttpProblem(
-        503,
-        'BACKTEST_RESULTS_NOT_STORED',
-        `the results of backtest ${backtestId} are not stored yet; retry shortly`,
-      );
-    return row;
-  };
+/** A completed run whose result rows are stored; else why its results cannot be read. */
+async function completed(backtests: BacktestQueries, backtestId: string): Promise<BacktestRow> {
+  const row = await load(backtests, backtestId);
+  if (row.state.status !== 'completed')
+    throw new HttpProblem(
+      409,
+      'BACKTEST_NOT_COMPLETED',
+      row.state.status === 'failed'
+        ? `backtest ${backtestId} failed (${row.state.failureReason ?? ''}); it has no results`
+        : `backtest ${backtestId} is still running; its results come when it completes`,
+    );
+  if (!(await backtests.resultsStored(backtestId)))
+    throw new HttpProblem(
+      503,
+      'BACKTEST_RESULTS_NOT_STORED',
+      `the results of backtest ${backtestId} are not stored yet; retry shortly`,
+    );
+  return row;
+}
 
+function requestRoute(fastify: ZodFastify, { runtime, market, queries }: BacktestContext): void {
   fastify.post(
     '/backtests',
     commandRoute('backtests:run', {
@@ -131,7 +152,9 @@ export const backtestRoutes: FastifyPluginAsyncZod<{
       return reply.code(202).send({ ...commandAnswer(reply, result), backtestId });
     },
   );
+}
 
+function listRoute(fastify: ZodFastify, { runtime, queries }: BacktestContext): void {
   fastify.get(
     '/backtests',
     {
@@ -161,7 +184,9 @@ export const backtestRoutes: FastifyPluginAsyncZod<{
       return { backtests: page.map(toRun), nextCursor };
     },
   );
+}
 
+function detailRoute(fastify: ZodFastify, { runtime, queries }: BacktestContext): void {
   fastify.get(
     '/backtests/:backtestId',
     {
@@ -176,12 +201,14 @@ export const backtestRoutes: FastifyPluginAsyncZod<{
     },
     async (request, reply) => {
       await awaitPosition(runtime.projections, 'backtests', request.query.minPosition, reply);
-      const row = await load(request.params.backtestId);
+      const row = await load(queries.backtests, request.params.backtestId);
       void reply.header('etag', `"${row.revision}"`);
       return toRun(row);
     },
   );
+}
 
+function tradesRoute(fastify: ZodFastify, { runtime, queries }: BacktestContext): void {
   fastify.get(
     '/backtests/:backtestId/trades',
     {
@@ -228,7 +255,7 @@ export const backtestRoutes: FastifyPluginAsyncZod<{
       const q = request.query;
       await awaitPosition(runtime.projections, 'backtests', q.minPosition, reply);
       const { backtestId } = request.params;
-      await completed(backtestId);
+      await completed(queries.backtests, backtestId);
       const rows = await queries.backtests.trades(backtestId, Number(q.after ?? '0'), q.limit);
       const { page, nextCursor } = cursorPage(rows, q.limit, (t) => String(t.seq));
       return {
@@ -249,7 +276,9 @@ export const backtestRoutes: FastifyPluginAsyncZod<{
       };
     },
   );
+}
 
+function equityRoute(fastify: ZodFastify, { runtime, queries }: BacktestContext): void {
   fastify.get(
     '/backtests/:backtestId/equity',
     {
@@ -272,9 +301,9 @@ export const backtestRoutes: FastifyPluginAsyncZod<{
     async (request, reply) => {
       await awaitPosition(runtime.projections, 'backtests', request.query.minPosition, reply);
       const { backtestId } = request.params;
-      const row = await completed(backtestId);
+      const row = await completed(queries.backtests, backtestId);
       const rows = await queries.backtests.equity(backtestId);
       return { backtestId, initialCash: row.state.initialCash, equity: rows };
     },
   );
-};
+}

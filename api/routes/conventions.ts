@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Party } from '../../core/approvals/approval.js';
 import { derivedId, IDEMPOTENCY_KEY } from '../../core/commands/derived-id.js';
@@ -11,6 +12,9 @@ import type { TimeRange } from '../../projections/sql-filter.js';
 
 // strategies.ts still builds its list query here (owned by another branch at the time of ADR 025).
 export { SqlFilter } from '../../projections/sql-filter.js';
+
+/** The Fastify instance a route plugin gets, typed by zod: what a function of routes takes. */
+export type ZodFastify = Parameters<FastifyPluginAsyncZod>[0];
 
 /**
  * A strategy's id: a UUID (created through the API), or `auto-<kind>-<symbol>-<id>` (created by

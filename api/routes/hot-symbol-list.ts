@@ -21,6 +21,7 @@ import {
   newId,
   positionString,
   principalOf,
+  type ZodFastify,
 } from './conventions.js';
 
 /**
@@ -52,16 +53,31 @@ const listRow = z.object({
   tradableUntil: z.string().nullable(),
 });
 
-export const hotSymbolListRoutes: FastifyPluginAsyncZod<{
-  runtime: Pick<ApiServices, 'commands' | 'pool' | 'projections'>;
-}> = async (fastify, { runtime }) => {
-  const handle = (request: Parameters<typeof commandOf>[0], command: HotSymbolCommand) =>
-    commandOf(request, runtime.commands).handle(
-      hotSymbols,
-      hotSymbolStream(command.symbol),
-      command,
-    );
+type HotSymbolServices = Pick<ApiServices, 'commands' | 'pool' | 'projections'>;
 
+/** Routes are registered in this order, which is openapi.json's. */
+export const hotSymbolListRoutes: FastifyPluginAsyncZod<{
+  runtime: HotSymbolServices;
+}> = async (fastify, { runtime }) => {
+  listRoute(fastify, runtime);
+  proposeRoute(fastify, runtime);
+  decisionRoutes(fastify, runtime);
+};
+
+/** A command on the symbol's stream. */
+function handle(
+  runtime: HotSymbolServices,
+  request: Parameters<typeof commandOf>[0],
+  command: HotSymbolCommand,
+) {
+  return commandOf(request, runtime.commands).handle(
+    hotSymbols,
+    hotSymbolStream(command.symbol),
+    command,
+  );
+}
+
+function listRoute(fastify: ZodFastify, runtime: HotSymbolServices): void {
   fastify.get(
     '/hot-symbols/list',
     {
@@ -81,7 +97,9 @@ export const hotSymbolListRoutes: FastifyPluginAsyncZod<{
       return { items: await hotSymbolList(runtime.pool, new Date()) };
     },
   );
+}
 
+function proposeRoute(fastify: ZodFastify, runtime: HotSymbolServices): void {
   fastify.post(
     '/hot-symbols/proposals',
     commandRoute('hot_symbols:propose', {
@@ -104,7 +122,7 @@ export const hotSymbolListRoutes: FastifyPluginAsyncZod<{
           `body.symbol: ${wanted} is not recommended by the latest ranking (${new Date(data.at).toISOString()}: ${data.recommended.join(', ') || 'none'})`,
         );
       const id = `hs-${newId(party, request.headers, 'hot-symbol')}`;
-      const result = await handle(request, {
+      const result = await handle(runtime, request, {
         type: 'ProposeHotSymbol',
         symbol: wanted,
         proposalId: id,
@@ -120,7 +138,10 @@ export const hotSymbolListRoutes: FastifyPluginAsyncZod<{
       return { ...commandAnswer(reply, result), proposalId: id };
     },
   );
+}
 
+/** A risk officer other than the proposer approves or rejects a proposal. */
+function decisionRoutes(fastify: ZodFastify, runtime: HotSymbolServices): void {
   fastify.post(
     '/hot-symbols/:symbol/approve',
     commandRoute('hot_symbols:approve', {
@@ -137,7 +158,7 @@ export const hotSymbolListRoutes: FastifyPluginAsyncZod<{
       const { expiryDays } = CAPABILITIES.hot_symbols.thresholds.parse(
         state.hot_symbols.thresholds,
       );
-      const result = await handle(request, {
+      const result = await handle(runtime, request, {
         type: 'ApproveHotSymbol',
         symbol: request.params.symbol,
         proposalId: request.body.proposalId,
@@ -161,7 +182,7 @@ export const hotSymbolListRoutes: FastifyPluginAsyncZod<{
     }),
     async (request, reply) => {
       const { party } = principalOf(request);
-      const result = await handle(request, {
+      const result = await handle(runtime, request, {
         type: 'RejectHotSymbol',
         symbol: request.params.symbol,
         proposalId: request.body.proposalId,
@@ -172,4 +193,4 @@ export const hotSymbolListRoutes: FastifyPluginAsyncZod<{
       return commandAnswer(reply, result);
     },
   );
-};
+}

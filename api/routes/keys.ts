@@ -5,7 +5,7 @@ import type { ApiServices } from '../services.js';
 import { ApiKeyQueries } from '../../projections/api-key-queries.js';
 import type { ApiKeyService } from '../auth/api-key-service.js';
 import type { Authenticator } from '../auth/authenticator.js';
-import { commandAnswer, commandResultSchema } from './conventions.js';
+import { commandAnswer, commandResultSchema, type ZodFastify } from './conventions.js';
 import { commandOf, commandRoute } from '../command-route.js';
 
 const keyId = z.object({
@@ -21,12 +21,25 @@ const keySummary = z.object({
   revokedAt: z.string().nullable(),
 });
 
-/** API keys: issue (the token is shown once), list, rotate, revoke. Every change is an event. */
-export const keyRoutes: FastifyPluginAsyncZod<{
+/** What the key routes use: the services, the key commands, the cache of verified keys. */
+interface KeyRouteOptions {
   runtime: Pick<ApiServices, 'commands' | 'pool' | 'projections'>;
   keys: ApiKeyService;
   authenticator: Authenticator;
-}> = async (fastify, { runtime, keys, authenticator }) => {
+}
+
+/**
+ * API keys: issue (the token is shown once), list, rotate, revoke. Every change is an event.
+ * Routes are registered in this order, which is openapi.json's.
+ */
+export const keyRoutes: FastifyPluginAsyncZod<KeyRouteOptions> = async (fastify, options) => {
+  readRoutes(fastify, options);
+  issueRoute(fastify, options);
+  changeRoutes(fastify, options);
+};
+
+/** The caller's own key, and every key. */
+function readRoutes(fastify: ZodFastify, { runtime }: KeyRouteOptions): void {
   fastify.get(
     '/session',
     {
@@ -67,7 +80,9 @@ export const keyRoutes: FastifyPluginAsyncZod<{
       }));
     },
   );
+}
 
+function issueRoute(fastify: ZodFastify, { runtime, keys }: KeyRouteOptions): void {
   fastify.post(
     '/keys',
     commandRoute('keys:manage', {
@@ -106,7 +121,13 @@ export const keyRoutes: FastifyPluginAsyncZod<{
       });
     },
   );
+}
 
+/** Rotate and revoke; both drop the key from the cache of tokens verified moments ago. */
+function changeRoutes(
+  fastify: ZodFastify,
+  { runtime, keys, authenticator }: KeyRouteOptions,
+): void {
   fastify.post(
     '/keys/:keyId/rotate',
     commandRoute('keys:manage', {
@@ -156,4 +177,4 @@ export const keyRoutes: FastifyPluginAsyncZod<{
       return commandAnswer(reply, result);
     },
   );
-};
+}

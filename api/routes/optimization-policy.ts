@@ -16,6 +16,7 @@ import {
   newId,
   principalOf,
   strategyIdSchema,
+  type ZodFastify,
 } from './conventions.js';
 
 const party = z.object({ id: z.string(), role: z.string() });
@@ -32,14 +33,22 @@ const standing = z.object({
   endedBecause: z.string().nullable(),
 });
 
+type PolicyServices = Pick<ApiServices, 'commands'>;
+
 /**
  * The optimization policy (docs/optimization.md): the adoption gate in force — capability 2's
  * thresholds in the automation policy, its one source — and the standing approvals that let
- * automation adopt parameters within bounds without a second person.
+ * automation adopt parameters within bounds without a second person. Routes are registered in
+ * this order, which is openapi.json's.
  */
 export const optimizationPolicyRoutes: FastifyPluginAsyncZod<{
-  runtime: Pick<ApiServices, 'commands'>;
+  runtime: PolicyServices;
 }> = async (fastify, { runtime }) => {
+  policyRoute(fastify, runtime);
+  standingApprovalRoutes(fastify, runtime);
+};
+
+function policyRoute(fastify: ZodFastify, runtime: PolicyServices): void {
   fastify.get(
     '/optimization-policy',
     {
@@ -77,7 +86,10 @@ export const optimizationPolicyRoutes: FastifyPluginAsyncZod<{
       };
     },
   );
+}
 
+/** Request a standing approval, revoke one. */
+function standingApprovalRoutes(fastify: ZodFastify, runtime: PolicyServices): void {
   fastify.post(
     '/optimization-policy/standing-approvals',
     commandRoute('optimizations:policy', {
@@ -143,4 +155,4 @@ export const optimizationPolicyRoutes: FastifyPluginAsyncZod<{
       return commandAnswer(reply, result);
     },
   );
-};
+}

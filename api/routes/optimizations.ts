@@ -36,6 +36,7 @@ import {
   positionCursor,
   positionString,
   principalOf,
+  type ZodFastify,
 } from './conventions.js';
 
 const invalid = (errors: { path: string; message: string }[]): never => {
@@ -46,29 +47,89 @@ const invalid = (errors: { path: string; message: string }[]): never => {
   );
 };
 
+/** What the optimization routes share: the services, the market data, the read model's queries. */
+interface OptimizationContext {
+  runtime: OptimizationServices;
+  market: MarketDataStore;
+  queries: OptimizationQueries;
+}
+
 /**
  * Optimizations (docs/optimization.md): request one (the optimizer runs it in the background),
  * list and read them, page through their trials by score, read the walk-forward folds and the
- * stitched out-of-sample equity, cancel one that has not finished.
+ * stitched out-of-sample equity, cancel one that has not finished. Routes are registered in this
+ * order, which is openapi.json's; the policy's after them.
  */
 export const optimizationRoutes: FastifyPluginAsyncZod<{ runtime: OptimizationServices }> = async (
   fastify,
   { runtime },
 ) => {
-  const market = new MarketDataStore(runtime.pool);
-  const queries = new OptimizationQueries(runtime.pool);
+  const context: OptimizationContext = {
+    runtime,
+    market: new MarketDataStore(runtime.pool),
+    queries: new OptimizationQueries(runtime.pool),
+  };
+  requestRoute(fastify, context);
+  listRoute(fastify, context);
+  detailRoute(fastify, context);
+  trialsRoute(fastify, context);
+  foldsRoute(fastify, context);
+  cancelRoute(fastify, context);
 
-  const load = async (optimizationId: string): Promise<OptimizationRow> => {
-    const row = await queries.get(optimizationId);
-    if (!row)
+  await fastify.register(optimizationPolicyRoutes, { runtime });
+};
+
+async function load(
+  queries: OptimizationQueries,
+  optimizationId: string,
+): Promise<OptimizationRow> {
+  const row = await queries.get(optimizationId);
+  if (!row)
+    throw new HttpProblem(
+      404,
+      'OPTIMIZATION_NOT_FOUND',
+      `optimization ${optimizationId} does not exist`,
+    );
+  return row;
+}
+
+/**
+ * What to optimize: the body's kind, timeframe and symbol, else the strategy's (a strategy of
+ * one symbol); 404 for an unknown strategy, 400 for what is missing or contradicts it.
+ */
+async function targetOf(
+  queries: OptimizationQueries,
+  body: z.infer<typeof optimizationRequestBody>,
+) {
+  let strategy: Strategy | undefined;
+  if (body.strategyId !== undefined) {
+    strategy = await queries.strategy(body.strategyId);
+    if (!strategy)
       throw new HttpProblem(
         404,
-        'OPTIMIZATION_NOT_FOUND',
-        `optimization ${optimizationId} does not exist`,
+        'STRATEGY_NOT_FOUND',
+        `strategy ${body.strategyId} does not exist`,
       );
-    return row;
-  };
+    if (body.kind !== undefined && body.kind !== strategy.kind)
+      invalid([
+        { path: 'body.kind', message: `is ${strategy.kind} for this strategy; leave it out` },
+      ]);
+  }
+  const kind = body.kind ?? strategy?.kind;
+  const timeframe = TIMEFRAMES.find((t) => t === (body.timeframe ?? strategy?.timeframe));
+  const symbol = body.symbol ?? (strategy?.symbols.length === 1 ? strategy.symbols[0] : undefined);
+  const errors: { path: string; message: string }[] = [];
+  if (kind === undefined) errors.push({ path: 'body.kind', message: 'is required' });
+  if (timeframe === undefined) errors.push({ path: 'body.timeframe', message: 'is required' });
+  if (symbol === undefined) errors.push({ path: 'body.symbol', message: 'is required' });
+  if (kind === undefined || timeframe === undefined || symbol === undefined) return invalid(errors);
+  return { strategy, kind, timeframe, symbol };
+}
 
+function requestRoute(
+  fastify: ZodFastify,
+  { runtime, market, queries }: OptimizationContext,
+): void {
   fastify.post(
     '/optimizations',
     commandRoute('optimizations:run', {
@@ -81,30 +142,7 @@ export const optimizationRoutes: FastifyPluginAsyncZod<{ runtime: OptimizationSe
     async (request, reply) => {
       const { party } = principalOf(request);
       const body = request.body;
-      let strategy: Strategy | undefined;
-      if (body.strategyId !== undefined) {
-        strategy = await queries.strategy(body.strategyId);
-        if (!strategy)
-          throw new HttpProblem(
-            404,
-            'STRATEGY_NOT_FOUND',
-            `strategy ${body.strategyId} does not exist`,
-          );
-        if (body.kind !== undefined && body.kind !== strategy.kind)
-          invalid([
-            { path: 'body.kind', message: `is ${strategy.kind} for this strategy; leave it out` },
-          ]);
-      }
-      const kind = body.kind ?? strategy?.kind;
-      const timeframe = TIMEFRAMES.find((t) => t === (body.timeframe ?? strategy?.timeframe));
-      const symbol =
-        body.symbol ?? (strategy?.symbols.length === 1 ? strategy.symbols[0] : undefined);
-      const errors: { path: string; message: string }[] = [];
-      if (kind === undefined) errors.push({ path: 'body.kind', message: 'is required' });
-      if (timeframe === undefined) errors.push({ path: 'body.timeframe', message: 'is required' });
-      if (symbol === undefined) errors.push({ path: 'body.symbol', message: 'is required' });
-      if (kind === undefined || timeframe === undefined || symbol === undefined)
-        return invalid(errors);
+      const { strategy, kind, timeframe, symbol } = await targetOf(queries, body);
       if (!(await market.getInstrument(symbol)))
         throw new QcatError('INSTRUMENT_NOT_FOUND', `no instrument ${symbol}`);
       const sample = await market.candlePage({
@@ -147,7 +185,9 @@ export const optimizationRoutes: FastifyPluginAsyncZod<{ runtime: OptimizationSe
       return reply.code(202).send({ ...commandAnswer(reply, result), optimizationId });
     },
   );
+}
 
+function listRoute(fastify: ZodFastify, { runtime, queries }: OptimizationContext): void {
   fastify.get(
     '/optimizations',
     {
@@ -182,7 +222,9 @@ export const optimizationRoutes: FastifyPluginAsyncZod<{ runtime: OptimizationSe
       return { optimizations: page.map(toSummary), nextCursor };
     },
   );
+}
 
+function detailRoute(fastify: ZodFastify, { runtime, queries }: OptimizationContext): void {
   fastify.get(
     '/optimizations/:optimizationId',
     {
@@ -198,7 +240,7 @@ export const optimizationRoutes: FastifyPluginAsyncZod<{ runtime: OptimizationSe
     },
     async (request, reply) => {
       await awaitPosition(runtime.projections, 'optimizations', request.query.minPosition, reply);
-      const row = await load(request.params.optimizationId);
+      const row = await load(queries, request.params.optimizationId);
       void reply.header('etag', `"${row.revision}"`);
       const outcome = row.state.outcome;
       return {
@@ -207,7 +249,9 @@ export const optimizationRoutes: FastifyPluginAsyncZod<{ runtime: OptimizationSe
       };
     },
   );
+}
 
+function trialsRoute(fastify: ZodFastify, { runtime, queries }: OptimizationContext): void {
   fastify.get(
     '/optimizations/:optimizationId/trials',
     {
@@ -248,7 +292,7 @@ export const optimizationRoutes: FastifyPluginAsyncZod<{ runtime: OptimizationSe
       const q = request.query;
       await awaitPosition(runtime.projections, 'optimizations', q.minPosition, reply);
       const { optimizationId } = request.params;
-      await load(optimizationId);
+      await load(queries, optimizationId);
       const rows = await queries.trials(optimizationId, q.sort, q.offset, q.limit);
       return {
         optimizationId,
@@ -266,7 +310,9 @@ export const optimizationRoutes: FastifyPluginAsyncZod<{ runtime: OptimizationSe
       };
     },
   );
+}
 
+function foldsRoute(fastify: ZodFastify, { runtime, queries }: OptimizationContext): void {
   fastify.get(
     '/optimizations/:optimizationId/folds',
     {
@@ -289,7 +335,7 @@ export const optimizationRoutes: FastifyPluginAsyncZod<{ runtime: OptimizationSe
     },
     async (request, reply) => {
       await awaitPosition(runtime.projections, 'optimizations', request.query.minPosition, reply);
-      const row = await load(request.params.optimizationId);
+      const row = await load(queries, request.params.optimizationId);
       const outcome = row.state.outcome;
       if (!outcome)
         throw new HttpProblem(
@@ -305,7 +351,9 @@ export const optimizationRoutes: FastifyPluginAsyncZod<{ runtime: OptimizationSe
       };
     },
   );
+}
 
+function cancelRoute(fastify: ZodFastify, { runtime }: OptimizationContext): void {
   fastify.post(
     '/optimizations/:optimizationId/cancel',
     commandRoute('optimizations:run', {
@@ -332,6 +380,4 @@ export const optimizationRoutes: FastifyPluginAsyncZod<{ runtime: OptimizationSe
       return commandAnswer(reply, result);
     },
   );
-
-  await fastify.register(optimizationPolicyRoutes, { runtime });
-};
+}

@@ -19,6 +19,7 @@ import {
   pageLimit,
   positionString,
   principalOf,
+  type ZodFastify,
 } from './conventions.js';
 
 /**
@@ -34,13 +35,41 @@ const params = z.object({ portfolioId: id });
 const json = z.record(z.string(), z.unknown());
 const weight = z.number().min(0, 'must be ≥ 0').max(1, 'must be ≤ 1');
 
-export const portfolioRoutes: FastifyPluginAsyncZod<{
-  runtime: Pick<ApiServices, 'commands' | 'pool'>;
-}> = async (fastify, { runtime }) => {
-  const queries = new AllocationQueries(runtime.pool);
-  const handle = (request: FastifyRequest, portfolioId: string, command: PortfolioCommand) =>
-    commandOf(request, runtime.commands).handle(portfolios, portfolioStream(portfolioId), command);
+type PortfolioServices = Pick<ApiServices, 'commands' | 'pool'>;
 
+/** What the portfolio routes share: the services and the allocations' queries. */
+interface PortfolioContext {
+  runtime: PortfolioServices;
+  queries: AllocationQueries;
+}
+
+/** Routes are registered in this order, which is openapi.json's. */
+export const portfolioRoutes: FastifyPluginAsyncZod<{
+  runtime: PortfolioServices;
+}> = async (fastify, { runtime }) => {
+  const context = { runtime, queries: new AllocationQueries(runtime.pool) };
+  readRoutes(fastify, context);
+  policyRoute(fastify, context);
+  memberRoutes(fastify, context);
+  proposeRoute(fastify, context);
+};
+
+/** A command on the portfolio's stream. */
+function handle(
+  runtime: PortfolioServices,
+  request: FastifyRequest,
+  portfolioId: string,
+  command: PortfolioCommand,
+) {
+  return commandOf(request, runtime.commands).handle(
+    portfolios,
+    portfolioStream(portfolioId),
+    command,
+  );
+}
+
+/** The allocation in force, and the proposals. */
+function readRoutes(fastify: ZodFastify, { queries }: PortfolioContext): void {
   fastify.get(
     '/portfolios/:portfolioId/allocation',
     {
@@ -105,7 +134,9 @@ export const portfolioRoutes: FastifyPluginAsyncZod<{
       return { items };
     },
   );
+}
 
+function policyRoute(fastify: ZodFastify, { runtime }: PortfolioContext): void {
   fastify.put(
     '/portfolios/:portfolioId/allocation/policy',
     commandRoute('portfolios:manage', {
@@ -119,7 +150,7 @@ export const portfolioRoutes: FastifyPluginAsyncZod<{
     async (request, reply) => {
       const { party } = principalOf(request);
       const { portfolioId } = request.params;
-      const result = await handle(request, portfolioId, {
+      const result = await handle(runtime, request, portfolioId, {
         type: 'SetPolicy',
         portfolioId,
         policy: request.body,
@@ -129,7 +160,10 @@ export const portfolioRoutes: FastifyPluginAsyncZod<{
       return commandAnswer(reply, result);
     },
   );
+}
 
+/** Add and remove a member strategy. */
+function memberRoutes(fastify: ZodFastify, { runtime }: PortfolioContext): void {
   fastify.post(
     '/portfolios/:portfolioId/members',
     commandRoute('portfolios:manage', {
@@ -146,7 +180,7 @@ export const portfolioRoutes: FastifyPluginAsyncZod<{
       const at = new Date().toISOString();
       return commandAnswer(
         reply,
-        await handle(request, portfolioId, {
+        await handle(runtime, request, portfolioId, {
           type: 'AddMember',
           portfolioId,
           strategyId,
@@ -178,10 +212,12 @@ export const portfolioRoutes: FastifyPluginAsyncZod<{
         by: party,
         at,
       };
-      return commandAnswer(reply, await handle(request, portfolioId, command));
+      return commandAnswer(reply, await handle(runtime, request, portfolioId, command));
     },
   );
+}
 
+function proposeRoute(fastify: ZodFastify, { runtime, queries }: PortfolioContext): void {
   fastify.post(
     '/portfolios/:portfolioId/allocation/proposals',
     commandRoute('portfolios:propose', {
@@ -228,4 +264,4 @@ export const portfolioRoutes: FastifyPluginAsyncZod<{
       return { ...commandAnswer(reply, result), proposalId };
     },
   );
-};
+}

@@ -331,15 +331,7 @@ class FeedConnection {
  * socket then carries nothing until a key with `feed:subscribe` is presented, by header or message.
  */
 async function liveFeedPlugin(fastify: FastifyInstance, options: LiveFeedOptions): Promise<void> {
-  const settings: Settings = {
-    failuresPerMinute: options.failuresPerMinute ?? DEFAULTS.failuresPerMinute,
-    authTimeoutMs: options.authTimeoutMs ?? DEFAULTS.authTimeoutMs,
-    heartbeatMs: options.heartbeatMs ?? DEFAULTS.heartbeatMs,
-    maxBufferedBytes: options.maxBufferedBytes ?? DEFAULTS.maxBufferedBytes,
-    maxMessageBytes: options.maxMessageBytes ?? DEFAULTS.maxMessageBytes,
-    maxSubscriptions: options.maxSubscriptions ?? DEFAULTS.maxSubscriptions,
-    closeGraceMs: options.closeGraceMs ?? DEFAULTS.closeGraceMs,
-  };
+  const settings = settingsOf(options);
   const { metrics } = options;
   const live = await startLiveEvents(options.eventStore, {
     onError: (error, attempt) => {
@@ -354,54 +346,7 @@ async function liveFeedPlugin(fastify: FastifyInstance, options: LiveFeedOptions
     log: fastify.log,
   };
   const connections = new Set<FeedConnection>();
-
-  const heartbeat = setInterval(() => {
-    for (const connection of connections) {
-      if (connection.socket.readyState !== WebSocket.OPEN) continue;
-      if (!connection.alive) {
-        connection.socket.terminate();
-        continue;
-      }
-      connection.alive = false;
-      connection.socket.ping();
-      void connection.recheck().catch((error: unknown) => {
-        fastify.log.warn({ err: error }, 'live feed: could not re-check a key');
-      });
-    }
-  }, settings.heartbeatMs);
-  heartbeat.unref();
-
-  /** Going away: every socket gets 1001, and the ones that do not answer are cut after the grace. */
-  const shutdown = async (): Promise<void> => {
-    clearInterval(heartbeat);
-    const sockets = [...fastify.websocketServer.clients];
-    const closed = sockets.map(
-      (socket) =>
-        new Promise<void>((resolve) => {
-          if (socket.readyState === WebSocket.CLOSED) resolve();
-          else
-            socket.once('close', () => {
-              resolve();
-            });
-        }),
-    );
-    for (const connection of connections)
-      connection.close(CLOSE.GOING_AWAY, 'server shutting down');
-    for (const socket of sockets) {
-      if (socket.readyState === WebSocket.OPEN)
-        socket.close(CLOSE.GOING_AWAY, 'server shutting down');
-    }
-    const grace = setTimeout(() => {
-      for (const socket of sockets) socket.terminate();
-    }, settings.closeGraceMs);
-    await Promise.all(closed);
-    clearTimeout(grace);
-    await new Promise<void>((resolve) => {
-      fastify.websocketServer.close(() => {
-        resolve();
-      });
-    });
-  };
+  const heartbeat = startHeartbeat(connections, settings.heartbeatMs, fastify.log);
 
   fastify.addHook('onClose', async () => {
     clearInterval(heartbeat);
@@ -409,7 +354,7 @@ async function liveFeedPlugin(fastify: FastifyInstance, options: LiveFeedOptions
   });
   await fastify.register(websocket, {
     options: { maxPayload: settings.maxMessageBytes },
-    preClose: shutdown,
+    preClose: () => shutdown(fastify, heartbeat, connections, settings.closeGraceMs),
   });
 
   fastify.get(
@@ -427,6 +372,78 @@ async function liveFeedPlugin(fastify: FastifyInstance, options: LiveFeedOptions
       connection.start(bearer(request));
     },
   );
+}
+
+function settingsOf(options: LiveFeedOptions): Settings {
+  return {
+    failuresPerMinute: options.failuresPerMinute ?? DEFAULTS.failuresPerMinute,
+    authTimeoutMs: options.authTimeoutMs ?? DEFAULTS.authTimeoutMs,
+    heartbeatMs: options.heartbeatMs ?? DEFAULTS.heartbeatMs,
+    maxBufferedBytes: options.maxBufferedBytes ?? DEFAULTS.maxBufferedBytes,
+    maxMessageBytes: options.maxMessageBytes ?? DEFAULTS.maxMessageBytes,
+    maxSubscriptions: options.maxSubscriptions ?? DEFAULTS.maxSubscriptions,
+    closeGraceMs: options.closeGraceMs ?? DEFAULTS.closeGraceMs,
+  };
+}
+
+/** Pings every open socket each interval; one that has not answered the last ping is cut. */
+function startHeartbeat(
+  connections: ReadonlySet<FeedConnection>,
+  heartbeatMs: number,
+  log: FastifyBaseLogger,
+): NodeJS.Timeout {
+  const heartbeat = setInterval(() => {
+    for (const connection of connections) {
+      if (connection.socket.readyState !== WebSocket.OPEN) continue;
+      if (!connection.alive) {
+        connection.socket.terminate();
+        continue;
+      }
+      connection.alive = false;
+      connection.socket.ping();
+      void connection.recheck().catch((error: unknown) => {
+        log.warn({ err: error }, 'live feed: could not re-check a key');
+      });
+    }
+  }, heartbeatMs);
+  heartbeat.unref();
+  return heartbeat;
+}
+
+/** Going away: every socket gets 1001, and the ones that do not answer are cut after the grace. */
+async function shutdown(
+  fastify: FastifyInstance,
+  heartbeat: NodeJS.Timeout,
+  connections: ReadonlySet<FeedConnection>,
+  closeGraceMs: number,
+): Promise<void> {
+  clearInterval(heartbeat);
+  const sockets = [...fastify.websocketServer.clients];
+  const closed = sockets.map(
+    (socket) =>
+      new Promise<void>((resolve) => {
+        if (socket.readyState === WebSocket.CLOSED) resolve();
+        else
+          socket.once('close', () => {
+            resolve();
+          });
+      }),
+  );
+  for (const connection of connections) connection.close(CLOSE.GOING_AWAY, 'server shutting down');
+  for (const socket of sockets) {
+    if (socket.readyState === WebSocket.OPEN)
+      socket.close(CLOSE.GOING_AWAY, 'server shutting down');
+  }
+  const grace = setTimeout(() => {
+    for (const socket of sockets) socket.terminate();
+  }, closeGraceMs);
+  await Promise.all(closed);
+  clearTimeout(grace);
+  await new Promise<void>((resolve) => {
+    fastify.websocketServer.close(() => {
+      resolve();
+    });
+  });
 }
 
 /**

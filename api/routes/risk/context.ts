@@ -47,40 +47,9 @@ export function riskContext(
     decider: Decider<S, C, E>,
   ): Decider<unknown, JsonObject, DomainEvent> => decider;
 
-  /** A scope that can carry risk: a known strategy, a paper portfolio, a symbol. */
-  const checkScope = async (scope: RiskScope): Promise<void> => {
-    if (scope.type === 'symbol' && !SYMBOL.test(scope.id))
-      throw new HttpProblem(
-        400,
-        'VALIDATION_FAILED',
-        `params.scopeId: expected a symbol such as BTCUSDT, not ${scope.id}`,
-      );
-    if (scope.type === 'strategy' && !(await queries.strategies.exists(scope.id)))
-      throw new HttpProblem(404, 'STRATEGY_NOT_FOUND', `strategy ${scope.id} does not exist`);
-    if (
-      scope.type === 'portfolio' &&
-      !TIMEFRAMES.some((tf) => portfolioOf(tf) === scope.id) &&
-      !(await queries.trading.portfolioExists(scope.id))
-    )
-      throw new HttpProblem(
-        404,
-        'PORTFOLIO_NOT_FOUND',
-        `portfolio ${scope.id} does not exist (paper portfolios are paper-<timeframe>)`,
-      );
-  };
-
-  /** A book: a strategy trading the symbol in the portfolio of its timeframe. */
-  const checkBook = async (portfolioId: string, strategyId: string, name: string) => {
-    const strategy = await queries.strategies.tradingOf(strategyId);
-    if (!strategy)
-      throw new HttpProblem(404, 'STRATEGY_NOT_FOUND', `strategy ${strategyId} does not exist`);
-    if (!strategy.symbols.includes(name) || portfolioOf(strategy.timeframe) !== portfolioId)
-      throw new HttpProblem(
-        404,
-        'BOOK_NOT_FOUND',
-        `strategy ${strategyId} trades ${strategy.symbols.join(', ')} in ${portfolioOf(strategy.timeframe)}, not ${name} in ${portfolioId}`,
-      );
-  };
+  const checkScope = (scope: RiskScope): Promise<void> => assertScope(queries, scope);
+  const checkBook = (portfolioId: string, strategyId: string, name: string): Promise<void> =>
+    assertBook(queries, portfolioId, strategyId, name);
 
   /**
    * Opens an approval request (four eyes: a risk officer other than the requester approves; the
@@ -122,4 +91,50 @@ export function riskContext(
   };
 
   return { runtime, queries, handle, as, checkScope, checkBook, openRequest };
+}
+
+/** The read models the scope and book checks ask. */
+interface CheckQueries {
+  strategies: StrategyQueries;
+  trading: TradingQueries;
+}
+
+/** A scope that can carry risk: a known strategy, a paper portfolio, a symbol. */
+async function assertScope(queries: CheckQueries, scope: RiskScope): Promise<void> {
+  if (scope.type === 'symbol' && !SYMBOL.test(scope.id))
+    throw new HttpProblem(
+      400,
+      'VALIDATION_FAILED',
+      `params.scopeId: expected a symbol such as BTCUSDT, not ${scope.id}`,
+    );
+  if (scope.type === 'strategy' && !(await queries.strategies.exists(scope.id)))
+    throw new HttpProblem(404, 'STRATEGY_NOT_FOUND', `strategy ${scope.id} does not exist`);
+  if (
+    scope.type === 'portfolio' &&
+    !TIMEFRAMES.some((tf) => portfolioOf(tf) === scope.id) &&
+    !(await queries.trading.portfolioExists(scope.id))
+  )
+    throw new HttpProblem(
+      404,
+      'PORTFOLIO_NOT_FOUND',
+      `portfolio ${scope.id} does not exist (paper portfolios are paper-<timeframe>)`,
+    );
+}
+
+/** A book: a strategy trading the symbol in the portfolio of its timeframe. */
+async function assertBook(
+  queries: CheckQueries,
+  portfolioId: string,
+  strategyId: string,
+  name: string,
+): Promise<void> {
+  const strategy = await queries.strategies.tradingOf(strategyId);
+  if (!strategy)
+    throw new HttpProblem(404, 'STRATEGY_NOT_FOUND', `strategy ${strategyId} does not exist`);
+  if (!strategy.symbols.includes(name) || portfolioOf(strategy.timeframe) !== portfolioId)
+    throw new HttpProblem(
+      404,
+      'BOOK_NOT_FOUND',
+      `strategy ${strategyId} trades ${strategy.symbols.join(', ')} in ${portfolioOf(strategy.timeframe)}, not ${name} in ${portfolioId}`,
+    );
 }

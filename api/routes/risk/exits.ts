@@ -18,7 +18,12 @@ import type { RiskContext, ZodFastify } from './context.js';
 import { PROJECTION, bookParams, reason, minPosition, exitsOut, iso } from './schemas.js';
 /** A book's take-profit / stop-loss rules and moved levels. */
 export function exitRoutes(fastify: ZodFastify, ctx: RiskContext): void {
-  const { runtime, queries, handle, as, checkBook } = ctx;
+  readRoute(fastify, ctx);
+  rulesRoute(fastify, ctx);
+  levelsRoute(fastify, ctx);
+}
+
+function readRoute(fastify: ZodFastify, { runtime, queries, checkBook }: RiskContext): void {
   fastify.get(
     '/risk/exits/:portfolioId/:strategyId/:symbol',
     {
@@ -52,7 +57,9 @@ export function exitRoutes(fastify: ZodFastify, ctx: RiskContext): void {
       };
     },
   );
+}
 
+function rulesRoute(fastify: ZodFastify, { handle, as, checkBook }: RiskContext): void {
   fastify.put(
     '/risk/exits/:portfolioId/:strategyId/:symbol',
     commandRoute('risk:exits', {
@@ -85,7 +92,9 @@ export function exitRoutes(fastify: ZodFastify, ctx: RiskContext): void {
       return commandAnswer(reply, result);
     },
   );
+}
 
+function levelsRoute(fastify: ZodFastify, { runtime, handle, as, checkBook }: RiskContext): void {
   fastify.post(
     '/risk/exits/:portfolioId/:strategyId/:symbol/levels',
     commandRoute('risk:exits', {

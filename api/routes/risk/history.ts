@@ -16,7 +16,11 @@ import {
 } from './schemas.js';
 /** What the risk control did: breaker triggers and denied orders. */
 export function historyRoutes(fastify: ZodFastify, ctx: RiskContext): void {
-  const { runtime, queries } = ctx;
+  triggersRoute(fastify, ctx);
+  deniedOrdersRoute(fastify, ctx);
+}
+
+function triggersRoute(fastify: ZodFastify, { runtime, queries }: RiskContext): void {
   fastify.get(
     '/risk/triggers',
     {
@@ -67,7 +71,9 @@ export function historyRoutes(fastify: ZodFastify, ctx: RiskContext): void {
       };
     },
   );
+}
 
+function deniedOrdersRoute(fastify: ZodFastify, { runtime, queries }: RiskContext): void {
   fastify.get(
     '/risk/denied-orders',
     {

@@ -10,38 +10,17 @@ import {
   principalOf,
 } from '../conventions.js';
 import { commandRoute } from '../../command-route.js';
+import type { RiskQueries } from '../../../projections/risk-queries.js';
 import type { RiskContext, ZodFastify } from './context.js';
 import { PROJECTION, reason, minPosition, killSwitchOut, requestAnswer } from './schemas.js';
 /** The kill switch: read, engage, release requests. */
 export function killSwitchRoutes(fastify: ZodFastify, ctx: RiskContext): void {
-  const { runtime, queries, handle, as, openRequest } = ctx;
-  const killSwitchAnswer = async (): Promise<z.infer<typeof killSwitchOut>> => {
-    const r = await queries.risk.killSwitch();
-    if (!r)
-      return {
-        engaged: false,
-        flatten: false,
-        since: null,
-        engagedBy: null,
-        reason: '',
-        releasedBy: null,
-        releasedAt: null,
-        releaseRequestId: null,
-        position: null,
-      };
-    return {
-      engaged: r.engaged,
-      flatten: r.flatten,
-      since: isoOrNull(r.since),
-      engagedBy: r.engaged_by,
-      reason: r.reason,
-      releasedBy: r.released_by,
-      releasedAt: isoOrNull(r.released_at),
-      releaseRequestId: r.release_request_id,
-      position: r.position,
-    };
-  };
+  readRoute(fastify, ctx);
+  engageRoute(fastify, ctx);
+  releaseRequestRoute(fastify, ctx);
+}
 
+function readRoute(fastify: ZodFastify, { runtime, queries }: RiskContext): void {
   fastify.get(
     '/risk/kill-switch',
     {
@@ -55,10 +34,12 @@ export function killSwitchRoutes(fastify: ZodFastify, ctx: RiskContext): void {
     },
     async (request, reply) => {
       await awaitPosition(runtime.projections, PROJECTION, request.query.minPosition, reply);
-      return killSwitchAnswer();
+      return killSwitchAnswer(queries.risk);
     },
   );
+}
 
+function engageRoute(fastify: ZodFastify, { handle, as }: RiskContext): void {
   fastify.post(
     '/risk/kill-switch',
     commandRoute('risk:operate', {
@@ -79,7 +60,9 @@ export function killSwitchRoutes(fastify: ZodFastify, ctx: RiskContext): void {
       return commandAnswer(reply, result);
     },
   );
+}
 
+function releaseRequestRoute(fastify: ZodFastify, { runtime, openRequest }: RiskContext): void {
   fastify.post(
     '/risk/kill-switch/release-requests',
     commandRoute('risk:operate', {
@@ -104,4 +87,32 @@ export function killSwitchRoutes(fastify: ZodFastify, ctx: RiskContext): void {
       );
     },
   );
+}
+
+/** The kill switch as the read model holds it; released (never engaged) while it has no row. */
+async function killSwitchAnswer(risk: RiskQueries): Promise<z.infer<typeof killSwitchOut>> {
+  const r = await risk.killSwitch();
+  if (!r)
+    return {
+      engaged: false,
+      flatten: false,
+      since: null,
+      engagedBy: null,
+      reason: '',
+      releasedBy: null,
+      releasedAt: null,
+      releaseRequestId: null,
+      position: null,
+    };
+  return {
+    engaged: r.engaged,
+    flatten: r.flatten,
+    since: isoOrNull(r.since),
+    engagedBy: r.engaged_by,
+    reason: r.reason,
+    releasedBy: r.released_by,
+    releasedAt: isoOrNull(r.released_at),
+    releaseRequestId: r.release_request_id,
+    position: r.position,
+  };
 }

@@ -28,7 +28,12 @@ import {
 } from './schemas.js';
 /** Limits per scope: read, set the first time, change requests. */
 export function limitsRoutes(fastify: ZodFastify, ctx: RiskContext): void {
-  const { runtime, queries, handle, as, checkScope, openRequest } = ctx;
+  listRoute(fastify, ctx);
+  setRoute(fastify, ctx);
+  changeRequestRoute(fastify, ctx);
+}
+
+function listRoute(fastify: ZodFastify, { runtime, queries, checkScope }: RiskContext): void {
   fastify.get(
     '/risk/limits',
     {
@@ -77,7 +82,9 @@ export function limitsRoutes(fastify: ZodFastify, ctx: RiskContext): void {
       return { limits: page.map(toLimits), nextCursor };
     },
   );
+}
 
+function setRoute(fastify: ZodFastify, { handle, as, checkScope }: RiskContext): void {
   fastify.put(
     '/risk/limits/:scopeType/:scopeId',
     commandRoute('risk:operate', {
@@ -110,7 +117,9 @@ export function limitsRoutes(fastify: ZodFastify, ctx: RiskContext): void {
       return commandAnswer(reply, result);
     },
   );
+}
 
+function changeRequestRoute(fastify: ZodFastify, { checkScope, openRequest }: RiskContext): void {
   fastify.post(
     '/risk/limits/:scopeType/:scopeId/change-requests',
     commandRoute('risk:operate', {

@@ -24,7 +24,12 @@ import {
 } from './schemas.js';
 /** Trading states: read, make stricter, reset requests. */
 export function stateRoutes(fastify: ZodFastify, ctx: RiskContext): void {
-  const { runtime, queries, handle, as, checkScope, openRequest } = ctx;
+  listRoute(fastify, ctx);
+  setRoute(fastify, ctx);
+  resetRequestRoute(fastify, ctx);
+}
+
+function listRoute(fastify: ZodFastify, { runtime, queries }: RiskContext): void {
   fastify.get(
     '/risk/states',
     {
@@ -64,7 +69,9 @@ export function stateRoutes(fastify: ZodFastify, ctx: RiskContext): void {
       };
     },
   );
+}
 
+function setRoute(fastify: ZodFastify, { handle, as, checkScope }: RiskContext): void {
   fastify.post(
     '/risk/states/:scopeType/:scopeId',
     commandRoute('risk:operate', {
@@ -89,7 +96,12 @@ export function stateRoutes(fastify: ZodFastify, ctx: RiskContext): void {
       return commandAnswer(reply, result);
     },
   );
+}
 
+function resetRequestRoute(
+  fastify: ZodFastify,
+  { runtime, checkScope, openRequest }: RiskContext,
+): void {
   fastify.post(
     '/risk/states/:scopeType/:scopeId/reset-requests',
     commandRoute('risk:operate', {

@@ -22,7 +22,14 @@ import {
 const history = z.enum(['true', 'false']).default('false');
 
 /** Orders, fills and round trips. */
-export function activityRoutes(fastify: ZodFastify, { runtime, queries }: TradingContext): void {
+export function activityRoutes(fastify: ZodFastify, ctx: TradingContext): void {
+  ordersRoutes(fastify, ctx);
+  fillsRoute(fastify, ctx);
+  tradesRoute(fastify, ctx);
+}
+
+/** The orders, and one with its fills. */
+function ordersRoutes(fastify: ZodFastify, { runtime, queries }: TradingContext): void {
   fastify.get(
     '/orders',
     {
@@ -82,7 +89,9 @@ export function activityRoutes(fastify: ZodFastify, { runtime, queries }: Tradin
       return { ...toOrder(row), fills: fills.map(toFill) };
     },
   );
+}
 
+function fillsRoute(fastify: ZodFastify, { runtime, queries }: TradingContext): void {
   fastify.get(
     '/fills',
     {
@@ -118,7 +127,9 @@ export function activityRoutes(fastify: ZodFastify, { runtime, queries }: Tradin
       return { fills: page.map(toFill), nextCursor };
     },
   );
+}
 
+function tradesRoute(fastify: ZodFastify, { runtime, queries }: TradingContext): void {
   fastify.get(
     '/trades',
     {

@@ -8,21 +8,60 @@ import { commandOf, commandRoute } from '../../command-route.js';
 import type { TradingContext, ZodFastify } from './context.js';
 import { PROJECTION, symbol, id, minPosition, requestedAnswer, invalidOrder } from './schemas.js';
 /** Manual orders and cancel requests (202: the engine takes them in at its next cycle). */
-export function manualOrderRoutes(fastify: ZodFastify, { runtime, queries }: TradingContext): void {
-  const requestAnswer = (
-    result: CommandResult,
-    clientOrderId: string,
-    portfolioId: string,
-    status: 'requested' | 'cancel_requested',
-  ): z.infer<typeof requestedAnswer> => ({
+export function manualOrderRoutes(fastify: ZodFastify, ctx: TradingContext): void {
+  placeRoute(fastify, ctx);
+  cancelRoute(fastify, ctx);
+}
+
+/** The 202 answer: the order, its portfolio, and where the request was written. */
+function requestAnswer(
+  result: CommandResult,
+  clientOrderId: string,
+  portfolioId: string,
+  status: 'requested' | 'cancel_requested',
+): z.infer<typeof requestedAnswer> {
+  return {
     clientOrderId,
     portfolioId,
     status,
     streamId: result.streamId,
     revision: result.nextExpectedRevision.toString(),
     position: result.position.toString(),
-  });
+  };
+}
 
+/** The strategy of a manual order: one that trades (paper or live) symbol `name`; else 404 or 409. */
+async function tradingStrategy(
+  { runtime, queries }: TradingContext,
+  strategyId: string,
+  name: string,
+) {
+  let strategy = await queries.strategies.tradingOf(strategyId);
+  // A refusal is checked against what is already written: right after `start-paper` the
+  // strategies read model may not have caught up yet.
+  if (strategy?.status !== 'paper' && strategy?.status !== 'live') {
+    await runtime.projections.waitForHead('strategies');
+    strategy = await queries.strategies.tradingOf(strategyId);
+  }
+  if (!strategy)
+    throw new HttpProblem(404, 'STRATEGY_NOT_FOUND', `strategy ${strategyId} does not exist`);
+  if (strategy.status !== 'paper' && strategy.status !== 'live')
+    throw new HttpProblem(
+      409,
+      'STRATEGY_NOT_TRADING',
+      `strategy ${strategyId} is ${strategy.status}: only paper and live strategies trade`,
+    );
+  if (!strategy.symbols.includes(name))
+    throw new HttpProblem(
+      409,
+      'SYMBOL_NOT_TRADED',
+      `strategy ${strategyId} does not trade ${name} (it trades ${strategy.symbols.join(', ')})`,
+    );
+  return strategy;
+}
+
+function placeRoute(fastify: ZodFastify, context: TradingContext): void {
+  const { runtime } = context;
   fastify.post(
     '/orders',
     commandRoute('orders:write', {
@@ -53,31 +92,7 @@ export function manualOrderRoutes(fastify: ZodFastify, { runtime, queries }: Tra
           'stopPrice',
           body.type === 'stop' ? 'required for a stop order' : 'only stop orders have one',
         );
-      let strategy = await queries.strategies.tradingOf(body.strategyId);
-      // A refusal is checked against what is already written: right after `start-paper` the
-      // strategies read model may not have caught up yet.
-      if (strategy?.status !== 'paper' && strategy?.status !== 'live') {
-        await runtime.projections.waitForHead('strategies');
-        strategy = await queries.strategies.tradingOf(body.strategyId);
-      }
-      if (!strategy)
-        throw new HttpProblem(
-          404,
-          'STRATEGY_NOT_FOUND',
-          `strategy ${body.strategyId} does not exist`,
-        );
-      if (strategy.status !== 'paper' && strategy.status !== 'live')
-        throw new HttpProblem(
-          409,
-          'STRATEGY_NOT_TRADING',
-          `strategy ${body.strategyId} is ${strategy.status}: only paper and live strategies trade`,
-        );
-      if (!strategy.symbols.includes(body.symbol))
-        throw new HttpProblem(
-          409,
-          'SYMBOL_NOT_TRADED',
-          `strategy ${body.strategyId} does not trade ${body.symbol} (it trades ${strategy.symbols.join(', ')})`,
-        );
+      const strategy = await tradingStrategy(context, body.strategyId, body.symbol);
 
       const command = commandOf(request, runtime.commands);
       // With an Idempotency-Key the id is derived from it, and the desk writes an id only once.
@@ -104,7 +119,9 @@ export function manualOrderRoutes(fastify: ZodFastify, { runtime, queries }: Tra
       return reply.code(202).send(requestAnswer(result, clientOrderId, portfolioId, 'requested'));
     },
   );
+}
 
+function cancelRoute(fastify: ZodFastify, { runtime, queries }: TradingContext): void {
   fastify.delete(
     '/orders/:clientOrderId',
     commandRoute('orders:cancel', {

@@ -9,7 +9,7 @@ import {
   pageLimit,
   timeRange,
 } from '../conventions.js';
-import type { PortfolioRow } from '../../../projections/trading-queries.js';
+import type { PortfolioRow, TradingQueries } from '../../../projections/trading-queries.js';
 import { timeRangeOf } from '../conventions.js';
 import type { TradingContext, ZodFastify } from './context.js';
 import {
@@ -26,10 +26,14 @@ import {
   INTERVALS,
 } from './schemas.js';
 /** Positions, portfolios, equity and PnL. */
-export function portfolioReadRoutes(
-  fastify: ZodFastify,
-  { runtime, queries }: TradingContext,
-): void {
+export function portfolioReadRoutes(fastify: ZodFastify, ctx: TradingContext): void {
+  positionsRoute(fastify, ctx);
+  portfoliosRoutes(fastify, ctx);
+  equityRoute(fastify, ctx);
+  pnlRoute(fastify, ctx);
+}
+
+function positionsRoute(fastify: ZodFastify, { runtime, queries }: TradingContext): void {
   fastify.get(
     '/positions',
     {
@@ -70,7 +74,10 @@ export function portfolioReadRoutes(
       };
     },
   );
+}
 
+/** The portfolios, and one. */
+function portfoliosRoutes(fastify: ZodFastify, { runtime, queries }: TradingContext): void {
   fastify.get(
     '/portfolios',
     {
@@ -89,13 +96,6 @@ export function portfolioReadRoutes(
     },
   );
 
-  const portfolioRow = async (portfolioId: string): Promise<PortfolioRow> => {
-    const row = await queries.trading.portfolio(portfolioId);
-    if (!row)
-      throw new HttpProblem(404, 'PORTFOLIO_NOT_FOUND', `portfolio ${portfolioId} does not exist`);
-    return row;
-  };
-
   fastify.get(
     '/portfolios/:portfolioId',
     {
@@ -110,12 +110,14 @@ export function portfolioReadRoutes(
     },
     async (request, reply) => {
       await awaitPosition(runtime.projections, PROJECTION, request.query.minPosition, reply);
-      const row = await portfolioRow(request.params.portfolioId);
+      const row = await portfolioRow(queries.trading, request.params.portfolioId);
       const rows = await queries.trading.strategyPnl({ portfolioId: row.portfolio_id });
       return { ...toPortfolio(row), strategies: rows.map(toStrategyPnl) };
     },
   );
+}
 
+function equityRoute(fastify: ZodFastify, { runtime, queries }: TradingContext): void {
   fastify.get(
     '/portfolios/:portfolioId/equity',
     {
@@ -146,7 +148,10 @@ export function portfolioReadRoutes(
     async (request, reply) => {
       const q = request.query;
       await awaitPosition(runtime.projections, PROJECTION, q.minPosition, reply);
-      const { portfolio_id: portfolioId } = await portfolioRow(request.params.portfolioId);
+      const { portfolio_id: portfolioId } = await portfolioRow(
+        queries.trading,
+        request.params.portfolioId,
+      );
       const range = timeRangeOf(q);
       const rows = await queries.trading.equity(portfolioId, {
         from: range.from,
@@ -163,7 +168,9 @@ export function portfolioReadRoutes(
       };
     },
   );
+}
 
+function pnlRoute(fastify: ZodFastify, { runtime, queries }: TradingContext): void {
   fastify.get(
     '/pnl',
     {
@@ -189,4 +196,12 @@ export function portfolioReadRoutes(
       return { portfolios: p.map(toPortfolio), strategies: s.map(toStrategyPnl) };
     },
   );
+}
+
+/** The portfolio from the read model, or 404. */
+async function portfolioRow(trading: TradingQueries, portfolioId: string): Promise<PortfolioRow> {
+  const row = await trading.portfolio(portfolioId);
+  if (!row)
+    throw new HttpProblem(404, 'PORTFOLIO_NOT_FOUND', `portfolio ${portfolioId} does not exist`);
+  return row;
 }
