@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { ZodFastify } from '../conventions.js';
 import {
   approvalStream,
   approvals,
@@ -22,7 +22,7 @@ import { TradingQueries } from '../../../projections/trading-queries.js';
 import { StrategyQueries } from '../../../projections/strategy-queries.js';
 import { ApprovalQueries } from '../../../projections/approval-queries.js';
 import { SYMBOL } from './schemas.js';
-export type ZodFastify = Parameters<FastifyPluginAsyncZod>[0];
+export type { ZodFastify };
 
 /** What the risk routes share: the read models they query and the checks and helpers of commands. */
 export type RiskContext = ReturnType<typeof riskContext>;

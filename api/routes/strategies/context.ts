@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { ZodFastify } from '../conventions.js';
 import type { z } from 'zod';
 import type { CommandResult } from '../../../core/commands/idempotency.js';
 import {
@@ -13,7 +13,7 @@ import { commandAnswer } from '../conventions.js';
 import { commandOf } from '../../command-route.js';
 import type { requestAnswer } from './schemas.js';
 
-export type ZodFastify = Parameters<FastifyPluginAsyncZod>[0];
+export type { ZodFastify };
 
 /** What the strategy routes share: the read model's queries and the command helpers. */
 export type StrategyContext = ReturnType<typeof strategyContext>;

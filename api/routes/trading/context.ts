@@ -1,8 +1,8 @@
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { ZodFastify } from '../conventions.js';
 import type { ApiServices } from '../../services.js';
 import { TradingQueries } from '../../../projections/trading-queries.js';
 import { StrategyQueries } from '../../../projections/strategy-queries.js';
-export type ZodFastify = Parameters<FastifyPluginAsyncZod>[0];
+export type { ZodFastify };
 
 /** What the trading routes share: the read models they query. */
 export interface TradingContext {
