@@ -291,6 +291,7 @@ export const approvals: Decider<ApprovalState, ApprovalCommand, ApprovalEvent> =
     }
   },
 
+  // eslint-disable-next-line max-lines-per-function -- one switch over the approval commands
   decide: (command, state) => {
     switch (command.type) {
       case 'RequestApproval': {

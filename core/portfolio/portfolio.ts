@@ -220,6 +220,7 @@ export const portfolios: Decider<PortfolioState, PortfolioCommand, PortfolioEven
     }
   },
 
+  // eslint-disable-next-line max-lines-per-function -- one switch over the portfolio commands
   decide: (command, state) => {
     switch (command.type) {
       case 'SetPolicy': {

@@ -284,6 +284,7 @@ export const tradingStates: Decider<ScopeTradingState, TradingStateCommand, Trad
     }
   },
 
+  // eslint-disable-next-line max-lines-per-function -- one switch over the trading-state commands
   decide: (command, state) => {
     switch (command.type) {
       case 'FireTrigger': {

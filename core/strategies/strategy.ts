@@ -414,6 +414,7 @@ export const strategies: Decider<StrategyState, StrategyCommand, StrategyEvent> 
     }
   },
 
+  // eslint-disable-next-line max-lines-per-function -- one switch over the lifecycle commands
   decide: (command, state) => {
     const { strategyId } = command;
     switch (command.type) {
