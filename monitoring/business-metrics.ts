@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, type Gauge, type Registry } from 'prom-client';
 import { APPROVAL_KINDS } from '../core/approvals/approval.js';
 import { DENIAL_CODES } from '../core/risk/checks.js';
 import { TRADING_STATES } from '../core/risk/common.js';
@@ -8,6 +8,12 @@ import { riskMeasures } from '../core/risk/measures.js';
 import { PORTFOLIO_MEASURES_SQL } from '../projections/risk-queries.js';
 import { STRATEGY_STATES } from '../core/strategies/strategy.js';
 import { ORDER_STATUSES } from '../core/trading/orders.js';
+import {
+  riskMetrics,
+  tradingMetrics,
+  type RiskMetrics,
+  type TradingMetrics,
+} from './business-metric-definitions.js';
 import { readFamilies, type Family } from './read-families.js';
 
 /**
@@ -44,6 +50,178 @@ export interface BusinessMetricsOptions {
 const text = (value: unknown): string => (typeof value === 'string' ? value : String(value));
 const num = (value: unknown): number => (value === null || value === undefined ? 0 : Number(value));
 
+/** Strategies, approvals and orders by status: every status, 0 when none. */
+function lifecycleFamilies(m: TradingMetrics): Family[] {
+  return [
+    {
+      name: 'strategies',
+      sql: 'SELECT status, count(*)::float8 AS n FROM qcat_read.strategies GROUP BY status',
+      apply: (rows) => {
+        m.strategies.reset();
+        for (const status of STRATEGY_STATES) m.strategies.set({ status }, 0);
+        for (const row of rows) m.strategies.set({ status: text(row['status']) }, num(row['n']));
+      },
+    },
+    {
+      name: 'approvals',
+      sql: `SELECT kind, count(*)::float8 AS n FROM qcat_read.approvals
+             WHERE status = 'pending' GROUP BY kind`,
+      apply: (rows) => {
+        m.approvalsPending.reset();
+        for (const kind of APPROVAL_KINDS) m.approvalsPending.set({ kind }, 0);
+        for (const row of rows) m.approvalsPending.set({ kind: text(row['kind']) }, num(row['n']));
+      },
+    },
+    {
+      name: 'orders',
+      sql: 'SELECT status, count(*)::float8 AS n FROM qcat_read.orders GROUP BY status',
+      apply: (rows) => {
+        m.orders.reset();
+        for (const status of ORDER_STATUSES) m.orders.set({ status }, 0);
+        for (const row of rows) m.orders.set({ status: text(row['status']) }, num(row['n']));
+      },
+    },
+  ];
+}
+
+/** Fills, the portfolios' PnL and equity, their open positions. */
+function bookFamilies(m: TradingMetrics): Family[] {
+  return [
+    {
+      name: 'fills',
+      sql: `SELECT side, count(*)::float8 AS n, coalesce(sum(notional), 0)::float8 AS notional
+              FROM qcat_read.fills GROUP BY side`,
+      apply: (rows) => {
+        m.fills.reset();
+        m.filledNotional.reset();
+        for (const side of ['buy', 'sell']) {
+          m.fills.inc({ side }, 0);
+          m.filledNotional.inc({ side }, 0);
+        }
+        for (const row of rows) {
+          const side = text(row['side']);
+          m.fills.inc({ side }, Math.max(0, num(row['n'])));
+          m.filledNotional.inc({ side }, Math.max(0, num(row['notional'])));
+        }
+      },
+    },
+    {
+      name: 'portfolios',
+      sql: `SELECT portfolio_id, equity::float8 AS equity,
+                   realized_pnl::float8 AS realized, unrealized_pnl::float8 AS unrealized,
+                   fees_paid::float8 AS fees,
+                   extract(epoch FROM valued_at)::float8 AS valued_at
+              FROM qcat_read.portfolios`,
+      apply: (rows) => {
+        for (const gauge of [m.pnl, m.equity, m.valuedAt]) gauge.reset();
+        for (const row of rows) {
+          const portfolio = text(row['portfolio_id']);
+          m.pnl.set({ portfolio, kind: 'realized' }, num(row['realized']));
+          m.pnl.set({ portfolio, kind: 'unrealized' }, num(row['unrealized']));
+          m.pnl.set({ portfolio, kind: 'fees' }, -Math.abs(num(row['fees'])));
+          // Equity is known from the engine's first valuation on; until then no series at all
+          // rather than a false 0.
+          if (row['equity'] === null || row['equity'] === undefined) continue;
+          const equity = num(row['equity']);
+          m.equity.set({ portfolio }, equity);
+          m.valuedAt.set({ portfolio }, num(row['valued_at']));
+        }
+      },
+    },
+    {
+      name: 'positions',
+      sql: `SELECT portfolio_id, count(*) FILTER (WHERE quantity <> 0)::float8 AS n
+              FROM qcat_read.positions GROUP BY portfolio_id`,
+      apply: (rows) => {
+        m.openPositions.reset();
+        for (const row of rows)
+          m.openPositions.set({ portfolio: text(row['portfolio_id']) }, num(row['n']));
+      },
+    },
+  ];
+}
+
+/** The risk side: trading states, the kill switch, triggers, denials, daily loss and drawdown. */
+function riskFamilies(m: TradingMetrics & RiskMetrics): Family[] {
+  return [
+    {
+      name: 'risk_states',
+      // The rule is the first part of the trigger id, `<rule>-<scopeType>-<scopeId>-<time>`.
+      sql: `SELECT scope_type, scope_id, state, temporary->>'state' AS temporary_state,
+                   (temporary->>'until')::float8 / 1000 AS temporary_until,
+                   split_part(temporary->>'triggerId', '-', 1) AS temporary_rule
+              FROM qcat_read.risk_states`,
+      apply: (rows) => {
+        m.tradingState.reset();
+        m.temporaryStateUntil.reset();
+        for (const row of rows) {
+          const scope = { scope_type: text(row['scope_type']), scope: text(row['scope_id']) };
+          const base = text(row['state']);
+          for (const state of TRADING_STATES)
+            m.tradingState.set({ ...scope, state }, state === base ? 1 : 0);
+          if (row['temporary_state'] === null || row['temporary_until'] === null) continue;
+          m.temporaryStateUntil.set(
+            { ...scope, state: text(row['temporary_state']), rule: text(row['temporary_rule']) },
+            num(row['temporary_until']),
+          );
+        }
+      },
+    },
+    {
+      name: 'risk_kill_switch',
+      sql: 'SELECT engaged FROM qcat_read.risk_kill_switch',
+      apply: (rows) => {
+        m.killSwitchEngaged.set(rows.some((row) => row['engaged'] === true) ? 1 : 0);
+      },
+    },
+    {
+      name: 'risk_triggers',
+      sql: 'SELECT rule, count(*)::float8 AS n FROM qcat_read.risk_triggers GROUP BY rule',
+      apply: (rows) => {
+        m.triggers.reset();
+        for (const rule of RISK_RULES) m.triggers.inc({ rule }, 0);
+        for (const row of rows)
+          m.triggers.inc({ rule: text(row['rule']) }, Math.max(0, num(row['n'])));
+      },
+    },
+    {
+      name: 'risk_denied_orders',
+      sql: 'SELECT code, count(*)::float8 AS n FROM qcat_read.risk_denied_orders GROUP BY code',
+      apply: (rows) => {
+        m.ordersDenied.reset();
+        for (const code of DENIAL_CODES) m.ordersDenied.inc({ code }, 0);
+        for (const row of rows)
+          m.ordersDenied.inc({ code: text(row['code']) }, Math.max(0, num(row['n'])));
+      },
+    },
+    {
+      name: 'risk_daily_loss',
+      // Daily loss and drawdown as the breakers and the risk API take them, honouring approved
+      // resets: one statement (projections/risk-queries.ts), one formula (core/risk/measures.ts).
+      sql: PORTFOLIO_MEASURES_SQL,
+      apply: (rows) => {
+        m.dailyLoss.reset();
+        m.drawdown.reset();
+        for (const row of rows) {
+          // Never valued: no series, as trading_equity_usd.
+          if (row['equity'] === null || row['equity'] === undefined) continue;
+          const portfolio = text(row['portfolio_id']);
+          const equity = num(row['equity']);
+          const figure = (value: unknown): number | null =>
+            value === null || value === undefined ? null : num(value);
+          const { dailyLoss, drawdown } = riskMeasures({
+            equity,
+            openingEquity: figure(row['opening_equity']),
+            highWaterMark: figure(row['high_water_mark']),
+          });
+          m.dailyLoss.set({ portfolio }, dailyLoss ?? 0);
+          m.drawdown.set({ portfolio }, drawdown ?? 0);
+        }
+      },
+    },
+  ];
+}
+
 export class BusinessMetrics {
   private pool: pg.Pool | undefined;
   private readonly timeoutMs: number;
@@ -77,128 +255,25 @@ export class BusinessMetrics {
     const registers = [registry];
     const collect = (): Promise<void> => this.collect();
 
-    this.strategies = new Gauge({
-      name: 'trading_strategies',
-      help: 'Strategies by lifecycle status (every status, 0 when none)',
-      labelNames: ['status'] as const,
-      registers,
-      collect,
-    });
-    this.orders = new Gauge({
-      name: 'trading_orders',
-      help: 'Orders by status (every status, 0 when none)',
-      labelNames: ['status'] as const,
-      registers,
-      collect,
-    });
-    this.filledNotional = new Counter({
-      name: 'trading_filled_notional_usd_total',
-      help: 'Notional of every fill (price x quantity) by side, in USD (USDT counted 1:1)',
-      labelNames: ['side'] as const,
-      registers,
-      collect,
-    });
-    this.fills = new Counter({
-      name: 'trading_fills_total',
-      help: 'Fills by side',
-      labelNames: ['side'] as const,
-      registers,
-      collect,
-    });
-    this.pnl = new Gauge({
-      name: 'trading_pnl_usd',
-      help:
-        'PnL of a portfolio in USD (USDT counted 1:1) by kind: realized (before fees), unrealized ' +
-        '(at the last marks), fees (paid, negative); the sum over kind is the net PnL',
-      labelNames: ['portfolio', 'kind'] as const,
-      registers,
-      collect,
-    });
-    this.equity = new Gauge({
-      name: 'trading_equity_usd',
-      help: 'Mark-to-market equity of a portfolio (cash + positions at their marks), in USD',
-      labelNames: ['portfolio'] as const,
-      registers,
-      collect,
-    });
-    this.drawdown = new Gauge({
-      name: 'trading_drawdown_ratio',
-      help: 'Drawdown of a portfolio from its high-water mark: 1 - equity / high_water_mark',
-      labelNames: ['portfolio'] as const,
-      registers,
-      collect,
-    });
-    this.valuedAt = new Gauge({
-      name: 'trading_portfolio_valuation_timestamp_seconds',
-      help: 'Unix time (bar close) of the newest valuation of a portfolio by the paper engine',
-      labelNames: ['portfolio'] as const,
-      registers,
-      collect,
-    });
-    this.openPositions = new Gauge({
-      name: 'trading_open_positions',
-      help: 'Positions (strategy x symbol) of a portfolio with a non-zero quantity',
-      labelNames: ['portfolio'] as const,
-      registers,
-      collect,
-    });
-    this.approvalsPending = new Gauge({
-      name: 'approvals_pending',
-      help: 'Approval requests waiting for a decision, by kind (every kind, 0 when none)',
-      labelNames: ['kind'] as const,
-      registers,
-      collect,
-    });
-    this.tradingState = new Gauge({
-      name: 'risk_trading_state',
-      help:
-        'Base trading state of a risk scope (portfolio, strategy, symbol), one-hot: 1 for its ' +
-        'base state (ACTIVE, REDUCING, HALTED), 0 for the others; scopes never changed have no ' +
-        'series (they are ACTIVE); a temporary stricter state is in ' +
-        'risk_temporary_state_until_timestamp_seconds',
-      labelNames: ['scope_type', 'scope', 'state'] as const,
-      registers,
-      collect,
-    });
-    this.temporaryStateUntil = new Gauge({
-      name: 'risk_temporary_state_until_timestamp_seconds',
-      help:
-        'Unix time a temporary trading state of a scope ends (a price-breaker cooldown, the ' +
-        'daily-loss breaker until 00:00 UTC), with the rule of the trigger that set it; in force ' +
-        'while it is later than now',
-      labelNames: ['scope_type', 'scope', 'state', 'rule'] as const,
-      registers,
-      collect,
-    });
-    this.killSwitchEngaged = new Gauge({
-      name: 'risk_kill_switch_engaged',
-      help: '1 while the global kill switch is engaged, else 0',
-      registers,
-      collect,
-    });
-    this.triggers = new Counter({
-      name: 'risk_triggers_total',
-      help: 'Circuit-breaker triggers (RiskTriggerFired) by rule (every rule, 0 when none)',
-      labelNames: ['rule'] as const,
-      registers,
-      collect,
-    });
-    this.ordersDenied = new Counter({
-      name: 'risk_orders_denied_total',
-      help: 'Orders the pre-trade risk check denied, by denial code (every code, 0 when none)',
-      labelNames: ['code'] as const,
-      registers,
-      collect,
-    });
-    this.dailyLoss = new Gauge({
-      name: 'risk_daily_loss_ratio',
-      help:
-        'Loss of a portfolio within the current UTC day: 1 - equity / equity at the start of ' +
-        'the day (the last valuation before 00:00 UTC); 0 without a loss or a valuation today',
-      labelNames: ['portfolio'] as const,
-      registers,
-      collect,
-    });
+    // Registered in this order, which is the order /metrics lists them in.
+    const trading = tradingMetrics(registers, collect);
+    const risk = riskMetrics(registers, collect);
+    this.strategies = trading.strategies;
+    this.orders = trading.orders;
+    this.filledNotional = trading.filledNotional;
+    this.fills = trading.fills;
+    this.pnl = trading.pnl;
+    this.equity = trading.equity;
+    this.drawdown = trading.drawdown;
+    this.valuedAt = trading.valuedAt;
+    this.openPositions = trading.openPositions;
+    this.approvalsPending = trading.approvalsPending;
+    this.tradingState = risk.tradingState;
+    this.temporaryStateUntil = risk.temporaryStateUntil;
+    this.killSwitchEngaged = risk.killSwitchEngaged;
+    this.triggers = risk.triggers;
+    this.ordersDenied = risk.ordersDenied;
+    this.dailyLoss = risk.dailyLoss;
     this.errors = new Counter({
       name: 'business_metrics_errors_total',
       help:
@@ -210,162 +285,9 @@ export class BusinessMetrics {
     });
 
     this.families = [
-      {
-        name: 'strategies',
-        sql: 'SELECT status, count(*)::float8 AS n FROM qcat_read.strategies GROUP BY status',
-        apply: (rows) => {
-          this.strategies.reset();
-          for (const status of STRATEGY_STATES) this.strategies.set({ status }, 0);
-          for (const row of rows)
-            this.strategies.set({ status: text(row['status']) }, num(row['n']));
-        },
-      },
-      {
-        name: 'approvals',
-        sql: `SELECT kind, count(*)::float8 AS n FROM qcat_read.approvals
-               WHERE status = 'pending' GROUP BY kind`,
-        apply: (rows) => {
-          this.approvalsPending.reset();
-          for (const kind of APPROVAL_KINDS) this.approvalsPending.set({ kind }, 0);
-          for (const row of rows)
-            this.approvalsPending.set({ kind: text(row['kind']) }, num(row['n']));
-        },
-      },
-      {
-        name: 'orders',
-        sql: 'SELECT status, count(*)::float8 AS n FROM qcat_read.orders GROUP BY status',
-        apply: (rows) => {
-          this.orders.reset();
-          for (const status of ORDER_STATUSES) this.orders.set({ status }, 0);
-          for (const row of rows) this.orders.set({ status: text(row['status']) }, num(row['n']));
-        },
-      },
-      {
-        name: 'fills',
-        sql: `SELECT side, count(*)::float8 AS n, coalesce(sum(notional), 0)::float8 AS notional
-                FROM qcat_read.fills GROUP BY side`,
-        apply: (rows) => {
-          this.fills.reset();
-          this.filledNotional.reset();
-          for (const side of ['buy', 'sell']) {
-            this.fills.inc({ side }, 0);
-            this.filledNotional.inc({ side }, 0);
-          }
-          for (const row of rows) {
-            const side = text(row['side']);
-            this.fills.inc({ side }, Math.max(0, num(row['n'])));
-            this.filledNotional.inc({ side }, Math.max(0, num(row['notional'])));
-          }
-        },
-      },
-      {
-        name: 'portfolios',
-        sql: `SELECT portfolio_id, equity::float8 AS equity,
-                     realized_pnl::float8 AS realized, unrealized_pnl::float8 AS unrealized,
-                     fees_paid::float8 AS fees,
-                     extract(epoch FROM valued_at)::float8 AS valued_at
-                FROM qcat_read.portfolios`,
-        apply: (rows) => {
-          for (const gauge of [this.pnl, this.equity, this.valuedAt]) gauge.reset();
-          for (const row of rows) {
-            const portfolio = text(row['portfolio_id']);
-            this.pnl.set({ portfolio, kind: 'realized' }, num(row['realized']));
-            this.pnl.set({ portfolio, kind: 'unrealized' }, num(row['unrealized']));
-            this.pnl.set({ portfolio, kind: 'fees' }, -Math.abs(num(row['fees'])));
-            // Equity is known from the engine's first valuation on; until then no series at all
-            // rather than a false 0.
-            if (row['equity'] === null || row['equity'] === undefined) continue;
-            const equity = num(row['equity']);
-            this.equity.set({ portfolio }, equity);
-            this.valuedAt.set({ portfolio }, num(row['valued_at']));
-          }
-        },
-      },
-      {
-        name: 'positions',
-        sql: `SELECT portfolio_id, count(*) FILTER (WHERE quantity <> 0)::float8 AS n
-                FROM qcat_read.positions GROUP BY portfolio_id`,
-        apply: (rows) => {
-          this.openPositions.reset();
-          for (const row of rows)
-            this.openPositions.set({ portfolio: text(row['portfolio_id']) }, num(row['n']));
-        },
-      },
-      {
-        name: 'risk_states',
-        // The rule is the first part of the trigger id, `<rule>-<scopeType>-<scopeId>-<time>`.
-        sql: `SELECT scope_type, scope_id, state, temporary->>'state' AS temporary_state,
-                     (temporary->>'until')::float8 / 1000 AS temporary_until,
-                     split_part(temporary->>'triggerId', '-', 1) AS temporary_rule
-                FROM qcat_read.risk_states`,
-        apply: (rows) => {
-          this.tradingState.reset();
-          this.temporaryStateUntil.reset();
-          for (const row of rows) {
-            const scope = { scope_type: text(row['scope_type']), scope: text(row['scope_id']) };
-            const base = text(row['state']);
-            for (const state of TRADING_STATES)
-              this.tradingState.set({ ...scope, state }, state === base ? 1 : 0);
-            if (row['temporary_state'] === null || row['temporary_until'] === null) continue;
-            this.temporaryStateUntil.set(
-              { ...scope, state: text(row['temporary_state']), rule: text(row['temporary_rule']) },
-              num(row['temporary_until']),
-            );
-          }
-        },
-      },
-      {
-        name: 'risk_kill_switch',
-        sql: 'SELECT engaged FROM qcat_read.risk_kill_switch',
-        apply: (rows) => {
-          this.killSwitchEngaged.set(rows.some((row) => row['engaged'] === true) ? 1 : 0);
-        },
-      },
-      {
-        name: 'risk_triggers',
-        sql: 'SELECT rule, count(*)::float8 AS n FROM qcat_read.risk_triggers GROUP BY rule',
-        apply: (rows) => {
-          this.triggers.reset();
-          for (const rule of RISK_RULES) this.triggers.inc({ rule }, 0);
-          for (const row of rows)
-            this.triggers.inc({ rule: text(row['rule']) }, Math.max(0, num(row['n'])));
-        },
-      },
-      {
-        name: 'risk_denied_orders',
-        sql: 'SELECT code, count(*)::float8 AS n FROM qcat_read.risk_denied_orders GROUP BY code',
-        apply: (rows) => {
-          this.ordersDenied.reset();
-          for (const code of DENIAL_CODES) this.ordersDenied.inc({ code }, 0);
-          for (const row of rows)
-            this.ordersDenied.inc({ code: text(row['code']) }, Math.max(0, num(row['n'])));
-        },
-      },
-      {
-        name: 'risk_daily_loss',
-        // Daily loss and drawdown as the breakers and the risk API take them, honouring approved
-        // resets: one statement (projections/risk-queries.ts), one formula (core/risk/measures.ts).
-        sql: PORTFOLIO_MEASURES_SQL,
-        apply: (rows) => {
-          this.dailyLoss.reset();
-          this.drawdown.reset();
-          for (const row of rows) {
-            // Never valued: no series, as trading_equity_usd.
-            if (row['equity'] === null || row['equity'] === undefined) continue;
-            const portfolio = text(row['portfolio_id']);
-            const equity = num(row['equity']);
-            const figure = (value: unknown): number | null =>
-              value === null || value === undefined ? null : num(value);
-            const { dailyLoss, drawdown } = riskMeasures({
-              equity,
-              openingEquity: figure(row['opening_equity']),
-              highWaterMark: figure(row['high_water_mark']),
-            });
-            this.dailyLoss.set({ portfolio }, dailyLoss ?? 0);
-            this.drawdown.set({ portfolio }, drawdown ?? 0);
-          }
-        },
-      },
+      ...lifecycleFamilies(trading),
+      ...bookFamilies(trading),
+      ...riskFamilies({ ...trading, ...risk }),
     ];
   }
 

@@ -25,6 +25,7 @@ import { portfolioValuedEvent } from '../core/trading/accounting-events.js';
 
 const day = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
 
+// eslint-disable-next-line max-lines-per-function -- one switch over the portfolio event types
 async function applyPortfolioEvent(
   client: pg.ClientBase,
   schema: string,

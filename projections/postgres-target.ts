@@ -106,6 +106,34 @@ export interface RebuildResult extends RebuildProgress {
   via: 'sql' | 'events';
 }
 
+/** One rebuild under way: its connection, the new generation's schema, how far it got. */
+interface RebuildRun {
+  guard: pg.PoolClient;
+  store: EventStore;
+  schema: string;
+  batchSize: number;
+  progress: RebuildProgress;
+  /** What this generation parks replaces what the live one parked, at the switch. */
+  parked: ParkedEvent[];
+  advance: (checkpoint: Position, events: number) => void;
+}
+
+function startRun(
+  guard: pg.PoolClient,
+  store: EventStore,
+  schema: string,
+  options: RebuildOptions,
+): RebuildRun {
+  const progress: RebuildProgress = { checkpoint: 0n, events: 0 };
+  const advance = (checkpoint: Position, events: number): void => {
+    progress.checkpoint = checkpoint;
+    progress.events += events;
+    options.onProgress?.({ ...progress });
+  };
+  const batchSize = options.batchSize ?? 5000;
+  return { guard, store, schema, batchSize, progress, parked: [], advance };
+}
+
 export interface PostgresTargetOptions {
   /**
    * The store handed to `rebuild` reads the whole PostgreSQL log (`qcat_events`) of this target's
@@ -212,87 +240,22 @@ export class PostgresTarget {
    * generation and leaves the live one as it was.
    */
   async rebuild(store: EventStore, options: RebuildOptions = {}): Promise<RebuildResult> {
-    const batchSize = options.batchSize ?? 5000;
     const guard = await this.pool.connect();
     let shadow: string | undefined;
     try {
-      const { rows } = await guard.query<{ locked: boolean }>(
-        'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked',
-        [`qcat.projection.rebuild:${this.name}`],
-      );
-      if (!rows[0]?.locked) throw new Error(`a rebuild of ${this.name} is already running`);
-      const { rows: current } = await guard.query<{ generation: number }>(
-        'SELECT generation FROM qcat_projections WHERE name = $1',
-        [this.name],
-      );
-      const previous = current[0]?.generation;
-      if (previous === undefined) throw new Error(`projection ${this.name} is not registered`);
+      const previous = await this.lockForRebuild(guard);
       const generation = previous + 1;
       const schema = schemaOf(this.name, generation);
       await guard.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
       shadow = schema;
       await guard.query(`CREATE SCHEMA ${schema}`);
       await this.projection.setup(guard, schema);
-
-      const progress: RebuildProgress = { checkpoint: 0n, events: 0 };
-      // What this generation parks replaces what the live one parked, at the switch.
-      const parked: ParkedEvent[] = [];
-      const advance = (checkpoint: Position, events: number): void => {
-        progress.checkpoint = checkpoint;
-        progress.events += events;
-        options.onProgress?.({ ...progress });
-      };
+      const run = startRun(guard, store, schema, options);
 
       // 1. Fill, in SQL where possible.
-      const fill = this.projection.rebuildSql?.bind(this.projection);
-      const head = fill ? await this.sqlHead(store, guard) : null;
-      const via = head === null ? 'events' : 'sql';
-      if (fill && head !== null) {
-        const chunk = BigInt(options.sqlChunk ?? 100_000);
-        while (progress.checkpoint < head) {
-          const after = progress.checkpoint;
-          const upTo = after + chunk < head ? after + chunk : head;
-          const events = await transaction(
-            guard,
-            async () => {
-              await guard.query(fill(schema, after, upTo));
-              const { rows: counted } = await guard.query<{ n: string }>(
-                'SELECT count(*) AS n FROM qcat_events WHERE position > $1 AND position <= $2',
-                [after.toString(), upTo.toString()],
-              );
-              return Number(counted[0]?.n ?? 0);
-            },
-            { relaxed: true },
-          );
-          advance(upTo, events);
-        }
-      }
-
+      const via = await this.fillInSql(run, options.sqlChunk ?? 100_000);
       // 2. Event by event, each batch in its own transaction, reading the next one meanwhile.
-      const catchUp = async (): Promise<void> => {
-        const read = (after: Position): Promise<RecordedEvent[]> => {
-          const reading = store.readAll({ after, maxCount: batchSize });
-          reading.catch(() => undefined); // awaited below; must not count as unhandled meanwhile
-          return reading;
-        };
-        let next: Promise<RecordedEvent[]> | undefined = read(progress.checkpoint);
-        while (next) {
-          const events: RecordedEvent[] = await next;
-          const last = events.at(-1);
-          if (!last) return;
-          next = events.length < batchSize ? undefined : read(last.position);
-          await transaction(
-            guard,
-            async () => {
-              parked.push(...(await applyOrPark(guard, this.projection, schema, events)));
-            },
-            { relaxed: true },
-          );
-          advance(last.position, events.length);
-        }
-      };
-      await catchUp();
-
+      await this.catchUp(run);
       // 3. The secondary indexes, once, over the filled tables; then what came meanwhile.
       if (this.projection.indexes) {
         const indexes = this.projection.indexes.bind(this.projection);
@@ -300,33 +263,14 @@ export class PostgresTarget {
           relaxed: true,
           maintenanceWorkMem: '256MB',
         });
-        await catchUp();
+        await this.catchUp(run);
       }
-
       // 4. The switch: the registry row held, the rest applied, views moved, all in one commit.
-      await inTransaction(this.pool, async (client) => {
-        await lockRegistry(client, this.name);
-        for (;;) {
-          const events = await store.readAll({ after: progress.checkpoint, maxCount: batchSize });
-          const last = events.at(-1);
-          if (!last) break;
-          parked.push(...(await applyOrPark(client, this.projection, schema, events)));
-          advance(last.position, events.length);
-        }
-        await client.query('DELETE FROM qcat_projection_parked WHERE projection = $1', [this.name]);
-        await recordParked(client, this.name, parked);
-        await client.query(
-          `UPDATE qcat_projections SET generation = $2, checkpoint = $3, version = $4,
-             error_position = NULL, error_message = NULL, error_at = NULL, updated_at = now()
-           WHERE name = $1`,
-          [this.name, generation, progress.checkpoint, this.projection.version],
-        );
-        await exposeViews(client, this.projection, schema);
-      });
+      await this.switchTo(run, generation);
       shadow = undefined;
-      this.report(parked);
+      this.report(run.parked);
       await guard.query(`DROP SCHEMA IF EXISTS ${schemaOf(this.name, previous)} CASCADE`);
-      return { ...progress, generation, via };
+      return { ...run.progress, generation, via };
     } catch (error) {
       if (shadow)
         await guard.query(`DROP SCHEMA IF EXISTS ${shadow} CASCADE`).catch(() => undefined);
@@ -335,6 +279,98 @@ export class PostgresTarget {
       await guard.query('SELECT pg_advisory_unlock_all()').catch(() => undefined);
       guard.release();
     }
+  }
+
+  /** Takes the rebuild lock of this projection (one rebuild at a time); answers its generation. */
+  private async lockForRebuild(guard: pg.PoolClient): Promise<number> {
+    const { rows } = await guard.query<{ locked: boolean }>(
+      'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked',
+      [`qcat.projection.rebuild:${this.name}`],
+    );
+    if (!rows[0]?.locked) throw new Error(`a rebuild of ${this.name} is already running`);
+    const { rows: current } = await guard.query<{ generation: number }>(
+      'SELECT generation FROM qcat_projections WHERE name = $1',
+      [this.name],
+    );
+    const previous = current[0]?.generation;
+    if (previous === undefined) throw new Error(`projection ${this.name} is not registered`);
+    return previous;
+  }
+
+  /** Fills the new generation in SQL up to the head, `chunk` positions a transaction, if it can. */
+  private async fillInSql(run: RebuildRun, chunkSize: number): Promise<RebuildResult['via']> {
+    const { guard, schema, progress } = run;
+    const fill = this.projection.rebuildSql?.bind(this.projection);
+    const head = fill ? await this.sqlHead(run.store, guard) : null;
+    if (!fill || head === null) return 'events';
+    const chunk = BigInt(chunkSize);
+    while (progress.checkpoint < head) {
+      const after = progress.checkpoint;
+      const upTo = after + chunk < head ? after + chunk : head;
+      const events = await transaction(
+        guard,
+        async () => {
+          await guard.query(fill(schema, after, upTo));
+          const { rows: counted } = await guard.query<{ n: string }>(
+            'SELECT count(*) AS n FROM qcat_events WHERE position > $1 AND position <= $2',
+            [after.toString(), upTo.toString()],
+          );
+          return Number(counted[0]?.n ?? 0);
+        },
+        { relaxed: true },
+      );
+      run.advance(upTo, events);
+    }
+    return 'sql';
+  }
+
+  /** Event by event up to the head, each batch in its own transaction, reading the next meanwhile. */
+  private async catchUp(run: RebuildRun): Promise<void> {
+    const { guard, schema, store, batchSize } = run;
+    const read = (after: Position): Promise<RecordedEvent[]> => {
+      const reading = store.readAll({ after, maxCount: batchSize });
+      reading.catch(() => undefined); // awaited below; must not count as unhandled meanwhile
+      return reading;
+    };
+    let next: Promise<RecordedEvent[]> | undefined = read(run.progress.checkpoint);
+    while (next) {
+      const events: RecordedEvent[] = await next;
+      const last = events.at(-1);
+      if (!last) return;
+      next = events.length < batchSize ? undefined : read(last.position);
+      await transaction(
+        guard,
+        async () => {
+          run.parked.push(...(await applyOrPark(guard, this.projection, schema, events)));
+        },
+        { relaxed: true },
+      );
+      run.advance(last.position, events.length);
+    }
+  }
+
+  /** Holding the registry row (the live runner pauses): the rest applied, the views moved. */
+  private async switchTo(run: RebuildRun, generation: number): Promise<void> {
+    const { store, schema, batchSize, progress, parked } = run;
+    await inTransaction(this.pool, async (client) => {
+      await lockRegistry(client, this.name);
+      for (;;) {
+        const events = await store.readAll({ after: progress.checkpoint, maxCount: batchSize });
+        const last = events.at(-1);
+        if (!last) break;
+        parked.push(...(await applyOrPark(client, this.projection, schema, events)));
+        run.advance(last.position, events.length);
+      }
+      await client.query('DELETE FROM qcat_projection_parked WHERE projection = $1', [this.name]);
+      await recordParked(client, this.name, parked);
+      await client.query(
+        `UPDATE qcat_projections SET generation = $2, checkpoint = $3, version = $4,
+           error_position = NULL, error_message = NULL, error_at = NULL, updated_at = now()
+         WHERE name = $1`,
+        [this.name, generation, progress.checkpoint, this.projection.version],
+      );
+      await exposeViews(client, this.projection, schema);
+    });
   }
 
   /**

@@ -44,6 +44,7 @@ export const stateRow = (event: StateEvent): { reason: string; requestId: string
     ? { reason: `reset by request ${event.data.requestId}`, requestId: event.data.requestId }
     : { reason: event.data.reason, requestId: null };
 
+// eslint-disable-next-line max-lines-per-function -- one switch over the risk event types
 async function applyRiskEvent(
   client: pg.ClientBase,
   schema: string,
@@ -206,6 +207,101 @@ async function applyOrderEvent(
   ]);
 }
 
+/** The snapshot the engine and the checks read, and each scope's state and limits. */
+const scopeTables = (schema: string): string => `
+  CREATE TABLE ${schema}.risk_snapshot (
+    id       smallint PRIMARY KEY CHECK (id = 1),
+    snapshot jsonb    NOT NULL,
+    position bigint   NOT NULL
+  );
+  CREATE TABLE ${schema}.risk_states (
+    scope_type text        NOT NULL,
+    scope_id   text        NOT NULL,
+    state      text        NOT NULL CHECK (state IN ('ACTIVE', 'REDUCING', 'HALTED')),
+    temporary  jsonb,
+    reason     text        NOT NULL,
+    changed_by text        NOT NULL,
+    changed_at timestamptz NOT NULL,
+    reset_at   timestamptz,
+    request_id text,
+    position   bigint      NOT NULL,
+    PRIMARY KEY (scope_type, scope_id)
+  );
+  CREATE TABLE ${schema}.risk_limits (
+    scope_type text        NOT NULL,
+    scope_id   text        NOT NULL,
+    limits     jsonb       NOT NULL,
+    version    integer     NOT NULL,
+    request_id text,
+    changed_by text        NOT NULL,
+    changed_at timestamptz NOT NULL,
+    position   bigint      NOT NULL,
+    PRIMARY KEY (scope_type, scope_id)
+  )`;
+
+/**
+ * Triggers and denials (listed by rule, scope, code and time), the kill switch, and the orders
+ * a denial may refer to.
+ */
+const eventTables = (schema: string): string => `
+  CREATE TABLE ${schema}.risk_triggers (
+    trigger_id  text             PRIMARY KEY,
+    rule        text             NOT NULL,
+    scope_type  text             NOT NULL,
+    scope_id    text             NOT NULL,
+    threshold   double precision NOT NULL,
+    observed    double precision NOT NULL,
+    reference   double precision NOT NULL,
+    value       double precision NOT NULL,
+    window_from timestamptz      NOT NULL,
+    window_to   timestamptz      NOT NULL,
+    action      text             NOT NULL,
+    until       timestamptz,
+    actor       text             NOT NULL,
+    fired_at    timestamptz      NOT NULL,
+    position    bigint           NOT NULL UNIQUE
+  );
+  CREATE INDEX ON ${schema}.risk_triggers (rule, position);
+  CREATE INDEX ON ${schema}.risk_triggers (scope_type, scope_id, position);
+  CREATE INDEX ON ${schema}.risk_triggers (fired_at);
+  CREATE TABLE ${schema}.risk_denied_orders (
+    client_order_id text             PRIMARY KEY,
+    portfolio_id    text,
+    strategy_id     text,
+    symbol          text,
+    side            text,
+    quantity        double precision,
+    code            text             NOT NULL,
+    reason          text             NOT NULL,
+    denied_at       timestamptz      NOT NULL,
+    actor           text             NOT NULL,
+    position        bigint           NOT NULL UNIQUE
+  );
+  CREATE INDEX ON ${schema}.risk_denied_orders (code, position);
+  CREATE INDEX ON ${schema}.risk_denied_orders (strategy_id, position);
+  CREATE INDEX ON ${schema}.risk_denied_orders (symbol, position);
+  CREATE INDEX ON ${schema}.risk_denied_orders (denied_at);
+  CREATE TABLE ${schema}.risk_kill_switch (
+    id                 smallint    PRIMARY KEY CHECK (id = 1),
+    engaged            boolean     NOT NULL,
+    flatten            boolean     NOT NULL,
+    since              timestamptz,
+    engaged_by         text,
+    reason             text        NOT NULL,
+    released_by        text,
+    released_at        timestamptz,
+    release_request_id text,
+    position           bigint      NOT NULL
+  );
+  CREATE TABLE ${schema}.risk_order_refs (
+    client_order_id text             PRIMARY KEY,
+    portfolio_id    text             NOT NULL,
+    strategy_id     text             NOT NULL,
+    symbol          text             NOT NULL,
+    side            text             NOT NULL,
+    quantity        double precision NOT NULL
+  )`;
+
 /**
  * `qcat_read.risk_snapshot` (one row: every risk event folded with evolveSnapshot; the engine
  * reads it), `risk_states`, `risk_limits`, `risk_triggers`, `risk_kill_switch` and
@@ -230,93 +326,8 @@ export const riskProjection: PostgresProjection = {
   ],
 
   async setup(client, schema) {
-    await client.query(`
-      CREATE TABLE ${schema}.risk_snapshot (
-        id       smallint PRIMARY KEY CHECK (id = 1),
-        snapshot jsonb    NOT NULL,
-        position bigint   NOT NULL
-      );
-      CREATE TABLE ${schema}.risk_states (
-        scope_type text        NOT NULL,
-        scope_id   text        NOT NULL,
-        state      text        NOT NULL CHECK (state IN ('ACTIVE', 'REDUCING', 'HALTED')),
-        temporary  jsonb,
-        reason     text        NOT NULL,
-        changed_by text        NOT NULL,
-        changed_at timestamptz NOT NULL,
-        reset_at   timestamptz,
-        request_id text,
-        position   bigint      NOT NULL,
-        PRIMARY KEY (scope_type, scope_id)
-      );
-      CREATE TABLE ${schema}.risk_limits (
-        scope_type text        NOT NULL,
-        scope_id   text        NOT NULL,
-        limits     jsonb       NOT NULL,
-        version    integer     NOT NULL,
-        request_id text,
-        changed_by text        NOT NULL,
-        changed_at timestamptz NOT NULL,
-        position   bigint      NOT NULL,
-        PRIMARY KEY (scope_type, scope_id)
-      );
-      CREATE TABLE ${schema}.risk_triggers (
-        trigger_id  text             PRIMARY KEY,
-        rule        text             NOT NULL,
-        scope_type  text             NOT NULL,
-        scope_id    text             NOT NULL,
-        threshold   double precision NOT NULL,
-        observed    double precision NOT NULL,
-        reference   double precision NOT NULL,
-        value       double precision NOT NULL,
-        window_from timestamptz      NOT NULL,
-        window_to   timestamptz      NOT NULL,
-        action      text             NOT NULL,
-        until       timestamptz,
-        actor       text             NOT NULL,
-        fired_at    timestamptz      NOT NULL,
-        position    bigint           NOT NULL UNIQUE
-      );
-      CREATE INDEX ON ${schema}.risk_triggers (rule, position);
-      CREATE INDEX ON ${schema}.risk_triggers (scope_type, scope_id, position);
-      CREATE INDEX ON ${schema}.risk_triggers (fired_at);
-      CREATE TABLE ${schema}.risk_denied_orders (
-        client_order_id text             PRIMARY KEY,
-        portfolio_id    text,
-        strategy_id     text,
-        symbol          text,
-        side            text,
-        quantity        double precision,
-        code            text             NOT NULL,
-        reason          text             NOT NULL,
-        denied_at       timestamptz      NOT NULL,
-        actor           text             NOT NULL,
-        position        bigint           NOT NULL UNIQUE
-      );
-      CREATE INDEX ON ${schema}.risk_denied_orders (code, position);
-      CREATE INDEX ON ${schema}.risk_denied_orders (strategy_id, position);
-      CREATE INDEX ON ${schema}.risk_denied_orders (symbol, position);
-      CREATE INDEX ON ${schema}.risk_denied_orders (denied_at);
-      CREATE TABLE ${schema}.risk_kill_switch (
-        id                 smallint    PRIMARY KEY CHECK (id = 1),
-        engaged            boolean     NOT NULL,
-        flatten            boolean     NOT NULL,
-        since              timestamptz,
-        engaged_by         text,
-        reason             text        NOT NULL,
-        released_by        text,
-        released_at        timestamptz,
-        release_request_id text,
-        position           bigint      NOT NULL
-      );
-      CREATE TABLE ${schema}.risk_order_refs (
-        client_order_id text             PRIMARY KEY,
-        portfolio_id    text             NOT NULL,
-        strategy_id     text             NOT NULL,
-        symbol          text             NOT NULL,
-        side            text             NOT NULL,
-        quantity        double precision NOT NULL
-      )`);
+    await client.query(scopeTables(schema));
+    await client.query(eventTables(schema));
     await client.query(
       `INSERT INTO ${schema}.risk_snapshot (id, snapshot, position) VALUES (1, $1, 0)`,
       [JSON.stringify(emptySnapshot())],

@@ -1,8 +1,14 @@
+import type pg from 'pg';
 import { approvals, type ApprovalEvent, type ApprovalState } from '../core/approvals/approval.js';
 import { domainEventOf } from '../core/eventstore/typed-events.js';
 import { categoryOf } from '../core/eventstore/append-validation.js';
 import type { JsonObject, RecordedEvent } from '../core/eventstore/event-store.js';
-import { strategies, type StrategyEvent, type StrategyState } from '../core/strategies/strategy.js';
+import {
+  strategies,
+  type Strategy,
+  type StrategyEvent,
+  type StrategyState,
+} from '../core/strategies/strategy.js';
 import { eventTypes, type PostgresProjection, type RedisProjection } from './projection.js';
 
 const stringField = (event: RecordedEvent, key: string): string | undefined => {
@@ -36,6 +42,141 @@ const APPROVAL_EVENTS = eventTypes<ApprovalEvent>()(
   'ApprovalWithdrawn',
   'ApprovalExpired',
 );
+
+/** One line of a strategy's history: the event as it was recorded. */
+async function addHistory(
+  client: pg.ClientBase,
+  schema: string,
+  strategyId: string,
+  event: RecordedEvent,
+): Promise<void> {
+  await client.query(
+    `INSERT INTO ${schema}.strategy_history (strategy_id, position, recorded_at, stream_id, type, actor, data)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+    [
+      strategyId,
+      event.position,
+      event.recordedAt,
+      event.streamId,
+      event.type,
+      event.metadata.actor,
+      event.data,
+    ],
+  );
+}
+
+/** Approval steps belong to the history of the strategy they are about. */
+async function applyApprovalStep(
+  client: pg.ClientBase,
+  schema: string,
+  event: RecordedEvent,
+): Promise<void> {
+  const requestId = stringField(event, 'requestId');
+  if (requestId === undefined) return;
+  const { rows } = await client.query<{ strategy_id: string }>(
+    `SELECT strategy_id FROM ${schema}.strategy_requests WHERE request_id = $1`,
+    [requestId],
+  );
+  if (rows[0]) await addHistory(client, schema, rows[0].strategy_id, event);
+}
+
+/** A strategy's row folded one event further, its history, its parameter versions and requests. */
+async function applyStrategyEvent(
+  client: pg.ClientBase,
+  schema: string,
+  event: RecordedEvent,
+): Promise<void> {
+  const parsed = strategies.parseEvent(domainEventOf(event));
+  const strategyId = parsed.data.strategyId;
+  const { rows } = await client.query<{ state: StrategyState }>(
+    `SELECT state FROM ${schema}.strategies WHERE strategy_id = $1`,
+    [strategyId],
+  );
+  const state = strategies.evolve(rows[0]?.state ?? strategies.initialState(), parsed);
+  if (state.status === 'none') return;
+  await client.query(
+    `INSERT INTO ${schema}.strategies (strategy_id, name, kind, symbols, timeframe, status, owner_id,
+                                       parameter_version, state, created_at, created_position,
+                                       updated_at, revision, position)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $10, $12, $11)
+     ON CONFLICT (strategy_id) DO UPDATE SET
+       name = $2, kind = $3, symbols = $4, timeframe = $5, status = $6, owner_id = $7,
+       parameter_version = $8, state = $9, updated_at = $10, revision = $12, position = $11`,
+    [
+      strategyId,
+      state.name,
+      state.kind,
+      state.symbols,
+      state.timeframe,
+      state.status,
+      state.owner.id,
+      state.parameterVersion,
+      state,
+      event.recordedAt,
+      event.position,
+      event.revision,
+    ],
+  );
+  await addHistory(client, schema, strategyId, event);
+  await applyVersionsAndRequests(client, schema, { event, parsed, state });
+}
+
+/** The parameter versions a strategy event writes or completes, and the requests it opens. */
+async function applyVersionsAndRequests(
+  client: pg.ClientBase,
+  schema: string,
+  folded: { event: RecordedEvent; parsed: StrategyEvent; state: Strategy },
+): Promise<void> {
+  const { event, parsed, state } = folded;
+  const strategyId = parsed.data.strategyId;
+  switch (parsed.type) {
+    case 'StrategyCreated':
+    case 'StrategyParametersChanged':
+      // A draft's edits stay version 1 until the strategy is submitted; see below.
+      await client.query(
+        `INSERT INTO ${schema}.strategy_parameter_versions
+           (strategy_id, version, parameters, request_id, approvers, recorded_at, position)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (strategy_id, version) DO UPDATE SET parameters = $3, position = $7`,
+        [
+          strategyId,
+          state.parameterVersion,
+          state.parameters,
+          parsed.type === 'StrategyParametersChanged' ? parsed.data.requestId : null,
+          JSON.stringify(parsed.type === 'StrategyParametersChanged' ? parsed.data.approvers : []),
+          event.recordedAt,
+          event.position,
+        ],
+      );
+      break;
+    case 'StrategyEdited':
+      if (parsed.data.changes.parameters !== undefined)
+        await client.query(
+          `UPDATE ${schema}.strategy_parameter_versions SET parameters = $2, recorded_at = $3, position = $4
+            WHERE strategy_id = $1 AND version = 1`,
+          [strategyId, state.parameters, event.recordedAt, event.position],
+        );
+      break;
+    case 'StrategyApproved':
+      await client.query(
+        `UPDATE ${schema}.strategy_parameter_versions SET request_id = $2, approvers = $3
+          WHERE strategy_id = $1 AND version = 1`,
+        [strategyId, parsed.data.requestId, JSON.stringify(parsed.data.approvers)],
+      );
+      break;
+    case 'StrategySubmittedForReview':
+    case 'StrategyPromotionRequested':
+    case 'StrategyParameterChangeRequested':
+      await client.query(
+        `INSERT INTO ${schema}.strategy_requests (request_id, strategy_id) VALUES ($1, $2)
+         ON CONFLICT DO NOTHING`,
+        [parsed.data.requestId, strategyId],
+      );
+      break;
+    default:
+      break;
+  }
+}
 
 /**
  * Strategies as traders read them (`qcat_read.strategies`, one row each, folded with the
@@ -98,119 +239,10 @@ export const strategiesProjection: PostgresProjection = {
   },
 
   async apply(client, schema, events) {
-    const history = async (strategyId: string, event: RecordedEvent): Promise<void> => {
-      await client.query(
-        `INSERT INTO ${schema}.strategy_history (strategy_id, position, recorded_at, stream_id, type, actor, data)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-        [
-          strategyId,
-          event.position,
-          event.recordedAt,
-          event.streamId,
-          event.type,
-          event.metadata.actor,
-          event.data,
-        ],
-      );
-    };
-
     for (const event of events) {
       const category = categoryOf(event.streamId);
-      if (category === 'approval') {
-        // Approval steps belong to the history of the strategy they are about.
-        const requestId = stringField(event, 'requestId');
-        if (requestId === undefined) continue;
-        const { rows } = await client.query<{ strategy_id: string }>(
-          `SELECT strategy_id FROM ${schema}.strategy_requests WHERE request_id = $1`,
-          [requestId],
-        );
-        if (rows[0]) await history(rows[0].strategy_id, event);
-        continue;
-      }
-      if (category !== 'strategy') continue;
-
-      const parsed = strategies.parseEvent(domainEventOf(event));
-      const strategyId = parsed.data.strategyId;
-      const { rows } = await client.query<{ state: StrategyState }>(
-        `SELECT state FROM ${schema}.strategies WHERE strategy_id = $1`,
-        [strategyId],
-      );
-      const state = strategies.evolve(rows[0]?.state ?? strategies.initialState(), parsed);
-      if (state.status === 'none') continue;
-      await client.query(
-        `INSERT INTO ${schema}.strategies (strategy_id, name, kind, symbols, timeframe, status, owner_id,
-                                           parameter_version, state, created_at, created_position,
-                                           updated_at, revision, position)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $10, $12, $11)
-         ON CONFLICT (strategy_id) DO UPDATE SET
-           name = $2, kind = $3, symbols = $4, timeframe = $5, status = $6, owner_id = $7,
-           parameter_version = $8, state = $9, updated_at = $10, revision = $12, position = $11`,
-        [
-          strategyId,
-          state.name,
-          state.kind,
-          state.symbols,
-          state.timeframe,
-          state.status,
-          state.owner.id,
-          state.parameterVersion,
-          state,
-          event.recordedAt,
-          event.position,
-          event.revision,
-        ],
-      );
-      await history(strategyId, event);
-
-      switch (parsed.type) {
-        case 'StrategyCreated':
-        case 'StrategyParametersChanged':
-          // A draft's edits stay version 1 until the strategy is submitted; see below.
-          await client.query(
-            `INSERT INTO ${schema}.strategy_parameter_versions
-               (strategy_id, version, parameters, request_id, approvers, recorded_at, position)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (strategy_id, version) DO UPDATE SET parameters = $3, position = $7`,
-            [
-              strategyId,
-              state.parameterVersion,
-              state.parameters,
-              parsed.type === 'StrategyParametersChanged' ? parsed.data.requestId : null,
-              JSON.stringify(
-                parsed.type === 'StrategyParametersChanged' ? parsed.data.approvers : [],
-              ),
-              event.recordedAt,
-              event.position,
-            ],
-          );
-          break;
-        case 'StrategyEdited':
-          if (parsed.data.changes.parameters !== undefined)
-            await client.query(
-              `UPDATE ${schema}.strategy_parameter_versions SET parameters = $2, recorded_at = $3, position = $4
-                WHERE strategy_id = $1 AND version = 1`,
-              [strategyId, state.parameters, event.recordedAt, event.position],
-            );
-          break;
-        case 'StrategyApproved':
-          await client.query(
-            `UPDATE ${schema}.strategy_parameter_versions SET request_id = $2, approvers = $3
-              WHERE strategy_id = $1 AND version = 1`,
-            [strategyId, parsed.data.requestId, JSON.stringify(parsed.data.approvers)],
-          );
-          break;
-        case 'StrategySubmittedForReview':
-        case 'StrategyPromotionRequested':
-        case 'StrategyParameterChangeRequested':
-          await client.query(
-            `INSERT INTO ${schema}.strategy_requests (request_id, strategy_id) VALUES ($1, $2)
-             ON CONFLICT DO NOTHING`,
-            [parsed.data.requestId, strategyId],
-          );
-          break;
-        default:
-          break;
-      }
+      if (category === 'approval') await applyApprovalStep(client, schema, event);
+      else if (category === 'strategy') await applyStrategyEvent(client, schema, event);
     }
   },
 };

@@ -12,6 +12,7 @@ import {
   positionClosedEvent,
 } from '../core/trading/accounting-events.js';
 import type { PostgresProjection } from './projection.js';
+import { bookTables, orderTables } from './trading-tables.js';
 
 /**
  * The trading read side: orders, fills, round trips, positions and portfolios from the order
@@ -63,6 +64,7 @@ async function upsertPosition(
   );
 }
 
+// eslint-disable-next-line max-lines-per-function -- one switch over the order event types
 async function applyOrderEvent(
   client: pg.ClientBase,
   schema: string,
@@ -178,6 +180,120 @@ async function applyOrderEvent(
   }
 }
 
+/** Positions, closed trades and cash of the accounting streams (position-*, account-*). */
+async function applyAccountEvent(
+  client: pg.ClientBase,
+  schema: string,
+  event: RecordedEvent,
+): Promise<void> {
+  switch (event.type) {
+    case 'PositionChanged': {
+      const d = positionChangedEvent.parse(event);
+      await upsertPosition(
+        client,
+        schema,
+        d.portfolioId,
+        {
+          ...d,
+          markPrice: d.fillPrice,
+          unrealizedPnl: (d.fillPrice - d.averageEntryPrice) * d.quantity,
+        },
+        d.time,
+        event.position,
+      );
+      await client.query(
+        `UPDATE ${schema}.portfolios SET realized_pnl = realized_pnl + $2, position = $3
+          WHERE portfolio_id = $1`,
+        [d.portfolioId, d.realizedPnlChange, event.position],
+      );
+      break;
+    }
+    case 'PositionClosed': {
+      const d = positionClosedEvent.parse(event);
+      await client.query(
+        `INSERT INTO ${schema}.trades (fill_id, client_order_id, portfolio_id, strategy_id, symbol,
+                                       side, opened_at, closed_at, quantity, entry_price,
+                                       exit_price, pnl, fees, net_pnl, position)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+         ON CONFLICT (fill_id) DO NOTHING`,
+        [
+          d.fillId,
+          d.clientOrderId,
+          d.portfolioId,
+          d.strategyId,
+          d.symbol,
+          d.side,
+          at(d.openedAt),
+          at(d.closedAt),
+          d.quantity,
+          d.entryPrice,
+          d.exitPrice,
+          d.realizedPnl,
+          d.fees,
+          d.netPnl,
+          event.position,
+        ],
+      );
+      break;
+    }
+    case 'CashBalanceChanged': {
+      const d = cashBalanceChangedEvent.parse(event);
+      await client.query(
+        `INSERT INTO ${schema}.portfolios AS p (portfolio_id, currency, cash, realized_pnl,
+                                                unrealized_pnl, fees_paid, position)
+         VALUES ($1, $2, $3, 0, 0, $4, $5)
+         ON CONFLICT (portfolio_id) DO UPDATE SET
+           currency = $2, cash = $3, fees_paid = p.fees_paid + $4, position = $5`,
+        [d.portfolioId, d.currency, d.balance, d.fee, event.position],
+      );
+      break;
+    }
+    case 'PortfolioValued':
+      await applyValuation(client, schema, event);
+      break;
+    default:
+      break;
+  }
+}
+
+/** A portfolio's valuation: its figures, a point of its equity curve, its positions' marks. */
+async function applyValuation(
+  client: pg.ClientBase,
+  schema: string,
+  event: RecordedEvent,
+): Promise<void> {
+  const d = portfolioValuedEvent.parse(event);
+  await client.query(
+    `INSERT INTO ${schema}.portfolios AS p (portfolio_id, currency, cash, equity,
+                                            realized_pnl, unrealized_pnl, fees_paid,
+                                            valued_at, high_water_mark, position)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $4, $9)
+     ON CONFLICT (portfolio_id) DO UPDATE SET
+       currency = $2, cash = $3, equity = $4, realized_pnl = $5, unrealized_pnl = $6,
+       fees_paid = $7, valued_at = $8,
+       high_water_mark = GREATEST(p.high_water_mark, $4), position = $9`,
+    [
+      d.portfolioId,
+      d.currency,
+      d.cash,
+      d.equity,
+      d.realizedPnl,
+      d.unrealizedPnl,
+      d.feesPaid,
+      at(d.time),
+      event.position,
+    ],
+  );
+  await client.query(
+    `INSERT INTO ${schema}.portfolio_equity (portfolio_id, time, equity, cash, position)
+     VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (portfolio_id, time) DO UPDATE SET equity = $3, cash = $4, position = $5`,
+    [d.portfolioId, at(d.time), d.equity, d.cash, event.position],
+  );
+  for (const p of d.positions)
+    await upsertPosition(client, schema, d.portfolioId, p, d.time, event.position);
+}
+
 /**
  * `qcat_read.orders`, `fills`, `positions`, `trades`, `portfolios` and `portfolio_equity`.
  * Marks: a position is marked at its fill price when it trades and at the bar close when the
@@ -199,113 +315,8 @@ export const tradingProjection: PostgresProjection = {
   ],
 
   async setup(client, schema) {
-    await client.query(`
-      CREATE TABLE ${schema}.orders (
-        client_order_id    text             PRIMARY KEY,
-        portfolio_id       text             NOT NULL,
-        strategy_id        text             NOT NULL,
-        symbol             text             NOT NULL,
-        side               text             NOT NULL,
-        type               text             NOT NULL,
-        quantity           double precision NOT NULL,
-        limit_price        double precision,
-        stop_price         double precision,
-        reduce_only        boolean          NOT NULL,
-        status             text             NOT NULL,
-        filled_quantity    double precision NOT NULL,
-        average_price      double precision,
-        reason             text,
-        source             text             NOT NULL,
-        actor              text             NOT NULL,
-        submitted_at       timestamptz      NOT NULL,
-        updated_at         timestamptz      NOT NULL,
-        submitted_position bigint           NOT NULL UNIQUE,
-        position           bigint           NOT NULL
-      );
-      CREATE INDEX ON ${schema}.orders (portfolio_id, submitted_position);
-      CREATE INDEX ON ${schema}.orders (strategy_id, submitted_position);
-      CREATE INDEX ON ${schema}.orders (symbol, submitted_position);
-      CREATE INDEX ON ${schema}.orders (status, submitted_position);
-      CREATE INDEX ON ${schema}.orders (source, submitted_position);
-      CREATE INDEX ON ${schema}.orders (submitted_at);
-      CREATE TABLE ${schema}.fills (
-        fill_id         text             PRIMARY KEY,
-        client_order_id text             NOT NULL,
-        portfolio_id    text             NOT NULL,
-        strategy_id     text             NOT NULL,
-        symbol          text             NOT NULL,
-        side            text             NOT NULL,
-        price           double precision NOT NULL,
-        quantity        double precision NOT NULL,
-        notional        double precision NOT NULL,
-        fee             double precision NOT NULL,
-        fee_currency    text             NOT NULL,
-        liquidity       text             NOT NULL,
-        slippage        double precision NOT NULL,
-        time            timestamptz      NOT NULL,
-        position        bigint           NOT NULL UNIQUE
-      );
-      CREATE INDEX ON ${schema}.fills (client_order_id);
-      CREATE INDEX ON ${schema}.fills (portfolio_id, position);
-      CREATE INDEX ON ${schema}.fills (strategy_id, position);
-      CREATE INDEX ON ${schema}.fills (symbol, position);
-      CREATE INDEX ON ${schema}.fills (time);
-      CREATE TABLE ${schema}.positions (
-        portfolio_id        text             NOT NULL,
-        strategy_id         text             NOT NULL,
-        symbol              text             NOT NULL,
-        quantity            double precision NOT NULL,
-        average_entry_price double precision NOT NULL,
-        realized_pnl        double precision NOT NULL,
-        fees_paid           double precision NOT NULL,
-        mark_price          double precision,
-        unrealized_pnl      double precision NOT NULL,
-        updated_at          timestamptz      NOT NULL,
-        position            bigint           NOT NULL,
-        PRIMARY KEY (portfolio_id, strategy_id, symbol)
-      );
-      CREATE INDEX ON ${schema}.positions (strategy_id);
-      CREATE TABLE ${schema}.trades (
-        fill_id         text             PRIMARY KEY,
-        client_order_id text             NOT NULL,
-        portfolio_id    text             NOT NULL,
-        strategy_id     text             NOT NULL,
-        symbol          text             NOT NULL,
-        side            text             NOT NULL,
-        opened_at       timestamptz      NOT NULL,
-        closed_at       timestamptz      NOT NULL,
-        quantity        double precision NOT NULL,
-        entry_price     double precision NOT NULL,
-        exit_price      double precision NOT NULL,
-        pnl             double precision NOT NULL,
-        fees            double precision NOT NULL,
-        net_pnl         double precision NOT NULL,
-        position        bigint           NOT NULL UNIQUE
-      );
-      CREATE INDEX ON ${schema}.trades (portfolio_id, position);
-      CREATE INDEX ON ${schema}.trades (strategy_id, position);
-      CREATE INDEX ON ${schema}.trades (symbol, position);
-      CREATE INDEX ON ${schema}.trades (closed_at);
-      CREATE TABLE ${schema}.portfolios (
-        portfolio_id    text             PRIMARY KEY,
-        currency        text             NOT NULL,
-        cash            double precision NOT NULL,
-        equity          double precision,
-        realized_pnl    double precision NOT NULL,
-        unrealized_pnl  double precision NOT NULL,
-        fees_paid       double precision NOT NULL,
-        valued_at       timestamptz,
-        high_water_mark double precision,
-        position        bigint           NOT NULL
-      );
-      CREATE TABLE ${schema}.portfolio_equity (
-        portfolio_id text             NOT NULL,
-        time         timestamptz      NOT NULL,
-        equity       double precision NOT NULL,
-        cash         double precision NOT NULL,
-        position     bigint           NOT NULL,
-        PRIMARY KEY (portfolio_id, time)
-      )`);
+    await client.query(orderTables(schema));
+    await client.query(bookTables(schema));
   },
 
   async apply(client, schema, events) {
@@ -317,104 +328,7 @@ export const tradingProjection: PostgresProjection = {
         if (ORDER_EVENT_TYPES.has(event.type)) await applyOrderEvent(client, schema, event);
         continue;
       }
-      switch (event.type) {
-        case 'PositionChanged': {
-          const d = positionChangedEvent.parse(event);
-          await upsertPosition(
-            client,
-            schema,
-            d.portfolioId,
-            {
-              ...d,
-              markPrice: d.fillPrice,
-              unrealizedPnl: (d.fillPrice - d.averageEntryPrice) * d.quantity,
-            },
-            d.time,
-            event.position,
-          );
-          await client.query(
-            `UPDATE ${schema}.portfolios SET realized_pnl = realized_pnl + $2, position = $3
-              WHERE portfolio_id = $1`,
-            [d.portfolioId, d.realizedPnlChange, event.position],
-          );
-          break;
-        }
-        case 'PositionClosed': {
-          const d = positionClosedEvent.parse(event);
-          await client.query(
-            `INSERT INTO ${schema}.trades (fill_id, client_order_id, portfolio_id, strategy_id, symbol,
-                                           side, opened_at, closed_at, quantity, entry_price,
-                                           exit_price, pnl, fees, net_pnl, position)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-             ON CONFLICT (fill_id) DO NOTHING`,
-            [
-              d.fillId,
-              d.clientOrderId,
-              d.portfolioId,
-              d.strategyId,
-              d.symbol,
-              d.side,
-              at(d.openedAt),
-              at(d.closedAt),
-              d.quantity,
-              d.entryPrice,
-              d.exitPrice,
-              d.realizedPnl,
-              d.fees,
-              d.netPnl,
-              event.position,
-            ],
-          );
-          break;
-        }
-        case 'CashBalanceChanged': {
-          const d = cashBalanceChangedEvent.parse(event);
-          await client.query(
-            `INSERT INTO ${schema}.portfolios AS p (portfolio_id, currency, cash, realized_pnl,
-                                                    unrealized_pnl, fees_paid, position)
-             VALUES ($1, $2, $3, 0, 0, $4, $5)
-             ON CONFLICT (portfolio_id) DO UPDATE SET
-               currency = $2, cash = $3, fees_paid = p.fees_paid + $4, position = $5`,
-            [d.portfolioId, d.currency, d.balance, d.fee, event.position],
-          );
-          break;
-        }
-        case 'PortfolioValued': {
-          const d = portfolioValuedEvent.parse(event);
-          await client.query(
-            `INSERT INTO ${schema}.portfolios AS p (portfolio_id, currency, cash, equity,
-                                                    realized_pnl, unrealized_pnl, fees_paid,
-                                                    valued_at, high_water_mark, position)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $4, $9)
-             ON CONFLICT (portfolio_id) DO UPDATE SET
-               currency = $2, cash = $3, equity = $4, realized_pnl = $5, unrealized_pnl = $6,
-               fees_paid = $7, valued_at = $8,
-               high_water_mark = GREATEST(p.high_water_mark, $4), position = $9`,
-            [
-              d.portfolioId,
-              d.currency,
-              d.cash,
-              d.equity,
-              d.realizedPnl,
-              d.unrealizedPnl,
-              d.feesPaid,
-              at(d.time),
-              event.position,
-            ],
-          );
-          await client.query(
-            `INSERT INTO ${schema}.portfolio_equity (portfolio_id, time, equity, cash, position)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (portfolio_id, time) DO UPDATE SET equity = $3, cash = $4, position = $5`,
-            [d.portfolioId, at(d.time), d.equity, d.cash, event.position],
-          );
-          for (const p of d.positions)
-            await upsertPosition(client, schema, d.portfolioId, p, d.time, event.position);
-          break;
-        }
-        default:
-          break;
-      }
+      await applyAccountEvent(client, schema, event);
     }
   },
 };

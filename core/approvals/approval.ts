@@ -259,6 +259,67 @@ export function approvalBlocker(
   return undefined;
 }
 
+/** One more approver; the last one needed (count and roles) approves the request. */
+function grant(
+  command: Extract<ApprovalCommand, { type: 'GrantApproval' }>,
+  state: ApprovalState,
+): ApprovalEvent[] {
+  const open = pending(state, command.requestId, command.now);
+  const blocker = approvalBlocker(open, command.approver);
+  if (blocker) refuse(blocker.code, blocker.message);
+  const approvers = [...open.approvers, command.approver];
+  const granted: ApprovalEvent = {
+    type: 'ApprovalGranted',
+    data: { requestId: open.requestId, approver: command.approver, comment: command.comment },
+  };
+  const complete =
+    approvers.length >= open.rule.approvals && missingRoles(open.rule, approvers).length === 0;
+  if (!complete) return [granted];
+  return [
+    granted,
+    {
+      type: 'ApprovalApproved',
+      data: {
+        requestId: open.requestId,
+        kind: open.kind,
+        subject: open.subject,
+        payload: open.payload,
+        approvers,
+      },
+    },
+  ];
+}
+
+/** An eligible approver other than the requester rejects the request. */
+function reject(
+  command: Extract<ApprovalCommand, { type: 'RejectApproval' }>,
+  state: ApprovalState,
+): ApprovalEvent[] {
+  const open = pending(state, command.requestId, command.now);
+  if (command.by.id === open.requester.id)
+    refuse(
+      'SELF_REJECTION_FORBIDDEN',
+      'the requester withdraws their own request rather than rejecting it',
+    );
+  if (!open.rule.eligibleRoles.includes(command.by.role))
+    refuse(
+      'APPROVER_ROLE_NOT_ELIGIBLE',
+      `role ${command.by.role} may not reject this request; eligible: ${open.rule.eligibleRoles.join(', ')}`,
+    );
+  return [
+    {
+      type: 'ApprovalRejected',
+      data: {
+        requestId: open.requestId,
+        kind: open.kind,
+        subject: open.subject,
+        by: command.by,
+        reason: command.reason,
+      },
+    },
+  ];
+}
+
 export const approvals: Decider<ApprovalState, ApprovalCommand, ApprovalEvent> = {
   initialState: () => ({ status: 'none' }),
 
@@ -314,58 +375,10 @@ export const approvals: Decider<ApprovalState, ApprovalCommand, ApprovalEvent> =
           },
         ];
       }
-      case 'GrantApproval': {
-        const open = pending(state, command.requestId, command.now);
-        const blocker = approvalBlocker(open, command.approver);
-        if (blocker) refuse(blocker.code, blocker.message);
-        const approvers = [...open.approvers, command.approver];
-        const granted: ApprovalEvent = {
-          type: 'ApprovalGranted',
-          data: { requestId: open.requestId, approver: command.approver, comment: command.comment },
-        };
-        const complete =
-          approvers.length >= open.rule.approvals &&
-          missingRoles(open.rule, approvers).length === 0;
-        if (!complete) return [granted];
-        return [
-          granted,
-          {
-            type: 'ApprovalApproved',
-            data: {
-              requestId: open.requestId,
-              kind: open.kind,
-              subject: open.subject,
-              payload: open.payload,
-              approvers,
-            },
-          },
-        ];
-      }
-      case 'RejectApproval': {
-        const open = pending(state, command.requestId, command.now);
-        if (command.by.id === open.requester.id)
-          refuse(
-            'SELF_REJECTION_FORBIDDEN',
-            'the requester withdraws their own request rather than rejecting it',
-          );
-        if (!open.rule.eligibleRoles.includes(command.by.role))
-          refuse(
-            'APPROVER_ROLE_NOT_ELIGIBLE',
-            `role ${command.by.role} may not reject this request; eligible: ${open.rule.eligibleRoles.join(', ')}`,
-          );
-        return [
-          {
-            type: 'ApprovalRejected',
-            data: {
-              requestId: open.requestId,
-              kind: open.kind,
-              subject: open.subject,
-              by: command.by,
-              reason: command.reason,
-            },
-          },
-        ];
-      }
+      case 'GrantApproval':
+        return grant(command, state);
+      case 'RejectApproval':
+        return reject(command, state);
       case 'WithdrawApproval': {
         if (state.status !== 'none' && state.status !== 'pending') return [];
         const open = pending(state, command.requestId);

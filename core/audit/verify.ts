@@ -235,20 +235,6 @@ export async function verifyLog(
     const problem = await anchorProblem(store, from);
     if (problem) return report(problem);
   }
-  // A stream first met after the resumed point links to its predecessor as stored.
-  const linkOf = async (event: RecordedEvent): Promise<StreamLink | undefined> => {
-    const known = streams.get(event.streamId);
-    if (known || !from || event.revision === 0n || !store.readStream) return known;
-    const [predecessor] = await store.readStream(event.streamId, {
-      fromRevision: event.revision - 1n,
-      toRevision: event.revision - 1n,
-      maxCount: 1,
-    });
-    return predecessor && predecessor.position <= from.position
-      ? { revision: predecessor.revision, hash: predecessor.hash }
-      : undefined;
-  };
-
   while (previousPosition < to) {
     const events = await store.readAll({
       after: previousPosition,
@@ -257,7 +243,7 @@ export async function verifyLog(
     });
     if (events.length === 0) break;
     for (const event of events) {
-      const link = await linkOf(event);
+      const link = streams.get(event.streamId) ?? (await storedLink(store, from, event));
       const problem = check(event, previousPosition, previousTime, link, options, sha256);
       if (problem) return report(problem);
       streams.set(event.streamId, { revision: event.revision, hash: event.hash });
@@ -272,18 +258,43 @@ export async function verifyLog(
   // With gaps allowed between positions, only the head itself is known to hold an event.
   const mustReach = (options.contiguousPositions ?? true) || to === headPosition;
   if (mustReach && previousPosition < to) {
-    return report({
-      reason: 'log_truncated',
-      position: to,
-      streamId: null,
-      revision: null,
-      eventId: null,
-      expected: to.toString(),
-      found: previousPosition.toString(),
-      detail: `the log records its head at position ${to.toString()} but its events end at ${previousPosition.toString()}: the last events were deleted`,
-    });
+    return report(truncated(to, previousPosition));
   }
   return report(null);
+}
+
+/**
+ * A stream first met after the resumed point links to its predecessor as stored (or to nothing:
+ * a fresh walk, a first revision, a store that cannot read streams).
+ */
+async function storedLink(
+  store: Partial<Pick<EventStore, 'readStream'>>,
+  from: VerifiedPoint | undefined,
+  event: RecordedEvent,
+): Promise<StreamLink | undefined> {
+  if (!from || event.revision === 0n || !store.readStream) return undefined;
+  const [predecessor] = await store.readStream(event.streamId, {
+    fromRevision: event.revision - 1n,
+    toRevision: event.revision - 1n,
+    maxCount: 1,
+  });
+  return predecessor && predecessor.position <= from.position
+    ? { revision: predecessor.revision, hash: predecessor.hash }
+    : undefined;
+}
+
+/** The log ends before the head it records. */
+function truncated(to: bigint, reached: bigint): BrokenLink {
+  return {
+    reason: 'log_truncated',
+    position: to,
+    streamId: null,
+    revision: null,
+    eventId: null,
+    expected: to.toString(),
+    found: reached.toString(),
+    detail: `the log records its head at position ${to.toString()} but its events end at ${reached.toString()}: the last events were deleted`,
+  };
 }
 
 /** The event at a resumed point must still be there, with the hash verified then. */

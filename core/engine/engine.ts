@@ -1,6 +1,7 @@
-// Over 400 lines: one write-ahead-logged cycle (ADR 008) with recovery and recorded inputs; its
-// ports are in engine-ports.ts, its record in cycle-record.ts (ADR 028); splitting recovery and
-// configuration recording out is issue #16's next step (ADR 025).
+// One write-ahead-logged cycle (ADR 008) with recovery and recorded inputs. Its ports are in
+// engine-ports.ts, its record in cycle-record.ts (ADR 028), its planning step (the configuration
+// asked for, and how a new one takes over the state) in plan.ts, and the events a cycle appends
+// (streams, desk orders, holds, the valuation, their ids) in cycle-output.ts.
 /**
  * The live paper engine: one per portfolio (`paper-<timeframe>`). Each cycle takes the bars of one
  * bar time (and the manual orders and cancels waiting in the portfolio's desk inbox) through the
@@ -22,37 +23,32 @@
  */
 import { domainEventOf } from '../eventstore/typed-events.js';
 import { engineCycleOpened, type CycleRecord } from './cycle-record.js';
-import { v5 as uuidv5 } from 'uuid';
 import { ConcurrencyConflictError, QcatError } from '../errors.js';
-import type {
-  EventMetadata,
-  JsonObject,
-  NewEvent,
-  RecordedEvent,
-} from '../eventstore/event-store.js';
+import type { EventMetadata, RecordedEvent } from '../eventstore/event-store.js';
 import type { Candle } from '../market/types.js';
 import { TIMEFRAME_MS } from '../market/types.js';
-import { orderStream, reason, submitted, type OrderRequest } from '../trading/orders.js';
-import { accountStream, positionStream, unrealizedPnl } from '../trading/accounting.js';
-import {
-  Stepper,
-  type BookConfig,
-  type EngineState,
-  type TradingEvent,
-} from '../trading/stepper.js';
-import { DEFAULT_VENUE_COSTS } from '../trading/venue.js';
+import { Stepper, type EngineState, type TradingEvent } from '../trading/stepper.js';
 import { createRiskCheck, type RiskSnapshot } from '../risk/checks.js';
 import type { Capability } from '../capabilities/capabilities.js';
-import { decisionStream } from '../capabilities/decisions.js';
+import { ALL_ON } from '../capabilities/engine.js';
+import { deskStream, desk as deskDecider } from './desk.js';
+import { headroomFrom } from './allocation.js';
 import {
-  ALL_ON,
-  ENGINE_MANAGERS,
-  automationActorOf,
-  capabilityOff,
-} from '../capabilities/engine.js';
-import { deskStream, desk as deskDecider, type DeskEvent } from './desk.js';
-import { bookAllocation, headroomFrom } from './allocation.js';
-import { afterBars, initialRiskState, type EngineRiskState } from './risk-control.js';
+  afterBars,
+  initialRiskState,
+  type EngineRiskState,
+  type RiskStep,
+} from './risk-control.js';
+import {
+  byStream,
+  heldOutput,
+  numberOutputs,
+  streamOf,
+  takeDesk,
+  valuationOf,
+  type Output,
+} from './cycle-output.js';
+import { asRecorded, carryOver, planConfig, sameJson } from './plan.js';
 import type { PortfolioConfig, EngineOptions } from './engine-ports.js';
 
 export * from './engine-ports.js';
@@ -62,26 +58,11 @@ export const engineStream = (portfolioId: string): string => `engine-${portfolio
 export const valuationStream = (portfolioId: string): string => `position-${portfolioId}`;
 
 export const ENGINE_ACTOR = 'system:paper-engine';
-const NAMESPACE = '0b6f6a44-65c2-4a3e-9f1b-6d7f2f3c8a51';
-
-/**
- * What a recorded configuration without them meant: the venue's costs were the code's defaults of
- * then (not recorded), and the books' orders were named per strategy. Fixed here, so that a later
- * change of the defaults never changes the replay of an old record.
- */
-const BEFORE_RECORDED: Required<Pick<PortfolioConfig, 'venue' | 'clientOrderIds'>> = {
-  venue: { slippageBps: 5, makerFeeBps: 2, takerFeeBps: 5, maxVolumeShare: 0.1 },
-  clientOrderIds: 'strategy',
-};
-
-/** A configuration as recorded (write-ahead log, snapshot), with what older records left out. */
-const asRecorded = (config: PortfolioConfig): PortfolioConfig => ({
-  ...config,
-  venue: config.venue ?? BEFORE_RECORDED.venue,
-  clientOrderIds: config.clientOrderIds ?? BEFORE_RECORDED.clientOrderIds,
-});
 
 export type { CycleRecord } from './cycle-record.js';
+
+/** The record a cycle was applied from: its event id, and the correlation of its outputs. */
+type Origin = { eventId: string; correlationId?: string | undefined };
 
 /** Another process wrote the cycle this one was about to write: it must stop. */
 export class EngineFencedError extends QcatError {
@@ -92,12 +73,6 @@ export class EngineFencedError extends QcatError {
     );
   }
 }
-
-const sameJson = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
-const keyOf = (strategyId: string, symbol: string): string => `${strategyId}|${symbol}`;
-
-/** A cycle's output: an event with the metadata it is appended with. */
-type Output = { streamId: string; event: NewEvent };
 
 export class PaperEngine {
   private stepper: Stepper | undefined;
@@ -306,27 +281,52 @@ export class PaperEngine {
    * Applies a recorded cycle to the state and appends its events (idempotently). `inbox` is
    * passed when the caller has just read it; on replay it is read again from the log.
    */
-  private async apply(
-    record: CycleRecord,
-    origin: { eventId: string; correlationId?: string | undefined },
-    inbox?: RecordedEvent[],
-  ): Promise<void> {
+  private async apply(record: CycleRecord, origin: Origin, inbox?: RecordedEvent[]): Promise<void> {
     const sizingHeldBefore = this.config?.automation?.sizingHeld ?? null;
     if (record.config) this.reconfigure(asRecorded(record.config));
     if (record.risk) this.risk.snapshot = record.risk;
     const stepper = this.stepper;
-    let state = this.state;
+    const state = this.state;
     if (!stepper || !state)
       throw new QcatError('ENGINE_NOT_CONFIGURED', 'cycle without configuration');
     const taken =
       record.inbox === null
         ? []
         : (inbox ?? (await this.readInbox(record.inbox.from, record.inbox.to)));
+    const { outputs, after } = this.outputsOf(
+      record,
+      origin,
+      { stepper, state, taken },
+      sizingHeldBefore,
+    );
+    numberOutputs(outputs, this.portfolioId, record.cycle);
+    await this.append(outputs);
+    this.state = after;
+    this.cycle = record.cycle;
+    this.recordId = origin.eventId;
+    if (record.candles.length > 0) this.cursor = record.barTime;
+    else if (record.cycle === 0) this.cursor = record.barTime;
+    if (record.inbox) this.inboxRevision = record.inbox.to;
+  }
+
+  /**
+   * The events of a cycle, in the order they are numbered: the desk's first (orders placed
+   * between bars take part in the coming bar), a sizing hold, the bars', the risk layer's, the
+   * valuation. Answers the state after the bars.
+   */
+  private outputsOf(
+    record: CycleRecord,
+    origin: Origin,
+    input: { stepper: Stepper; state: EngineState; taken: readonly RecordedEvent[] },
+    sizingHeldBefore: string | null,
+  ): { outputs: Output[]; after: EngineState } {
+    const { stepper, taken } = input;
+    let state = input.state;
     const outputs: Output[] = [];
     const emit = (events: readonly TradingEvent[], metadata: EventMetadata): void => {
       for (const event of events)
         outputs.push({
-          streamId: this.streamOf(event),
+          streamId: streamOf(this.portfolioId, event),
           event: { type: event.type, data: event.data, metadata },
         });
     };
@@ -334,8 +334,6 @@ export class PaperEngine {
       record.barTime > 0 && record.candles.length === 0
         ? record.barTime + this.barMs
         : record.barTime;
-
-    // Desk first: orders placed between bars take part in the coming bar.
     for (const recorded of taken) {
       const desk = deskDecider.parseEvent(domainEventOf(recorded));
       const metadata: EventMetadata = {
@@ -343,24 +341,17 @@ export class PaperEngine {
         causationId: recorded.eventId,
         correlationId: recorded.metadata.correlationId ?? recorded.eventId,
       };
-      emit(this.takeDesk(stepper, state, desk, time), metadata);
+      emit(takeDesk(this.portfolioId, stepper, state, desk, time), metadata);
     }
     const system: EventMetadata = {
       actor: ENGINE_ACTOR,
       causationId: origin.eventId,
       correlationId: origin.correlationId ?? origin.eventId,
     };
-    /** What a capability the policy switched off would have done, recorded as its hold. */
     const held = (capability: Capability, streamId: string, command: string, why: string): void => {
-      const manager = ENGINE_MANAGERS[capability] ?? capability;
-      outputs.push({
-        streamId: decisionStream(manager),
-        event: {
-          type: 'AutomationActionHeld',
-          data: { manager, cause: origin.eventId, streamId, command, reason: why },
-          metadata: { ...system, actor: automationActorOf(manager) },
-        },
-      });
+      outputs.push(
+        heldOutput({ capability, streamId, command, reason: why }, origin.eventId, system),
+      );
     };
     const sizingHeld = this.config?.automation?.sizingHeld ?? null;
     if (sizingHeld && sizingHeld !== sizingHeldBefore)
@@ -370,21 +361,9 @@ export class PaperEngine {
       state = result.state;
       if (result.events.length > 0) emit(result.events, system);
     }
-    if (this.options.risk && record.candles.length > 0) {
-      const config = this.config;
-      afterBars({
-        portfolioId: this.portfolioId,
-        stepper,
-        state,
-        risk: this.risk,
-        candles: record.candles,
-        barMs: this.barMs,
-        automation: config?.automation ?? ALL_ON,
+    if (this.options.risk && record.candles.length > 0)
+      this.afterBars(stepper, state, record.candles, {
         held,
-        capitalOf: (strategyId) => {
-          const book = config?.books.find((b) => b.strategyId === strategyId);
-          return book?.capital ?? (book?.allocation ?? 0) * (config?.initialCash ?? 0);
-        },
         trading: (events) => {
           emit(events, system);
         },
@@ -396,69 +375,46 @@ export class PaperEngine {
             });
         },
       });
-    }
     if (record.candles.length > 0 || outputs.length > 0)
       outputs.push({
         streamId: valuationStream(this.portfolioId),
         event: {
           type: 'PortfolioValued',
-          data: this.valuation(stepper, state, record),
+          data: valuationOf(this.portfolioId, this.barMs, stepper, state, record),
           metadata: system,
         },
       });
-
-    outputs.forEach((output, index) => {
-      output.event.eventId = uuidv5(`${this.portfolioId}:${record.cycle}:${index}`, NAMESPACE);
-    });
-    await this.append(outputs);
-    this.state = state;
-    this.cycle = record.cycle;
-    this.recordId = origin.eventId;
-    if (record.candles.length > 0) this.cursor = record.barTime;
-    else if (record.cycle === 0) this.cursor = record.barTime;
-    if (record.inbox) this.inboxRevision = record.inbox.to;
+    return { outputs, after: state };
   }
 
-  private takeDesk(
+  /** The risk layer after the cycle's bars (risk-control.ts), its events handed to `sink`. */
+  private afterBars(
     stepper: Stepper,
     state: EngineState,
-    desk: DeskEvent,
-    time: number,
-  ): readonly TradingEvent[] {
-    if (desk.type === 'ManualCancelRequested')
-      return stepper.cancel(state, desk.data.clientOrderId, desk.data.reason, time).events;
-    const order: OrderRequest = { ...desk.data.order, portfolioId: this.portfolioId };
-    const known = state.books.some(
-      (book) => book.strategyId === order.strategyId && book.symbol === order.symbol,
-    );
-    if (known) return stepper.submit(state, order, time).events;
-    return [
-      { type: 'OrderSubmitted', data: submitted(order, time) },
-      {
-        type: 'OrderRejected',
-        data: {
-          clientOrderId: order.clientOrderId,
-          reason: reason('UNKNOWN_BOOK', {
-            portfolioId: this.portfolioId,
-            strategyId: order.strategyId,
-            symbol: order.symbol,
-          }),
-          time,
-        },
+    candles: readonly Candle[],
+    sink: Pick<RiskStep, 'held' | 'trading' | 'riskEvents'>,
+  ): void {
+    const config = this.config;
+    afterBars({
+      portfolioId: this.portfolioId,
+      stepper,
+      state,
+      risk: this.risk,
+      candles,
+      barMs: this.barMs,
+      automation: config?.automation ?? ALL_ON,
+      ...sink,
+      capitalOf: (strategyId) => {
+        const book = config?.books.find((b) => b.strategyId === strategyId);
+        return book?.capital ?? (book?.allocation ?? 0) * (config?.initialCash ?? 0);
       },
-    ];
+    });
   }
 
   /** Appends each stream's events of the cycle in one append (all or nothing per stream). */
   private async append(outputs: readonly Output[]): Promise<void> {
-    const byStream = new Map<string, NewEvent[]>();
-    for (const { streamId, event } of outputs) {
-      const events = byStream.get(streamId);
-      if (events) events.push(event);
-      else byStream.set(streamId, [event]);
-    }
     await Promise.all(
-      [...byStream].map(async ([streamId, events]) => {
+      [...byStream(outputs)].map(async ([streamId, events]) => {
         const result = await this.options.store.appendToStream(streamId, events, {
           expectedRevision: 'any',
         });
@@ -468,153 +424,9 @@ export class PaperEngine {
     );
   }
 
-  private streamOf(event: TradingEvent): string {
-    switch (event.type) {
-      case 'PositionChanged':
-      case 'PositionClosed':
-        return positionStream(this.portfolioId, event.data.strategyId, event.data.symbol);
-      case 'CashBalanceChanged':
-        return accountStream(this.portfolioId);
-      default:
-        return orderStream(event.data.clientOrderId);
-    }
-  }
-
-  private valuation(stepper: Stepper, state: EngineState, record: CycleRecord): JsonObject {
-    let realized = 0;
-    let unrealized = 0;
-    const positions = state.account.positions.map((position) => {
-      const mark = state.marks[position.symbol] ?? position.averageEntryPrice;
-      const open = unrealizedPnl(position, mark);
-      realized += position.realizedPnl;
-      unrealized += open;
-      return {
-        strategyId: position.strategyId,
-        symbol: position.symbol,
-        quantity: position.quantity,
-        averageEntryPrice: position.averageEntryPrice,
-        markPrice: mark,
-        unrealizedPnl: open,
-        realizedPnl: position.realizedPnl,
-        feesPaid: position.feesPaid,
-      };
-    });
-    return {
-      portfolioId: this.portfolioId,
-      currency: state.account.currency,
-      // The close of the last bar taken (a desk-only cycle revalues at the same instant).
-      time: record.barTime + this.barMs,
-      cycle: record.cycle,
-      cash: state.account.cash,
-      equity: stepper.equity(state),
-      feesPaid: state.account.feesPaid,
-      realizedPnl: realized,
-      unrealizedPnl: unrealized,
-      positions,
-    };
-  }
-
   /** The configuration the strategies ask for now; undefined while there is nothing to trade. */
-  private async plan(): Promise<PortfolioConfig | undefined> {
-    const { timeframe, initialCash } = this.options;
-    const strategies = await this.options.strategies.strategies(timeframe);
-    const applied = await this.options.allocations?.current(this.portfolioId);
-    const switches = await this.options.automation?.switches();
-    const sizingAsked = applied?.sizing.enabled === true;
-    const sizingOff = sizingAsked && switches?.balanceSizing === false;
-    const allocation = sizingAsked && !sizingOff ? applied : undefined;
-    const current = this.config;
-    const state = this.state;
-    const held = new Set<string>();
-    if (current && state) {
-      current.books.forEach((book, index) => {
-        const position = state.account.positions[index];
-        const open = state.venue.open.some(
-          (order) =>
-            order.request.strategyId === book.strategyId && order.request.symbol === book.symbol,
-        );
-        if ((position && position.quantity !== 0) || open)
-          held.add(keyOf(book.strategyId, book.symbol));
-      });
-    }
-    const wanted = new Map<string, BookConfig>();
-    for (const strategy of strategies) {
-      const enabled = strategy.status === 'paper' || strategy.status === 'live';
-      for (const symbol of strategy.symbols) {
-        const key = keyOf(strategy.strategyId, symbol);
-        if (!enabled && strategy.status !== 'paused' && !held.has(key)) continue;
-        wanted.set(key, {
-          strategyId: strategy.strategyId,
-          symbol,
-          kind: strategy.kind,
-          parameters: strategy.parameters,
-          ...(allocation
-            ? {
-                allocation: bookAllocation(
-                  allocation,
-                  strategy.strategyId,
-                  strategy.symbols.length,
-                ),
-                capital: strategy.capital,
-              }
-            : { allocation: Math.min(1, Math.max(strategy.capital / initialCash, 1e-6)) }),
-          enabled,
-        });
-      }
-    }
-    // Books that disappeared from the read model but still hold something stay, disabled.
-    for (const book of current?.books ?? []) {
-      const key = keyOf(book.strategyId, book.symbol);
-      if (!wanted.has(key) && held.has(key))
-        wanted.set(key, {
-          ...book,
-          enabled: false,
-          // Back from an allocation (weight 0) to capital-based sizing: a book needs a share.
-          ...(allocation || book.allocation > 0 ? {} : { allocation: 1e-6 }),
-        });
-    }
-    if (wanted.size === 0 && !current) return undefined;
-    const symbols = [...new Set([...wanted.values()].map((book) => book.symbol))].sort();
-    // Only instruments quoted in the portfolio's currency can be booked in its account.
-    const instruments = (await this.options.candles.instruments(symbols)).filter(
-      (instrument) => instrument.quote === this.options.currency,
-    );
-    const tradable = new Set(instruments.map((instrument) => instrument.symbol));
-    // Existing books keep their order; new ones follow, sorted.
-    const books: BookConfig[] = [];
-    for (const book of current?.books ?? []) {
-      const next = wanted.get(keyOf(book.strategyId, book.symbol));
-      if (next) books.push(next);
-      wanted.delete(keyOf(book.strategyId, book.symbol));
-    }
-    books.push(
-      ...[...wanted.values()]
-        .filter((book) => tradable.has(book.symbol))
-        .sort((a, b) => keyOf(a.strategyId, a.symbol).localeCompare(keyOf(b.strategyId, b.symbol))),
-    );
-    const config: PortfolioConfig = {
-      portfolioId: this.portfolioId,
-      currency: this.options.currency,
-      initialCash: current?.initialCash ?? initialCash,
-      timeframe,
-      instruments: instruments.filter((instrument) =>
-        books.some((book) => book.symbol === instrument.symbol),
-      ),
-      books,
-      ...(allocation ? { sizing: { band: allocation.sizing.band } } : {}),
-      venue: { ...(this.options.costs ?? DEFAULT_VENUE_COSTS) },
-      clientOrderIds: 'book',
-      ...(switches
-        ? {
-            automation: {
-              autoExits: switches.autoExits,
-              dynamicExits: switches.dynamicExits,
-              sizingHeld: sizingOff ? capabilityOff('balance_sizing') : null,
-            },
-          }
-        : {}),
-    };
-    return sameJson(config, current) ? current : config;
+  private plan(): Promise<PortfolioConfig | undefined> {
+    return planConfig(this.options, this.config, this.state);
   }
 
   /** A new Stepper for `config`, carrying the account, venue and unchanged books' signals over. */
@@ -623,37 +435,7 @@ export class PaperEngine {
     const next = stepper.initialState();
     const previous = this.state;
     const old = this.config;
-    if (previous && old) {
-      next.bars = previous.bars;
-      next.account.cash = previous.account.cash;
-      next.account.feesPaid = previous.account.feesPaid;
-      next.venue = previous.venue;
-      next.marks = previous.marks;
-      next.lastOpenTime = previous.lastOpenTime;
-      const before = new Map(
-        old.books.map((book, index) => [keyOf(book.strategyId, book.symbol), index]),
-      );
-      config.books.forEach((book, index) => {
-        const was = before.get(keyOf(book.strategyId, book.symbol));
-        if (was === undefined) return;
-        const position = previous.account.positions[was];
-        const bookState = previous.books[was];
-        const oldBook = old.books[was];
-        if (position) next.account.positions[index] = position;
-        const fresh = next.books[index];
-        if (!bookState || !fresh || !oldBook) return;
-        const sameSignal =
-          oldBook.kind === book.kind && sameJson(oldBook.parameters, book.parameters);
-        next.books[index] = sameSignal
-          ? bookState
-          : {
-              ...fresh,
-              target: bookState.target,
-              orderBar: bookState.orderBar,
-              ordersOnBar: bookState.ordersOnBar,
-            };
-      });
-    }
+    if (previous && old) carryOver(next, config, previous, old);
     this.stepper = stepper;
     this.state = next;
     this.config = config;

@@ -91,11 +91,31 @@ function scopeState(snapshot: RiskSnapshot, scope: RiskScope): ScopeTradingState
 
 /** Breakers, kill switch flatten, cooldowns and exits after the cycle's bars. */
 export function afterBars(step: RiskStep): void {
-  const { portfolioId, stepper, state, risk, candles, barMs } = step;
-  const first = candles[0];
+  const first = step.candles[0];
   if (!first) return;
-  const time = first.openTime + barMs;
-  const markOf = (symbol: string) => state.marks[symbol];
+  const cycle = cycleActions(step, first.openTime + step.barMs);
+  tripBreakers(step, cycle);
+  flattenOnKillSwitch(step, cycle);
+  endCooldowns(step, cycle);
+  // Take-profit and stop-loss of each open position with exit rules.
+  for (const candle of step.candles)
+    for (const position of step.state.account.positions) {
+      if (position.symbol === candle.symbol) exitPosition(step, cycle, candle, position);
+    }
+}
+
+/** What the steps of one cycle do, bound to its step and its time (the close of its bars). */
+type CycleActions = {
+  time: number;
+  decideState: (scope: RiskScope, command: TradingStateCommand) => void;
+  cancelBook: (strategyId: string, symbol: string, why: string) => void;
+  submit: (order: OrderRequest, at: number) => void;
+  flatten: (scope: RiskScope, why: string) => void;
+  fire: (trigger: RiskTriggerFiredData) => void;
+};
+
+function cycleActions(step: RiskStep, time: number): CycleActions {
+  const { portfolioId, stepper, state, risk } = step;
 
   const decideState = (scope: RiskScope, command: TradingStateCommand): void => {
     const events = tradingStates.decide(command, scopeState(risk.snapshot, scope));
@@ -141,7 +161,14 @@ export function afterBars(step: RiskStep): void {
       flatten(scope, reason('FLATTEN', { rule: trigger.rule, trigger: trigger.triggerId }));
   };
 
-  // Circuit breakers: once per bar (the price breaker is per symbol).
+  return { time, decideState, cancelBook, submit, flatten, fire };
+}
+
+/** Circuit breakers: once per bar (the price breaker is per symbol). */
+function tripBreakers(step: RiskStep, cycle: CycleActions): void {
+  const { portfolioId, stepper, state, risk, candles, barMs } = step;
+  const { time } = cycle;
+  const markOf = (symbol: string) => state.marks[symbol];
   const strategies = [...new Set(state.account.positions.map((p) => p.strategyId))].map((id) => ({
     id,
     equity: strategyEquity(
@@ -160,17 +187,24 @@ export function afterBars(step: RiskStep): void {
       snapshot: risk.snapshot,
     });
     risk.breakers = result.state;
-    for (const trigger of result.triggers) fire(trigger);
+    for (const trigger of result.triggers) cycle.fire(trigger);
   }
+}
 
-  // Kill switch with flatten: every position of the portfolio, once per engagement.
+/** Kill switch with flatten: every position of the portfolio, once per engagement. */
+function flattenOnKillSwitch(step: RiskStep, cycle: CycleActions): void {
+  const { risk, portfolioId } = step;
   const { killSwitch } = risk.snapshot;
   if (killSwitch.engaged && killSwitch.flatten && risk.flattenedSince !== killSwitch.since) {
     risk.flattenedSince = killSwitch.since;
-    flatten({ type: 'portfolio', id: portfolioId }, reason('KILL_SWITCH', { flatten: true }));
+    cycle.flatten({ type: 'portfolio', id: portfolioId }, reason('KILL_SWITCH', { flatten: true }));
   }
+}
 
-  // Temporary states whose cooldown has ended.
+/** Temporary states whose cooldown has ended. */
+function endCooldowns(step: RiskStep, cycle: CycleActions): void {
+  const { risk, portfolioId, state } = step;
+  const { time } = cycle;
   // In key order: the snapshot's keys come back from jsonb in another order than they were made.
   for (const key of Object.keys(risk.snapshot.states).sort()) {
     const entry = risk.snapshot.states[key];
@@ -181,62 +215,68 @@ export function afterBars(step: RiskStep): void {
       scope.type === 'portfolio'
         ? scope.id === portfolioId
         : state.books.some((book) => bookInScope(scope, portfolioId, book));
-    if (own) decideState(scope, { type: 'EndCooldown', scope, time });
+    if (own) cycle.decideState(scope, { type: 'EndCooldown', scope, time });
   }
+}
 
-  // Take-profit and stop-loss of each open position with exit rules.
-  for (const candle of candles)
-    for (const position of state.account.positions) {
-      if (position.symbol !== candle.symbol) continue;
-      const key = exitsKey(portfolioId, position.strategyId, position.symbol);
-      const settings = risk.snapshot.exits[key];
-      if (!settings?.rules && !settings?.levels) continue;
-      const open = stepper.venue.openOrders(state.venue, position.strategyId, position.symbol);
-      const input = {
-        position: {
-          portfolioId,
-          strategyId: position.strategyId,
-          symbol: position.symbol,
-          quantity: position.quantity,
-          averageEntryPrice: position.averageEntryPrice,
-          openedAt: position.trip?.openedAt ?? null,
-        },
-        candle,
-        barMs,
-        settings,
-        exitPending: open.some((o) => /-(exit|flat)-/.test(o.clientOrderId)),
-      };
-      const before = risk.exits[key];
-      // Capability 9 off (5 on): the levels do not follow the price (no trailing stop). With 5
-      // off every exit, a trailing one too, is held as 5's.
-      const fixed =
-        step.automation.autoExits && !step.automation.dynamicExits && settings.rules?.trailing
-          ? { ...settings, rules: { ...settings.rules, trailing: null } }
-          : settings;
-      const result = evaluateExit(before, { ...input, settings: fixed });
-      risk.exits[key] = result.tracker;
-      const stream = exitsStream(portfolioId, position.strategyId, position.symbol);
-      const trip = position.trip?.openedAt ?? 0;
-      const holdOnce = (capability: Capability, why: string): void => {
-        if (risk.held?.[key] === trip) return;
-        risk.held = { ...risk.held, [key]: trip };
-        step.held(capability, stream, 'RecordExit', `${capabilityOff(capability)} (${why})`);
-      };
-      if (fixed !== settings && !result.exit) {
-        const trailing = evaluateExit(before, input).exit;
-        if (trailing?.kind === 'TRAILING_STOP')
-          holdOnce('dynamic_exits', `TRAILING_STOP at ${trailing.level} not placed`);
-      }
-      const exit = result.exit;
-      if (!exit) continue;
-      if (!step.automation.autoExits) {
-        holdOnce('auto_exits', `${exit.kind} at ${exit.level} not placed`);
-        continue;
-      }
-      cancelBook(position.strategyId, position.symbol, exit.reason);
-      submit(exit.order, exit.time);
-      const recorded = exits.decide({ type: 'RecordExit', exit }, { ...settings, lastExit: null });
-      step.riskEvents(stream, recorded);
-      for (const event of recorded) risk.snapshot = evolveSnapshot(risk.snapshot, event);
-    }
+type HeldPosition = EngineState['account']['positions'][number];
+
+/** Take-profit and stop-loss of one open position with exit rules, on one bar. */
+function exitPosition(
+  step: RiskStep,
+  cycle: CycleActions,
+  candle: Candle,
+  position: HeldPosition,
+): void {
+  const { portfolioId, stepper, state, risk, barMs } = step;
+  const key = exitsKey(portfolioId, position.strategyId, position.symbol);
+  const settings = risk.snapshot.exits[key];
+  if (!settings?.rules && !settings?.levels) return;
+  const open = stepper.venue.openOrders(state.venue, position.strategyId, position.symbol);
+  const input = {
+    position: {
+      portfolioId,
+      strategyId: position.strategyId,
+      symbol: position.symbol,
+      quantity: position.quantity,
+      averageEntryPrice: position.averageEntryPrice,
+      openedAt: position.trip?.openedAt ?? null,
+    },
+    candle,
+    barMs,
+    settings,
+    exitPending: open.some((o) => /-(exit|flat)-/.test(o.clientOrderId)),
+  };
+  const before = risk.exits[key];
+  // Capability 9 off (5 on): the levels do not follow the price (no trailing stop). With 5
+  // off every exit, a trailing one too, is held as 5's.
+  const fixed =
+    step.automation.autoExits && !step.automation.dynamicExits && settings.rules?.trailing
+      ? { ...settings, rules: { ...settings.rules, trailing: null } }
+      : settings;
+  const result = evaluateExit(before, { ...input, settings: fixed });
+  risk.exits[key] = result.tracker;
+  const stream = exitsStream(portfolioId, position.strategyId, position.symbol);
+  const trip = position.trip?.openedAt ?? 0;
+  const holdOnce = (capability: Capability, why: string): void => {
+    if (risk.held?.[key] === trip) return;
+    risk.held = { ...risk.held, [key]: trip };
+    step.held(capability, stream, 'RecordExit', `${capabilityOff(capability)} (${why})`);
+  };
+  if (fixed !== settings && !result.exit) {
+    const trailing = evaluateExit(before, input).exit;
+    if (trailing?.kind === 'TRAILING_STOP')
+      holdOnce('dynamic_exits', `TRAILING_STOP at ${trailing.level} not placed`);
+  }
+  const exit = result.exit;
+  if (!exit) return;
+  if (!step.automation.autoExits) {
+    holdOnce('auto_exits', `${exit.kind} at ${exit.level} not placed`);
+    return;
+  }
+  cycle.cancelBook(position.strategyId, position.symbol, exit.reason);
+  cycle.submit(exit.order, exit.time);
+  const recorded = exits.decide({ type: 'RecordExit', exit }, { ...settings, lastExit: null });
+  step.riskEvents(stream, recorded);
+  for (const event of recorded) risk.snapshot = evolveSnapshot(risk.snapshot, event);
 }

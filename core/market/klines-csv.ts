@@ -133,6 +133,28 @@ export class KlinesCsvParser {
     this.amount('taker_buy_volume', at(9));
     this.amount('taker_buy_quote_volume', at(10));
 
+    this.checkBar({ openTime, open, high, low, close }, at);
+    this.previousOpen = openTime;
+    this.previousLine = this.lineNumber;
+    this.count++;
+    return {
+      symbol: this.options.symbol,
+      timeframe: this.options.timeframe,
+      openTime,
+      open,
+      high,
+      low,
+      close,
+      volume,
+    };
+  }
+
+  /** A bar's prices agree with each other, and it comes after the previous bar. */
+  private checkBar(
+    bar: Pick<Candle, 'openTime' | 'open' | 'high' | 'low' | 'close'>,
+    at: (index: number) => string,
+  ): void {
+    const { openTime, open, high, low, close } = bar;
     if (high < Math.max(open, close, low))
       this.fail(
         'high',
@@ -148,19 +170,6 @@ export class KlinesCsvParser {
         at(0),
       );
     }
-    this.previousOpen = openTime;
-    this.previousLine = this.lineNumber;
-    this.count++;
-    return {
-      symbol: this.options.symbol,
-      timeframe: this.options.timeframe,
-      openTime,
-      open,
-      high,
-      low,
-      close,
-      volume,
-    };
   }
 
   private fail(field: KlineField, problem: string, value: string): never {

@@ -174,6 +174,98 @@ function applied(
   };
 }
 
+/** A valid policy whose constraints the members can meet; each one a new version. */
+function setPolicy(
+  command: Extract<PortfolioCommand, { type: 'SetPolicy' }>,
+  state: PortfolioState,
+): PortfolioEvent[] {
+  requireRiskActor(command.by, 'set an allocation policy');
+  const parsed = policySchema.safeParse(command.policy);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const path = ['policy', ...(issue?.path ?? [])].join('.');
+    return invalidField('INVALID_ALLOCATION_POLICY', path, issue?.message ?? 'is invalid');
+  }
+  const members = state.status === 'open' ? state.members.length : 0;
+  checkConstraints(parsed.data.constraints, Math.max(members, 1));
+  const version = state.status === 'open' ? state.policyVersion + 1 : 1;
+  return [
+    {
+      type: 'PortfolioPolicySet',
+      data: {
+        portfolioId: command.portfolioId,
+        policy: parsed.data,
+        version,
+        by: command.by,
+        at: command.at,
+      },
+    },
+  ];
+}
+
+/**
+ * A proposal for the members of an open portfolio with none pending. It waits for an approval when
+ * a weight moves by more than the policy's threshold; else it is approved by the policy and applied
+ * at once.
+ */
+function propose(
+  command: Extract<PortfolioCommand, { type: 'ProposeAllocation' }>,
+  state: PortfolioState,
+): PortfolioEvent[] {
+  const portfolio = open(state, command.portfolioId);
+  if (portfolio.proposals.includes(command.proposalId)) return [];
+  if (portfolio.pending)
+    refuse(
+      'ALLOCATION_PROPOSAL_PENDING',
+      `proposal ${portfolio.pending.proposalId} still waits for its approval request ${portfolio.pending.requestId ?? ''}`,
+      { openRequestId: portfolio.pending.requestId },
+    );
+  checkProposal(portfolio, command);
+  const previousWeights = currentWeights(portfolio);
+  const maxChange = Math.max(
+    0,
+    ...portfolio.members.map((id) =>
+      Math.abs((command.weights[id] ?? 0) - (previousWeights[id] ?? 0)),
+    ),
+  );
+  const requiresApproval = maxChange > portfolio.policy.rebalance.approvalThreshold + 1e-12;
+  const proposal: ProposedData = {
+    portfolioId: command.portfolioId,
+    proposalId: command.proposalId,
+    trigger: command.trigger,
+    method: command.method,
+    members: portfolio.members,
+    weights: command.weights,
+    previousWeights,
+    maxChange,
+    inputs: command.inputs,
+    valuation: command.valuation,
+    requiresApproval,
+    requestId: requiresApproval
+      ? allocationRequestId(command.portfolioId, command.proposalId)
+      : null,
+    proposedBy: command.by,
+    at: command.at,
+  };
+  const proposed: PortfolioEvent = { type: 'AllocationProposed', data: proposal };
+  if (requiresApproval) return [proposed];
+  return [
+    proposed,
+    {
+      type: 'AllocationApproved',
+      data: {
+        portfolioId: command.portfolioId,
+        proposalId: command.proposalId,
+        authority: 'policy',
+        requestId: null,
+        approvers: [],
+        at: command.at,
+      },
+    },
+    applied(proposal, command.at),
+  ];
+}
+
 export const portfolios: Decider<PortfolioState, PortfolioCommand, PortfolioEvent> = {
   initialState: () => ({ status: 'none' }),
 
@@ -222,30 +314,8 @@ export const portfolios: Decider<PortfolioState, PortfolioCommand, PortfolioEven
 
   decide: (command, state) => {
     switch (command.type) {
-      case 'SetPolicy': {
-        requireRiskActor(command.by, 'set an allocation policy');
-        const parsed = policySchema.safeParse(command.policy);
-        if (!parsed.success) {
-          const issue = parsed.error.issues[0];
-          const path = ['policy', ...(issue?.path ?? [])].join('.');
-          return invalidField('INVALID_ALLOCATION_POLICY', path, issue?.message ?? 'is invalid');
-        }
-        const members = state.status === 'open' ? state.members.length : 0;
-        checkConstraints(parsed.data.constraints, Math.max(members, 1));
-        const version = state.status === 'open' ? state.policyVersion + 1 : 1;
-        return [
-          {
-            type: 'PortfolioPolicySet',
-            data: {
-              portfolioId: command.portfolioId,
-              policy: parsed.data,
-              version,
-              by: command.by,
-              at: command.at,
-            },
-          },
-        ];
-      }
+      case 'SetPolicy':
+        return setPolicy(command, state);
       case 'AddMember': {
         const portfolio = open(state, command.portfolioId);
         requireRiskActor(command.by, 'change the members of a portfolio');
@@ -268,60 +338,8 @@ export const portfolios: Decider<PortfolioState, PortfolioCommand, PortfolioEven
           { type: 'PortfolioMemberRemoved', data: { portfolioId, strategyId, by, reason, at } },
         ];
       }
-      case 'ProposeAllocation': {
-        const portfolio = open(state, command.portfolioId);
-        if (portfolio.proposals.includes(command.proposalId)) return [];
-        if (portfolio.pending)
-          refuse(
-            'ALLOCATION_PROPOSAL_PENDING',
-            `proposal ${portfolio.pending.proposalId} still waits for its approval request ${portfolio.pending.requestId ?? ''}`,
-            { openRequestId: portfolio.pending.requestId },
-          );
-        checkProposal(portfolio, command);
-        const previousWeights = currentWeights(portfolio);
-        const maxChange = Math.max(
-          0,
-          ...portfolio.members.map((id) =>
-            Math.abs((command.weights[id] ?? 0) - (previousWeights[id] ?? 0)),
-          ),
-        );
-        const requiresApproval = maxChange > portfolio.policy.rebalance.approvalThreshold + 1e-12;
-        const proposal: ProposedData = {
-          portfolioId: command.portfolioId,
-          proposalId: command.proposalId,
-          trigger: command.trigger,
-          method: command.method,
-          members: portfolio.members,
-          weights: command.weights,
-          previousWeights,
-          maxChange,
-          inputs: command.inputs,
-          valuation: command.valuation,
-          requiresApproval,
-          requestId: requiresApproval
-            ? allocationRequestId(command.portfolioId, command.proposalId)
-            : null,
-          proposedBy: command.by,
-          at: command.at,
-        };
-        const proposed: PortfolioEvent = { type: 'AllocationProposed', data: proposal };
-        if (requiresApproval) return [proposed];
-        return [
-          proposed,
-          {
-            type: 'AllocationApproved',
-            data: {
-              portfolioId: command.portfolioId,
-              proposalId: command.proposalId,
-              authority: 'policy',
-              requestId: null,
-              approvers: [],
-              at: command.at,
-            },
-          },
-          applied(proposal, command.at),
-        ];
-      }
+      case 'ProposeAllocation':
+        return propose(command, state);
       case 'RecordProposalFailure': {
         const portfolio = open(state, command.portfolioId);
         if (portfolio.proposals.includes(command.proposalId)) return [];

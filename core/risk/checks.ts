@@ -165,13 +165,41 @@ export function preTradeCheck(
   snapshot: RiskSnapshot,
   portfolio?: RiskPortfolio,
 ): RiskDecision {
-  const { strategyId, symbol, time, equity } = context;
+  const { strategyId, symbol, time } = context;
   const books = booksOf(context, portfolio);
   const own = books.find((b) => b.strategyId === strategyId && b.symbol === symbol);
   if (!own) throw new Error('unreachable: booksOf adds the own book');
   const effect = effectOf(order, own);
-  const protective = order.reduceOnly && effect.reducing;
+  const scopes = scopesOf(context.portfolioId, strategyId, symbol);
+  const stopped = stateDenial(order, effect, snapshot, scopes, time);
+  if (stopped) return stopped;
 
+  const price = context.referencePrice;
+  if (!(price > 0) || !Number.isFinite(price)) return deny('NO_REFERENCE_PRICE', { symbol });
+
+  const limits = scopes.map((scope) => ({
+    scope,
+    key: scopeKey(scope),
+    ...limitsIn(snapshot, scope),
+  }));
+  if (!effect.reducing) {
+    const denied = orderDenial(order, orderPrice(order, price), books, limits, time);
+    if (denied) return denied;
+  }
+  return exposureDenial({ books, own, effect, limits, context }) ?? { ok: true };
+}
+
+type ScopedLimits = RiskLimits & { scope: RiskScope; key: string };
+
+/** Steps 1 to 3: reduce-only, the kill switch, the strictest trading state. */
+function stateDenial(
+  order: OrderRequest,
+  effect: OrderEffect,
+  snapshot: RiskSnapshot,
+  scopes: readonly RiskScope[],
+  time: number,
+): RiskDecision | null {
+  const protective = order.reduceOnly && effect.reducing;
   if (order.reduceOnly && !effect.reducing)
     return deny('REDUCE_ONLY_WOULD_INCREASE_POSITION', {
       position: effect.before,
@@ -185,56 +213,65 @@ export function preTradeCheck(
       since: since === null ? 'unknown' : new Date(since).toISOString(),
     });
   }
-
-  const scopes = scopesOf(context.portfolioId, strategyId, symbol);
   const strictest = strictestState(snapshot, scopes, time);
-  if (strictest.scope) {
-    const where = scopeKey(strictest.scope);
-    const temporary = snapshot.states[where]?.temporary;
-    const until: Record<string, number> =
-      temporary && time < temporary.until ? { until: temporary.until } : {};
-    if (strictest.state === 'HALTED' && !protective)
-      return deny('TRADING_HALTED', { scope: where, ...until });
-    if (strictest.state === 'REDUCING' && !effect.reducing)
-      return deny('REDUCING_ONLY', { scope: where, ...until });
-  }
+  if (!strictest.scope) return null;
+  const where = scopeKey(strictest.scope);
+  const temporary = snapshot.states[where]?.temporary;
+  const until: Record<string, number> =
+    temporary && time < temporary.until ? { until: temporary.until } : {};
+  if (strictest.state === 'HALTED' && !protective)
+    return deny('TRADING_HALTED', { scope: where, ...until });
+  if (strictest.state === 'REDUCING' && !effect.reducing)
+    return deny('REDUCING_ONLY', { scope: where, ...until });
+  return null;
+}
 
-  const price = context.referencePrice;
-  if (!(price > 0) || !Number.isFinite(price)) return deny('NO_REFERENCE_PRICE', { symbol });
-
-  const limits = scopes.map((scope) => ({
-    scope,
-    key: scopeKey(scope),
-    ...limitsIn(snapshot, scope),
-  }));
-  if (!effect.reducing) {
-    for (const { scope, key, orderRate } of limits) {
-      if (!orderRate) continue;
-      const from = time - orderRate.windowMs;
-      let orders = 0;
-      for (const book of books) {
-        if (!inScope(book, scope)) continue;
-        for (const at of book.orderTimes) if (at > from && at <= time) orders++;
-      }
-      if (orders >= orderRate.maxOrders)
-        return deny('ORDER_RATE_EXCEEDED', {
-          scope: key,
-          orders,
-          max: orderRate.maxOrders,
-          windowMs: orderRate.windowMs,
-        });
+/** Step 5, for an order that does not shrink its position: order rate, then notional per order. */
+function orderDenial(
+  order: OrderRequest,
+  atPrice: number,
+  books: readonly BookExposure[],
+  limits: readonly ScopedLimits[],
+  time: number,
+): RiskDecision | null {
+  for (const { scope, key, orderRate } of limits) {
+    if (!orderRate) continue;
+    const from = time - orderRate.windowMs;
+    let orders = 0;
+    for (const book of books) {
+      if (!inScope(book, scope)) continue;
+      for (const at of book.orderTimes) if (at > from && at <= time) orders++;
     }
-    const notional = order.quantity * orderPrice(order, price);
-    for (const { key, maxOrderNotional } of limits) {
-      if (maxOrderNotional !== null && above(notional, maxOrderNotional))
-        return deny('NOTIONAL_EXCEEDS_MAX_PER_ORDER', {
-          scope: key,
-          notional: num(notional),
-          max: maxOrderNotional,
-        });
-    }
+    if (orders >= orderRate.maxOrders)
+      return deny('ORDER_RATE_EXCEEDED', {
+        scope: key,
+        orders,
+        max: orderRate.maxOrders,
+        windowMs: orderRate.windowMs,
+      });
   }
+  const notional = order.quantity * atPrice;
+  for (const { key, maxOrderNotional } of limits) {
+    if (maxOrderNotional !== null && above(notional, maxOrderNotional))
+      return deny('NOTIONAL_EXCEEDS_MAX_PER_ORDER', {
+        scope: key,
+        notional: num(notional),
+        max: maxOrderNotional,
+      });
+  }
+  return null;
+}
 
+/** Step 6: position notional and share of equity, gross exposure, leverage, before and after. */
+function exposureDenial(input: {
+  books: readonly BookExposure[];
+  own: BookExposure;
+  effect: OrderEffect;
+  limits: readonly ScopedLimits[];
+  context: RiskContext;
+}): RiskDecision | null {
+  const { books, own, effect, limits, context } = input;
+  const { symbol, equity, referencePrice: price } = context;
   const markOf = (book: BookExposure): number => (book.symbol === symbol ? price : book.mark);
   const measure = (scope: RiskScope, withOrder: boolean): Measures => {
     let net = 0;
@@ -260,7 +297,6 @@ export function preTradeCheck(
     above(after, bound) && above(after, before);
   const share = (value: number): number =>
     equity > 0 ? num(value / equity) : value > 0 ? Infinity : 0;
-
   for (const { key, maxPositionNotional, before, after } of measured) {
     if (maxPositionNotional !== null && grows(after.position, before.position, maxPositionNotional))
       return deny('POSITION_EXCEEDS_MAX_NOTIONAL', {
@@ -297,7 +333,7 @@ export function preTradeCheck(
         equity: num(equity),
       });
   }
-  return { ok: true };
+  return null;
 }
 
 /**

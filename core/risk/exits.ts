@@ -1,5 +1,6 @@
 // Under 400 lines without comments (what the max-lines rule counts): the exit-rules decider and the
-// level arithmetic it folds (stop-loss, take-profit, trailing), which read best together.
+// level arithmetic it folds (stop-loss, take-profit, trailing), which read best together; the ATR
+// the stop is set from is in atr.ts.
 import { z } from 'zod';
 import type { Party } from '../approvals/approval.js';
 import type { Decider, DomainEvent } from '../decider.js';
@@ -7,6 +8,7 @@ import { ValidationError } from '../errors.js';
 import type { Candle } from '../market/types.js';
 import { reason, type OrderRequest } from '../trading/orders.js';
 import { intrabarPath } from '../trading/venue.js';
+import { initialAtr, updateAtr, type AtrState } from './atr.js';
 import { num, partySchema, refuse } from './common.js';
 
 /**
@@ -16,6 +18,9 @@ import { num, partySchema, refuse } from './common.js';
  * answers with a reduce-only market order for the whole position when a level was reached within
  * the bar (on its high/low, in the venue's intrabar path order). Rules: docs/risk.md.
  */
+
+// The ATR moved to atr.ts; its users import it from here too.
+export { initialAtr, updateAtr, type AtrState };
 
 export const EXIT_KINDS = ['STOP_LOSS', 'TAKE_PROFIT', 'TRAILING_STOP'] as const;
 export type ExitKind = (typeof EXIT_KINDS)[number];
@@ -44,51 +49,6 @@ export type ExitSettings = { rules: ExitRules | null; levels: MovedLevels | null
 
 export const exitsKey = (portfolioId: string, strategyId: string, symbol: string): string =>
   `${portfolioId}:${strategyId}:${symbol}`;
-
-// ---------------------------------------------------------------------------------------------
-// ATR (Wilder).
-
-export type AtrState = {
-  period: number;
-  /** True ranges seen (up to `period`). */
-  count: number;
-  previousClose: number | null;
-  /** Sum of the first true ranges, until `period` of them were seen. */
-  sum: number;
-  /** null until `period` true ranges were seen. */
-  atr: number | null;
-};
-
-export const initialAtr = (period: number): AtrState => ({
-  period,
-  count: 0,
-  previousClose: null,
-  sum: 0,
-  atr: null,
-});
-
-/**
- * One bar more. TR = max(high − low, |high − previous close|, |low − previous close|) (high − low
- * on the first bar); the first ATR is the mean of the first `period` TRs, then
- * ATR = (ATR × (period − 1) + TR) / period.
- */
-export function updateAtr(
-  state: AtrState,
-  candle: Pick<Candle, 'high' | 'low' | 'close'>,
-): AtrState {
-  const { high, low, close } = candle;
-  const previous = state.previousClose;
-  const tr =
-    previous === null
-      ? high - low
-      : Math.max(high - low, Math.abs(high - previous), Math.abs(low - previous));
-  const { period } = state;
-  if (state.atr !== null)
-    return { ...state, previousClose: close, atr: (state.atr * (period - 1) + tr) / period };
-  const count = state.count + 1;
-  const sum = state.sum + tr;
-  return { period, count, previousClose: close, sum, atr: count === period ? sum / period : null };
-}
 
 // ---------------------------------------------------------------------------------------------
 // The evaluator.
@@ -200,6 +160,38 @@ export function exitLevels(
   };
 }
 
+/** The level a bar reached first, with the figures its reason states. */
+type ExitHit = { kind: ExitKind; level: number; fields: Record<string, number> };
+
+/** The reduce-only market order closing the whole position, placed at the bar's close. */
+function exitSignal(
+  position: ExitPosition,
+  openedAt: number,
+  hit: ExitHit,
+  time: number,
+  barOpenTime: number,
+): ExitSignal {
+  return {
+    kind: hit.kind,
+    order: {
+      clientOrderId: exitOrderId(position.strategyId, position.symbol, barOpenTime),
+      portfolioId: position.portfolioId,
+      strategyId: position.strategyId,
+      symbol: position.symbol,
+      side: position.quantity > 0 ? 'sell' : 'buy',
+      type: 'market',
+      quantity: Math.abs(position.quantity),
+      limitPrice: null,
+      stopPrice: null,
+      reduceOnly: true,
+    },
+    reason: reason(hit.kind, hit.fields),
+    level: num(hit.level),
+    openedAt,
+    time,
+  };
+}
+
 /**
  * One bar for one book. Levels come from the state before the bar (the best price and the ATR of
  * earlier bars); the bar's path (open → nearer extreme → other extreme → close) decides which level
@@ -248,7 +240,7 @@ export function evaluateExit(
       levels.takeProfitPrice !== null ? reach(path, levels.takeProfitPrice, !long) : -1;
     const extreme: Record<string, number> = long ? { low: candle.low } : { high: candle.high };
     const favourable: Record<string, number> = long ? { high: candle.high } : { low: candle.low };
-    let hit: { kind: ExitKind; level: number; fields: Record<string, number> } | null = null;
+    let hit: ExitHit | null = null;
     if (protective && stopAt >= 0 && (profitAt < 0 || stopAt <= profitAt)) {
       hit =
         protective.kind === 'TRAILING_STOP'
@@ -273,28 +265,7 @@ export function evaluateExit(
         fields: { level: num(level), entry: num(entry), ...favourable },
       };
     }
-    if (hit) {
-      const time = candle.openTime + barMs;
-      exit = {
-        kind: hit.kind,
-        order: {
-          clientOrderId: exitOrderId(position.strategyId, position.symbol, candle.openTime),
-          portfolioId: position.portfolioId,
-          strategyId: position.strategyId,
-          symbol: position.symbol,
-          side: long ? 'sell' : 'buy',
-          type: 'market',
-          quantity: Math.abs(quantity),
-          limitPrice: null,
-          stopPrice: null,
-          reduceOnly: true,
-        },
-        reason: reason(hit.kind, hit.fields),
-        level: num(hit.level),
-        openedAt,
-        time,
-      };
-    }
+    if (hit) exit = exitSignal(position, openedAt, hit, candle.openTime + barMs, candle.openTime);
   }
   const best = long ? Math.max(trip.best, candle.high) : Math.min(trip.best, candle.low);
   return { tracker: { atr: nextAtr, trip: { ...trip, best } }, exit, levels };

@@ -253,6 +253,84 @@ function afterTrigger(
   };
 }
 
+/** A trigger, once per id, and the state change it leads to when it changes anything. */
+function fire(
+  command: Extract<TradingStateCommand, { type: 'FireTrigger' }>,
+  state: ScopeTradingState,
+): TradingStateEvent[] {
+  const { trigger } = command;
+  if (trigger.triggerId === '') refuse('INVALID_TRIGGER', 'a trigger needs an id');
+  if (state.triggers.includes(trigger.triggerId)) return [];
+  const fired: TradingStateEvent = { type: 'RiskTriggerFired', data: trigger };
+  const next = afterTrigger(state, trigger);
+  if (!next) return [fired];
+  const { time } = trigger;
+  return [
+    fired,
+    {
+      type: 'TradingStateChanged',
+      data: {
+        scopeType: trigger.scopeType,
+        scopeId: trigger.scopeId,
+        from: effectiveState(state, time),
+        to: effectiveState(next, time),
+        base: next.base,
+        temporary: next.temporary,
+        cause: 'trigger',
+        triggerId: trigger.triggerId,
+        by: null,
+        reason: reason(trigger.rule.toUpperCase(), {
+          observed: num(trigger.observed),
+          threshold: trigger.threshold,
+        }),
+        time,
+        resetSeen: state.resetAt,
+      },
+    },
+  ];
+}
+
+/** A risk officer tightens the base state; loosening it is a reset, which needs an approval. */
+function move(
+  command: Extract<TradingStateCommand, { type: 'MoveTradingState' }>,
+  state: ScopeTradingState,
+): TradingStateEvent[] {
+  const { scope, to, by, time } = command;
+  requireRiskActor(by, 'change a trading state');
+  if (to === state.base) return [];
+  if (strictness(to) < strictness(state.base))
+    refuse(
+      'RESET_REQUIRES_APPROVAL',
+      `${scope.type} ${scope.id} is ${state.base}: loosening it to ${to} is a reset, which needs an approved risk_reset request`,
+      { currentState: state.base },
+    );
+  const next = {
+    base: to,
+    temporary:
+      state.temporary && strictness(state.temporary.state) > strictness(to)
+        ? state.temporary
+        : null,
+  };
+  return [
+    {
+      type: 'TradingStateChanged',
+      data: {
+        scopeType: scope.type,
+        scopeId: scope.id,
+        from: effectiveState(state, time),
+        to: effectiveState(next, time),
+        ...next,
+        cause: 'manual',
+        triggerId: null,
+        by,
+        reason: command.reason,
+        time,
+        resetSeen: state.resetAt,
+      },
+    },
+  ];
+}
+
 export const tradingStates: Decider<ScopeTradingState, TradingStateCommand, TradingStateEvent> = {
   initialState: () => ({
     base: 'ACTIVE',
@@ -286,74 +364,10 @@ export const tradingStates: Decider<ScopeTradingState, TradingStateCommand, Trad
 
   decide: (command, state) => {
     switch (command.type) {
-      case 'FireTrigger': {
-        const { trigger } = command;
-        if (trigger.triggerId === '') refuse('INVALID_TRIGGER', 'a trigger needs an id');
-        if (state.triggers.includes(trigger.triggerId)) return [];
-        const fired: TradingStateEvent = { type: 'RiskTriggerFired', data: trigger };
-        const next = afterTrigger(state, trigger);
-        if (!next) return [fired];
-        const { time } = trigger;
-        return [
-          fired,
-          {
-            type: 'TradingStateChanged',
-            data: {
-              scopeType: trigger.scopeType,
-              scopeId: trigger.scopeId,
-              from: effectiveState(state, time),
-              to: effectiveState(next, time),
-              base: next.base,
-              temporary: next.temporary,
-              cause: 'trigger',
-              triggerId: trigger.triggerId,
-              by: null,
-              reason: reason(trigger.rule.toUpperCase(), {
-                observed: num(trigger.observed),
-                threshold: trigger.threshold,
-              }),
-              time,
-              resetSeen: state.resetAt,
-            },
-          },
-        ];
-      }
-      case 'MoveTradingState': {
-        const { scope, to, by, time } = command;
-        requireRiskActor(by, 'change a trading state');
-        if (to === state.base) return [];
-        if (strictness(to) < strictness(state.base))
-          refuse(
-            'RESET_REQUIRES_APPROVAL',
-            `${scope.type} ${scope.id} is ${state.base}: loosening it to ${to} is a reset, which needs an approved risk_reset request`,
-            { currentState: state.base },
-          );
-        const next = {
-          base: to,
-          temporary:
-            state.temporary && strictness(state.temporary.state) > strictness(to)
-              ? state.temporary
-              : null,
-        };
-        return [
-          {
-            type: 'TradingStateChanged',
-            data: {
-              scopeType: scope.type,
-              scopeId: scope.id,
-              from: effectiveState(state, time),
-              to: effectiveState(next, time),
-              ...next,
-              cause: 'manual',
-              triggerId: null,
-              by,
-              reason: command.reason,
-              time,
-              resetSeen: state.resetAt,
-            },
-          },
-        ];
-      }
+      case 'FireTrigger':
+        return fire(command, state);
+      case 'MoveTradingState':
+        return move(command, state);
       case 'ResetTradingState': {
         const { scope, requestId, approvers, time } = command;
         if (state.resets.includes(requestId)) return [];

@@ -331,6 +331,207 @@ const clearPending = (pending: Strategy['pending'], requestId: string): Strategy
     pending.parameterChange?.requestId === requestId ? null : pending.parameterChange,
 });
 
+/** An edit of the definition: only what really changed is recorded, and no change writes nothing. */
+function edit(
+  command: Extract<StrategyCommand, { type: 'EditStrategy' }>,
+  state: StrategyState,
+): StrategyEvent[] {
+  const { strategyId } = command;
+  const strategy = allowed(state, command);
+  const {
+    status: _s,
+    strategyId: _i,
+    owner: _o,
+    pending: _p,
+    pausedFrom: _f,
+    ...current
+  } = strategy;
+  const { parameterVersion: _v, ...definition } = current;
+  const next = checkDefinition({ ...definition, ...command.changes });
+  // Only what really changed is recorded; an edit that changes nothing writes nothing.
+  const changes: Edits = {};
+  for (const key of Object.keys(command.changes) as (keyof StrategyDefinition)[]) {
+    if (JSON.stringify(next[key]) !== JSON.stringify(definition[key]))
+      Object.assign(changes, { [key]: next[key] });
+  }
+  if (Object.keys(changes).length === 0) return [];
+  return [{ type: 'StrategyEdited', data: { strategyId, changes } }];
+}
+
+/** New parameters of a running strategy, to be approved; one request open at a time. */
+function requestParameterChange(
+  command: Extract<StrategyCommand, { type: 'RequestParameterChange' }>,
+  state: StrategyState,
+): StrategyEvent[] {
+  const { strategyId } = command;
+  const strategy = allowed(state, command);
+  const open = strategy.pending.parameterChange;
+  if (open !== null)
+    refuse(
+      'REQUEST_ALREADY_OPEN',
+      `strategy ${strategyId} already awaits approval ${open.requestId} of a parameter change`,
+      { openRequestId: open.requestId },
+    );
+  const parameters = validateParameters(strategy.kind, command.parameters);
+  if (JSON.stringify(parameters) === JSON.stringify(strategy.parameters))
+    refuse(
+      'PARAMETERS_UNCHANGED',
+      `these are the parameters of version ${strategy.parameterVersion.toString()} already`,
+    );
+  return [
+    {
+      type: 'StrategyParameterChangeRequested',
+      data: {
+        strategyId,
+        requestId: command.requestId,
+        requestedBy: command.by,
+        parameters,
+        fromVersion: strategy.parameterVersion,
+      },
+    },
+  ];
+}
+
+/**
+ * New parameters applied at once under a standing approval: computed from the live version, and
+ * within the approval's bounds.
+ */
+function applyUnderStandingApproval(
+  command: Extract<StrategyCommand, { type: 'ApplyParametersUnderStandingApproval' }>,
+  state: StrategyState,
+): StrategyEvent[] {
+  const { strategyId } = command;
+  const strategy = allowed(state, command);
+  const open = strategy.pending.parameterChange;
+  if (open !== null)
+    refuse(
+      'REQUEST_ALREADY_OPEN',
+      `strategy ${strategyId} already awaits approval ${open.requestId} of a parameter change`,
+      { openRequestId: open.requestId },
+    );
+  if (command.fromVersion !== strategy.parameterVersion)
+    refuse(
+      'PARAMETER_VERSION_MOVED',
+      `the change was computed from version ${command.fromVersion}; version ${strategy.parameterVersion} is live`,
+    );
+  const parameters = validateParameters(strategy.kind, command.parameters);
+  if (JSON.stringify(parameters) === JSON.stringify(strategy.parameters))
+    refuse(
+      'PARAMETERS_UNCHANGED',
+      `these are the parameters of version ${strategy.parameterVersion.toString()} already`,
+    );
+  const beyond = outOfBounds(strategy.parameters, parameters, command.authority.maxRelativeChange);
+  if (beyond.length > 0)
+    refuse('OUTSIDE_STANDING_APPROVAL', beyond.join('; '), { reasons: beyond });
+  return [
+    {
+      type: 'StrategyParametersChanged',
+      data: {
+        strategyId,
+        requestId: command.changeId,
+        version: strategy.parameterVersion + 1,
+        parameters,
+        approvers: [],
+        authority: command.authority,
+        appliedBy: command.by,
+      },
+    },
+  ];
+}
+
+/** Retired, with the requests it leaves open. */
+function retire(
+  command: Extract<StrategyCommand, { type: 'RetireStrategy' }>,
+  state: StrategyState,
+): StrategyEvent[] {
+  const { strategyId } = command;
+  const strategy = allowed(state, command);
+  return [
+    {
+      type: 'StrategyRetired',
+      data: {
+        strategyId,
+        reason: command.reason,
+        from: strategy.status,
+        openRequests: openRequests(strategy),
+      },
+    },
+  ];
+}
+
+/** The approved promotion: live if the strategy is still paper trading, else lapsed. */
+function promote(
+  command: Extract<StrategyCommand, { type: 'PromoteToLive' }>,
+  state: StrategyState,
+): StrategyEvent[] {
+  const { strategyId } = command;
+  const strategy = existing(state, strategyId);
+  if (strategy.pending.promotion !== command.requestId) return [];
+  if (strategy.status !== 'paper') {
+    return [
+      {
+        type: 'StrategyPromotionDeclined',
+        data: {
+          strategyId,
+          requestId: command.requestId,
+          outcome: 'lapsed',
+          reason: `approved, but the strategy is ${strategy.status} now, not paper`,
+        },
+      },
+    ];
+  }
+  return [
+    {
+      type: 'StrategyPromotedToLive',
+      data: { strategyId, requestId: command.requestId, approvers: command.approvers },
+    },
+  ];
+}
+
+/** The approved parameter change of the open request: the next version. */
+function applyParameterChange(
+  command: Extract<StrategyCommand, { type: 'ApplyParameterChange' }>,
+  state: StrategyState,
+): StrategyEvent[] {
+  const { strategyId } = command;
+  const strategy = existing(state, strategyId);
+  const open = strategy.pending.parameterChange;
+  if (open?.requestId !== command.requestId) return [];
+  return [
+    {
+      type: 'StrategyParametersChanged',
+      data: {
+        strategyId,
+        requestId: command.requestId,
+        version: strategy.parameterVersion + 1,
+        parameters: open.parameters,
+        approvers: command.approvers,
+      },
+    },
+  ];
+}
+
+/** A request the strategy awaits declined (rejected, withdrawn, expired): its own event type. */
+function declineRequest(
+  command: Extract<StrategyCommand, { type: 'DeclineRequest' }>,
+  state: StrategyState,
+): StrategyEvent[] {
+  const { strategyId } = command;
+  const strategy = existing(state, strategyId);
+  if (!awaits(strategy, command.requestId)) return [];
+  const data = {
+    strategyId,
+    requestId: command.requestId,
+    outcome: command.outcome,
+    reason: command.reason,
+  };
+  if (strategy.pending.activation === command.requestId)
+    return [{ type: 'StrategyActivationDeclined', data }];
+  if (strategy.pending.promotion === command.requestId)
+    return [{ type: 'StrategyPromotionDeclined', data }];
+  return [{ type: 'StrategyParameterChangeDeclined', data }];
+}
+
 export const strategies: Decider<StrategyState, StrategyCommand, StrategyEvent> = {
   initialState: () => ({ status: 'none' }),
 
@@ -428,27 +629,8 @@ export const strategies: Decider<StrategyState, StrategyCommand, StrategyEvent> 
           },
         ];
       }
-      case 'EditStrategy': {
-        const strategy = allowed(state, command);
-        const {
-          status: _s,
-          strategyId: _i,
-          owner: _o,
-          pending: _p,
-          pausedFrom: _f,
-          ...current
-        } = strategy;
-        const { parameterVersion: _v, ...definition } = current;
-        const next = checkDefinition({ ...definition, ...command.changes });
-        // Only what really changed is recorded; an edit that changes nothing writes nothing.
-        const changes: Edits = {};
-        for (const key of Object.keys(command.changes) as (keyof StrategyDefinition)[]) {
-          if (JSON.stringify(next[key]) !== JSON.stringify(definition[key]))
-            Object.assign(changes, { [key]: next[key] });
-        }
-        if (Object.keys(changes).length === 0) return [];
-        return [{ type: 'StrategyEdited', data: { strategyId, changes } }];
-      }
+      case 'EditStrategy':
+        return edit(command, state);
       case 'SubmitForReview':
         allowed(state, command);
         return [
@@ -475,76 +657,10 @@ export const strategies: Decider<StrategyState, StrategyCommand, StrategyEvent> 
           },
         ];
       }
-      case 'RequestParameterChange': {
-        const strategy = allowed(state, command);
-        const open = strategy.pending.parameterChange;
-        if (open !== null)
-          refuse(
-            'REQUEST_ALREADY_OPEN',
-            `strategy ${strategyId} already awaits approval ${open.requestId} of a parameter change`,
-            { openRequestId: open.requestId },
-          );
-        const parameters = validateParameters(strategy.kind, command.parameters);
-        if (JSON.stringify(parameters) === JSON.stringify(strategy.parameters))
-          refuse(
-            'PARAMETERS_UNCHANGED',
-            `these are the parameters of version ${strategy.parameterVersion.toString()} already`,
-          );
-        return [
-          {
-            type: 'StrategyParameterChangeRequested',
-            data: {
-              strategyId,
-              requestId: command.requestId,
-              requestedBy: command.by,
-              parameters,
-              fromVersion: strategy.parameterVersion,
-            },
-          },
-        ];
-      }
-      case 'ApplyParametersUnderStandingApproval': {
-        const strategy = allowed(state, command);
-        const open = strategy.pending.parameterChange;
-        if (open !== null)
-          refuse(
-            'REQUEST_ALREADY_OPEN',
-            `strategy ${strategyId} already awaits approval ${open.requestId} of a parameter change`,
-            { openRequestId: open.requestId },
-          );
-        if (command.fromVersion !== strategy.parameterVersion)
-          refuse(
-            'PARAMETER_VERSION_MOVED',
-            `the change was computed from version ${command.fromVersion}; version ${strategy.parameterVersion} is live`,
-          );
-        const parameters = validateParameters(strategy.kind, command.parameters);
-        if (JSON.stringify(parameters) === JSON.stringify(strategy.parameters))
-          refuse(
-            'PARAMETERS_UNCHANGED',
-            `these are the parameters of version ${strategy.parameterVersion.toString()} already`,
-          );
-        const beyond = outOfBounds(
-          strategy.parameters,
-          parameters,
-          command.authority.maxRelativeChange,
-        );
-        if (beyond.length > 0)
-          refuse('OUTSIDE_STANDING_APPROVAL', beyond.join('; '), { reasons: beyond });
-        return [
-          {
-            type: 'StrategyParametersChanged',
-            data: {
-              strategyId,
-              requestId: command.changeId,
-              version: strategy.parameterVersion + 1,
-              parameters,
-              approvers: [],
-              authority: command.authority,
-              appliedBy: command.by,
-            },
-          },
-        ];
-      }
+      case 'RequestParameterChange':
+        return requestParameterChange(command, state);
+      case 'ApplyParametersUnderStandingApproval':
+        return applyUnderStandingApproval(command, state);
       case 'PauseStrategy': {
         const strategy = allowed(state, command);
         const from = strategy.status === 'live' ? 'live' : 'paper';
@@ -556,20 +672,8 @@ export const strategies: Decider<StrategyState, StrategyCommand, StrategyEvent> 
           { type: 'StrategyResumed', data: { strategyId, to: strategy.pausedFrom ?? 'paper' } },
         ];
       }
-      case 'RetireStrategy': {
-        const strategy = allowed(state, command);
-        return [
-          {
-            type: 'StrategyRetired',
-            data: {
-              strategyId,
-              reason: command.reason,
-              from: strategy.status,
-              openRequests: openRequests(strategy),
-            },
-          },
-        ];
-      }
+      case 'RetireStrategy':
+        return retire(command, state);
       case 'ApproveActivation': {
         const strategy = existing(state, strategyId);
         if (strategy.pending.activation !== command.requestId) return [];
@@ -580,61 +684,12 @@ export const strategies: Decider<StrategyState, StrategyCommand, StrategyEvent> 
           },
         ];
       }
-      case 'PromoteToLive': {
-        const strategy = existing(state, strategyId);
-        if (strategy.pending.promotion !== command.requestId) return [];
-        if (strategy.status !== 'paper') {
-          return [
-            {
-              type: 'StrategyPromotionDeclined',
-              data: {
-                strategyId,
-                requestId: command.requestId,
-                outcome: 'lapsed',
-                reason: `approved, but the strategy is ${strategy.status} now, not paper`,
-              },
-            },
-          ];
-        }
-        return [
-          {
-            type: 'StrategyPromotedToLive',
-            data: { strategyId, requestId: command.requestId, approvers: command.approvers },
-          },
-        ];
-      }
-      case 'ApplyParameterChange': {
-        const strategy = existing(state, strategyId);
-        const open = strategy.pending.parameterChange;
-        if (open?.requestId !== command.requestId) return [];
-        return [
-          {
-            type: 'StrategyParametersChanged',
-            data: {
-              strategyId,
-              requestId: command.requestId,
-              version: strategy.parameterVersion + 1,
-              parameters: open.parameters,
-              approvers: command.approvers,
-            },
-          },
-        ];
-      }
-      case 'DeclineRequest': {
-        const strategy = existing(state, strategyId);
-        if (!awaits(strategy, command.requestId)) return [];
-        const data = {
-          strategyId,
-          requestId: command.requestId,
-          outcome: command.outcome,
-          reason: command.reason,
-        };
-        if (strategy.pending.activation === command.requestId)
-          return [{ type: 'StrategyActivationDeclined', data }];
-        if (strategy.pending.promotion === command.requestId)
-          return [{ type: 'StrategyPromotionDeclined', data }];
-        return [{ type: 'StrategyParameterChangeDeclined', data }];
-      }
+      case 'PromoteToLive':
+        return promote(command, state);
+      case 'ApplyParameterChange':
+        return applyParameterChange(command, state);
+      case 'DeclineRequest':
+        return declineRequest(command, state);
     }
   },
 

@@ -138,6 +138,21 @@ const position = (
   trip: open,
 });
 
+/** The round trip a fill ended, as a closed trade. */
+const closedTrade = (held: Position, ended: Trip, closedAt: number): ClosedTrade => ({
+  strategyId: held.strategyId,
+  symbol: held.symbol,
+  side: ended.side,
+  openedAt: ended.openedAt,
+  closedAt,
+  quantity: ended.entryQuantity,
+  entryPrice: ended.entryQuantity > 0 ? ended.entryNotional / ended.entryQuantity : 0,
+  exitPrice: ended.exitNotional / ended.exitQuantity,
+  realizedPnl: ended.realizedPnl,
+  fees: ended.fees,
+  netPnl: ended.realizedPnl - ended.fees,
+});
+
 /** The position after one fill (a new object; the input is not changed). */
 export function applyFill(held: Position, fill: PositionFill): PositionUpdate {
   const { quantity, price, fee, time } = fill;
@@ -197,19 +212,7 @@ export function applyFill(held: Position, fill: PositionFill): PositionUpdate {
       closed: null,
     };
   }
-  const closed: ClosedTrade = {
-    strategyId: held.strategyId,
-    symbol: held.symbol,
-    side: ended.side,
-    openedAt: ended.openedAt,
-    closedAt: time,
-    quantity: ended.entryQuantity,
-    entryPrice: ended.entryQuantity > 0 ? ended.entryNotional / ended.entryQuantity : 0,
-    exitPrice: ended.exitNotional / ended.exitQuantity,
-    realizedPnl: ended.realizedPnl,
-    fees: ended.fees,
-    netPnl: ended.realizedPnl - ended.fees,
-  };
+  const closed = closedTrade(held, ended, time);
   if (after === 0) {
     return {
       position: position(held, 0, 0, realizedPnl, feesPaid, null),

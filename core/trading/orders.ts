@@ -260,6 +260,41 @@ function checkRequest(order: OrderRequest): void {
   if (order.clientOrderId === '') bad('clientOrderId must not be empty');
 }
 
+// A fill of an open order, once: a fill id already recorded (a replayed venue report) changes
+// nothing; a fill larger than what is left is refused.
+function recordFill(
+  state: OrderState,
+  command: Extract<OrderCommand, { type: 'RecordFill' }>,
+): OrderEvent[] {
+  const { clientOrderId, fill, time } = command;
+  const current = existing(state, clientOrderId);
+  if (current.fillIds.includes(fill.fillId)) return [];
+  const order = inStatus(state, clientOrderId, 'fill', OPEN);
+  if (!(fill.quantity > 0) || !(fill.price > 0))
+    refuse('INVALID_FILL', `a fill needs quantity > 0 and price > 0`);
+  if (cleanQuantity(fill.quantity - order.remainingQuantity) > 0)
+    refuse(
+      'FILL_EXCEEDS_REMAINING',
+      `fill of ${fill.quantity} exceeds the ${order.remainingQuantity} left of order ${clientOrderId}`,
+      { remainingQuantity: order.remainingQuantity },
+    );
+  const totals = afterFill(
+    {
+      quantity: order.quantity,
+      filledQuantity: order.filledQuantity,
+      averagePrice: order.averagePrice,
+    },
+    fill,
+  );
+  const { portfolioId, strategyId, symbol, side } = order.request;
+  return [
+    {
+      type: totals.remainingQuantity === 0 ? 'OrderFilled' : 'OrderPartiallyFilled',
+      data: { clientOrderId, portfolioId, strategyId, symbol, side, fill, ...totals, time },
+    },
+  ];
+}
+
 export const orders: Decider<OrderState, OrderCommand, OrderEvent> = {
   initialState: () => ({ status: 'none' }),
 
@@ -357,35 +392,8 @@ export const orders: Decider<OrderState, OrderCommand, OrderEvent> = {
           },
         ];
       }
-      case 'RecordFill': {
-        const { clientOrderId, fill, time } = command;
-        const current = existing(state, clientOrderId);
-        if (current.fillIds.includes(fill.fillId)) return [];
-        const order = inStatus(state, clientOrderId, 'fill', OPEN);
-        if (!(fill.quantity > 0) || !(fill.price > 0))
-          refuse('INVALID_FILL', `a fill needs quantity > 0 and price > 0`);
-        if (cleanQuantity(fill.quantity - order.remainingQuantity) > 0)
-          refuse(
-            'FILL_EXCEEDS_REMAINING',
-            `fill of ${fill.quantity} exceeds the ${order.remainingQuantity} left of order ${clientOrderId}`,
-            { remainingQuantity: order.remainingQuantity },
-          );
-        const totals = afterFill(
-          {
-            quantity: order.quantity,
-            filledQuantity: order.filledQuantity,
-            averagePrice: order.averagePrice,
-          },
-          fill,
-        );
-        const { portfolioId, strategyId, symbol, side } = order.request;
-        return [
-          {
-            type: totals.remainingQuantity === 0 ? 'OrderFilled' : 'OrderPartiallyFilled',
-            data: { clientOrderId, portfolioId, strategyId, symbol, side, fill, ...totals, time },
-          },
-        ];
-      }
+      case 'RecordFill':
+        return recordFill(state, command);
       case 'CancelOrder': {
         const { clientOrderId, reason: why, time } = command;
         const order = inStatus(state, clientOrderId, 'cancel', OPEN);

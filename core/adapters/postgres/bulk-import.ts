@@ -171,173 +171,29 @@ export async function bulkImportIntoEmptyStore(
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
-    // The head lock first, as every append takes it: nobody appends while the import runs.
-    const head = await client.query<{ position: string }>(
-      'SELECT position FROM qcat_log_head FOR UPDATE',
-    );
-    const { rows: any } = await client.query<{ found: boolean }>(
-      'SELECT EXISTS (SELECT 1 FROM qcat_events) AS found',
-    );
-    if (head.rows[0]?.position !== '0' || any[0]?.found)
-      throw new BulkImportError(
-        `the target event log is not empty (head at position ${head.rows[0]?.position ?? '?'})`,
-      );
-
+    await refuseUnlessEmpty(client);
     const rebuild = await dropEventIndexes(client);
     const started = performance.now();
-    const eventColumns = await columnsOf(client, 'qcat_events');
-    const envelopeColumns = new Set(ENVELOPE.map(([, column]) => column));
-    const extras = eventColumns.filter((column) => !envelopeColumns.has(column.name));
-    const headColumns = (await columnsOf(client, 'qcat_log_head')).filter(
-      (column) => !['singleton', 'position', 'recorded_at'].includes(column.name),
-    );
-
-    /** Per stream: its last revision; and per further qcat_streams column, its last event's field. */
-    const streams = new Map<string, bigint>();
-    let carried: Map<string, unknown>[] = [];
-    let carriedNames: string[] = [];
-    const streamExtras = (await columnsOf(client, 'qcat_streams')).filter(
-      (column) => !['stream_id', 'revision'].includes(column.name),
-    );
-    /** Decided on the first event: the qcat_streams columns its fields fill. */
-    let carriedColumns: string[] = [];
-    let events = 0;
-    let last: RecordedEvent | undefined;
-    /** Decided on the first event: which extra columns its fields fill. */
-    let fields: (readonly [string, string])[] | undefined;
-    let names: string[] = [];
-    let encoders: ((value: unknown) => string)[] = [];
-    let lastField = 0;
-
-    const decideFields = (event: RecordedEvent): (readonly [string, string])[] => {
-      const chosen: (readonly [string, string])[] = ENVELOPE.map(
-        ([name, column]) => [name, column] as const,
-      );
-      const known = new Set<string>(ENVELOPE.map(([name]) => name));
-      for (const column of extras) {
-        const name = camel(column.name);
-        known.add(name);
-        if (name in event) chosen.push([name, column.name]);
-        else if (column.required)
-          throw new BulkImportError(
-            `the target's qcat_events.${column.name} is required but the events to import have no '${name}' (a backup older than the target's schema)`,
-          );
-      }
-      const unknown = Object.keys(event).filter((key) => !known.has(key));
-      if (unknown.length > 0)
-        throw new BulkImportError(
-          `the events carry ${unknown.map((key) => `'${key}'`).join(', ')} but the target's qcat_events has no column for it (the target's QCAT is older than the backup)`,
-        );
-      return chosen;
-    };
-
-    async function* encode(): AsyncGenerator<string> {
-      for await (const batch of batches) {
-        let text = '';
-        for (const event of batch) {
-          if (!fields) {
-            fields = decideFields(event);
-            names = fields.map(([name]) => name);
-            encoders = names.map(encoderOf);
-            lastField = names.length - 1;
-            carriedColumns = streamExtras
-              .filter((column) => camel(column.name) in event)
-              .map((column) => column.name);
-            carriedNames = carriedColumns.map(camel);
-            carried = carriedColumns.map(() => new Map<string, unknown>());
-          }
-          if (last && event.position <= last.position)
-            throw new BulkImportError(
-              `position ${event.position} comes after ${last.position}: events must be in position order`,
-            );
-          // recordedAt never decreases along the log (ADR 001); positionAt bisects on it.
-          if (last && event.recordedAt.getTime() < last.recordedAt.getTime())
-            throw new BulkImportError(
-              `position ${event.position} was recorded at ${event.recordedAt.toISOString()}, before position ${last.position} (${last.recordedAt.toISOString()}): recordedAt must not decrease along the log`,
-            );
-          const expected = (streams.get(event.streamId) ?? -1n) + 1n;
-          if (event.revision !== expected)
-            throw new BulkImportError(
-              `stream ${event.streamId}: revision ${event.revision} where ${expected} was expected`,
-            );
-          streams.set(event.streamId, event.revision);
-          for (let index = 0; index < carried.length; index++)
-            carried[index]?.set(event.streamId, fieldOf(event, carriedNames[index] ?? ''));
-          for (let index = 0; index < names.length; index++) {
-            const name = names[index] ?? '';
-            const value = fieldOf(event, name);
-            if (value === undefined && !(name in event))
-              throw new BulkImportError(`the event at position ${event.position} has no '${name}'`);
-            text += encoders[index]?.(value) ?? '';
-            text += index === lastField ? '\n' : '\t';
-          }
-          last = event;
-          events++;
-        }
-        if (text !== '') yield text;
-      }
-    }
-
-    // The column list needs the first event; peek it, then stream the rest through COPY.
-    const iterator = encode();
-    const first = await iterator.next();
-    if (!first.done && fields) {
-      const columns = fields.map(([, column]) => client.escapeIdentifier(column)).join(', ');
-      const copy = client.query(copyFrom(`COPY qcat_events (${columns}) FROM STDIN`));
-      async function* rest(): AsyncGenerator<string> {
-        yield first.value as string;
-        for (;;) {
-          const next = await iterator.next();
-          if (next.done) return;
-          yield next.value;
-        }
-      }
-      await pipeline(Readable.from(rest()), copy);
-
-      const streamCopy = client.query(
-        copyFrom(
-          `COPY qcat_streams (${['stream_id', 'revision', ...carriedColumns].map((column) => client.escapeIdentifier(column)).join(', ')}) FROM STDIN`,
-        ),
-      );
-      async function* streamRows(): AsyncGenerator<string> {
-        let text = '';
-        for (const [stream, revision] of streams) {
-          text += `${escapeText(stream)}\t${revision}${carried.map((values) => `\t${field(values.get(stream))}`).join('')}\n`;
-          if (text.length > 1 << 20) {
-            yield text;
-            text = '';
-          }
-        }
-        if (text !== '') yield text;
-      }
-      await pipeline(Readable.from(streamRows()), streamCopy);
-    }
-
+    const eventExtras = await extraColumns(client, 'qcat_events', [
+      ...ENVELOPE.map(([, column]) => column),
+    ]);
+    const headColumns = await extraColumns(client, 'qcat_log_head', [
+      'singleton',
+      'position',
+      'recorded_at',
+    ]);
+    const streamExtras = await extraColumns(client, 'qcat_streams', ['stream_id', 'revision']);
+    const encoder = new EventEncoder(eventExtras, streamExtras);
+    await copyEvents(client, encoder, batches);
     const copied = performance.now();
     await rebuild();
     const indexed = performance.now();
-
-    if (last) {
-      const final = last;
-      // Further head columns (say, the last hash of a hash chain) take the last event's field.
-      const carried = headColumns.filter((column) => camel(column.name) in final);
-      const sets = carried.map(
-        (column, index) => `${client.escapeIdentifier(column.name)} = $${index + 3}`,
-      );
-      await client.query(
-        `UPDATE qcat_log_head SET position = $1, recorded_at = $2${sets.map((set) => `, ${set}`).join('')}`,
-        [
-          last.position.toString(),
-          last.recordedAt,
-          ...carried.map((column) => fieldOf(final, camel(column.name))),
-        ],
-      );
-      await client.query("SELECT pg_notify('qcat_log', $1)", [last.position.toString()]);
-    }
+    const { last } = encoder;
+    if (last) await moveHead(client, last, headColumns);
     await client.query('COMMIT');
     return {
-      events,
-      streams: streams.size,
+      events: encoder.events,
+      streams: encoder.streams.size,
       lastPosition: last?.position ?? 0n,
       lastRecordedAt: last?.recordedAt ?? null,
       seconds: { copy: (copied - started) / 1000, indexes: (indexed - copied) / 1000 },
@@ -348,4 +204,209 @@ export async function bulkImportIntoEmptyStore(
   } finally {
     client.release();
   }
+}
+
+/** Takes the head lock first, as every append does (nobody appends while the import runs). */
+async function refuseUnlessEmpty(client: pg.ClientBase): Promise<void> {
+  const head = await client.query<{ position: string }>(
+    'SELECT position FROM qcat_log_head FOR UPDATE',
+  );
+  const { rows: any } = await client.query<{ found: boolean }>(
+    'SELECT EXISTS (SELECT 1 FROM qcat_events) AS found',
+  );
+  if (head.rows[0]?.position !== '0' || any[0]?.found)
+    throw new BulkImportError(
+      `the target event log is not empty (head at position ${head.rows[0]?.position ?? '?'})`,
+    );
+}
+
+/** The columns of a table besides the ones the import fills itself. */
+async function extraColumns(
+  client: pg.ClientBase,
+  table: string,
+  own: readonly string[],
+): Promise<Column[]> {
+  return (await columnsOf(client, table)).filter((column) => !own.includes(column.name));
+}
+
+/** The envelope's fields and, of the further qcat_events columns, those the events carry. */
+function decideFields(
+  event: RecordedEvent,
+  extras: readonly Column[],
+): (readonly [string, string])[] {
+  const chosen: (readonly [string, string])[] = ENVELOPE.map(
+    ([name, column]) => [name, column] as const,
+  );
+  const known = new Set<string>(ENVELOPE.map(([name]) => name));
+  for (const column of extras) {
+    const name = camel(column.name);
+    known.add(name);
+    if (name in event) chosen.push([name, column.name]);
+    else if (column.required)
+      throw new BulkImportError(
+        `the target's qcat_events.${column.name} is required but the events to import have no '${name}' (a backup older than the target's schema)`,
+      );
+  }
+  const unknown = Object.keys(event).filter((key) => !known.has(key));
+  if (unknown.length > 0)
+    throw new BulkImportError(
+      `the events carry ${unknown.map((key) => `'${key}'`).join(', ')} but the target's qcat_events has no column for it (the target's QCAT is older than the backup)`,
+    );
+  return chosen;
+}
+
+/**
+ * The events as COPY text, checked on the way (positions increase, recordedAt never decreases,
+ * each stream's revisions run 0, 1, 2, …), with what the streams' rows need: per stream its last
+ * revision and, per further qcat_streams column, its last event's field.
+ */
+class EventEncoder {
+  readonly streams = new Map<string, bigint>();
+  carried: Map<string, unknown>[] = [];
+  /** Decided on the first event: the qcat_streams columns its fields fill. */
+  carriedColumns: string[] = [];
+  events = 0;
+  last: RecordedEvent | undefined;
+  /** Decided on the first event: which extra columns its fields fill. */
+  fields: (readonly [string, string])[] | undefined;
+  private carriedNames: string[] = [];
+  private names: string[] = [];
+  private encoders: ((value: unknown) => string)[] = [];
+  private lastField = 0;
+
+  constructor(
+    private readonly extras: readonly Column[],
+    private readonly streamExtras: readonly Column[],
+  ) {}
+
+  /** The COPY rows of one batch. */
+  batch(batch: readonly RecordedEvent[]): string {
+    let text = '';
+    for (const event of batch) {
+      if (!this.fields) this.start(event);
+      this.check(event);
+      for (let index = 0; index < this.carried.length; index++)
+        this.carried[index]?.set(event.streamId, fieldOf(event, this.carriedNames[index] ?? ''));
+      for (let index = 0; index < this.names.length; index++) {
+        const name = this.names[index] ?? '';
+        const value = fieldOf(event, name);
+        if (value === undefined && !(name in event))
+          throw new BulkImportError(`the event at position ${event.position} has no '${name}'`);
+        text += this.encoders[index]?.(value) ?? '';
+        text += index === this.lastField ? '\n' : '\t';
+      }
+      this.last = event;
+      this.events++;
+    }
+    return text;
+  }
+
+  private start(event: RecordedEvent): void {
+    const fields = decideFields(event, this.extras);
+    this.fields = fields;
+    this.names = fields.map(([name]) => name);
+    this.encoders = this.names.map(encoderOf);
+    this.lastField = this.names.length - 1;
+    this.carriedColumns = this.streamExtras
+      .filter((column) => camel(column.name) in event)
+      .map((column) => column.name);
+    this.carriedNames = this.carriedColumns.map(camel);
+    this.carried = this.carriedColumns.map(() => new Map<string, unknown>());
+  }
+
+  private check(event: RecordedEvent): void {
+    const { last } = this;
+    if (last && event.position <= last.position)
+      throw new BulkImportError(
+        `position ${event.position} comes after ${last.position}: events must be in position order`,
+      );
+    // recordedAt never decreases along the log (ADR 001); positionAt bisects on it.
+    if (last && event.recordedAt.getTime() < last.recordedAt.getTime())
+      throw new BulkImportError(
+        `position ${event.position} was recorded at ${event.recordedAt.toISOString()}, before position ${last.position} (${last.recordedAt.toISOString()}): recordedAt must not decrease along the log`,
+      );
+    const expected = (this.streams.get(event.streamId) ?? -1n) + 1n;
+    if (event.revision !== expected)
+      throw new BulkImportError(
+        `stream ${event.streamId}: revision ${event.revision} where ${expected} was expected`,
+      );
+    this.streams.set(event.streamId, event.revision);
+  }
+}
+
+async function* encodeAll(
+  encoder: EventEncoder,
+  batches: AsyncIterable<readonly RecordedEvent[]>,
+): AsyncGenerator<string> {
+  for await (const batch of batches) {
+    const text = encoder.batch(batch);
+    if (text !== '') yield text;
+  }
+}
+
+/** COPY of the events, then of the streams' rows. */
+async function copyEvents(
+  client: pg.ClientBase,
+  encoder: EventEncoder,
+  batches: AsyncIterable<readonly RecordedEvent[]>,
+): Promise<void> {
+  // The column list needs the first event; peek it, then stream the rest through COPY.
+  const iterator = encodeAll(encoder, batches);
+  const first = await iterator.next();
+  if (first.done || !encoder.fields) return;
+  const head = first.value;
+  const columns = encoder.fields.map(([, column]) => client.escapeIdentifier(column)).join(', ');
+  const copy = client.query(copyFrom(`COPY qcat_events (${columns}) FROM STDIN`));
+  async function* rest(): AsyncGenerator<string> {
+    yield head;
+    for (;;) {
+      const next = await iterator.next();
+      if (next.done) return;
+      yield next.value;
+    }
+  }
+  await pipeline(Readable.from(rest()), copy);
+  await copyStreams(client, encoder);
+}
+
+async function copyStreams(client: pg.ClientBase, encoder: EventEncoder): Promise<void> {
+  const { streams, carried, carriedColumns } = encoder;
+  const streamCopy = client.query(
+    copyFrom(
+      `COPY qcat_streams (${['stream_id', 'revision', ...carriedColumns].map((column) => client.escapeIdentifier(column)).join(', ')}) FROM STDIN`,
+    ),
+  );
+  async function* streamRows(): AsyncGenerator<string> {
+    let text = '';
+    for (const [stream, revision] of streams) {
+      text += `${escapeText(stream)}\t${revision}${carried.map((values) => `\t${field(values.get(stream))}`).join('')}\n`;
+      if (text.length > 1 << 20) {
+        yield text;
+        text = '';
+      }
+    }
+    if (text !== '') yield text;
+  }
+  await pipeline(Readable.from(streamRows()), streamCopy);
+}
+
+/** The head row to the last event; further head columns (a hash chain's last hash) take its field. */
+async function moveHead(
+  client: pg.ClientBase,
+  final: RecordedEvent,
+  headColumns: readonly Column[],
+): Promise<void> {
+  const carried = headColumns.filter((column) => camel(column.name) in final);
+  const sets = carried.map(
+    (column, index) => `${client.escapeIdentifier(column.name)} = $${index + 3}`,
+  );
+  await client.query(
+    `UPDATE qcat_log_head SET position = $1, recorded_at = $2${sets.map((set) => `, ${set}`).join('')}`,
+    [
+      final.position.toString(),
+      final.recordedAt,
+      ...carried.map((column) => fieldOf(final, camel(column.name))),
+    ],
+  );
+  await client.query("SELECT pg_notify('qcat_log', $1)", [final.position.toString()]);
 }
