@@ -363,6 +363,8 @@ export class PostgresEventStore implements EventStore {
         pending = true;
         wake?.();
       };
+      // A function, not the variable: the callbacks above set it while a read is awaited.
+      const notified = (): boolean => pending;
       const notification = this.notifier.messages.subscribe((head) => {
         if (!/^\d+$/.test(head) || BigInt(head) > checkpoint) nudge();
       });
@@ -381,7 +383,7 @@ export class PostgresEventStore implements EventStore {
             checkpoint = event.position;
             subscriber.next(event);
           }
-          if (events.length === batchSize || pending || closed()) continue;
+          if (events.length === batchSize || notified() || closed()) continue;
           // Caught up: wait for a commit notification, or poll in case one was missed.
           await new Promise<void>((resolve) => {
             const timer = setTimeout(
