@@ -309,6 +309,17 @@ type Result = Awaited<ReturnType<typeof scenario>>;
 const rates = (r: Repeated<{ trialsPerSec: number }>): string =>
   r.runs.map((run) => run.trialsPerSec.toFixed(1)).join(' ');
 
+/** The old loop's runs (`--batch-by-batch`), measured the same way. */
+function barrierLine(barrier: NonNullable<Result['barrier']>, plainRate: number): string {
+  const [one, all] = [barrier.one.median, barrier.all.median];
+  const threads = `${cores} threads ${rates(barrier.all)}`;
+  return [
+    `batch by batch: 1 thread ${rates(barrier.one)} (${formatRatio(one.trialsPerSec / plainRate)} plain);`,
+    `${threads} (${formatRatio(all.trialsPerSec / one.trialsPerSec)} its 1 thread);`,
+    `cores used ${one.coresUsed.toFixed(2)} / ${all.coresUsed.toFixed(2)}`,
+  ].join(' ');
+}
+
 function printResults(results: readonly Result[]): void {
   printTable(
     [
@@ -350,10 +361,7 @@ function printResults(results: readonly Result[]): void {
     console.log(
       `  ${r.name}: plain ${rates(r.plain)}; 1 thread ${rates(r.one)}; ${cores} threads ${rates(r.all)}`,
     );
-    if (r.barrier)
-      console.log(
-        `    batch by batch: 1 thread ${rates(r.barrier.one)} (median ${formatRatio(r.barrier.one.median.trialsPerSec / r.plain.median.trialsPerSec)} plain); ${cores} threads ${rates(r.barrier.all)} (median ${formatRatio(r.barrier.all.median.trialsPerSec / r.barrier.one.median.trialsPerSec)} its 1 thread; cores used ${r.barrier.one.median.coresUsed.toFixed(2)} / ${r.barrier.all.median.coresUsed.toFixed(2)})`,
-      );
+    if (r.barrier) console.log(`    ${barrierLine(r.barrier, r.plain.median.trialsPerSec)}`);
   }
 }
 

@@ -44,9 +44,9 @@ const finished = (status: string): boolean =>
 /**
  * Runs one optimization to its end: loads its candles once, runs its trials batch by batch on a
  * pool of worker threads (grid and random one batch ahead, run-search.ts), records each batch
- * (`OptimizationProgressed`) and then the outcome with the gate's verdict. Run again after a crash it repeats the same trials (the search is
- * deterministic) and the batches already recorded write nothing; a cancellation is seen at the
- * next batch, whose recording the aggregate refuses.
+ * (`OptimizationProgressed`) and then the outcome with the gate's verdict. Run again after a crash
+ * it repeats the same trials (the search is deterministic) and the batches already recorded write
+ * nothing; a cancellation is seen at the next batch, whose recording the aggregate refuses.
  */
 export async function executeOptimization(
   deps: ExecutorDeps,
