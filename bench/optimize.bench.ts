@@ -149,7 +149,7 @@ interface Repeated<T> {
  * Runs `once` unmeasured, then until the runs add up to `--min-seconds` or `--repetitions` are
  * done; the median run by trials/s (the upper middle of an even count). The first run does not
  * count: after the warm-up on the base parameters alone, the first search over the real parameter
- * sets still ran at 55-65 % of the later ones, in every configuration, the plain loop included
+ * sets still ran at 47-82 % of the later ones, in every configuration, the plain loop included
  * (V8 compiling the code paths the other parameters take, the main thread's scoring).
  */
 async function repeated<T extends { seconds: number; trialsPerSec: number }>(
