@@ -2,27 +2,41 @@
  * Optimization throughput. Two searches, each run three ways in the same process:
  *   - plain: a loop in the main thread calling the backtester (runTrial) for each parameter set,
  *     nothing else — the reference;
- *   - one worker thread: the real search (sampler, fold scoring, the trial pool with its candles
- *     in a SharedArrayBuffer) on a pool of one thread;
+ *   - one worker thread: the real search on a pool of one thread — `runSearch`
+ *     (automation/optimization/run-search.ts), the loop the executor runs: the sampler, fold
+ *     scoring, grid and random batches run one ahead, the trial pool with its candles in a
+ *     SharedArrayBuffer;
  *   - all cores: the same on a pool of every core (os.availableParallelism()).
  * Searches: a 256-trial grid of the SMA crossover over one year of 1-hour candles with a 5-fold
  * rolling walk-forward, and a 64-trial random search over one year of 1-minute candles.
  *
  *   npm run bench:optimize
  *   npm run bench:optimize -- --grid-trials=256 --random-trials=64 --seed=42
+ *   npm run bench:optimize -- --min-seconds=3 --repetitions=5 --batch-by-batch
+ *
+ * Repetitions: the grid lasts about half a second, too short for one run to be a measurement
+ * (V8's compiler and GC threads, the machine's other work). So each way is run again and again in
+ * the same process (the pool and its warm-up kept): once unmeasured, then until its runs add up to
+ * `--min-seconds` (3) or `--repetitions` (5) are done, and the median run (by trials/s; the upper
+ * middle of an even count) is reported, every run's trials/s printed. `--batch-by-batch` also
+ * runs both pools with the old barrier (each batch waits for the one before to be recorded), to
+ * show what running a batch ahead changes in the same run.
  *
  * Peak memory is the process RSS (worker threads included) sampled every 50 ms; "memory per
  * trial" is the RSS growth from the first quarter of a search's trials to its end, divided by the
  * trials in between (flat ≈ 0). The end of a search (choice per fold, stitching, DSR, PBO over
- * C(16, 8) splits) runs once per optimization and is timed apart ("result s"). Targets: one thread ≥ 90 % of the plain loop's trials/s; all cores
- * ≥ 1.7 × one thread (on 2 cores). The machine is shared: the load average is printed. The last
- * line is one JSON object. Each run also prints the cores it really got (its CPU time over its
- * wall time): on a busy shared machine the kernel's autogroup scheduling gives one session one
- * share whatever its thread count, and the speedup then measures the share (ADR 022).
+ * C(16, 8) splits) runs once per optimization and is timed apart ("result s"). Targets: one thread
+ * ≥ 90 % of the plain loop's trials/s; all cores ≥ 1.7 × one thread (on 2 cores). The machine is
+ * shared: the load average is printed. The last line is one JSON object. Each run also prints the
+ * cores it really got (its CPU time over its wall time): on a busy shared machine the kernel's
+ * autogroup scheduling gives one session one share whatever its thread count, and the speedup
+ * then measures the share (ADR 022).
  */
 import { availableParallelism, cpus, loadavg } from 'node:os';
+import { runSearch } from '../automation/optimization/run-search.js';
 import { TrialPool } from '../automation/optimization/trial-pool.js';
 import { DEFAULT_INSTRUMENTS, generateCandles } from '../core/market/synthetic.js';
+import type { JsonObject } from '../core/eventstore/event-store.js';
 import type { Candle, Instrument } from '../core/market/types.js';
 import { Search, type SearchSpec } from '../core/optimization/search.js';
 import { runTrial, windowDays, type TrialSetup } from '../core/optimization/trial.js';
@@ -42,6 +56,9 @@ import {
 const gridTrials = numberOption('grid-trials', 256);
 const randomTrials = numberOption('random-trials', 64);
 const seed = numberOption('seed', 42);
+const minSeconds = numberOption('min-seconds', 3);
+const maxRepetitions = numberOption('repetitions', 5);
+const batchByBatch = process.argv.includes('--batch-by-batch');
 const cores = availableParallelism();
 /**
  * Trials each worker thread (and the plain loop) runs before the clock starts: each thread is an
@@ -111,53 +128,78 @@ interface Measured {
   seconds: number;
   /** CPU the process got while searching (every thread), over the wall time: cores it really had. */
   coresUsed: number;
-  /** Share of the wall time the main thread spent between batches (Amdahl's serial part). */
+  /** Share of the wall time the main thread spent proposing and scoring (beside the trials when a
+   * batch runs ahead, between them batch by batch). */
   serialShare: number;
-  resultSeconds: number;
   trialsPerSec: number;
   memoryPerTrialKb: number;
+  /** The search, recorded: its result is timed apart. */
+  search: Search;
 }
 
-async function searchWith(
-  spec: SearchSpec,
-  setup: TrialSetup,
-  candles: Candle[],
-  threads: number,
-): Promise<Measured> {
-  const pool = new TrialPool(setup, candles, threads);
-  // Threads start, unpack their candles and warm their JIT before the clock starts: each thread is
-  // an isolate of its own that compiles the backtester anew, and one trial per thread left the
-  // second thread cold, its compilation inside the measured time (ADR 022).
-  await pool.runAll(
-    Array.from({ length: threads * warmUpTrials(candles.length) }, () => spec.baseParameters),
-  );
-  const search = new Search(spec);
+/** Runs of one way, and the median one. */
+interface Repeated<T> {
+  median: T;
+  runs: T[];
+  /** The first run, not counted. */
+  unmeasured: T;
+}
+
+/**
+ * Runs `once` unmeasured, then until the runs add up to `--min-seconds` or `--repetitions` are
+ * done; the median run by trials/s (the upper middle of an even count). The first run does not
+ * count: after the warm-up on the base parameters alone, the first search over the real parameter
+ * sets still ran at 47-82 % of the later ones, in every configuration, the plain loop included
+ * (V8 compiling the code paths the other parameters take, the main thread's scoring).
+ */
+async function repeated<T extends { seconds: number; trialsPerSec: number }>(
+  once: () => Promise<T>,
+): Promise<Repeated<T>> {
+  const unmeasured = await once();
+  const runs: T[] = [];
+  let total = 0;
+  while (runs.length < maxRepetitions && total < minSeconds) {
+    const run = await once();
+    runs.push(run);
+    total += run.seconds;
+  }
+  const sorted = [...runs].sort((a, b) => a.trialsPerSec - b.trialsPerSec);
+  return { median: sorted[Math.floor(sorted.length / 2)] as T, runs, unmeasured };
+}
+
+/** A search that waits for each batch to be recorded before it proposes the next (the old loop). */
+class BatchByBatch extends Search {
+  override get proposesAhead(): boolean {
+    return false;
+  }
+}
+
+/** One search on the pool through `runSearch`, the executor's loop. */
+async function searchOnce(pool: TrialPool, search: Search): Promise<Measured> {
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
   let rssAtQuarter: { rss: number; trials: number } | null = null;
-  // Main-thread time between batches (proposing, scoring): the part no thread count speeds up.
   let serialMs = 0;
-  while (!search.done) {
-    let at = performance.now();
-    const batch = search.nextBatch();
-    serialMs += performance.now() - at;
-    const runs = await pool.runAll(batch.map((p) => p.parameters));
-    at = performance.now();
-    search.record(batch, runs);
-    serialMs += performance.now() - at;
-    if (!rssAtQuarter && search.trials.length >= spec.trials / 4)
-      rssAtQuarter = { rss: process.memoryUsage().rss, trials: search.trials.length };
-  }
+  await runSearch(
+    search,
+    (batch, signal) =>
+      pool.runAll(
+        batch.map((p) => p.parameters),
+        signal,
+      ),
+    {
+      onBatch: (done) => {
+        serialMs += done.serialMs;
+        if (!rssAtQuarter && search.trials.length >= search.spec.trials / 4)
+          rssAtQuarter = { rss: process.memoryUsage().rss, trials: search.trials.length };
+      },
+    },
+  );
   const seconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
-  // Choosing per fold, stitching, DSR and PBO happen once per optimization: timed apart.
-  const resultStarted = performance.now();
-  search.result();
-  const resultSeconds = (performance.now() - resultStarted) / 1000;
-  await pool.close();
-  const grown = rssAtQuarter
-    ? (process.memoryUsage().rss - rssAtQuarter.rss) /
-      Math.max(1, search.trials.length - rssAtQuarter.trials)
+  const quarter = rssAtQuarter as { rss: number; trials: number } | null;
+  const grown = quarter
+    ? (process.memoryUsage().rss - quarter.rss) / Math.max(1, search.trials.length - quarter.trials)
     : 0;
   return {
     seconds,
@@ -165,8 +207,51 @@ async function searchWith(
     serialShare: serialMs / 1000 / seconds,
     trialsPerSec: search.trials.length / seconds,
     memoryPerTrialKb: grown / 1024,
-    resultSeconds,
+    search,
   };
+}
+
+async function searchWith(
+  spec: SearchSpec,
+  setup: TrialSetup,
+  candles: Candle[],
+  threads: number,
+  pipelined = true,
+): Promise<Repeated<Measured>> {
+  const pool = new TrialPool(setup, candles, threads);
+  // Threads start, unpack their candles and warm their JIT before the clock starts: each thread is
+  // an isolate of its own that compiles the backtester anew, and one trial per thread left the
+  // second thread cold, its compilation inside the measured time (ADR 022).
+  await pool.runAll(
+    Array.from({ length: threads * warmUpTrials(candles.length) }, () => spec.baseParameters),
+  );
+  const runs = await repeated(() =>
+    searchOnce(pool, pipelined ? new Search(spec) : new BatchByBatch(spec)),
+  );
+  await pool.close();
+  return runs;
+}
+
+/** The parameter sets the search will run (from a dry search), for the plain loop. */
+function parameterSets(spec: SearchSpec): (JsonObject | null)[] {
+  const dry = new Search(spec);
+  const sets: (JsonObject | null)[] = [];
+  while (!dry.done) {
+    const batch = dry.nextBatch();
+    sets.push(...batch.map((p) => p.parameters));
+    dry.record(
+      batch,
+      batch.map(() => null),
+    );
+  }
+  return sets;
+}
+
+/** Choosing per fold, stitching, DSR and PBO happen once per optimization: timed apart. */
+function resultSeconds(search: Search): number {
+  const started = performance.now();
+  search.result();
+  return (performance.now() - started) / 1000;
 }
 
 async function scenario(s: Scenario) {
@@ -196,35 +281,52 @@ async function scenario(s: Scenario) {
     folds: planFolds({ scheme: 'rolling', folds: 5, inSampleBlocks: 3 }, windowDays(FROM, TO)),
     initialCash: setup.initialCash,
   };
-  // The plain loop runs the same parameter sets the search will (taken from a dry search).
-  const dry = new Search(spec);
-  const sets = [];
-  while (!dry.done) {
-    const batch = dry.nextBatch();
-    sets.push(...batch.map((p) => p.parameters));
-    dry.record(
-      batch,
-      batch.map(() => null),
-    );
-  }
+  const sets = parameterSets(spec);
   for (let i = 0; i < warmUpTrials(candles.length); i++)
     runTrial(setup, spec.baseParameters, candles); // warm-up
-  const started = performance.now();
-  for (const parameters of sets) if (parameters) runTrial(setup, parameters, candles);
-  const plainSeconds = (performance.now() - started) / 1000;
-  const plain = { seconds: plainSeconds, trialsPerSec: sets.length / plainSeconds };
+  const plain = await repeated(() => {
+    const started = performance.now();
+    for (const parameters of sets) if (parameters) runTrial(setup, parameters, candles);
+    const seconds = (performance.now() - started) / 1000;
+    return Promise.resolve({ seconds, trialsPerSec: sets.length / seconds });
+  });
   const one = await searchWith(spec, setup, candles, 1);
   const all = await searchWith(spec, setup, candles, cores);
-  return { name: s.name, bars: candles.length, trials: sets.length, plain, one, all };
+  const barrier = batchByBatch
+    ? {
+        one: await searchWith(spec, setup, candles, 1, false),
+        all: await searchWith(spec, setup, candles, cores, false),
+      }
+    : null;
+  return {
+    name: s.name,
+    bars: candles.length,
+    trials: sets.length,
+    plain,
+    one,
+    all,
+    barrier,
+    resultSeconds: resultSeconds(one.median.search),
+  };
 }
 
-async function main() {
-  const loadBefore = loadavg()[0] ?? 0;
-  console.log(
-    `Optimization throughput: ${cores} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}, load ${loadBefore.toFixed(2)}\n`,
-  );
-  const results = [];
-  for (const s of SCENARIOS) results.push(await scenario(s));
+type Result = Awaited<ReturnType<typeof scenario>>;
+
+const rates = (r: Repeated<{ trialsPerSec: number }>): string =>
+  `(${r.unmeasured.trialsPerSec.toFixed(1)}) ${r.runs.map((run) => run.trialsPerSec.toFixed(1)).join(' ')}`;
+
+/** The old loop's runs (`--batch-by-batch`), measured the same way. */
+function barrierLine(barrier: NonNullable<Result['barrier']>, plainRate: number): string {
+  const [one, all] = [barrier.one.median, barrier.all.median];
+  const threads = `${cores} threads ${rates(barrier.all)}`;
+  return [
+    `batch by batch: 1 thread ${rates(barrier.one)} (${formatRatio(one.trialsPerSec / plainRate)} plain);`,
+    `${threads} (${formatRatio(all.trialsPerSec / one.trialsPerSec)} its 1 thread);`,
+    `cores used ${one.coresUsed.toFixed(2)} / ${all.coresUsed.toFixed(2)}`,
+  ].join(' ');
+}
+
+function printResults(results: readonly Result[]): void {
   printTable(
     [
       'search',
@@ -237,26 +339,93 @@ async function main() {
       'vs 1 thread',
       'efficiency',
       'cores used 1 / all',
-      'serial 1 / all',
+      'main thread 1 / all',
       'KB/trial',
       'result s',
     ],
-    results.map((r) => [
-      r.name,
-      formatInt(r.bars),
-      String(r.trials),
-      r.plain.trialsPerSec.toFixed(2),
-      r.one.trialsPerSec.toFixed(2),
-      formatRatio(r.one.trialsPerSec / r.plain.trialsPerSec),
-      r.all.trialsPerSec.toFixed(2),
-      formatRatio(r.all.trialsPerSec / r.one.trialsPerSec),
-      `${((r.all.trialsPerSec / r.one.trialsPerSec / cores) * 100).toFixed(0)}%`,
-      `${r.one.coresUsed.toFixed(2)} / ${r.all.coresUsed.toFixed(2)}`,
-      `${(r.one.serialShare * 100).toFixed(1)}% / ${(r.all.serialShare * 100).toFixed(1)}%`,
-      Math.max(r.one.memoryPerTrialKb, r.all.memoryPerTrialKb).toFixed(1),
-      r.one.resultSeconds.toFixed(2),
-    ]),
+    results.map((r) => {
+      const [one, all] = [r.one.median, r.all.median];
+      return [
+        r.name,
+        formatInt(r.bars),
+        String(r.trials),
+        r.plain.median.trialsPerSec.toFixed(2),
+        one.trialsPerSec.toFixed(2),
+        formatRatio(one.trialsPerSec / r.plain.median.trialsPerSec),
+        all.trialsPerSec.toFixed(2),
+        formatRatio(all.trialsPerSec / one.trialsPerSec),
+        `${((all.trialsPerSec / one.trialsPerSec / cores) * 100).toFixed(0)}%`,
+        `${one.coresUsed.toFixed(2)} / ${all.coresUsed.toFixed(2)}`,
+        `${(one.serialShare * 100).toFixed(1)}% / ${(all.serialShare * 100).toFixed(1)}%`,
+        Math.max(one.memoryPerTrialKb, all.memoryPerTrialKb).toFixed(1),
+        r.resultSeconds.toFixed(2),
+      ];
+    }),
   );
+  console.log(
+    "\n  Medians of repeated runs; every run's trials/s in order (the first, unmeasured):",
+  );
+  for (const r of results) {
+    console.log(
+      `  ${r.name}: plain ${rates(r.plain)}; 1 thread ${rates(r.one)}; ${cores} threads ${rates(r.all)}`,
+    );
+    if (r.barrier) console.log(`    ${barrierLine(r.barrier, r.plain.median.trialsPerSec)}`);
+  }
+}
+
+const perCpuSecond = (r: Result): number =>
+  r.all.median.trialsPerSec /
+  r.all.median.coresUsed /
+  (r.one.median.trialsPerSec / r.one.median.coresUsed);
+
+const summaryOf = (r: Result) => {
+  const [plain, one, all] = [r.plain.median, r.one.median, r.all.median];
+  return {
+    name: r.name,
+    bars: r.bars,
+    trials: r.trials,
+    warmUpTrialsPerThread: warmUpTrials(r.bars),
+    repetitions: { plain: r.plain.runs.length, one: r.one.runs.length, all: r.all.runs.length },
+    plainTrialsPerSec: round(plain.trialsPerSec, 3),
+    oneThreadTrialsPerSec: round(one.trialsPerSec, 3),
+    allCoresTrialsPerSec: round(all.trialsPerSec, 3),
+    runsTrialsPerSec: {
+      plain: r.plain.runs.map((run) => round(run.trialsPerSec, 2)),
+      one: r.one.runs.map((run) => round(run.trialsPerSec, 2)),
+      all: r.all.runs.map((run) => round(run.trialsPerSec, 2)),
+      unmeasured: [r.plain, r.one, r.all].map((x) => round(x.unmeasured.trialsPerSec, 2)),
+    },
+    oneThreadVsPlain: round(one.trialsPerSec / plain.trialsPerSec, 3),
+    speedup: round(all.trialsPerSec / one.trialsPerSec, 3),
+    parallelEfficiency: round(all.trialsPerSec / one.trialsPerSec / cores, 3),
+    coresUsed: { one: round(one.coresUsed, 2), all: round(all.coresUsed, 2) },
+    serialShare: { one: round(one.serialShare, 3), all: round(all.serialShare, 3) },
+    trialsPerCpuSecondAllVsOne: round(perCpuSecond(r), 3),
+    memoryPerTrialKb: round(Math.max(one.memoryPerTrialKb, all.memoryPerTrialKb), 1),
+    resultSeconds: round(r.resultSeconds, 3),
+    ...(r.barrier
+      ? {
+          batchByBatch: {
+            oneThreadTrialsPerSec: round(r.barrier.one.median.trialsPerSec, 3),
+            allCoresTrialsPerSec: round(r.barrier.all.median.trialsPerSec, 3),
+            coresUsed: {
+              one: round(r.barrier.one.median.coresUsed, 2),
+              all: round(r.barrier.all.median.coresUsed, 2),
+            },
+          },
+        }
+      : {}),
+  };
+};
+
+async function main() {
+  const loadBefore = loadavg()[0] ?? 0;
+  console.log(
+    `Optimization throughput: ${cores} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}, load ${loadBefore.toFixed(2)}; each way repeated until ${minSeconds} s or ${maxRepetitions} runs, median reported\n`,
+  );
+  const results: Result[] = [];
+  for (const s of SCENARIOS) results.push(await scenario(s));
+  printResults(results);
   const loadAfter = loadavg()[0] ?? 0;
   console.log(
     `\n  peak RSS ${mb(peakRss).toFixed(0)} MB; load average (1 min) before ${loadBefore.toFixed(2)}, after ${loadAfter.toFixed(2)}`,
@@ -264,25 +433,23 @@ async function main() {
   const targets: Target[] = results.flatMap((r) => [
     {
       label: `${r.name}: 1 thread / plain`,
-      actual: r.one.trialsPerSec / r.plain.trialsPerSec,
+      actual: r.one.median.trialsPerSec / r.plain.median.trialsPerSec,
       min: 0.9,
       format: formatRatio,
     },
     {
       label: `${r.name}: ${cores} threads / 1 thread`,
-      actual: r.all.trialsPerSec / r.one.trialsPerSec,
+      actual: r.all.median.trialsPerSec / r.one.median.trialsPerSec,
       min: cores >= 2 ? 1.7 : 1,
       format: formatRatio,
     },
   ]);
-  const perCpuSecond = (r: Awaited<ReturnType<typeof scenario>>): number =>
-    r.all.trialsPerSec / r.all.coresUsed / (r.one.trialsPerSec / r.one.coresUsed);
   // The speedup can only show when the machine gives this process the cores: with the kernel's
   // autogroup scheduling, a busy shared machine gives each session one share whatever its threads.
-  const starved = results.filter((r) => r.all.coresUsed < cores * 0.9);
+  const starved = results.filter((r) => r.all.median.coresUsed < cores * 0.9);
   if (starved.length > 0)
     console.log(
-      `\n  NOTE: the all-cores runs got ${starved.map((r) => r.all.coresUsed.toFixed(2)).join(' and ')} cores of ${cores} (CPU time / wall time): the machine is shared, so the speedup below measures the share, not the code. Trials per CPU second, all threads / 1 thread: ${starved.map((r) => formatRatio(perCpuSecond(r))).join(' and ')} (1× = the threads cost nothing extra).`,
+      `\n  NOTE: the all-cores runs got ${starved.map((r) => r.all.median.coresUsed.toFixed(2)).join(' and ')} cores of ${cores} (CPU time / wall time): the machine is shared, so the speedup below measures the share, not the code. Trials per CPU second, all threads / 1 thread: ${starved.map((r) => formatRatio(perCpuSecond(r))).join(' and ')} (1× = the threads cost nothing extra).`,
     );
   console.log('\nTargets');
   printTargets(targets);
@@ -292,24 +459,9 @@ async function main() {
     cpus: cores,
     loadAverage: [round(loadBefore, 2), round(loadAfter, 2)],
     seed,
+    repeat: { minSeconds, maxRepetitions, reported: 'median' },
     peakRssMb: round(mb(peakRss), 0),
-    searches: results.map((r) => ({
-      name: r.name,
-      bars: r.bars,
-      trials: r.trials,
-      warmUpTrialsPerThread: warmUpTrials(r.bars),
-      plainTrialsPerSec: round(r.plain.trialsPerSec, 3),
-      oneThreadTrialsPerSec: round(r.one.trialsPerSec, 3),
-      allCoresTrialsPerSec: round(r.all.trialsPerSec, 3),
-      oneThreadVsPlain: round(r.one.trialsPerSec / r.plain.trialsPerSec, 3),
-      speedup: round(r.all.trialsPerSec / r.one.trialsPerSec, 3),
-      parallelEfficiency: round(r.all.trialsPerSec / r.one.trialsPerSec / cores, 3),
-      coresUsed: { one: round(r.one.coresUsed, 2), all: round(r.all.coresUsed, 2) },
-      serialShare: { one: round(r.one.serialShare, 3), all: round(r.all.serialShare, 3) },
-      trialsPerCpuSecondAllVsOne: round(perCpuSecond(r), 3),
-      memoryPerTrialKb: round(Math.max(r.one.memoryPerTrialKb, r.all.memoryPerTrialKb), 1),
-      resultSeconds: round(r.one.resultSeconds, 3),
-    })),
+    searches: results.map(summaryOf),
     targets: targets.map(checkTarget),
     met: targets.every((t) => t.actual >= t.min),
   };

@@ -15,6 +15,7 @@ import {
 import { outcomeOf, progressOf, searchOf, trialSetupOf } from '../../core/optimization/outcome.js';
 import { reason } from '../../core/trading/orders.js';
 import { automationActor } from '../process-manager.js';
+import { runSearch } from './run-search.js';
 import { localTrials, type TrialRunnerFactory } from './trial-runners.js';
 
 /** Who runs optimizations in the log. */
@@ -29,6 +30,7 @@ export interface ExecutorDeps {
   threads?: number;
   /** Stops between batches when aborted (shutdown); the next leader resumes the run. */
   signal?: AbortSignal;
+  /** After each recorded batch: its trials, and the seconds since the batch before was recorded. */
   onBatch?: (trials: number, seconds: number) => void;
   /** How batches run: on this process's threads (the default) or through the queue (ADR 029). */
   trials?: TrialRunnerFactory;
@@ -41,10 +43,10 @@ const finished = (status: string): boolean =>
 
 /**
  * Runs one optimization to its end: loads its candles once, runs its trials batch by batch on a
- * pool of worker threads, records each batch (`OptimizationProgressed`) and then the outcome with
- * the gate's verdict. Run again after a crash it repeats the same trials (the search is
- * deterministic) and the batches already recorded write nothing; a cancellation is seen at the
- * next batch, whose recording the aggregate refuses.
+ * pool of worker threads (grid and random one batch ahead, run-search.ts), records each batch
+ * (`OptimizationProgressed`) and then the outcome with the gate's verdict. Run again after a crash
+ * it repeats the same trials (the search is deterministic) and the batches already recorded write
+ * nothing; a cancellation is seen at the next batch, whose recording the aggregate refuses.
  */
 export async function executeOptimization(
   deps: ExecutorDeps,
@@ -110,31 +112,29 @@ async function search(
     deps.threads,
     deps.signal,
   );
+  // Checked before each batch, shutdown first: an interrupted run is resumed, a timed-out one ends.
+  const stop = (): 'interrupted' | 'wallTime' | null => {
+    if (deps.signal?.aborted) return 'interrupted';
+    return performance.now() - started > spec.budget.wallSeconds * 1000 ? 'wallTime' : null;
+  };
   let ended = true;
   try {
-    let stoppedBy: OptimizationOutcome['stoppedBy'] = 'budget';
-    for (let batch = 0; !search.done; batch++) {
-      if (deps.signal?.aborted) {
-        ended = false;
-        return 'interrupted';
-      }
-      if (performance.now() - started > spec.budget.wallSeconds * 1000) {
-        stoppedBy = 'wallTime';
-        break;
-      }
-      const batchStarted = performance.now();
-      const pending = search.nextBatch();
-      const runs = await trials.runBatch(pending);
-      if (runs === 'interrupted') {
-        ended = false;
-        return 'interrupted';
-      }
-      const records = search.record(pending, runs);
-      const progress = progressOf(search, batch, records);
-      if (!(await issue({ type: 'RecordOptimizationProgress', optimizationId, ...progress })))
-        return 'cancelled';
-      deps.onBatch?.(records.length, (performance.now() - batchStarted) / 1000);
+    const end = await runSearch(search, (batch, signal) => trials.runBatch(batch, signal), {
+      stop,
+      record: (batch, records) =>
+        issue({
+          type: 'RecordOptimizationProgress',
+          optimizationId,
+          ...progressOf(search, batch, records),
+        }),
+      onBatch: ({ records, seconds }) => deps.onBatch?.(records.length, seconds),
+    });
+    if (end === 'interrupted') {
+      ended = false;
+      return 'interrupted';
     }
+    if (end === 'cancelled') return 'cancelled';
+    let stoppedBy: OptimizationOutcome['stoppedBy'] = end === 'wallTime' ? 'wallTime' : 'budget';
     if (stoppedBy === 'budget' && search.trials.length < spec.budget.trials) stoppedBy = 'grid';
     const gate = deps.gate ? await deps.gate() : DEFAULT_GATE;
     const outcome = outcomeOf(

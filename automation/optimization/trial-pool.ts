@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import type { JsonObject } from '../../core/eventstore/event-store.js';
@@ -38,14 +39,22 @@ export class TrialPool {
     return this.pool.threads.length;
   }
 
-  run(parameters: JsonObject): Promise<TrialRun> {
-    return this.pool.run(parameters) as Promise<TrialRun>;
+  /** Runs one trial; `signal` takes it off the queue, or ends its thread if it runs already. */
+  run(parameters: JsonObject, signal?: AbortSignal): Promise<TrialRun> {
+    return this.pool.run(parameters, signal ? { signal } : {}) as Promise<TrialRun>;
   }
 
   /** Runs a batch; a trial without parameters (refused by the kind) is not run. */
-  runAll(batch: readonly (JsonObject | null)[]): Promise<(TrialRun | null)[]> {
+  runAll(
+    batch: readonly (JsonObject | null)[],
+    signal?: AbortSignal,
+  ): Promise<(TrialRun | null)[]> {
+    // Every trial of the batch listens to the one signal: more than Node's default 10 is expected.
+    if (signal) setMaxListeners(0, signal);
     return Promise.all(
-      batch.map((parameters) => (parameters ? this.run(parameters) : Promise.resolve(null))),
+      batch.map((parameters) =>
+        parameters ? this.run(parameters, signal) : Promise.resolve(null),
+      ),
     );
   }
 

@@ -15,8 +15,15 @@ import type { TrialQueue } from './trial-queue.js';
  * order and the search records them the same way, so the result is the same bits.
  */
 export interface TrialRunner {
-  /** The runs in the batch's order (null: not run); 'interrupted' when the signal aborted. */
-  runBatch(batch: readonly PendingTrial[]): Promise<(TrialRun | null)[] | 'interrupted'>;
+  /**
+   * The runs in the batch's order (null: not run); 'interrupted' when the run's signal aborted.
+   * `discard` aborts when the batch is no longer wanted (one run ahead, then the search stopped):
+   * the runner stops as soon as it can, and what it answers or throws then is dropped.
+   */
+  runBatch(
+    batch: readonly PendingTrial[],
+    discard?: AbortSignal,
+  ): Promise<(TrialRun | null)[] | 'interrupted'>;
   /** `ended`: the optimization is over (completed, failed, cancelled), not merely interrupted. */
   close(ended: boolean): Promise<void>;
 }
@@ -44,8 +51,11 @@ export class LocalTrials implements TrialRunner {
     return this.pool;
   }
 
-  runBatch(batch: readonly PendingTrial[]): Promise<(TrialRun | null)[]> {
-    return this.threadPool().runAll(batch.map((p) => p.parameters));
+  runBatch(batch: readonly PendingTrial[], discard?: AbortSignal): Promise<(TrialRun | null)[]> {
+    return this.threadPool().runAll(
+      batch.map((p) => p.parameters),
+      discard,
+    );
   }
 
   async close(): Promise<void> {
@@ -95,7 +105,10 @@ export class QueuedTrials implements TrialRunner {
     return this.store.liveWorkers(this.deps.liveWithinSeconds ?? 10);
   }
 
-  async runBatch(batch: readonly PendingTrial[]): Promise<(TrialRun | null)[] | 'interrupted'> {
+  async runBatch(
+    batch: readonly PendingTrial[],
+    discard?: AbortSignal,
+  ): Promise<(TrialRun | null)[] | 'interrupted'> {
     const wanted = batch.filter((p) => p.parameters !== null);
     const trials = wanted.map((p) => p.trial);
     // A resumed run finds the results its workers stored before the leader changed.
@@ -104,8 +117,8 @@ export class QueuedTrials implements TrialRunner {
     if (missing.length === 0) return this.collect(batch, new Map());
     if ((await this.workersAlive()) === 0) {
       // No worker: the single-process path, nothing stored.
-      if (stored.size === 0) return this.local.runBatch(batch);
-      const runs = await this.local.runBatch(missing);
+      if (stored.size === 0) return this.local.runBatch(batch, discard);
+      const runs = await this.local.runBatch(missing, discard);
       return this.collect(batch, new Map(missing.map((p, i) => [p.trial, runs[i] ?? null])));
     }
     const queue = await this.deps.queue();
@@ -120,7 +133,7 @@ export class QueuedTrials implements TrialRunner {
     for (const p of missing) this.enqueued.add(p.trial);
     const here = new Map<number, TrialRun | null>();
     for (;;) {
-      if (this.signal?.aborted) return 'interrupted';
+      if (this.signal?.aborted || discard?.aborted) return 'interrupted';
       this.deps.onQueueDepth?.(await queue.depth());
       stored = await this.store.has(this.optimizationId, trials);
       missing = wanted.filter((p) => !stored.has(p.trial));
@@ -131,7 +144,7 @@ export class QueuedTrials implements TrialRunner {
         this.deps.log?.(
           `optimizer: ${this.optimizationId}: no worker alive, running ${missing.length} trials here`,
         );
-        const runs = await this.local.runBatch(missing);
+        const runs = await this.local.runBatch(missing, discard);
         missing.forEach((p, i) => here.set(p.trial, runs[i] ?? null));
         break;
       }

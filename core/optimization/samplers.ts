@@ -39,6 +39,45 @@ const dimensions = (space: ParameterSpace): Dimension[] =>
 const randomUnit = (random: Random, d: number): number[] =>
   Array.from({ length: d }, () => random.uniform());
 
+/** Trial i's own random stream. */
+const streamOf = (seed: number, method: Method, trial: number): Random =>
+  new Random(`${seed.toString()}:${method}:${trial}`);
+
+/**
+ * Whether a method's points depend only on the trial's index (grid, random), not on the results
+ * so far: then a batch can be proposed before the results of the one before it are in. Bayesian
+ * (TPE) models the results, so its next batch waits for them.
+ */
+export const proposesFromIndex = (method: Method): boolean => method !== 'bayesian';
+
+/** Random points for trials first … first + count − 1, each from its own (seed, method, i) stream. */
+const randomPoints = (
+  method: Method,
+  space: ParameterSpace,
+  seed: number,
+  first: number,
+  count: number,
+): ParameterSet[] => {
+  const d = parameterNames(space).length;
+  return Array.from({ length: count }, (_, i) =>
+    pointAt(space, randomUnit(streamOf(seed, method, first + i), d)),
+  );
+};
+
+/** The points of trials first … first + count − 1 of a method that proposes from the index alone. */
+export function proposeAt(
+  method: Method,
+  space: ParameterSpace,
+  seed: number,
+  first: number,
+  count: number,
+): ParameterSet[] {
+  if (!proposesFromIndex(method)) throw new Error(`${method} proposes from its results`);
+  return method === 'grid'
+    ? Array.from({ length: count }, (_, i) => gridPoint(space, first + i))
+    : randomPoints(method, space, seed, first, count);
+}
+
 export function propose(
   method: Method,
   space: ParameterSpace,
@@ -46,29 +85,16 @@ export function propose(
   history: readonly Observation[],
   count: number,
 ): ParameterSet[] {
-  const names = parameterNames(space);
   const first = history.length;
-  const streamFor = (i: number) => new Random(`${seed.toString()}:${method}:${first + i}`);
-  switch (method) {
-    case 'grid':
-      return Array.from({ length: count }, (_, i) => gridPoint(space, first + i));
-    case 'random':
-      return Array.from({ length: count }, (_, i) =>
-        pointAt(space, randomUnit(streamFor(i), names.length)),
-      );
-    case 'bayesian': {
-      if (first < BAYESIAN_STARTUP_TRIALS)
-        return Array.from({ length: count }, (_, i) =>
-          pointAt(space, randomUnit(streamFor(i), names.length)),
-        );
-      const dims = dimensions(space);
-      const observations: UnitObservation[] = history.map((o) => ({
-        unit: names.map((name) => encode(space[name] as ParameterRange, o.point[name] ?? 0)),
-        score: o.score,
-      }));
-      return Array.from({ length: count }, (_, i) =>
-        pointAt(space, proposeTpe(observations, dims, streamFor(i))),
-      );
-    }
-  }
+  if (proposesFromIndex(method)) return proposeAt(method, space, seed, first, count);
+  if (first < BAYESIAN_STARTUP_TRIALS) return randomPoints(method, space, seed, first, count);
+  const names = parameterNames(space);
+  const dims = dimensions(space);
+  const observations: UnitObservation[] = history.map((o) => ({
+    unit: names.map((name) => encode(space[name] as ParameterRange, o.point[name] ?? 0)),
+    score: o.score,
+  }));
+  return Array.from({ length: count }, (_, i) =>
+    pointAt(space, proposeTpe(observations, dims, streamOf(seed, method, first + i))),
+  );
 }

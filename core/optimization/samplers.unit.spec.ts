@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { propose, type Method, type Observation } from './samplers.js';
+import { propose, proposeAt, type Method, type Observation } from './samplers.js';
 import type { ParameterSet, ParameterSpace } from './space.js';
 
 /** Branin on x1 ∈ [−5, 10], x2 ∈ [0, 15]; global minimum 0.397887 at three points. */
@@ -68,6 +68,18 @@ describe('samplers', () => {
     const b = propose('random', braninSpace, 7, history, 5);
     expect(b).toEqual(a.slice(3));
     expect(propose('random', braninSpace, 8, [], 8)).not.toEqual(a);
+  });
+
+  it('grid and random points depend on the index alone, so a batch can be proposed ahead; Bayesian ones cannot', () => {
+    const a = propose('random', braninSpace, 7, [], 8);
+    expect(proposeAt('random', braninSpace, 7, 3, 5)).toEqual(a.slice(3));
+    const stepped: ParameterSpace = {
+      x1: { type: 'int', low: 1, high: 4 },
+      x2: { type: 'real', low: 0, high: 1, step: 0.5 },
+    };
+    const grid = propose('grid', stepped, 7, [], 8);
+    expect(proposeAt('grid', stepped, 7, 3, 5)).toEqual(grid.slice(3));
+    expect(() => proposeAt('bayesian', braninSpace, 7, 3, 5)).toThrow(/from its results/);
   });
 
   it('grid search walks the grid in order over sorted names', () => {

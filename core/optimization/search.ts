@@ -10,7 +10,13 @@ import {
   type DeflatedSharpe,
   type Pbo,
 } from './overfitting.js';
-import { propose, type Method, type Observation } from './samplers.js';
+import {
+  propose,
+  proposeAt,
+  proposesFromIndex,
+  type Method,
+  type Observation,
+} from './samplers.js';
 import { gridSize, withPoint, type ParameterSet, type ParameterSpace } from './space.js';
 import {
   returnsOver,
@@ -24,7 +30,9 @@ import {
  * One optimization as a loop with the work cut out: `nextBatch()` says which parameter sets to
  * run, the caller runs each over the window (anywhere: a worker thread, another machine) and hands
  * the runs to `record()`, which scores them fold by fold; `result()` chooses per fold, stitches the
- * out-of-sample equity and computes the overfitting statistics. Pure: no clock, no I/O.
+ * out-of-sample equity and computes the overfitting statistics. Pure: no clock, no I/O. When the
+ * search `proposesAhead` (grid, random), `nextBatchAfter()` gives the batch after one not yet
+ * recorded, so the caller can run it while it records the one before.
  *
  * A trial's search score (what the sampler maximizes and what trials are ranked by) is the mean of
  * its in-sample scores over the folds; each fold picks its own best in-sample, and the
@@ -119,29 +127,53 @@ export class Search {
     return this.records.length >= this.limit;
   }
 
+  /**
+   * Whether the batch after one can be proposed before that one is recorded: grid and random
+   * points depend only on the trial's index, Bayesian ones on the results so far.
+   */
+  get proposesAhead(): boolean {
+    return proposesFromIndex(this.spec.method);
+  }
+
   /** The next trials to run (at most batchSize, never past the budget). */
   nextBatch(): PendingTrial[] {
-    const count = Math.min(this.spec.batchSize, this.limit - this.records.length);
+    const first = this.records.length;
+    const count = Math.min(this.spec.batchSize, this.limit - first);
     if (count <= 0) return [];
     const history: Observation[] = this.records.map((r) => ({
       point: r.parameters,
       score: r.score,
     }));
-    const first = this.records.length;
-    return propose(this.spec.method, this.spec.space, this.spec.seed, history, count).map(
-      (point, i) => {
-        try {
-          const parameters = validateParameters(
-            this.spec.kind,
-            withPoint(this.spec.baseParameters, point),
-          );
-          return { trial: first + i, point, parameters, note: null };
-        } catch (error) {
-          if (!(error instanceof QcatError)) throw error;
-          return { trial: first + i, point, parameters: null, note: error.message };
-        }
-      },
-    );
+    const { method, space, seed } = this.spec;
+    return this.pendingFrom(first, propose(method, space, seed, history, count));
+  }
+
+  /**
+   * The batch that follows `batch` (proposed but not yet recorded), the same trials `nextBatch()`
+   * gives once it is recorded; only when the search `proposesAhead`.
+   */
+  nextBatchAfter(batch: readonly PendingTrial[]): PendingTrial[] {
+    const first = (batch.at(-1)?.trial ?? this.records.length - 1) + 1;
+    const count = Math.min(this.spec.batchSize, this.limit - first);
+    if (count <= 0) return [];
+    const { method, space, seed } = this.spec;
+    return this.pendingFrom(first, proposeAt(method, space, seed, first, count));
+  }
+
+  /** Trials first, first + 1, … at the points given, with the kind's full parameters. */
+  private pendingFrom(first: number, points: readonly ParameterSet[]): PendingTrial[] {
+    return points.map((point, i) => {
+      try {
+        const parameters = validateParameters(
+          this.spec.kind,
+          withPoint(this.spec.baseParameters, point),
+        );
+        return { trial: first + i, point, parameters, note: null };
+      } catch (error) {
+        if (!(error instanceof QcatError)) throw error;
+        return { trial: first + i, point, parameters: null, note: error.message };
+      }
+    });
   }
 
   /** Scores a batch (runs in the batch's order; null for a trial not run) and keeps it. */
