@@ -14,11 +14,13 @@
  *   npm run bench:optimize -- --grid-trials=256 --random-trials=64 --seed=42
  *   npm run bench:optimize -- --min-seconds=3 --repetitions=5 --batch-by-batch
  *
- * Repetitions: the grid lasts about half a second, too short for one run to be a measurement
- * (V8's compiler and GC threads, the machine's other work). So each way is run again and again in
- * the same process (the pool and its warm-up kept): once unmeasured, then until its runs add up to
- * `--min-seconds` (3) or `--repetitions` (5) are done, and the median run (by trials/s; the upper
- * middle of an even count) is reported, every run's trials/s printed. `--batch-by-batch` also
+ * Rounds: the grid lasts about half a second, too short for one run to be a measurement (V8's
+ * compiler and GC threads, the machine's other work), and the speed of this VM's CPU second drifts
+ * over tens of seconds. So the three ways run in rounds in the same process — plain, one thread,
+ * all cores, again — with both pools warmed and kept: one round unmeasured, then rounds until the
+ * one-thread runs add up to `--min-seconds` (3) or `--repetitions` (5) rounds are done. Trials/s
+ * are each way's median run; a ratio is the median of each round's ratio (runs seconds apart);
+ * every run's trials/s is printed. `--batch-by-batch` also
  * runs both pools with the old barrier (each batch waits for the one before to be recorded), to
  * show what running a batch ahead changes in the same run.
  *
@@ -33,12 +35,21 @@
  * then measures the share (ADR 022).
  */
 import { availableParallelism, cpus, loadavg } from 'node:os';
-import { runSearch } from '../automation/optimization/run-search.js';
-import { TrialPool } from '../automation/optimization/trial-pool.js';
 import { DEFAULT_INSTRUMENTS, generateCandles } from '../core/market/synthetic.js';
 import type { JsonObject } from '../core/eventstore/event-store.js';
 import type { Candle, Instrument } from '../core/market/types.js';
 import { Search, type SearchSpec } from '../core/optimization/search.js';
+import {
+  BatchByBatch,
+  interleaved,
+  repeated,
+  roundRatio,
+  searchOnce,
+  warmPool,
+  type Measured,
+  type Plain,
+  type Repeated,
+} from './optimize-runs.js';
 import { runTrial, windowDays, type TrialSetup } from '../core/optimization/trial.js';
 import { planFolds } from '../core/optimization/walk-forward.js';
 import type { Timeframe } from '../core/strategies/kinds.js';
@@ -58,6 +69,7 @@ const randomTrials = numberOption('random-trials', 64);
 const seed = numberOption('seed', 42);
 const minSeconds = numberOption('min-seconds', 3);
 const maxRepetitions = numberOption('repetitions', 5);
+const repetitions = { minSeconds, maxRepetitions };
 const batchByBatch = process.argv.includes('--batch-by-batch');
 const cores = availableParallelism();
 /**
@@ -124,110 +136,15 @@ const SCENARIOS: Scenario[] = [
   },
 ];
 
-interface Measured {
-  seconds: number;
-  /** CPU the process got while searching (every thread), over the wall time: cores it really had. */
-  coresUsed: number;
-  /** Share of the wall time the main thread spent proposing and scoring (beside the trials when a
-   * batch runs ahead, between them batch by batch). */
-  serialShare: number;
-  trialsPerSec: number;
-  memoryPerTrialKb: number;
-  /** The search, recorded: its result is timed apart. */
-  search: Search;
-}
-
-/** Runs of one way, and the median one. */
-interface Repeated<T> {
-  median: T;
-  runs: T[];
-  /** The first run, not counted. */
-  unmeasured: T;
-}
-
-/**
- * Runs `once` unmeasured, then until the runs add up to `--min-seconds` or `--repetitions` are
- * done; the median run by trials/s (the upper middle of an even count). The first run does not
- * count: after the warm-up on the base parameters alone, the first search over the real parameter
- * sets still ran at 47-82 % of the later ones, in every configuration, the plain loop included
- * (V8 compiling the code paths the other parameters take, the main thread's scoring).
- */
-async function repeated<T extends { seconds: number; trialsPerSec: number }>(
-  once: () => Promise<T>,
-): Promise<Repeated<T>> {
-  const unmeasured = await once();
-  const runs: T[] = [];
-  let total = 0;
-  while (runs.length < maxRepetitions && total < minSeconds) {
-    const run = await once();
-    runs.push(run);
-    total += run.seconds;
-  }
-  const sorted = [...runs].sort((a, b) => a.trialsPerSec - b.trialsPerSec);
-  return { median: sorted[Math.floor(sorted.length / 2)] as T, runs, unmeasured };
-}
-
-/** A search that waits for each batch to be recorded before it proposes the next (the old loop). */
-class BatchByBatch extends Search {
-  override get proposesAhead(): boolean {
-    return false;
-  }
-}
-
-/** One search on the pool through `runSearch`, the executor's loop. */
-async function searchOnce(pool: TrialPool, search: Search): Promise<Measured> {
-  const cpuBefore = process.cpuUsage();
-  const started = performance.now();
-  let rssAtQuarter: { rss: number; trials: number } | null = null;
-  let serialMs = 0;
-  await runSearch(
-    search,
-    (batch, signal) =>
-      pool.runAll(
-        batch.map((p) => p.parameters),
-        signal,
-      ),
-    {
-      onBatch: (done) => {
-        serialMs += done.serialMs;
-        if (!rssAtQuarter && search.trials.length >= search.spec.trials / 4)
-          rssAtQuarter = { rss: process.memoryUsage().rss, trials: search.trials.length };
-      },
-    },
-  );
-  const seconds = (performance.now() - started) / 1000;
-  const cpu = process.cpuUsage(cpuBefore);
-  const quarter = rssAtQuarter as { rss: number; trials: number } | null;
-  const grown = quarter
-    ? (process.memoryUsage().rss - quarter.rss) / Math.max(1, search.trials.length - quarter.trials)
-    : 0;
-  return {
-    seconds,
-    coresUsed: (cpu.user + cpu.system) / 1e6 / seconds,
-    serialShare: serialMs / 1000 / seconds,
-    trialsPerSec: search.trials.length / seconds,
-    memoryPerTrialKb: grown / 1024,
-    search,
-  };
-}
-
-async function searchWith(
+/** The old loop (`--batch-by-batch`): each batch waits for the one before to be recorded. */
+async function batchByBatchOn(
   spec: SearchSpec,
   setup: TrialSetup,
   candles: Candle[],
   threads: number,
-  pipelined = true,
 ): Promise<Repeated<Measured>> {
-  const pool = new TrialPool(setup, candles, threads);
-  // Threads start, unpack their candles and warm their JIT before the clock starts: each thread is
-  // an isolate of its own that compiles the backtester anew, and one trial per thread left the
-  // second thread cold, its compilation inside the measured time (ADR 022).
-  await pool.runAll(
-    Array.from({ length: threads * warmUpTrials(candles.length) }, () => spec.baseParameters),
-  );
-  const runs = await repeated(() =>
-    searchOnce(pool, pipelined ? new Search(spec) : new BatchByBatch(spec)),
-  );
+  const pool = await warmPool(spec, setup, candles, threads, warmUpTrials(candles.length));
+  const runs = await repeated(() => searchOnce(pool, new BatchByBatch(spec)), repetitions);
   await pool.close();
   return runs;
 }
@@ -284,18 +201,22 @@ async function scenario(s: Scenario) {
   const sets = parameterSets(spec);
   for (let i = 0; i < warmUpTrials(candles.length); i++)
     runTrial(setup, spec.baseParameters, candles); // warm-up
-  const plain = await repeated(() => {
+  const plainOnce = (): Promise<Plain> => {
     const started = performance.now();
     for (const parameters of sets) if (parameters) runTrial(setup, parameters, candles);
     const seconds = (performance.now() - started) / 1000;
     return Promise.resolve({ seconds, trialsPerSec: sets.length / seconds });
-  });
-  const one = await searchWith(spec, setup, candles, 1);
-  const all = await searchWith(spec, setup, candles, cores);
+  };
+  const [onePool, allPool] = await Promise.all([
+    warmPool(spec, setup, candles, 1, warmUpTrials(candles.length)),
+    warmPool(spec, setup, candles, cores, warmUpTrials(candles.length)),
+  ]);
+  const { plain, one, all } = await interleaved(plainOnce, onePool, allPool, spec, repetitions);
+  await Promise.all([onePool.close(), allPool.close()]);
   const barrier = batchByBatch
     ? {
-        one: await searchWith(spec, setup, candles, 1, false),
-        all: await searchWith(spec, setup, candles, cores, false),
+        one: await batchByBatchOn(spec, setup, candles, 1),
+        all: await batchByBatchOn(spec, setup, candles, cores),
       }
     : null;
   return {
@@ -351,10 +272,10 @@ function printResults(results: readonly Result[]): void {
         String(r.trials),
         r.plain.median.trialsPerSec.toFixed(2),
         one.trialsPerSec.toFixed(2),
-        formatRatio(one.trialsPerSec / r.plain.median.trialsPerSec),
+        formatRatio(roundRatio(r.one, r.plain)),
         all.trialsPerSec.toFixed(2),
-        formatRatio(all.trialsPerSec / one.trialsPerSec),
-        `${((all.trialsPerSec / one.trialsPerSec / cores) * 100).toFixed(0)}%`,
+        formatRatio(roundRatio(r.all, r.one)),
+        `${((roundRatio(r.all, r.one) / cores) * 100).toFixed(0)}%`,
         `${one.coresUsed.toFixed(2)} / ${all.coresUsed.toFixed(2)}`,
         `${(one.serialShare * 100).toFixed(1)}% / ${(all.serialShare * 100).toFixed(1)}%`,
         Math.max(one.memoryPerTrialKb, all.memoryPerTrialKb).toFixed(1),
@@ -363,7 +284,7 @@ function printResults(results: readonly Result[]): void {
     }),
   );
   console.log(
-    "\n  Medians of repeated runs; every run's trials/s in order (the first, unmeasured):",
+    "\n  Trials/s: medians of the rounds; ratios: the median of each round's ratio. Every round's trials/s in order (the first, unmeasured):",
   );
   for (const r of results) {
     console.log(
@@ -385,7 +306,7 @@ const summaryOf = (r: Result) => {
     bars: r.bars,
     trials: r.trials,
     warmUpTrialsPerThread: warmUpTrials(r.bars),
-    repetitions: { plain: r.plain.runs.length, one: r.one.runs.length, all: r.all.runs.length },
+    rounds: r.one.runs.length,
     plainTrialsPerSec: round(plain.trialsPerSec, 3),
     oneThreadTrialsPerSec: round(one.trialsPerSec, 3),
     allCoresTrialsPerSec: round(all.trialsPerSec, 3),
@@ -395,9 +316,9 @@ const summaryOf = (r: Result) => {
       all: r.all.runs.map((run) => round(run.trialsPerSec, 2)),
       unmeasured: [r.plain, r.one, r.all].map((x) => round(x.unmeasured.trialsPerSec, 2)),
     },
-    oneThreadVsPlain: round(one.trialsPerSec / plain.trialsPerSec, 3),
-    speedup: round(all.trialsPerSec / one.trialsPerSec, 3),
-    parallelEfficiency: round(all.trialsPerSec / one.trialsPerSec / cores, 3),
+    oneThreadVsPlain: round(roundRatio(r.one, r.plain), 3),
+    speedup: round(roundRatio(r.all, r.one), 3),
+    parallelEfficiency: round(roundRatio(r.all, r.one) / cores, 3),
     coresUsed: { one: round(one.coresUsed, 2), all: round(all.coresUsed, 2) },
     serialShare: { one: round(one.serialShare, 3), all: round(all.serialShare, 3) },
     trialsPerCpuSecondAllVsOne: round(perCpuSecond(r), 3),
@@ -421,7 +342,7 @@ const summaryOf = (r: Result) => {
 async function main() {
   const loadBefore = loadavg()[0] ?? 0;
   console.log(
-    `Optimization throughput: ${cores} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}, load ${loadBefore.toFixed(2)}; each way repeated until ${minSeconds} s or ${maxRepetitions} runs, median reported\n`,
+    `Optimization throughput: ${cores} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}, load ${loadBefore.toFixed(2)}; the three ways in rounds until ${minSeconds} s or ${maxRepetitions} rounds, medians reported\n`,
   );
   const results: Result[] = [];
   for (const s of SCENARIOS) results.push(await scenario(s));
@@ -433,13 +354,13 @@ async function main() {
   const targets: Target[] = results.flatMap((r) => [
     {
       label: `${r.name}: 1 thread / plain`,
-      actual: r.one.median.trialsPerSec / r.plain.median.trialsPerSec,
+      actual: roundRatio(r.one, r.plain),
       min: 0.9,
       format: formatRatio,
     },
     {
       label: `${r.name}: ${cores} threads / 1 thread`,
-      actual: r.all.median.trialsPerSec / r.one.median.trialsPerSec,
+      actual: roundRatio(r.all, r.one),
       min: cores >= 2 ? 1.7 : 1,
       format: formatRatio,
     },
