@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { orderStream, orders, type OrderRequest } from '../core/trading/orders.js';
+import { placeOrder as placePaperOrder } from '../test/support/paper-orders.js';
 import { qcatNodeArgs } from '../test/support/qcat-build.js';
 import { startTestServer, type TestServer } from '../test/support/test-server.js';
 
@@ -115,35 +115,10 @@ describe('qcat keys | projections', () => {
   describe('projections archive', () => {
     const DAY = 86_400_000;
     /** An order submitted `daysAgo` days ago and cancelled then (closed), or left open. */
-    const placeOrder = async (id: string, daysAgo: number, close: boolean): Promise<void> => {
-      const time = Date.now() - daysAgo * DAY;
+    const placeOrder = async (id: string, daysAgo: number, closed: boolean): Promise<void> => {
       const { commands, projections } = qcat.server.runtime;
-      const run = (command: Record<string, unknown>) =>
-        commands.handle(orders, orderStream(id), command as never, { actor: 'cli-test' });
-      const order: OrderRequest = {
-        clientOrderId: id,
-        portfolioId: 'paper-1m',
-        strategyId: 's-1',
-        symbol: 'BTCUSDT',
-        side: 'buy',
-        type: 'market',
-        quantity: 1,
-        limitPrice: null,
-        stopPrice: null,
-        reduceOnly: false,
-      };
-      let { position } = await run({ type: 'SubmitOrder', order, time });
-      if (close) {
-        const venueOrderId = `venue-${id}`;
-        const terms = { quantity: 1, limitPrice: null, stopPrice: null };
-        await run({ type: 'AcceptOrder', clientOrderId: id, venueOrderId, ...terms, time });
-        ({ position } = await run({
-          type: 'CancelOrder',
-          clientOrderId: id,
-          reason: 'user',
-          time,
-        }));
-      }
+      const time = Date.now() - daysAgo * DAY;
+      const position = await placePaperOrder(commands, id, time, { closed, actor: 'cli-test' });
       expect(await projections.waitFor('trading', position, 10_000)).toBe(true);
     };
     const listed = async (query = ''): Promise<{ cache: string | null; ids: string[] }> => {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { orderStream, orders, type OrderRequest } from '../core/trading/orders.js';
+import { placeOrder } from '../test/support/paper-orders.js';
 import { Metrics } from '../monitoring/metrics.js';
 import { startTestServer, type TestServer } from '../test/support/test-server.js';
 import { loadConfig } from './config.js';
@@ -36,30 +36,11 @@ describe('read model retention job', () => {
 
   /** An order submitted, accepted and cancelled (closed) `daysAgo` days ago. */
   const closedOrder = async (id: string, daysAgo: number): Promise<void> => {
-    const time = Date.now() - daysAgo * DAY;
     const { commands, projections } = qcat.server.runtime;
-    const run = (command: Record<string, unknown>) =>
-      commands.handle(orders, orderStream(id), command as never, { actor: 'retention-test' });
-    const order: OrderRequest = {
-      clientOrderId: id,
-      portfolioId: 'paper-1m',
-      strategyId: 's-1',
-      symbol: 'BTCUSDT',
-      side: 'buy',
-      type: 'market',
-      quantity: 1,
-      limitPrice: null,
-      stopPrice: null,
-      reduceOnly: false,
-    };
-    await run({ type: 'SubmitOrder', order, time });
-    const terms = { quantity: 1, limitPrice: null, stopPrice: null };
-    await run({ type: 'AcceptOrder', clientOrderId: id, venueOrderId: `v-${id}`, ...terms, time });
-    const { position } = await run({
-      type: 'CancelOrder',
-      clientOrderId: id,
-      reason: 'user',
-      time,
+    const time = Date.now() - daysAgo * DAY;
+    const position = await placeOrder(commands, id, time, {
+      closed: true,
+      actor: 'retention-test',
     });
     expect(await projections.waitFor('trading', position, 10_000)).toBe(true);
   };

@@ -5,7 +5,8 @@ import { CommandHandler } from '../core/commands/command-handler.js';
 import { InMemoryIdempotencyStore } from '../core/commands/idempotency.js';
 import { valuationStream } from '../core/engine/engine.js';
 import type { JsonObject } from '../core/eventstore/event-store.js';
-import { orderStream, orders, type OrderRequest } from '../core/trading/orders.js';
+import { orderStream, orders } from '../core/trading/orders.js';
+import { marketBuy } from '../test/support/paper-orders.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/test-database.js';
 import { PostgresTarget } from './postgres-target.js';
 import { archiveTrading } from './retention-queries.js';
@@ -34,18 +35,7 @@ describe('trading read model retention', () => {
     time: number,
     steps: (JsonObject & { type: string })[],
   ): Promise<void> => {
-    const request: OrderRequest = {
-      clientOrderId: id,
-      portfolioId: 'paper-1m',
-      strategyId: 's-1',
-      symbol: 'BTCUSDT',
-      side: 'buy',
-      type: 'market',
-      quantity: 1,
-      limitPrice: null,
-      stopPrice: null,
-      reduceOnly: false,
-    };
+    const request = marketBuy(id);
     const run = (command: JsonObject & { type: string }) =>
       commands.handle(orders, orderStream(id), command as never, { actor });
     await run({ type: 'SubmitOrder', order: request, time });

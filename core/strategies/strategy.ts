@@ -358,13 +358,16 @@ function edit(
   return [{ type: 'StrategyEdited', data: { strategyId, changes } }];
 }
 
-/** New parameters of a running strategy, to be approved; one request open at a time. */
-function requestParameterChange(
-  command: Extract<StrategyCommand, { type: 'RequestParameterChange' }>,
-  state: StrategyState,
-): StrategyEvent[] {
-  const { strategyId } = command;
-  const strategy = allowed(state, command);
+/**
+ * The new parameters of a parameter change, checked: no change already awaiting approval, computed
+ * from the live version (when the command says which), valid for the kind, and not the live ones.
+ */
+function changedParameters(
+  strategy: ReturnType<typeof allowed>,
+  strategyId: string,
+  requested: Parameters<typeof validateParameters>[1],
+  fromVersion?: number,
+): ReturnType<typeof validateParameters> {
   const open = strategy.pending.parameterChange;
   if (open !== null)
     refuse(
@@ -372,12 +375,28 @@ function requestParameterChange(
       `strategy ${strategyId} already awaits approval ${open.requestId} of a parameter change`,
       { openRequestId: open.requestId },
     );
-  const parameters = validateParameters(strategy.kind, command.parameters);
+  if (fromVersion !== undefined && fromVersion !== strategy.parameterVersion)
+    refuse(
+      'PARAMETER_VERSION_MOVED',
+      `the change was computed from version ${fromVersion}; version ${strategy.parameterVersion} is live`,
+    );
+  const parameters = validateParameters(strategy.kind, requested);
   if (JSON.stringify(parameters) === JSON.stringify(strategy.parameters))
     refuse(
       'PARAMETERS_UNCHANGED',
       `these are the parameters of version ${strategy.parameterVersion.toString()} already`,
     );
+  return parameters;
+}
+
+/** New parameters of a running strategy, to be approved; one request open at a time. */
+function requestParameterChange(
+  command: Extract<StrategyCommand, { type: 'RequestParameterChange' }>,
+  state: StrategyState,
+): StrategyEvent[] {
+  const { strategyId } = command;
+  const strategy = allowed(state, command);
+  const parameters = changedParameters(strategy, strategyId, command.parameters);
   return [
     {
       type: 'StrategyParameterChangeRequested',
@@ -402,24 +421,12 @@ function applyUnderStandingApproval(
 ): StrategyEvent[] {
   const { strategyId } = command;
   const strategy = allowed(state, command);
-  const open = strategy.pending.parameterChange;
-  if (open !== null)
-    refuse(
-      'REQUEST_ALREADY_OPEN',
-      `strategy ${strategyId} already awaits approval ${open.requestId} of a parameter change`,
-      { openRequestId: open.requestId },
-    );
-  if (command.fromVersion !== strategy.parameterVersion)
-    refuse(
-      'PARAMETER_VERSION_MOVED',
-      `the change was computed from version ${command.fromVersion}; version ${strategy.parameterVersion} is live`,
-    );
-  const parameters = validateParameters(strategy.kind, command.parameters);
-  if (JSON.stringify(parameters) === JSON.stringify(strategy.parameters))
-    refuse(
-      'PARAMETERS_UNCHANGED',
-      `these are the parameters of version ${strategy.parameterVersion.toString()} already`,
-    );
+  const parameters = changedParameters(
+    strategy,
+    strategyId,
+    command.parameters,
+    command.fromVersion,
+  );
   const beyond = outOfBounds(strategy.parameters, parameters, command.authority.maxRelativeChange);
   if (beyond.length > 0)
     refuse('OUTSIDE_STANDING_APPROVAL', beyond.join('; '), { reasons: beyond });
