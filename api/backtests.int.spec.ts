@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MarketDataStore } from '../core/adapters/postgres/market-data-store.js';
 import { backtestStream } from '../core/backtests/backtest-run.js';
 import { DEFAULT_INSTRUMENTS, generateCandles } from '../core/market/synthetic.js';
@@ -57,15 +57,16 @@ describe('backtests over HTTP', () => {
   const finished = async (accepted: Json): Promise<Json> => {
     const backtestId = accepted['backtestId'] as string;
     const position = accepted['position'] as string;
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const run = ok(
-        await call('viewer', 'GET', `/backtests/${backtestId}?minPosition=${position}`),
-      );
-      if (run['status'] !== 'requested') return run;
-      if (Date.now() > deadline) throw new Error(`backtest ${backtestId} did not finish`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    return vi.waitFor(
+      async () => {
+        const run = ok(
+          await call('viewer', 'GET', `/backtests/${backtestId}?minPosition=${position}`),
+        );
+        if (run['status'] === 'requested') throw new Error(`backtest ${backtestId} did not finish`);
+        return run;
+      },
+      { timeout: 30_000, interval: 100 },
+    );
   };
 
   const request = {

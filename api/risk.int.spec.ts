@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { ApiKeyService } from './auth/api-key-service.js';
 import type { JsonObject } from '../core/eventstore/event-store.js';
@@ -362,15 +362,15 @@ describeNeeding(['redis'], 'risk read models, API and approvals', () => {
     });
     const frames: Json[] = [];
     ws.on('message', (data: Buffer) => frames.push(JSON.parse(data.toString('utf8')) as Json));
-    const next = async (match: (frame: Json) => boolean): Promise<Json> => {
-      const deadline = Date.now() + 10_000;
-      for (;;) {
-        const found = frames.find(match);
-        if (found) return found;
-        if (Date.now() > deadline) throw new Error(`no frame; got ${JSON.stringify(frames)}`);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    };
+    const next = (match: (frame: Json) => boolean): Promise<Json> =>
+      vi.waitFor(
+        () => {
+          const found = frames.find(match);
+          if (!found) throw new Error(`no frame; got ${JSON.stringify(frames)}`);
+          return found;
+        },
+        { timeout: 10_000, interval: 20 },
+      );
     await new Promise((resolve) => ws.once('open', resolve));
     ws.send(JSON.stringify({ type: 'subscribe', channel: 'risk' }));
     await next((f) => f['type'] === 'subscribed');

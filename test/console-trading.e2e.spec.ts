@@ -1,5 +1,5 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { launchChromium, seriousViolations, signIn, watchPage } from './support/browser.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 import { describeNeeding } from './support/tools.js';
@@ -128,13 +128,16 @@ describeNeeding(['chromium'], "a trader's and a risk officer's work in the conso
     await trader.getByRole('alert').filter({ hasText: 'QCAT does not answer' }).waitFor();
     await form.getByRole('button', { name: 'Place order' }).click();
     await trader.getByTestId('order-placed').waitFor();
-    let orders: Json[] = [];
-    for (let waited = 0; waited < 60_000 && orders.length === 0; waited += 500) {
-      orders = (await call('trader', 'GET', `/orders?strategyId=${strategyId}`))[
-        'orders'
-      ] as Json[];
-      if (orders.length === 0) await new Promise((resolve) => setTimeout(resolve, 500));
-    }
+    const orders = await vi.waitFor(
+      async () => {
+        const found = (await call('trader', 'GET', `/orders?strategyId=${strategyId}`))[
+          'orders'
+        ] as Json[];
+        if (found.length === 0) throw new Error('the placed order is not listed');
+        return found;
+      },
+      { timeout: 60_000, interval: 500 },
+    );
     expect(orders.map((o) => o['clientOrderId'])).toEqual([
       await trader.getByTestId('order-placed').locator('code').textContent(),
     ]);

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-store.js';
 import { MarketDataStore } from '../core/adapters/postgres/market-data-store.js';
 import {
@@ -15,7 +15,6 @@ import { startQcat } from './support/qcat-process.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
 
 const PORTFOLIO = 'paper-1m';
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Trading events by stream, without the engine's write-ahead log. */
 function byStream(
@@ -55,13 +54,13 @@ describe('paper trading in a real qcat process, killed with -9 and restarted', (
       .catch(() => ({ rows: [{ n: '0' }] }));
     return Number(rows[0]?.n ?? 0);
   };
-  const waitFor = async (what: string, check: () => Promise<boolean>, ms = 90_000) => {
-    const deadline = Date.now() + ms;
-    while (!(await check())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await sleep(200);
-    }
-  };
+  const waitFor = (what: string, check: () => Promise<boolean>, ms = 90_000) =>
+    vi.waitFor(
+      async () => {
+        if (!(await check())) throw new Error(`timed out waiting for ${what}`);
+      },
+      { timeout: ms, interval: 200 },
+    );
 
   it('resumes with no duplicate or lost orders and fills, and no lost resting order', async () => {
     const env = {

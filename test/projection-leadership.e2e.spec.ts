@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-store.js';
 import { readProjectionStatus } from '../projections/projection-service.js';
 import { allProjections } from '../projections/registry.js';
@@ -52,11 +52,14 @@ describeNeeding(['redis'], 'projection leadership across two QCAT processes', ()
 
     await a.crash();
     const killedAt = Date.now();
-    while (!(await leaders()).every((leader) => leader?.endsWith(idOf(b)))) {
-      if (Date.now() - killedAt > 15_000)
-        throw new Error(`no takeover: ${JSON.stringify(await leaders())}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await vi.waitFor(
+      async () => {
+        const now = await leaders();
+        if (!now.every((leader) => leader?.endsWith(idOf(b))))
+          throw new Error(`no takeover: ${JSON.stringify(now)}`);
+      },
+      { timeout: 15_000, interval: 50 },
+    );
     const takeoverMs = Date.now() - killedAt;
     console.log(`takeover after kill -9: ${takeoverMs} ms`);
     expect(takeoverMs).toBeLessThan(15_000);
@@ -65,13 +68,14 @@ describeNeeding(['redis'], 'projection leadership across two QCAT processes', ()
     const { position } = await store.appendToStream('probe-1', [
       { type: 'LeadershipProbe', data: { n: 1 }, metadata: { actor: 't' } },
     ]);
-    const deadline = Date.now() + 10_000;
-    while (
-      (await readProjectionStatus(store.pool, store)).some((status) => status.checkpoint < position)
-    ) {
-      if (Date.now() > deadline) throw new Error('B did not project the new event');
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await vi.waitFor(
+      async () => {
+        const statuses = await readProjectionStatus(store.pool, store);
+        if (statuses.some((status) => status.checkpoint < position))
+          throw new Error('B did not project the new event');
+      },
+      { timeout: 10_000, interval: 50 },
+    );
     expect(await b.stop()).toBe(0);
   }, 180_000);
 });

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-store.js';
 import { CommandHandler } from '../core/commands/command-handler.js';
 import { InMemoryIdempotencyStore } from '../core/commands/idempotency.js';
@@ -27,12 +27,15 @@ const STRATEGIES = 40;
 const binaries = postgresBinaries();
 if (!binaries) console.warn('read-replica: skipped: install postgresql-15 (initdb, pg_basebackup)');
 
+/** Waits for `done`; answers how long it took (printed). */
 async function until(what: string, done: () => Promise<boolean>): Promise<number> {
   const started = Date.now();
-  while (!(await done())) {
-    if (Date.now() - started > GUARD_MS) throw new Error(`${what}: not within ${GUARD_MS} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+  await vi.waitFor(
+    async () => {
+      if (!(await done())) throw new Error(`${what}: not within ${GUARD_MS} ms`);
+    },
+    { timeout: GUARD_MS, interval: 25 },
+  );
   return Date.now() - started;
 }
 
