@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { ApiKeyService } from '../api/auth/api-key-service.js';
 import { MarketDataStore } from '../core/adapters/postgres/market-data-store.js';
 import { DEFAULT_INSTRUMENTS, generateCandles } from '../core/market/synthetic.js';
@@ -20,7 +20,6 @@ import { startTestServer, type TestServer } from './support/test-server.js';
 import { describeNeeding } from './support/tools.js';
 
 type Json = Record<string, unknown>;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 describeNeeding(['chromium'], 'the web console over seeded paper trading, in chromium', () => {
   let api: TestServer;
   let browser: Browser;
@@ -52,12 +51,15 @@ describeNeeding(['chromium'], 'the web console over seeded paper trading, in chr
     const quiet = { info: () => undefined, warn: () => undefined };
     await seedDemo(api.server.runtime.commands, api.server.runtime.eventStore, quiet);
     // Figures to show: valuations, a fill and an open position (the demo trades within a minute).
-    for (let waited = 0; waited < 150_000; waited += 500) {
-      const fills = (await get('/fills?limit=1'))['fills'] as unknown[];
-      const open = (await get('/positions'))['positions'] as unknown[];
-      if (fills.length > 0 && open.length > 0) break;
-      await sleep(500);
-    }
+    await vi.waitFor(
+      async () => {
+        const fills = (await get('/fills?limit=1'))['fills'] as unknown[];
+        const open = (await get('/positions'))['positions'] as unknown[];
+        if (fills.length === 0 || open.length === 0)
+          throw new Error('no fill or open position yet');
+      },
+      { timeout: 100_000, interval: 500 },
+    );
     // Research to show: a backtest and a small grid search over 90 days of hourly candles of 2025
     // (walk-forward needs days; the feed's own history is a day of minutes).
     const origin = Date.UTC(2025, 0, 1);

@@ -3,7 +3,6 @@ import { startQcat, type QcatProcess } from './support/qcat-process.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
 
 type Json = Record<string, unknown>;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('qcat serve --demo on an empty store', () => {
   let database: TestDatabase;
@@ -34,26 +33,21 @@ describe('qcat serve --demo on an empty store', () => {
     };
 
     // Three demo strategies, approved by someone other than their owner, in paper trading.
-    let strategies: Json[] = [];
-    while (strategies.length < 3 && Date.now() - started < 60_000) {
-      strategies = ((await get('/strategies?state=paper')).strategies as Json[] | undefined) ?? [];
-      await sleep(500);
-    }
-    expect(strategies).toHaveLength(3);
+    await expect
+      .poll(
+        async () => ((await get('/strategies?state=paper')).strategies as Json[] | undefined) ?? [],
+        { timeout: Math.max(1, 60_000 - (Date.now() - started)), interval: 500 },
+      )
+      .toHaveLength(3);
 
     // Fills, positions and valuations appear.
-    let fills: Json[] = [];
-    let firstFillAfter = 0;
-    while (Date.now() - started < 120_000) {
-      fills = ((await get('/fills?portfolioId=paper-1m')).fills as Json[] | undefined) ?? [];
-      if (fills.length > 0) {
-        firstFillAfter = Date.now() - started;
-        break;
-      }
-      await sleep(500);
-    }
-    console.log(`demo: first fill ${(firstFillAfter / 1000).toFixed(1)} s after start`);
-    expect(fills.length).toBeGreaterThan(0);
+    await expect
+      .poll(
+        async () => ((await get('/fills?portfolioId=paper-1m')).fills as Json[] | undefined) ?? [],
+        { timeout: Math.max(1, 120_000 - (Date.now() - started)), interval: 500 },
+      )
+      .not.toHaveLength(0);
+    console.log(`demo: first fill ${((Date.now() - started) / 1000).toFixed(1)} s after start`);
     const portfolio = await get('/portfolios/paper-1m');
     expect(JSON.stringify(portfolio)).toMatch(/"equity":\s*\d/);
     const valuedAt = (await get('/portfolios/paper-1m')).valuedAt;
