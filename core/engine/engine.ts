@@ -1,3 +1,5 @@
+// Under 400 lines without comments (what the max-lines rule counts): the paper engine's
+// cycle (load, plan, apply, record); planning and a cycle's outputs are apart (below).
 // One write-ahead-logged cycle (ADR 008) with recovery and recorded inputs. Its ports are in
 // engine-ports.ts, its record in cycle-record.ts (ADR 028), its planning step (the configuration
 // asked for, and how a new one takes over the state) in plan.ts, and the events a cycle appends
