@@ -17,6 +17,7 @@ import {
   type EliminationState,
 } from '../../core/strategies/elimination.js';
 import { strategies, strategyStream } from '../../core/strategies/strategy.js';
+import { closingOrder } from '../../core/trading/orders.js';
 import type { EliminationCandidate, OpenPosition } from '../../projections/elimination-queries.js';
 import { automationActor, intent, type Intent, type ProcessManager } from '../process-manager.js';
 import {
@@ -178,18 +179,10 @@ function suspendIntents(
         deskStream(p.portfolioId),
         {
           type: 'RequestOrder',
-          order: {
-            clientOrderId: `m-elim-${strategyId}-${p.symbol}-${at.slice(0, 10)}`.slice(0, 100),
-            portfolioId: p.portfolioId,
+          order: closingOrder(`m-elim-${strategyId}-${p.symbol}-${at.slice(0, 10)}`.slice(0, 100), {
+            ...p,
             strategyId,
-            symbol: p.symbol,
-            side: p.quantity > 0 ? 'sell' : 'buy',
-            type: 'market',
-            quantity: Math.abs(p.quantity),
-            limitPrice: null,
-            stopPrice: null,
-            reduceOnly: true,
-          },
+          }),
           requestedAt: now.getTime(),
         },
         `close:${p.portfolioId}:${p.symbol}`,

@@ -1,6 +1,6 @@
 import type { Candle } from '../market/types.js';
 import { unrealizedPnl, type Position } from '../trading/accounting.js';
-import type { OrderRequest } from '../trading/orders.js';
+import { closingOrder, type OrderRequest } from '../trading/orders.js';
 import { num, scopeKey, type RiskScope } from './common.js';
 import { limitsIn, type RiskSnapshot } from './checks.js';
 import type { PriceBreakerLimit } from './limits.js';
@@ -357,16 +357,5 @@ export function flattenOrders(
 ): OrderRequest[] {
   return positions
     .filter((p) => p.quantity !== 0 && bookInScope(scope, portfolioId, p))
-    .map((p) => ({
-      clientOrderId: `${p.strategyId}-${p.symbol}-flat-${time}`,
-      portfolioId,
-      strategyId: p.strategyId,
-      symbol: p.symbol,
-      side: p.quantity > 0 ? 'sell' : 'buy',
-      type: 'market',
-      quantity: Math.abs(p.quantity),
-      limitPrice: null,
-      stopPrice: null,
-      reduceOnly: true,
-    }));
+    .map((p) => closingOrder(`${p.strategyId}-${p.symbol}-flat-${time}`, { ...p, portfolioId }));
 }

@@ -6,7 +6,7 @@ import type { Party } from '../approvals/approval.js';
 import type { Decider, DomainEvent } from '../decider.js';
 import { ValidationError } from '../errors.js';
 import type { Candle } from '../market/types.js';
-import { reason, type OrderRequest } from '../trading/orders.js';
+import { closingOrder, reason, type OrderRequest } from '../trading/orders.js';
 import { intrabarPath } from '../trading/venue.js';
 import { initialAtr, updateAtr, type AtrState } from './atr.js';
 import { num, partySchema, refuse } from './common.js';
@@ -173,18 +173,7 @@ function exitSignal(
 ): ExitSignal {
   return {
     kind: hit.kind,
-    order: {
-      clientOrderId: exitOrderId(position.strategyId, position.symbol, barOpenTime),
-      portfolioId: position.portfolioId,
-      strategyId: position.strategyId,
-      symbol: position.symbol,
-      side: position.quantity > 0 ? 'sell' : 'buy',
-      type: 'market',
-      quantity: Math.abs(position.quantity),
-      limitPrice: null,
-      stopPrice: null,
-      reduceOnly: true,
-    },
+    order: closingOrder(exitOrderId(position.strategyId, position.symbol, barOpenTime), position),
     reason: reason(hit.kind, hit.fields),
     level: num(hit.level),
     openedAt,

@@ -232,6 +232,28 @@ function inStatus(
   return order;
 }
 
+/**
+ * A reduce-only market order that closes `position` (a stop, a breaker's flatten, an elimination):
+ * the opposite side, the whole quantity.
+ */
+export function closingOrder(
+  clientOrderId: string,
+  position: { portfolioId: string; strategyId: string; symbol: string; quantity: number },
+): OrderRequest {
+  return {
+    clientOrderId,
+    portfolioId: position.portfolioId,
+    strategyId: position.strategyId,
+    symbol: position.symbol,
+    side: position.quantity > 0 ? 'sell' : 'buy',
+    type: 'market',
+    quantity: Math.abs(position.quantity),
+    limitPrice: null,
+    stopPrice: null,
+    reduceOnly: true,
+  };
+}
+
 const REQUEST_KEYS = Object.keys(orderRequestShape()) as (keyof OrderRequest)[];
 function orderRequestShape(): Record<keyof OrderRequest, true> {
   return {
