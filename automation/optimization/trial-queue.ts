@@ -1,3 +1,4 @@
+import { ExponentialBackoff, handleWhen, retry } from 'cockatiel';
 import PgBoss from 'pg-boss';
 import { v5 as uuidv5 } from 'uuid';
 import type { JsonObject } from '../../core/eventstore/event-store.js';
@@ -39,6 +40,16 @@ const JOB_NAMESPACE = '5b0c8a62-8f4e-4d0b-9d8e-0a6c3f2e7d11';
 export const trialJobId = (optimizationId: string, trial: number): string =>
   uuidv5(`${optimizationId}:${trial}`, JOB_NAMESPACE);
 
+/**
+ * Processes that open the queue at the same moment on a database without it (workers started
+ * together) each create it, and PostgreSQL aborts one creation as a deadlock victim: that one
+ * tries again, and finds the queue made (`createQueue` leaves an existing queue as it is).
+ */
+const createQueueRetry = retry(
+  handleWhen((error) => (error as { code?: unknown }).code === '40P01'),
+  { maxAttempts: 5, backoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 1000 }) },
+);
+
 /** Expiries retried before a trial's job is given up (then the leader runs it itself). */
 const RETRY_LIMIT = 100;
 
@@ -63,7 +74,9 @@ export class TrialQueue {
     });
     boss.on('error', (error) => options.log?.(`trial queue: ${error.message}`));
     await boss.start();
-    await boss.createQueue(TRIAL_QUEUE, { name: TRIAL_QUEUE, policy: 'standard' });
+    await createQueueRetry.execute(() =>
+      boss.createQueue(TRIAL_QUEUE, { name: TRIAL_QUEUE, policy: 'standard' }),
+    );
     return new TrialQueue(boss, options.expireInSeconds ?? 120);
   }
 
