@@ -1,4 +1,5 @@
-import { firstValueFrom, take, timeout } from 'rxjs';
+import { firstValueFrom, take, timeout, type Subscription } from 'rxjs';
+import type { RecordedEvent } from '../../eventstore/event-store.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/test-database.js';
 import { PostgresEventStore } from './postgres-event-store.js';
@@ -49,5 +50,36 @@ describe('a live subscription on PostgreSQL', () => {
 
     const event = await received;
     expect(event.type).toBe('WhileDeaf');
+  });
+
+  it('wakes ten caught-up subscribers with one commit and reads its events once for all of them', async () => {
+    await expect.poll(listeners, { timeout: 5_000 }).toHaveLength(1);
+    const head = await store.headPosition();
+    const received: RecordedEvent[][] = Array.from({ length: 10 }, () => []);
+    const subscriptions: Subscription[] = received.map((into) =>
+      store.subscribeToAll({ after: head }).subscribe((event) => into.push(event)),
+    );
+    // Each subscriber's first read finds nothing and it sleeps; then count the log's reads.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    let reads = 0;
+    const readAll = store.readAll.bind(store);
+    store.readAll = (options) => {
+      reads++;
+      return readAll(options);
+    };
+    try {
+      await store.appendToStream('live-subscription-2', [
+        { type: 'ForEveryone', data: { n: 2 }, metadata: { actor: 'live-subscription-spec' } },
+      ]);
+      await expect.poll(() => received.every((events) => events.length === 1)).toBe(true);
+      // One query, where each subscriber read on its own before (ten).
+      expect(reads).toBe(1);
+      const [first] = received[0]!;
+      expect(received.every(([event]) => event === first)).toBe(true);
+      expect(Object.isFrozen(first!.data)).toBe(true);
+    } finally {
+      store.readAll = readAll;
+      for (const subscription of subscriptions) subscription.unsubscribe();
+    }
   });
 });

@@ -26,6 +26,7 @@ import { eventIdReused } from '../../eventstore/expected-revision.js';
 import { migrate } from './migrations.js';
 import { PgNotifications } from './pg-notifications.js';
 import { createPool } from './pool.js';
+import { SharedReads } from './shared-reads.js';
 import { nodeSha256 as sha256 } from '../node-sha256.js';
 
 export interface PostgresEventStoreOptions {
@@ -149,6 +150,8 @@ export class PostgresEventStore implements EventStore {
   private flushing = false;
   /** Commits announce the new head on `qcat_log`: wakes live subscribers (they also poll). */
   private readonly notifier: PgNotifications;
+  /** Live subscribers' reads: one query for all that ask for the same events at once. */
+  private readonly tail = new SharedReads((after, maxCount) => this.readAll({ after, maxCount }));
   private closed = false;
 
   private constructor(
@@ -156,6 +159,12 @@ export class PostgresEventStore implements EventStore {
     private readonly options: PostgresEventStoreOptions,
   ) {
     this.notifier = new PgNotifications(options.connectionString, 'qcat_log');
+    this.notifier.messages.subscribe(() => {
+      this.tail.noticed();
+    });
+    this.notifier.listening.subscribe(() => {
+      this.tail.noticed();
+    });
   }
 
   static async connect(options: PostgresEventStoreOptions): Promise<PostgresEventStore> {
@@ -377,7 +386,7 @@ export class PostgresEventStore implements EventStore {
       const run = async (): Promise<void> => {
         while (!closed()) {
           pending = false;
-          const events = await this.readAll({ after: checkpoint, maxCount: batchSize });
+          const events = await this.tail.after(checkpoint, batchSize);
           for (const event of events) {
             if (closed()) return;
             checkpoint = event.position;
