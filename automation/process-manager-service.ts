@@ -53,6 +53,8 @@ export class ProcessManagerService {
   /** The instant each manager this process leads last ticked at (GET /api/v1/automation). */
   private readonly lastTicks = new Map<string, Date>();
   private stopped = false;
+  /** The clock's answer being fetched: the tickers that ask at the same moment share it. */
+  private asking: Promise<Date | undefined> | undefined;
 
   constructor(private readonly options: ProcessManagerServiceOptions) {
     this.leadership = new Leadership(options.connectionString);
@@ -177,8 +179,7 @@ export class ProcessManagerService {
       () => {
         if (running) return; // a slow tick is never run twice at once
         running = true;
-        const clock = this.options.clock ?? (() => Promise.resolve(new Date()));
-        clock()
+        this.now()
           .then(async (now) => {
             if (!now) return;
             await target.tick(now);
@@ -195,6 +196,15 @@ export class ProcessManagerService {
     );
     timer.unref();
     this.tickers.set(target.name, timer);
+  }
+
+  /** The instant the managers tick at: the clock's, one question for every ticker due now. */
+  private now(): Promise<Date | undefined> {
+    const clock = this.options.clock ?? (() => Promise.resolve(new Date()));
+    this.asking ??= clock().finally(() => {
+      this.asking = undefined;
+    });
+    return this.asking;
   }
 
   private async stopRunners(): Promise<void> {

@@ -141,12 +141,31 @@ export function underperformanceOptimizer(deps: TriggerDeps): ProcessManager {
   };
 }
 
-/** The latest time `schedule` fired at or before `now` (UTC), or null. */
+/** The last answer of `lastFiring`: it holds from that firing until the next one. */
+let lastAnswer: { schedule: string; fired: Date | null; from: number; until: number } | undefined;
+
+/**
+ * The latest time `schedule` fired at or before `now` (UTC), or null. Asked at every tick (each
+ * 50 ms under a test's market clock), so the answer is kept until the schedule's next firing:
+ * croner walks the calendar back for each question.
+ */
 export function lastFiring(schedule: string, now: Date): Date | null {
+  const at = now.getTime();
+  const known = lastAnswer;
+  if (known?.schedule === schedule && known.from <= at && at < known.until) return known.fired;
   const cron = new Cron(schedule, { paused: true, timezone: 'UTC' });
   try {
     // previousRuns looks strictly before its reference: a second later includes `now` itself.
-    return cron.previousRuns(1, new Date(now.getTime() + 1000))[0] ?? null;
+    const fired = cron.previousRuns(1, new Date(at + 1000))[0] ?? null;
+    const next = cron.nextRun(now);
+    lastAnswer = {
+      schedule,
+      fired,
+      from: fired?.getTime() ?? Number.NEGATIVE_INFINITY,
+      // Within a second of the next firing, the question above already answers that one.
+      until: next ? next.getTime() - 1000 : Number.POSITIVE_INFINITY,
+    };
+    return fired;
   } finally {
     cron.stop();
   }

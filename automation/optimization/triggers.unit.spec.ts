@@ -1,3 +1,4 @@
+import { Cron } from 'croner';
 import { describe, expect, it } from 'vitest';
 import type { Party } from '../../core/approvals/approval.js';
 import { AUTOMATION_POLICY_STREAM, automationPolicy } from '../../core/capabilities/policy.js';
@@ -187,6 +188,29 @@ describe('the schedule (capability 6)', () => {
     expect(lastFiring('0 3 * * *', new Date('2026-03-10T02:59:00Z'))?.toISOString()).toBe(
       '2026-03-09T03:00:00.000Z',
     );
+  });
+
+  it('answers from its remembered firing exactly as it would afresh, up to the next one', () => {
+    // The answer is kept between firings; at every instant, in any order, it must be croner's.
+    const afresh = (schedule: string, now: Date): string | undefined =>
+      new Cron(schedule, { paused: true, timezone: 'UTC' })
+        .previousRuns(1, new Date(now.getTime() + 1000))[0]
+        ?.toISOString();
+    const base = Date.parse('2026-03-09T02:58:00Z');
+    const instants = [
+      ...Array.from({ length: 400 }, (_, i) => base + i * 431_000),
+      ...[-1500, -1000, -999, -1, 0, 1, 999, 1000].map(
+        (d) => Date.parse('2026-03-10T03:00:00Z') + d,
+      ),
+      base + 86_400_000,
+      base,
+    ];
+    for (const schedule of ['0 3 * * *', '0 0 1,27 * *', '*/5 * * * *'])
+      for (const at of instants)
+        expect(
+          lastFiring(schedule, new Date(at))?.toISOString(),
+          `${schedule} at ${String(at)}`,
+        ).toBe(afresh(schedule, new Date(at)));
   });
 });
 
