@@ -124,7 +124,11 @@ export interface EventStore {
   /** One batch of `$all` in position order; call again with `after` = last position for more. */
   readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>;
 
-  /** Catch-up then live: every committed event after `after`, exactly once, in position order. */
+  /**
+   * Catch-up then live: every committed event after `after`, exactly once, in position order.
+   * Events are facts: a subscriber reads them and never changes them (an adapter may hand the
+   * same frozen object to several subscribers).
+   */
   subscribeToAll(options?: SubscribeOptions): Observable<RecordedEvent>;
 
   /** Position of the last committed event, `START` when the log is empty. */
