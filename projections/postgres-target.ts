@@ -1,3 +1,6 @@
+// Under 400 lines without comments (what the max-lines rule counts): a read model's live apply,
+// its one-statement pass over other events and its rebuild share the registry row's protocol, and
+// read best in one file (ADR 003).
 import type pg from 'pg';
 import { PostgresEventStore } from '../core/adapters/postgres/postgres-event-store.js';
 import type { EventStore, Position, RecordedEvent } from '../core/eventstore/event-store.js';
