@@ -1,3 +1,4 @@
+import { connect, type Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventLogMigrations } from '../core/adapters/postgres/migrations.js';
@@ -137,4 +138,36 @@ describe('QCAT server with a CORS allow-list', () => {
     expect(unauthenticated.status).toBe(401);
     expect(unauthenticated.headers.get('access-control-allow-origin')).toBe(allowed);
   });
+});
+
+describe('QCAT server stopping', () => {
+  it('closes a connection that never carried a request instead of waiting for it', async () => {
+    const database = await createTestDatabase('server_stop');
+    const server = await startServer(
+      loadConfig({ DATABASE_URL: database.url, PORT: '0', LOG_LEVEL: 'silent' }),
+      { announce: () => undefined },
+    );
+    try {
+      // As a browser's preconnect: a connection opened ahead of need, no byte sent. Node's own
+      // close() waited for it until the client gave it up (about a minute for Chromium).
+      const { port } = new URL(server.url);
+      const preconnect = await new Promise<Socket>((resolve, reject) => {
+        const socket = connect(Number(port), '127.0.0.1', () => {
+          resolve(socket);
+        });
+        socket.once('error', reject);
+      });
+      const closed = new Promise<void>((resolve) =>
+        preconnect.once('close', () => {
+          resolve();
+        }),
+      );
+      expect((await fetch(`${server.url}/health/live`)).status).toBe(200); // one that was used
+      await server.stop();
+      await closed;
+      expect(preconnect.destroyed).toBe(true);
+    } finally {
+      await database.drop();
+    }
+  }, 15_000);
 });

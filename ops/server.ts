@@ -6,6 +6,7 @@ import { openRuntime, type Logger, type Runtime } from './runtime.js';
 import { ApiKeyService } from '../api/auth/api-key-service.js';
 import { app } from '../api/app.js';
 import { answerClientError } from '../api/client-errors.js';
+import { closeUnusedSocketsOnClose } from '../api/unused-sockets.js';
 import { toError } from '../core/errors.js';
 import { withAdvisoryLock } from '../core/adapters/postgres/pool.js';
 import { expireDueApprovals } from '../automation/approval-flow/expiry.js';
@@ -107,6 +108,7 @@ function httpServer(config: Config): FastifyInstance {
     // What Node's HTTP parser refuses (overlong URL, bad method or header): problem+json as well.
     clientErrorHandler: answerClientError,
   });
+  closeUnusedSocketsOnClose(fastify.server);
   fastify.addHook('onSend', (request, reply, payload, done) => {
     void reply.header('x-request-id', request.id);
     done(null, payload);
