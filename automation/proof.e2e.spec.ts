@@ -100,6 +100,10 @@ describe(
         // A member's allocated capital (equal weight, at most 0.2 of equity) is its capital request.
         PAPER_INITIAL_CASH: '50000',
         RATE_LIMIT_PER_MINUTE: '1000000',
+        // A kill -9 in the middle of a tick leaves its keyed command claimed: the restarted
+        // process's tick waits out the lease (57 s of a 60-s lease in one run) before it acts.
+        // This market's commands take milliseconds; 10 s is still far above any of them.
+        IDEMPOTENCY_LEASE_SECONDS: '10',
       });
       const listening = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(qcat.output());
       url = listening?.[1] ?? '';

@@ -112,6 +112,9 @@ export const configSchema = z
     // Answers of read-model routes kept per process until their read model changes (ADR 009).
     READ_CACHE_MB: optional(z.coerce.number().min(0).max(4096)).default(64),
     READY_MAX_LAG: optional(z.coerce.number().int().min(0)).default(10_000),
+    // How long an unfinished Idempotency-Key claim blocks a retry (409) before another process may
+    // take it over: longer than the slowest command, or a live one could be run twice.
+    IDEMPOTENCY_LEASE_SECONDS: optional(z.coerce.number().int().min(5).max(3600)).default(60),
     // Command-side snapshots (ADR 012): one is written once a load folds this many events after
     // the last one; 0 turns them off.
     SNAPSHOT_EVERY: optional(z.coerce.number().int().min(0).max(1_000_000)).default(200),

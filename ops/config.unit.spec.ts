@@ -29,6 +29,7 @@ describe('configuration', () => {
       BODY_LIMIT_BYTES: 1048576,
       READ_CACHE_MB: 64,
       READY_MAX_LAG: 10000,
+      IDEMPOTENCY_LEASE_SECONDS: 60,
       SNAPSHOT_EVERY: 200,
       QCAT_TRIAL_EXPIRE_SECONDS: 120,
       QCAT_BACKUP_SCHEDULE: '0 2 * * *',
@@ -51,6 +52,16 @@ describe('configuration', () => {
       MARKET_FEED_SEED: 42,
       MARKET_FEED_HISTORY_HOURS: 24,
     });
+  });
+
+  it('takes the idempotency lease in seconds, from 5 to 3600', () => {
+    expect(loadConfig({ IDEMPOTENCY_LEASE_SECONDS: '10' }).IDEMPOTENCY_LEASE_SECONDS).toBe(10);
+    expect(() => loadConfig({ IDEMPOTENCY_LEASE_SECONDS: '1' })).toThrow(
+      /IDEMPOTENCY_LEASE_SECONDS/,
+    );
+    expect(() => loadConfig({ IDEMPOTENCY_LEASE_SECONDS: '1.5' })).toThrow(
+      /IDEMPOTENCY_LEASE_SECONDS/,
+    );
   });
 
   it('takes the paper venue costs, the volume cap as a share or none', () => {

@@ -239,7 +239,7 @@ async function openPool({ config, log, databaseUrl, closers }: Building): Promis
 function commandHandlerFor(config: Config, eventStore: EventStore, pool: pg.Pool): CommandHandler {
   return new CommandHandler({
     eventStore,
-    idempotency: new PostgresIdempotencyStore(pool),
+    idempotency: new PostgresIdempotencyStore(pool, config.IDEMPOTENCY_LEASE_SECONDS),
     // A keyed command finds its earlier events by id, not by reading its stream (ADR 032).
     ...(config.EVENT_STORE === 'postgres' ? { eventIds: new PostgresEventIdIndex(pool) } : {}),
     ...(config.SNAPSHOT_EVERY > 0
